@@ -1,0 +1,249 @@
+"""Public entry points: :func:`evaluate` one score table, :func:`compare` two on the same resamples.
+
+Definitions (evaluation.md §2; each formula is documented where it is computed):
+
+* capacity alerts — :mod:`fedsim.evaluation.alerts`; positive entity-days — :mod:`.labels`;
+* ED(h)@k, prevented loss, lead time, phase at alert — :mod:`.outcomes`;
+* AP (sklearn step-wise), lift, ROC-AUC, recall@k, precision@k — :mod:`.metrics`;
+* case-level cluster bootstrap, percentile CI, paired P(A > B) — :mod:`.bootstrap`.
+
+Metric names in the tidy table (``metric`` column): ``ed`` (h, k), ``detected`` (k: alerted at all),
+``prevented_eur`` / ``prevented_share`` / ``prevented_eur_per_1k_alerts`` (delta_h, rho, k),
+``lead_time_h_p25`` / ``_median`` / ``_p75`` (k), ``phase_<label>`` (k; labels in
+``outcomes.PHASE_LABELS``), ``recall`` / ``precision`` (k; per day, averaged over days), ``ap``,
+``lift``, ``roc_auc``, ``prevalence``; counts without interval: ``n_cases``, ``n_positive_rows``,
+``alerts`` (k). Every metric is reported per fraud type and for ``all``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fedsim.evaluation import tables
+from fedsim.evaluation.bootstrap import ClusterIndex, percentile_interval, resample_weights, share_greater
+from fedsim.evaluation.estimator import MetricEstimator, MetricKey, evaluated_mask
+from fedsim.evaluation.inputs import (
+    DEFAULT_CAPACITIES,
+    DEFAULT_HORIZONS_H,
+    DEFAULT_INTERDICTION,
+    DEFAULT_LATENCIES_H,
+    EvaluationSettings,
+    Truth,
+    validate_partner_sizes,
+    validate_scores,
+)
+from fedsim.evaluation.labels import case_windows, positive_pairs
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Metrics of one score table.
+
+    Attributes:
+        table: tidy long table ``metric, fraud_type, k, h, delta_h, rho, value, lo, hi``.
+        case_alerts: per evaluated case and capacity k: ``t_alert`` (s, NaN = never), lead time (h),
+            phase at alert, loss (€).
+        settings: the validated settings used.
+    """
+
+    table: pd.DataFrame
+    case_alerts: pd.DataFrame
+    settings: EvaluationSettings
+
+    def flat(self) -> dict[str, float]:
+        """MLflow-style ``{name: value}`` (scheme in :mod:`fedsim.evaluation.tables`)."""
+        return tables.flatten_metrics(self.table)
+
+    def value(self, metric: str, *, column: str = "value", **where) -> float:
+        """One cell, e.g. ``result.value("ed", k=0.005, h=0)`` (see :func:`tables.lookup`)."""
+        return tables.lookup(self.table, metric, column=column, **where)
+
+
+@dataclass(frozen=True)
+class ComparisonResult:
+    """Paired comparison of score tables A and B on the same cases and resamples.
+
+    Attributes:
+        table: ``metric, fraud_type, k, h, delta_h, rho, value_a, value_b, diff, lo, hi, p_a_gt_b``
+            where ``diff = value_a − value_b`` and ``lo, hi`` is the percentile CI of the difference.
+        result_a, result_b: each side's own evaluation (same resamples as the difference).
+    """
+
+    table: pd.DataFrame
+    result_a: EvaluationResult
+    result_b: EvaluationResult
+
+    def flat(self) -> dict[str, float]:
+        """MLflow-style names with ``_a``, ``_b``, ``_diff``, ``_diff_lo``, ``_diff_hi``, ``_p_a_gt_b``."""
+        return tables.flatten_comparison(self.table)
+
+    def value(self, metric: str, *, column: str = "diff", **where) -> float:
+        """One cell, e.g. ``cmp.value("ap", column="p_a_gt_b")``."""
+        return tables.lookup(self.table, metric, column=column, **where)
+
+
+def _settings(**kwargs) -> EvaluationSettings:
+    return EvaluationSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
+
+
+def _estimators(
+    score_tables: Sequence[pd.DataFrame],
+    truth: Mapping[str, pd.DataFrame] | Truth,
+    partner_sizes: Mapping[str, int],
+    settings: EvaluationSettings,
+) -> list[MetricEstimator]:
+    """Validate inputs and build one estimator per score table over shared bootstrap clusters."""
+    sizes = validate_partner_sizes(partner_sizes)
+    valid_truth = Truth.from_tables(truth)
+    names = ["scores"] if len(score_tables) == 1 else ["scores_a", "scores_b"]
+    valid = [
+        validate_scores(s, partner_sizes=sizes, table=n) for s, n in zip(score_tables, names, strict=True)
+    ]
+    cases = valid_truth.cases
+    windows = case_windows(cases, valid_truth.money_outs)
+    pairs = [positive_pairs(s, valid_truth.case_entities, windows) for s in valid]
+    negative = [
+        s.drop(index=p["row"].unique())[["partner", "entity_id"]] for s, p in zip(valid, pairs, strict=True)
+    ]
+    clusters = ClusterIndex.build(
+        evaluated_cases=cases["case_id"].to_numpy()[
+            evaluated_mask(cases, test_window_ts=settings.test_window_ts)
+        ],
+        other_cases=np.concatenate([p["case_id"].to_numpy() for p in pairs]),
+        negative_entities=negative,
+    )
+    return [
+        MetricEstimator(
+            scores=s, pairs=p, truth=valid_truth, partner_sizes=sizes, settings=settings, clusters=clusters
+        )
+        for s, p in zip(valid, pairs, strict=True)
+    ]
+
+
+def _point_and_resamples(
+    estimators: list[MetricEstimator], settings: EvaluationSettings
+) -> tuple[list[MetricKey], list[np.ndarray], list[np.ndarray]]:
+    """Point estimates (n_metrics,) and resampled values (n_metrics, n_boot) for each estimator.
+
+    Every estimator sees the same weight chunks, which makes comparisons paired.
+    """
+    n_clusters = estimators[0].n_clusters
+    first = [e.values(np.ones((n_clusters, 1))) for e in estimators]
+    keys = list(first[0])
+    if any(list(f) != keys for f in first):
+        raise RuntimeError("paired estimators produced different metric sets")
+    points = [np.array([f[key][0] for key in keys]) for f in first]
+    chunks: list[list[np.ndarray]] = [[] for _ in estimators]
+    for weights in resample_weights(estimators[0].strata, n_boot=settings.n_boot, seed=settings.seed):
+        for est, store in zip(estimators, chunks, strict=True):
+            vals = est.values(weights)
+            store.append(np.array([vals[key] for key in keys]))
+    samples = [np.concatenate(c, axis=1) if c else np.empty((len(keys), 0)) for c in chunks]
+    return keys, points, samples
+
+
+def _result(est: MetricEstimator, keys, point, samples, settings) -> EvaluationResult:
+    lo, hi = percentile_interval(samples, level=settings.ci_level)
+    counts = est.counts()
+    all_keys = keys + list(counts)
+    nan = np.full(len(counts), np.nan)
+    table = tables.tidy_table(
+        all_keys,
+        value=np.concatenate([point, list(counts.values())]),
+        lo=np.concatenate([lo, nan]),
+        hi=np.concatenate([hi, nan]),
+    )
+    return EvaluationResult(table=table, case_alerts=est.case_alerts(), settings=settings)
+
+
+def evaluate(
+    scores: pd.DataFrame,
+    truth: Mapping[str, pd.DataFrame] | Truth,
+    *,
+    partner_sizes: Mapping[str, int],
+    test_window_ts: tuple[int, int],
+    seed: int,
+    capacities: Sequence[float] = DEFAULT_CAPACITIES,
+    horizons_h: Sequence[float] = DEFAULT_HORIZONS_H,
+    latencies_h: Sequence[float] = DEFAULT_LATENCIES_H,
+    interdiction: Sequence[float] = DEFAULT_INTERDICTION,
+    n_boot: int = 1000,
+    ci_level: float = 0.95,
+) -> EvaluationResult:
+    """Case-level early-detection metrics of one score table with cluster-bootstrap CIs.
+
+    Args:
+        scores: one row per scored entity-day of the test window: ``partner, entity_id, day,
+            decision_ts`` (s since world start, when the score was available), ``score`` (higher =
+            more suspicious).
+        truth: ``cases``, ``money_outs``, ``case_entities`` truth tables (synthetic/schema.py).
+        partner_sizes: partner -> number of entities it has (base of its daily alert capacity).
+        test_window_ts: ``(start, end)`` s; cases with t_loss in [start, end) are evaluated.
+        seed: seed of the bootstrap generator (the only randomness).
+        capacities: daily alert capacity k per partner as a fraction of its entities.
+        horizons_h: ED horizons h (hours). latencies_h: intervention latencies Δ (hours).
+        interdiction: interdiction success rates ρ. n_boot: resamples (0 = no CI).
+        ci_level: coverage of the percentile intervals.
+    """
+    settings = _settings(
+        test_window_ts=test_window_ts,
+        seed=seed,
+        capacities=capacities,
+        horizons_h=horizons_h,
+        latencies_h=latencies_h,
+        interdiction=interdiction,
+        n_boot=n_boot,
+        ci_level=ci_level,
+    )
+    (est,) = _estimators([scores], truth, partner_sizes, settings)
+    keys, (point,), (samples,) = _point_and_resamples([est], settings)
+    return _result(est, keys, point, samples, settings)
+
+
+def compare(
+    scores_a: pd.DataFrame,
+    scores_b: pd.DataFrame,
+    truth: Mapping[str, pd.DataFrame] | Truth,
+    *,
+    partner_sizes: Mapping[str, int],
+    test_window_ts: tuple[int, int],
+    seed: int,
+    capacities: Sequence[float] = DEFAULT_CAPACITIES,
+    horizons_h: Sequence[float] = DEFAULT_HORIZONS_H,
+    latencies_h: Sequence[float] = DEFAULT_LATENCIES_H,
+    interdiction: Sequence[float] = DEFAULT_INTERDICTION,
+    n_boot: int = 1000,
+    ci_level: float = 0.95,
+) -> ComparisonResult:
+    """Paired comparison of two score tables (e.g. two regimes) on the same test set (evaluation.md §3).
+
+    Both tables are evaluated on the same bootstrap resamples (clusters: all cases, and the union of
+    both tables' entities), so the CI of A − B and P(A > B) reflect the pairing. Arguments as in
+    :func:`evaluate`.
+    """
+    settings = _settings(
+        test_window_ts=test_window_ts,
+        seed=seed,
+        capacities=capacities,
+        horizons_h=horizons_h,
+        latencies_h=latencies_h,
+        interdiction=interdiction,
+        n_boot=n_boot,
+        ci_level=ci_level,
+    )
+    est_a, est_b = _estimators([scores_a, scores_b], truth, partner_sizes, settings)
+    keys, (point_a, point_b), (samples_a, samples_b) = _point_and_resamples([est_a, est_b], settings)
+    diff = samples_a - samples_b
+    lo, hi = percentile_interval(diff, level=settings.ci_level)
+    table = tables.comparison_table(
+        keys, value_a=point_a, value_b=point_b, lo=lo, hi=hi, p_a_gt_b=share_greater(diff)
+    )
+    return ComparisonResult(
+        table=table,
+        result_a=_result(est_a, keys, point_a, samples_a, settings),
+        result_b=_result(est_b, keys, point_b, samples_b, settings),
+    )

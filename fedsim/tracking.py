@@ -1,0 +1,376 @@
+"""MLflow adapter: one MLflow run per grid cell. The only module of fedsim that imports mlflow.
+
+Where runs go: an explicit ``tracking_uri``, else ``$MLFLOW_TRACKING_URI``, else an embedded
+sqlite store ``sqlite:///<cwd>/mlflow.db``. For a sqlite store the artifacts sit next to the
+database in ``mlartifacts/<experiment>/`` (MLflow's own default would be ``./mlruns`` in whatever
+directory the process happens to run in).
+
+mlflow is imported on first use (it costs ~3 s) and telemetry is switched off before that.
+
+Names and values, as MLflow accepts them (checked against mlflow 3.17):
+
+* param / metric / tag **keys** may hold letters, digits, ``_ - . space : /``; fedsim replaces
+  any other character (e.g. ``@``, ``+``, ``|``, ``=``) by ``_`` and refuses ``/``, ``:`` too
+  (``/`` makes MLflow treat the key as a path, ``:`` is refused on Windows). Two keys that become
+  equal after this are an error. Keys are at most 250 characters.
+* **values** are free text: ``bank_1+telco`` or ``pooled|bank_1+telco|…`` are fine as param
+  values, tag values and run names. Param values longer than 6000 characters are cut and end in
+  ``…[sha256:<16 hex>]`` so distinct long values stay distinct.
+* **metric values** are floats; NaN is kept (an undefined metric), ±inf is stored by MLflow as
+  ±1.797e308.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fedsim.experiment import RunSpec, format_epsilon, format_number
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+CONFIG_HASH_TAG = "fedsim.config_hash"
+SUPERSEDED_TAG = "fedsim.superseded"
+MAX_PARAM_VALUE = 6000
+MAX_KEY = 250
+_BATCH = 100  # MLflow accepts at most 100 params+tags and 1000 metrics per log_batch
+_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\- ]")
+
+
+# Offline hygiene: set before mlflow is first imported (it is imported only inside this module).
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+
+class TrackingError(RuntimeError):
+    """A tracking call that cannot be done as asked (bad key, no active run, unknown experiment)."""
+
+
+def _mlflow_client(tracking_uri: str) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    """The store to use: explicit URI, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    if tracking_uri:
+        return tracking_uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _artifact_root(tracking_uri: str) -> Path | None:
+    """``<db folder>/mlartifacts`` for a sqlite file store; None (server decides) otherwise."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri.endswith(":memory:"):
+        return None
+    return Path(tracking_uri[len(prefix):]).parent / "mlartifacts"
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> str:
+    """Commit of the fedsim source tree (``git rev-parse HEAD``), '+dirty' if files changed; 'unknown'."""
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}+dirty" if changed else (head or "unknown")
+
+
+def sanitize_key(key: str) -> str:
+    """A key MLflow accepts: characters outside ``[A-Za-z0-9_.- ]`` become ``_``; at most 250 chars."""
+    # Leading dots would read as a relative path ('..x'), which MLflow refuses.
+    clean = _BAD_KEY_CHARS.sub("_", str(key)).strip().lstrip(".")
+    if not clean:
+        raise TrackingError(f"key {key!r}: needs at least one letter or digit")
+    if len(clean) > MAX_KEY:
+        raise TrackingError(f"key {key[:40]!r}…: {len(clean)} characters; allowed: at most {MAX_KEY}")
+    return clean
+
+
+def param_value(value: Any) -> str:
+    """Param value as text: floats in shortest exact form (1.0 → '1', inf → 'inf'), sequences joined
+    by ',', cut at 6000 chars."""
+    if isinstance(value, float):
+        text = format_number(value)
+    elif isinstance(value, list | tuple):
+        text = ",".join(param_value(v) for v in value)
+    else:
+        text = str(value)
+    if len(text) <= MAX_PARAM_VALUE:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    tail = f"…[sha256:{digest}]"
+    return text[: MAX_PARAM_VALUE - len(tail)] + tail
+
+
+def _sanitized(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for key, value in mapping.items():
+        clean = sanitize_key(key)
+        if clean in out:
+            raise TrackingError(f"keys {origin[clean]!r} and {key!r} both become {clean!r}; rename one")
+        out[clean], origin[clean] = value, key
+    return out
+
+
+def cell_params(cell: RunSpec) -> dict[str, str]:
+    """The params every run carries: its cell and the experiment's shared settings, flattened."""
+    core = {
+        "regime": cell.regime,
+        "coalition": "+".join(cell.coalition),
+        "model": cell.model,
+        "seed": str(cell.seed),
+        "epsilon": format_epsilon(cell.epsilon),
+        "config_hash": cell.config_hash,
+        "git_commit": git_commit(),
+    }
+    shared = _flatten({
+        "world": {**cell.world.model_dump(mode="json", exclude={"overrides"}), "digest": cell.world_digest,
+                  "overrides": cell.world.overrides},
+        "split": cell.split.model_dump(mode="json"),
+        "training": cell.training.model_dump(mode="json"),
+        "metrics": cell.metrics.model_dump(mode="python"),
+    })
+    return {**core, **{k: param_value(v) for k, v in shared.items() if v is not None}}
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, prefix=f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _number(key: str, value: Any) -> float:
+    # numpy scalars count as numbers; bools and text do not.
+    if isinstance(value, bool) or not hasattr(value, "__float__") or isinstance(value, str):
+        raise TrackingError(f"metric {key!r} = {value!r}: allowed: a number (float; NaN = undefined)")
+    return float(value)
+
+
+def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Check ``name`` / ``name_lo`` / ``name_hi`` metrics: numbers, CI bounds with their estimate."""
+    values = {key: _number(key, value) for key, value in metrics.items()}
+    for key in values:
+        base, _, bound = key.rpartition("_")
+        if bound in ("lo", "hi") and base not in values:
+            raise TrackingError(f"metric {key!r}: a CI bound needs its estimate {base!r} in the same call")
+        if bound == "lo" and f"{base}_hi" in values:
+            lo, hi = values[key], values[f"{base}_hi"]
+            if not (math.isnan(lo) or math.isnan(hi)) and lo > hi:
+                raise TrackingError(f"metric {base!r}: CI bounds reversed ({key} = {lo} > {base}_hi = {hi})")
+    return values
+
+
+class Tracker:
+    """One MLflow experiment in one store; logs to one active run at a time.
+
+    tracking_uri: MLflow tracking URI (see :func:`resolve_tracking_uri`). experiment_name: the
+    experiment (created on first use, restored if it was deleted).
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment_name: str = "default") -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment_name = experiment_name
+        self._client: MlflowClient | None = None
+        self._experiment_id: str | None = None
+        self._active: str | None = None
+
+    # -- store ------------------------------------------------------------------------------
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client (mlflow is imported here, on first use)."""
+        if self._client is None:
+            self._client = _mlflow_client(self.tracking_uri)
+        return self._client
+
+    @property
+    def experiment_id(self) -> str:
+        """Id of this tracker's experiment; created or restored on first use."""
+        if self._experiment_id is None:
+            self._experiment_id = self._ensure_experiment(self.experiment_name)
+        return self._experiment_id
+
+    def _ensure_experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            root = _artifact_root(self.tracking_uri)
+            location = (root / name).resolve().as_uri() if root else None
+            return self.client.create_experiment(name, artifact_location=location)
+        if found.lifecycle_stage == "deleted":
+            self.client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+
+    @property
+    def active_run_id(self) -> str:
+        """Id of the run opened by :meth:`start_run`; TrackingError outside one."""
+        if self._active is None:
+            raise TrackingError("no active run: log inside `with tracker.start_run(cell, ...):`")
+        return self._active
+
+    # -- finding and removing runs ----------------------------------------------------------
+    def find_runs(self, config_hash: str) -> list[tuple[str, str]]:
+        """(run_id, status) of every non-deleted run with this config hash, newest first.
+
+        status is MLflow's: RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
+        """
+        from mlflow.entities import ViewType
+
+        if not re.fullmatch(r"[0-9a-f]{64}", config_hash):
+            raise TrackingError(f"config_hash {config_hash!r}: allowed: 64 lowercase hex digits (sha256)")
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}'",
+            run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time DESC"],
+        )
+        return [(run.info.run_id, run.info.status) for run in runs]
+
+    def delete_run(self, run_id: str) -> None:
+        """Mark a run superseded (and KILLED if it never ended), then delete it (MLflow soft delete)."""
+        run = self.client.get_run(run_id)
+        self.client.set_tag(run_id, SUPERSEDED_TAG, "true")
+        if run.info.status in ("RUNNING", "SCHEDULED"):
+            self.client.set_terminated(run_id, status="KILLED")
+        self.client.delete_run(run_id)
+
+    # -- one run ----------------------------------------------------------------------------
+    @contextmanager
+    def start_run(self, cell: RunSpec, *, world_hash: str | None = None,
+                  tags: Mapping[str, str] | None = None) -> Iterator[str]:
+        """Open an MLflow run for a grid cell; yields its run id.
+
+        Logs the cell's params (regime, coalition, model, seed, epsilon, config hash, git commit,
+        shared settings) and ``world_hash`` when given. Ends FINISHED, or FAILED if the block
+        raises (KILLED on Ctrl-C); the exception propagates.
+        """
+        if self._active is not None:
+            raise TrackingError(f"run {self._active} is still active; runs do not nest here")
+        run_tags = {CONFIG_HASH_TAG: cell.config_hash, **_sanitized(dict(tags or {}))}
+        run = self.client.create_run(self.experiment_id, run_name=cell.run_name,
+                                     tags={k: str(v) for k, v in run_tags.items()})
+        self._active = run.info.run_id
+        try:
+            params: dict[str, Any] = cell_params(cell)
+            if world_hash is not None:
+                params["world_hash"] = world_hash
+            self.log_params(params)
+            yield run.info.run_id
+        except BaseException as err:
+            status = "FAILED" if isinstance(err, Exception) else "KILLED"
+            self.client.set_terminated(run.info.run_id, status=status)
+            raise
+        else:
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
+        finally:
+            self._active = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params of the active run (values become text; see the module notes on limits)."""
+        from mlflow.entities import Param
+
+        items = [Param(k, param_value(v)) for k, v in _sanitized(params).items()]
+        for start in range(0, len(items), _BATCH):
+            self.client.log_batch(self.active_run_id, params=items[start:start + _BATCH])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set tags on the active run."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in _sanitized(tags).items()]
+        for start in range(0, len(items), _BATCH):
+            self.client.log_batch(self.active_run_id, tags=items[start:start + _BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        """Log final metrics of the active run: ``name`` with optional ``name_lo`` / ``name_hi`` (95% CI)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        values = check_metrics(_sanitized(metrics))
+        items = [Metric(k, v, now, step) for k, v in values.items()]
+        for start in range(0, len(items), 10 * _BATCH):
+            self.client.log_batch(self.active_run_id, metrics=items[start:start + 10 * _BATCH])
+
+    def log_step_metrics(self, name: str, values: Sequence[float]) -> None:
+        """Log a per-round curve: ``values[i]`` at step ``i`` (e.g. loss per federated round)."""
+        from mlflow.entities import Metric
+
+        key = sanitize_key(name)
+        now = int(time.time() * 1000)
+        items = [Metric(key, _number(f"{key}[{step}]", v), now, step) for step, v in enumerate(values)]
+        for start in range(0, len(items), 10 * _BATCH):
+            self.client.log_batch(self.active_run_id, metrics=items[start:start + 10 * _BATCH])
+
+    def log_artifact(self, path: str | Path, *, name: str | None = None) -> None:
+        """Store a local file or folder with the active run, under the artifact folder ``name`` if given."""
+        local = Path(path)
+        folder = sanitize_key(name) if name else None
+        if local.is_dir():
+            self.client.log_artifacts(self.active_run_id, str(local), artifact_path=folder)
+        elif local.is_file():
+            self.client.log_artifact(self.active_run_id, str(local), artifact_path=folder)
+        else:
+            raise TrackingError(f"artifact {name or local.name!r}: no such file or folder {local}")
+
+    # -- reading back -----------------------------------------------------------------------
+    def runs_table(self, experiment_name: str | None = None) -> pd.DataFrame:
+        """One row per FINISHED run: run_id, run_name, start_time, then params, then metrics.
+
+        A metric whose name equals a param's gets the column ``metrics.<name>``. Default
+        experiment: this tracker's.
+        """
+        import pandas as pd
+
+        exp_id = self._existing_experiment_id(experiment_name or self.experiment_name)
+        rows = [_row(run) for run in self._finished_runs(exp_id)]
+        if not rows:
+            return pd.DataFrame(columns=["run_id", "run_name", "start_time"])
+        return pd.DataFrame(rows).sort_values("start_time", kind="stable").reset_index(drop=True)
+
+    def _existing_experiment_id(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is None or found.lifecycle_stage == "deleted":
+            known = [e.name for e in self.client.search_experiments()]
+            raise TrackingError(f"experiment {name!r}: not in {self.tracking_uri}; known: {', '.join(known)}")
+        return found.experiment_id
+
+    def _finished_runs(self, experiment_id: str) -> Iterator[Any]:
+        from mlflow.entities import ViewType
+
+        token = None
+        while True:
+            page = self.client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
+                                           run_view_type=ViewType.ACTIVE_ONLY, page_token=token)
+            yield from page
+            token = page.token
+            if not token:
+                return
+
+
+def _row(run: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    row: dict[str, Any] = {"run_id": run.info.run_id, "run_name": run.info.run_name,
+                           "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")}
+    row.update(sorted(run.data.params.items()))
+    for key, value in sorted(run.data.metrics.items()):
+        row[f"metrics.{key}" if key in row else key] = value
+    return row

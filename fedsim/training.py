@@ -1,0 +1,340 @@
+"""The one local training loop every regime shares (plain torch; runs unchanged under Opacus DP-SGD).
+
+Siloed, pooled, watchlist, horizontal and vertical FL and their DP variants all call :func:`fit`, so
+differences between regimes come from the data they see, not from the optimiser code.
+
+Under differential privacy the caller builds a fresh model, optimizer and loader, wraps them once
+with ``opacus.PrivacyEngine().make_private(...)`` (default ``loss_reduction="mean"``, Poisson
+sampling) and passes the wrapped objects in; :func:`fit` never wraps anything itself and imports no
+Opacus code. What makes the loop DP-safe:
+
+* the loss is a per-row mean over the *actual* batch, ``Σ wᵢ·ℓᵢ / B``, so each row's gradient
+  depends on that row only (what Opacus's per-sample clipping assumes); weights are normalised
+  over the whole training set in :func:`make_loader`, never per batch;
+* empty Poisson batches still run forward, backward and ``optimizer.step()``: DP-SGD must add
+  noise (and the accountant must count a step) whether or not a batch happens to be empty;
+* the FedProx proximal gradient is data-independent, so it is added *after* clipping and noise
+  (a pre-step hook on the inner optimizer), not to the loss, whose extra gradient Opacus would
+  silently drop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+OPACUS_PREFIX = "_module."
+"""Opacus' GradSampleModule stores the wrapped model under ``_module``; its state-dict keys carry this."""
+
+
+class TrainConfig(BaseModel):
+    """Hyper-parameters of one local training run. Frozen; validated once when built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(5, ge=1, le=10_000, description="passes over the local training set (count)")
+    batch_size: int = Field(256, ge=1, le=10_000_000,
+                            description="rows per batch (count); under Opacus the *expected* Poisson batch")
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="optimizer step size (per step)")
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty coefficient (torch convention)")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="'adam' (Kingma & Ba 2015) or plain 'sgd'")
+    proximal_mu: float = Field(0.0, ge=0.0, le=1e4,
+                               description="FedProx μ (Li et al. 2020); 0 = plain local training / FedAvg")
+    class_weight: Literal["balanced"] | None = Field(
+        "balanced", description="'balanced': positives weighted by Σ w(negatives) / Σ w(positives); None: 1")
+    seed: int = Field(0, ge=0, description="seeds batch shuffling (torch.Generator); init has its own seed")
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one call of :func:`fit` did.
+
+    ``final_loss`` and ``epoch_losses`` are the weighted data loss (BCE with ``pos_weight``,
+    FedProx term excluded) averaged over the rows seen in each epoch, as measured during training.
+    """
+
+    epochs: int
+    steps: int
+    final_loss: float
+    epoch_losses: tuple[float, ...]
+    n_examples: int
+    pos_weight: float
+    seconds: float
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def _as_features(X: object) -> torch.Tensor:
+    arr = np.asarray(X, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"X: array of shape {arr.shape}; allowed: 2-d (rows, features)")
+    if not np.isfinite(arr).all():
+        raise ValueError("X: contains NaN or ±inf; allowed: finite numbers (run Standardizer first)")
+    return torch.from_numpy(arr)
+
+
+def _as_labels(y: object, n_rows: int) -> torch.Tensor:
+    arr = np.asarray(y, dtype=np.float32)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"y: shape {arr.shape}; allowed: ({n_rows},), one label per row of X")
+    if not np.isin(arr, (0.0, 1.0)).all():
+        raise ValueError(f"y: values {np.unique(arr)[:5]}; allowed: 0 or 1")
+    return torch.from_numpy(arr)
+
+
+def _as_weights(sample_weight: object, n_rows: int) -> torch.Tensor:
+    """Validate weights and rescale them to mean 1 over the whole set (keeps loss scale and lr comparable)."""
+    arr = np.asarray(sample_weight, dtype=np.float64)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"sample_weight: shape {arr.shape}; allowed: ({n_rows},), one weight per row")
+    if not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
+        raise ValueError("sample_weight: has negative, non-finite or only zero values; "
+                         "allowed: finite weights >= 0 with a positive sum")
+    return torch.from_numpy((arr / arr.mean()).astype(np.float32))
+
+
+def make_loader(X: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
+                sample_weight: np.ndarray | None = None) -> DataLoader:
+    """Shuffling DataLoader over ``TensorDataset(X, y)`` or ``(X, y, w)``; the order is fixed by ``seed``.
+
+    Args:
+        X: features ``(n, d)``, finite (standardise first).
+        y: 0/1 labels ``(n,)``.
+        batch_size: rows per batch (count). Pass this loader to Opacus ``make_private`` to get
+            Poisson sampling with rate ``1 / len(loader)``.
+        seed: seeds the loader's own ``torch.Generator`` (the global RNG is not used).
+        sample_weight: optional ``(n,)`` non-negative weights, rescaled here to mean 1 over the set.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: {batch_size!r}; allowed: an integer >= 1")
+    features = _as_features(X)
+    tensors = [features, _as_labels(y, features.shape[0])]
+    if features.shape[0] == 0:
+        raise ValueError("X: 0 rows; allowed: at least one training row")
+    if sample_weight is not None:
+        tensors.append(_as_weights(sample_weight, features.shape[0]))
+    generator = torch.Generator().manual_seed(int(seed))
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, generator=generator)
+
+
+def _loader_tensors(data_loader: DataLoader) -> tuple[torch.Tensor, ...]:
+    dataset = getattr(data_loader, "dataset", None)
+    if not isinstance(dataset, TensorDataset) or len(dataset.tensors) not in (2, 3):
+        raise ValueError(f"data_loader.dataset: {type(dataset).__name__}; allowed: a TensorDataset of "
+                         "(X, y) or (X, y, w), as built by make_loader (Opacus keeps it when wrapping)")
+    return dataset.tensors
+
+
+def balanced_pos_weight(y: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    """Weight of a positive row so both classes carry equal total weight: Σ w[y=0] / Σ w[y=1].
+
+    Same class balance as scikit-learn's ``class_weight="balanced"`` (w_c = n / (2·n_c), King &
+    Zeng 2001), expressed as the ``pos_weight`` of ``BCEWithLogitsLoss`` (negatives keep weight 1).
+    """
+    w = torch.ones_like(y) if weights is None else weights
+    positive = float((w * y).sum())
+    negative = float((w * (1 - y)).sum())
+    if positive <= 0 or negative <= 0:
+        raise ValueError(f"y: weighted positives {positive:g}, negatives {negative:g}; "
+                         "allowed: both classes present for class_weight='balanced'")
+    return negative / positive
+
+
+# --------------------------------------------------------------------------------------------
+# Weights exchange (plain and Opacus-wrapped models alike)
+# --------------------------------------------------------------------------------------------
+def weight_names(model: nn.Module) -> list[str]:
+    """State-dict keys in :func:`get_weights` order, without Opacus' ``_module.`` prefix."""
+    return [k.removeprefix(OPACUS_PREFIX) for k in model.state_dict()]
+
+
+def get_weights(model: nn.Module) -> list[np.ndarray]:
+    """Copies of every state-dict tensor as numpy arrays, in state-dict order (what FL exchanges)."""
+    return [v.detach().cpu().numpy().copy() for v in model.state_dict().values()]
+
+
+def set_weights(model: nn.Module, arrays: Sequence[np.ndarray]) -> None:
+    """Load ``arrays`` (in :func:`get_weights` order) into ``model``, wrapped or not; shapes must match."""
+    state = model.state_dict()
+    if len(arrays) != len(state):
+        raise ValueError(f"arrays: {len(arrays)} arrays; allowed: {len(state)} (one per entry of "
+                         f"{weight_names(model)})")
+    new_state = {}
+    for (key, current), array in zip(state.items(), arrays, strict=True):
+        tensor = torch.as_tensor(np.asarray(array), dtype=current.dtype)
+        if tensor.shape != current.shape:
+            raise ValueError(f"arrays[{key.removeprefix(OPACUS_PREFIX)}]: shape {tuple(tensor.shape)}; "
+                             f"allowed: {tuple(current.shape)}")
+        new_state[key] = tensor
+    model.load_state_dict(new_state, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# FedProx
+# --------------------------------------------------------------------------------------------
+def _reference_tensors(model: nn.Module, reference_params: Sequence[np.ndarray] | None
+                       ) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    """Pair each trainable parameter with its reference value (default: its value now)."""
+    if reference_params is None:
+        return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
+    names = weight_names(model)
+    if len(reference_params) != len(names):
+        raise ValueError(f"reference_params: {len(reference_params)} arrays; allowed: {len(names)} "
+                         f"in get_weights order ({names})")
+    by_name = dict(zip(names, reference_params, strict=True))
+    pairs = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        ref = torch.as_tensor(np.asarray(by_name[name.removeprefix(OPACUS_PREFIX)]), dtype=p.dtype)
+        if ref.shape != p.shape:
+            raise ValueError(f"reference_params[{name}]: shape {tuple(ref.shape)}; allowed: {tuple(p.shape)}")
+        pairs.append((p, ref))
+    return pairs
+
+
+def _add_proximal_gradient(pairs: list[tuple[torch.nn.Parameter, torch.Tensor]], mu: float) -> None:
+    """Add ∇ of the FedProx term μ/2·‖w − w_ref‖², i.e. μ·(w − w_ref), to each parameter's gradient.
+
+    FedProx: Li, Sahu, Zaheer, Sanjabi, Talwalkar & Smith 2020, "Federated Optimization in
+    Heterogeneous Networks", MLSys, eq. (2). Called right before the inner optimizer's update,
+    after Opacus has clipped and noised the data gradient (the term uses no data, so it costs no ε).
+    """
+    with torch.no_grad():
+        for p, ref in pairs:
+            prox = mu * (p - ref)
+            if p.grad is None:
+                p.grad = prox
+            else:
+                p.grad.add_(prox)
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD over the trainable parameters with ``config``'s learning rate and weight decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], criterion: nn.Module
+                ) -> tuple[torch.Tensor, float, int]:
+    """Mean weighted loss over the actual rows of one batch (0 for an empty batch), its sum, its size."""
+    xb, yb = batch[0], batch[1]
+    per_row = criterion(model(xb).reshape(-1), yb)
+    if len(batch) == 3:
+        per_row = per_row * batch[2]
+    total = per_row.sum()
+    n_rows = int(yb.shape[0])
+    return total / max(n_rows, 1), float(total.detach()), n_rows
+
+
+def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
+        sample_weight: np.ndarray | None = None, optimizer: torch.optim.Optimizer | None = None,
+        data_loader: DataLoader | None = None, reference_params: Sequence[np.ndarray] | None = None,
+        progress: Callable[[int, float], None] | None = None) -> FitReport:
+    """Train ``model`` in place on features ``X`` ``(n, d)`` and 0/1 labels ``y`` ``(n,)``; the shared loop.
+
+    Loss: ``BCEWithLogitsLoss(pos_weight)`` per row, times the row's sample weight, averaged over the
+    batch; ``pos_weight`` = :func:`balanced_pos_weight` when ``config.class_weight == "balanced"``.
+
+    Args:
+        model: maps ``(B, d)`` → ``(B,)`` logits; may be an Opacus ``GradSampleModule``.
+        X, y: the training rows. If ``data_loader`` is given it must iterate over these same rows
+            (only the row count is checked) and the class balance is read from its dataset.
+        config: hyper-parameters; ``config.seed`` seeds the loader built here.
+        sample_weight: ``(n,)`` weights, used when the loader is built here; with your own
+            ``data_loader`` put them in it (``make_loader(..., sample_weight=...)``).
+        optimizer: used as is (e.g. Opacus ``DPOptimizer``); default :func:`make_optimizer`.
+        data_loader: used as is (e.g. Opacus' Poisson ``DPDataLoader``); default :func:`make_loader`.
+        reference_params: FedProx anchor ``w_ref`` in :func:`get_weights` order; used only if
+            ``config.proximal_mu > 0``; default: the model's weights at the start of this call
+            (in FedProx the global model the client received).
+        progress: called after each epoch with ``(epoch (1-based), epoch loss)``.
+    """
+    started = time.perf_counter()
+    features = _as_features(X)
+    labels = _as_labels(y, features.shape[0])
+    if data_loader is None:
+        data_loader = make_loader(features.numpy(), labels.numpy(), batch_size=config.batch_size,
+                                  seed=config.seed, sample_weight=sample_weight)
+    elif sample_weight is not None:
+        raise ValueError("sample_weight: given together with data_loader; allowed: put the weights in the "
+                         "loader instead (make_loader(..., sample_weight=...))")
+    tensors = _loader_tensors(data_loader)
+    if tensors[1].shape[0] != labels.shape[0]:
+        raise ValueError(f"data_loader: {tensors[1].shape[0]} rows; allowed: {labels.shape[0]} (rows of X)")
+    pos_weight = 1.0
+    if config.class_weight == "balanced":
+        pos_weight = balanced_pos_weight(tensors[1], tensors[2] if len(tensors) == 3 else None)
+    criterion = nn.BCEWithLogitsLoss(reduction="none", pos_weight=torch.tensor(pos_weight))
+    if optimizer is None:
+        optimizer = make_optimizer(model, config)
+
+    hook = None
+    if config.proximal_mu > 0:
+        pairs = _reference_tensors(model, reference_params)
+        # An Opacus DPOptimizer overwrites .grad with the noised data gradient and then calls its
+        # original optimizer; hook that one so the proximal gradient survives.
+        inner = getattr(optimizer, "original_optimizer", optimizer)
+        hook = inner.register_step_pre_hook(
+            lambda _opt, _args, _kwargs: _add_proximal_gradient(pairs, config.proximal_mu))
+
+    model.train()
+    steps, epoch_losses = 0, []
+    try:
+        for epoch in range(1, config.epochs + 1):
+            loss_sum, rows = 0.0, 0
+            for batch in data_loader:
+                optimizer.zero_grad(set_to_none=True)
+                loss, batch_sum, n_rows = _batch_loss(model, batch, criterion)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch}, step {steps}; "
+                                             "lower config.learning_rate or check the features")
+                loss.backward()
+                optimizer.step()  # also on an empty Poisson batch: DP-SGD adds noise every step
+                steps += 1
+                loss_sum, rows = loss_sum + batch_sum, rows + n_rows
+            epoch_losses.append(loss_sum / rows if rows else float("nan"))
+            if progress is not None:
+                progress(epoch, epoch_losses[-1])
+    finally:
+        if hook is not None:
+            hook.remove()
+        optimizer.zero_grad(set_to_none=True)
+    return FitReport(epochs=config.epochs, steps=steps, final_loss=epoch_losses[-1],
+                     epoch_losses=tuple(epoch_losses), n_examples=int(labels.shape[0]),
+                     pos_weight=pos_weight, seconds=time.perf_counter() - started)
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, X: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+    """P(y = 1) per row, shape ``(n,)`` float64: sigmoid of the logits, in eval mode, without gradients.
+
+    The model's train/eval mode is restored afterwards.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: {batch_size!r}; allowed: an integer >= 1")
+    features = _as_features(X)
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [torch.sigmoid(model(features[i:i + batch_size]).reshape(-1))
+                  for i in range(0, features.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    if not chunks:
+        return np.zeros(0, dtype=np.float64)
+    return torch.cat(chunks).numpy().astype(np.float64)

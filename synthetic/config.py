@@ -1,0 +1,364 @@
+"""World configuration: frozen, validated, every field documented with unit, default and range.
+
+A world is fully determined by (WorldConfig, seed). Presets live in ``synthetic/presets/*.yaml`` and
+are partial overrides of these defaults. Validation happens once, here, at the boundary; errors are
+turned into :class:`ConfigError` with one line per problem naming field, value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthetic.schema import FRAUD_TYPES, PARTNER_KINDS, PHASES
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+class ConfigError(ValueError):
+    """A world configuration that cannot be used; the message names field, value and allowed values."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PopulationConfig(_Frozen):
+    persons: int = Field(20_000, ge=500, le=5_000_000, description="people aged 15+ in the world (count)")
+    days: int = Field(180, ge=14, le=1095, description="horizon of the world (days)")
+    start_date: str = Field("2025-01-01", description="calendar date of day 0 (ISO yyyy-mm-dd)")
+    mean_household_size: float = Field(1.9, ge=1.0, le=5.0, description="persons per household (mean)")
+    business_share: float = Field(0.06, ge=0.0, le=0.5, description="share of persons with a business account")
+    marketplace_user_share: float = Field(
+        0.55, ge=0.0, le=1.0, description="share of persons with an account at any marketplace"
+    )
+
+
+class PartnersConfig(_Frozen):
+    banks: int = Field(3, ge=1, le=10, description="partner banks (count)")
+    bank_shares: list[float] | None = Field(
+        None, description="market share of each partner bank (0..1, sum <= 1; the rest banks elsewhere). "
+        "Default: 0.35, 0.27, 0.18, then 0.03 each"
+    )
+    telcos: int = Field(1, ge=1, le=5, description="partner telcos (count)")
+    telco_shares: list[float] | None = Field(
+        None, description="subscriber share of each partner telco (default 0.40, then 0.2 each)"
+    )
+    marketplaces: int = Field(1, ge=1, le=3, description="partner marketplaces (count)")
+    marketplace_shares: list[float] | None = Field(
+        None, description="share of marketplace users at each partner marketplace (default 0.8, then 0.1)"
+    )
+    placebo: bool = Field(False, description="add a placebo partner whose data is independent of fraud")
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> PartnersConfig:
+        for field, n in (("bank_shares", self.banks), ("telco_shares", self.telcos),
+                         ("marketplace_shares", self.marketplaces)):
+            shares = getattr(self, field)
+            if shares is None:
+                continue
+            if len(shares) != n:
+                raise ValueError(f"{field}: {shares} has {len(shares)} entries; allowed: exactly {n} (one per partner)")
+            if any(s <= 0 for s in shares) or sum(shares) > 1.0 + 1e-9:
+                raise ValueError(f"{field}: {shares}; allowed: each > 0 and sum <= 1")
+        return self
+
+    def resolved_shares(self, kind: str) -> list[float]:
+        """Market share per partner of `kind`, defaults filled in."""
+        n = {"bank": self.banks, "telco": self.telcos, "marketplace": self.marketplaces}[kind]
+        given = {"bank": self.bank_shares, "telco": self.telco_shares, "marketplace": self.marketplace_shares}[kind]
+        if given is not None:
+            return list(given)
+        head = {"bank": [0.35, 0.27, 0.18], "telco": [0.40], "marketplace": [0.8]}[kind]
+        tail = {"bank": 0.03, "telco": 0.2, "marketplace": 0.1}[kind]
+        shares = (head + [tail] * n)[:n]
+        total = sum(shares)
+        return [s / total * 0.95 for s in shares] if total > 0.95 else shares
+
+
+class FraudTypeConfig(_Frozen):
+    victims_per_100k_year: float = Field(..., ge=0.0, le=20_000.0, description="victims per 100k persons per year")
+    multiplier: float = Field(1.0, ge=1.0, le=1000.0, description="prevalence multiplier for study power; "
+                              "national figures divide it out")
+    report_probability: float = Field(0.35, ge=0.0, le=1.0, description="probability the victim reports")
+    report_delay_hours: float = Field(24.0, ge=0.1, le=24 * 60, description="median delay until report (hours)")
+    loss_median_eur: float = Field(..., gt=0, le=1e6, description="median loss per victim (EUR)")
+    loss_sigma: float = Field(1.0, ge=0.0, le=3.0, description="log-normal spread of the loss")
+    victim_age_skew: float = Field(0.0, ge=-3.0, le=3.0, description="log-odds change per 10 years of age "
+                                   "(positive: older victims)")
+    victims_per_mule: float = Field(2.0, ge=1.0, le=50.0, description="mean victims paying into one mule account")
+
+
+def _default_fraud() -> dict[str, FraudTypeConfig]:
+    # Calibration sources in checks.CALIBRATION_TARGETS. Multipliers raise rare types for power.
+    return {
+        "helpdesk": FraudTypeConfig(victims_per_100k_year=69, multiplier=25, report_probability=0.5,
+                                    report_delay_hours=6, loss_median_eur=2300, loss_sigma=0.6,
+                                    victim_age_skew=1.0, victims_per_mule=2.0),
+        "purchase": FraudTypeConfig(victims_per_100k_year=5_600, report_probability=0.25,
+                                    report_delay_hours=24 * 6, loss_median_eur=45, loss_sigma=1.1,
+                                    victim_age_skew=-0.25, victims_per_mule=8.0),
+        "sale": FraudTypeConfig(victims_per_100k_year=1_300, report_probability=0.3, report_delay_hours=12,
+                                loss_median_eur=450, loss_sigma=0.8, victim_age_skew=0.1, victims_per_mule=3.0),
+        "whatsapp": FraudTypeConfig(victims_per_100k_year=900, report_probability=0.4, report_delay_hours=10,
+                                    loss_median_eur=2000, loss_sigma=0.9, victim_age_skew=0.6,
+                                    victims_per_mule=2.0),
+        "invoice": FraudTypeConfig(victims_per_100k_year=60, multiplier=5, report_probability=0.5,
+                                   report_delay_hours=24 * 5, loss_median_eur=8000, loss_sigma=0.9,
+                                   victims_per_mule=1.5),
+    }
+
+
+def _default_signal() -> dict[str, dict[str, dict[str, float]]]:
+    # Probability that a phase leaves its designed trace at a partner kind (0 = invisible).
+    s: dict[str, dict[str, dict[str, float]]] = {ft: {ph: {} for ph in PHASES} for ft in FRAUD_TYPES}
+    s["helpdesk"]["preparation"] = {"telco": 0.7, "bank": 0.6}
+    s["helpdesk"]["contact"] = {"telco": 0.8}
+    s["helpdesk"]["convincing"] = {"bank": 0.6}
+    s["helpdesk"]["money_transfer"] = {"bank": 0.7}
+    s["helpdesk"]["cash_out"] = {"bank": 0.8}
+    s["purchase"]["preparation"] = {"marketplace": 0.7, "bank": 0.5}
+    s["purchase"]["contact"] = {"marketplace": 0.6}
+    s["purchase"]["convincing"] = {"marketplace": 0.6}
+    s["purchase"]["money_transfer"] = {"bank": 0.5}
+    s["purchase"]["cash_out"] = {"bank": 0.7}
+    s["sale"]["preparation"] = {"marketplace": 0.6, "telco": 0.5}
+    s["sale"]["contact"] = {"marketplace": 0.7, "telco": 0.6}
+    s["sale"]["convincing"] = {"bank": 0.6}
+    s["sale"]["money_transfer"] = {"bank": 0.6}
+    s["sale"]["cash_out"] = {"bank": 0.7}
+    s["whatsapp"]["preparation"] = {"telco": 0.7, "bank": 0.5}
+    s["whatsapp"]["contact"] = {"telco": 0.7}
+    s["whatsapp"]["money_transfer"] = {"bank": 0.6}
+    s["whatsapp"]["cash_out"] = {"bank": 0.7}
+    s["invoice"]["money_transfer"] = {"bank": 0.7}
+    s["invoice"]["cash_out"] = {"bank": 0.7}
+    return s
+
+
+class KeysConfig(_Frozen):
+    phone_coverage: float = Field(0.92, ge=0, le=1, description="share of customers whose phone a partner holds")
+    email_coverage: float = Field(0.75, ge=0, le=1, description="share of customers whose e-mail a partner holds")
+    payout_iban_coverage: float = Field(0.7, ge=0, le=1, description="share of marketplace users with a payout IBAN")
+    stale_phone_rate: float = Field(0.05, ge=0, le=1, description="share of phone keys that are an old number")
+    household_phone_rate: float = Field(0.03, ge=0, le=1, description="share of phone keys that are a household's "
+                                        "shared number")
+    format_error_rate: float = Field(0.01, ge=0, le=1, description="share of keys mangled by a typo")
+    email_alias_rate: float = Field(0.05, ge=0, le=1, description="share of e-mails stored as an alias")
+
+
+class BehaviourConfig(_Frozen):
+    transfers_per_day: float = Field(0.35, gt=0, le=20, description="outgoing transfers per person per day (mean)")
+    logins_per_day: float = Field(0.45, gt=0, le=20, description="bank logins per person per day (mean)")
+    calls_per_day: float = Field(0.8, gt=0, le=50, description="calls + sms per phone per day (mean)")
+    listings_per_user_day: float = Field(0.01, ge=0, le=5, description="listings per marketplace user per day")
+    orders_per_user_day: float = Field(0.012, ge=0, le=5, description="orders per marketplace user per day")
+    activity_dispersion: float = Field(1.5, gt=0, le=10, description="gamma shape of per-person activity "
+                                       "(smaller: more unequal)")
+    # Legitimate look-alikes (per person per year unless said otherwise)
+    senior_large_transfer_rate: float = Field(0.6, ge=0, le=50, description="large one-off transfers by 65+ per year")
+    real_bank_call_rate: float = Field(1.0, ge=0, le=50, description="real calls from a bank per customer per year")
+    new_device_rate: float = Field(2.0, ge=0, le=50, description="logins from a new device per person per year")
+    remote_access_rate: float = Field(0.03, ge=0, le=5, description="legitimate remote-access sessions per person "
+                                      "per year (IT help)")
+    sim_swap_rate: float = Field(0.25, ge=0, le=5, description="ordinary SIM swaps / new handsets per phone per year")
+    port_rate: float = Field(0.08, ge=0, le=5, description="ordinary number ports per phone per year")
+    family_request_rate: float = Field(0.5, ge=0, le=20, description="genuine urgent family money requests per "
+                                       "person per year")
+    young_new_account_rate: float = Field(0.15, ge=0, le=5, description="new accounts per young person (18-25) per year")
+    cheap_listing_share: float = Field(0.05, ge=0, le=1, description="share of honest listings priced < 60% of median")
+    foreign_call_share: float = Field(0.04, ge=0, le=1, description="share of calls from international origin")
+    new_payee_share: float = Field(0.12, ge=0, le=1, description="share of transfers to a payee never paid before")
+
+
+class MuleConfig(_Frozen):
+    lifetime_days: float = Field(14.0, ge=1, le=365, description="days a mule account is used (mean)")
+    forward_share: float = Field(0.9, ge=0.5, le=1.0, description="share of received money forwarded on")
+    forward_hours: float = Field(6.0, ge=0.1, le=96, description="median hours before a mule forwards money")
+    new_account_share: float = Field(0.6, ge=0, le=1, description="share of mules using a freshly opened account")
+
+
+class CrewConfig(_Frozen):
+    members: int = Field(4, ge=1, le=50, description="members per crew (mean)")
+    cases_per_crew: float = Field(25.0, ge=1, le=10_000, description="cases one crew runs over the horizon (mean)")
+    sims_per_crew: int = Field(6, ge=1, le=200, description="prepaid SIMs a crew buys")
+    devices_per_crew: int = Field(3, ge=1, le=100, description="devices a crew shares across accounts")
+
+
+class BarrierConfig(_Frozen):
+    name: str = Field(..., description="what the barrier is")
+    day: int = Field(..., ge=0, description="day it takes effect")
+    fraud_type: Literal["helpdesk", "purchase", "sale", "whatsapp", "invoice"] = Field(...,
+                                                                                       description="affected type")
+    removes: Literal["caller_id_spoofing", "payment_link", "off_platform_payment"] = Field(
+        ..., description="trace the barrier removes"
+    )
+    adapt_share: float = Field(0.7, ge=0, le=1, description="share of crews that switch variant")
+    adapt_delay_days: float = Field(14, ge=0, le=365, description="mean days until a crew adapts")
+
+
+class KnownAnswerConfig(_Frozen):
+    """Closed-form world: each partner's evidence is a unit-variance Gaussian shifted by d_p for positives."""
+
+    entities: int = Field(20_000, ge=200, le=2_000_000, description="people (count)")
+    prevalence: float = Field(0.05, gt=0, lt=0.5, description="share of people who are fraud cases")
+    bank_shifts: list[float] = Field([1.0, 1.0, 1.0], description="d_p of each bank (horizontal split)")
+    bank_case_shares: list[float] | None = Field(
+        None, description="share of cases at each bank (None: same as customers; skew it for non-IID)")
+    telco_shift: float = Field(0.8, ge=0, le=10, description="d_p of the telco")
+    marketplace_shift: float = Field(0.5, ge=0, le=10, description="d_p of the marketplace")
+    placebo: bool = Field(True, description="add a placebo partner (d = 0)")
+    days: int = Field(60, ge=14, le=1095, description="horizon (days); one decision per entity per day")
+
+
+class WorldConfig(_Frozen):
+    mode: Literal["realistic", "known_answer"] = Field("realistic", description="kind of world")
+    population: PopulationConfig = PopulationConfig()
+    partners: PartnersConfig = PartnersConfig()
+    fraud: dict[str, FraudTypeConfig] = Field(default_factory=_default_fraud,
+                                              description="per fraud type: prevalence, reporting, loss")
+    signal: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=_default_signal,
+        description="signal[fraud_type][phase][partner_kind]: probability a phase leaves its trace (0..1)")
+    keys: KeysConfig = KeysConfig()
+    behaviour: BehaviourConfig = BehaviourConfig()
+    mules: MuleConfig = MuleConfig()
+    crews: CrewConfig = CrewConfig()
+    barriers: list[BarrierConfig] = Field(default_factory=list, description="barriers against fraud over time")
+    known_answer: KnownAnswerConfig = KnownAnswerConfig()
+
+    @field_validator("fraud")
+    @classmethod
+    def _fraud_types_known(cls, v: dict[str, FraudTypeConfig]) -> dict[str, FraudTypeConfig]:
+        unknown = sorted(set(v) - set(FRAUD_TYPES))
+        if unknown:
+            raise ValueError(f"unknown fraud type {unknown[0]!r}; allowed: {', '.join(FRAUD_TYPES)}")
+        missing = [ft for ft in FRAUD_TYPES if ft not in v]
+        if missing:
+            defaults = _default_fraud()
+            v = {**v, **{ft: defaults[ft] for ft in missing}}
+        return v
+
+    @field_validator("signal")
+    @classmethod
+    def _signal_shape(cls, v: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+        for ft, phases in v.items():
+            if ft not in FRAUD_TYPES:
+                raise ValueError(f"signal: unknown fraud type {ft!r}; allowed: {', '.join(FRAUD_TYPES)}")
+            for ph, kinds in phases.items():
+                if ph not in PHASES:
+                    raise ValueError(f"signal.{ft}: unknown phase {ph!r}; allowed: {', '.join(PHASES)}")
+                for kind, p in kinds.items():
+                    if kind not in PARTNER_KINDS:
+                        raise ValueError(f"signal.{ft}.{ph}: unknown partner kind {kind!r}; "
+                                         f"allowed: {', '.join(PARTNER_KINDS)}")
+                    if not (0.0 <= p <= 1.0) or math.isnan(p):
+                        raise ValueError(f"signal.{ft}.{ph}.{kind}: {p}; allowed: a probability in [0, 1]")
+        return v
+
+    @model_validator(mode="after")
+    def _barriers_in_horizon(self) -> WorldConfig:
+        for i, b in enumerate(self.barriers):
+            if b.day >= self.population.days:
+                raise ValueError(f"barriers[{i}].day: {b.day}; allowed: 0 <= day < population.days "
+                                 f"({self.population.days})")
+        return self
+
+    def signal_p(self, fraud_type: str, phase: str, kind: str) -> float:
+        return self.signal.get(fraud_type, {}).get(phase, {}).get(kind, 0.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading, overrides, presets, and readable errors
+# ------------------------------------------------------------------------------------------------
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem: field path, offending value, what is allowed."""
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("__root__",))
+        where = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "config"
+        value = e.get("input")
+        shown = repr(value) if not isinstance(value, dict) else "{...}"
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field; check the spelling against `fedsim world generate --help` / the docs"
+        lines.append(f"{where} = {shown}: {msg}")
+    return "\n".join(lines)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: top level must be a mapping of fields")
+    return data
+
+
+def load_preset_dict(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"preset = {name!r}: unknown preset; allowed: {', '.join(preset_names())}")
+    return _read_yaml(PRESETS_DIR / f"{name}.yaml")
+
+
+def _inherit(data: dict[str, Any], depth: int = 0) -> dict[str, Any]:
+    """A file or preset may start from another preset (`preset: NAME`) and override it."""
+    if "preset" not in data:
+        return data
+    if depth > 5:
+        raise ConfigError("preset: presets inherit too deeply (a cycle?)")
+    data = dict(data)
+    base = _inherit(load_preset_dict(str(data.pop("preset"))), depth + 1)
+    return _deep_merge(base, data)
+
+
+def build_config(*, preset: str | None = None, config_file: str | Path | None = None,
+                 overrides: dict[str, Any] | None = None) -> WorldConfig:
+    """Preset (or file) + overrides → validated WorldConfig. Raises ConfigError with readable lines."""
+    if preset is not None and config_file is not None:
+        raise ConfigError("give either a preset or a config file, not both")
+    data: dict[str, Any] = {}
+    if preset is not None:
+        data = _inherit(load_preset_dict(preset))
+    elif config_file is not None:
+        data = _inherit(_read_yaml(Path(config_file)))
+    data = _deep_merge(data, overrides or {})
+    try:
+        return WorldConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err)) from None
+
+
+def shorthand_overrides(*, persons: int | None = None, days: int | None = None) -> dict[str, Any]:
+    """CLI shorthands (--persons, --days) as overrides that apply to either world mode."""
+    pop: dict[str, Any] = {}
+    ka: dict[str, Any] = {}
+    if persons is not None:
+        pop["persons"] = persons
+        ka["entities"] = persons
+    if days is not None:
+        pop["days"] = days
+        ka["days"] = days
+    out: dict[str, Any] = {}
+    if pop:
+        out["population"] = pop
+        out["known_answer"] = ka
+    return out

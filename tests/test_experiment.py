@@ -1,0 +1,433 @@
+"""Experiment files: validation at the boundary, grid expansion, config hashes, resumable runs."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fedsim.experiment import (
+    ExperimentError,
+    RunFailedError,
+    RunResult,
+    RunSpec,
+    expand,
+    load_experiment,
+    parse_experiment,
+    run_grid,
+)
+
+PARTNERS = ["bank_1", "bank_2", "bank_3", "telco", "marketplace"]
+
+DEMO_YAML = """\
+name: demo
+description: "demo study"
+world:
+  preset: small
+  seed: 7
+  overrides: {persons: 4000, days: 120}
+split: {train_days: 70, gap_days: 7, test_days: 35}
+regimes: [status_quo, siloed, watchlist, pooled]
+coalitions: [[bank_1, bank_2, bank_3, telco, marketplace], [bank_1, telco]]
+models: [logistic, mlp, gbt]
+seeds: [0, 1, 2]
+training: {epochs: 5, batch_size: 512, learning_rate: 0.01, negative_rate: 0.1}
+privacy: {epsilon: [inf]}
+metrics:
+  capacities: [0.001, 0.005, 0.01]
+  horizons_h: [0, 1, 6, 24, 72]
+  latencies_h: [0, 1, 4]
+  interdiction: [1.0, 0.7]
+  bootstrap: 1000
+primary: {metric: ed_h0, capacity: 0.005, contrast: [pooled, status_quo]}
+"""
+
+
+def demo_dict() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(DEMO_YAML)
+
+
+def one_cell_dict() -> dict[str, Any]:
+    """A spec that expands to exactly one cell: pooled on bank_1+telco, logistic, seed 0."""
+    data = demo_dict()
+    data.update(regimes=["pooled"], coalitions=[["telco", "bank_1"]], models=["logistic"], seeds=[0])
+    data.pop("primary")
+    return data
+
+
+def only_cell(data: dict[str, Any]) -> RunSpec:
+    (cell,) = expand(parse_experiment(data), PARTNERS)
+    return cell
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+def test_demo_file_loads_with_its_values(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_text(DEMO_YAML)
+
+    spec = load_experiment(path)
+
+    assert spec.name == "demo"
+    assert spec.coalitions[1] == ("bank_1", "telco")
+    assert spec.privacy.epsilon == (float("inf"),)  # YAML's bare `inf` is text; it must become a float
+    assert spec.split.windows() == {"train": (0, 70), "gap": (70, 77), "test": (77, 112)}
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    *parents, leaf = dotted.split(".")
+    node = out
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("regimes", ["pooled", "teleport"], ["regimes[1]", "'teleport'", "allowed", "'horizontal'"]),
+        ("coalitions", [["bank_1", "telco"], []], ["coalitions[1]", "[]", "must not be empty"]),
+        ("coalitions", [["bank_1", "telco", "bank_1"]], ["coalitions[0][2]", "'bank_1'", "twice"]),
+        ("coalitions", "everyone", ["coalitions", "'everyone'", "'all'"]),
+        ("seeds", [0, -1], ["seeds[1]", "-1", ">= 0"]),
+        ("seeds", [0, 1.5], ["seeds[1]", "1.5", "whole number"]),
+        ("world.seed", -3, ["world.seed", "-3", ">= 0"]),
+        ("world.colour", "blue", ["world.colour", "unknown key", "preset, config, seed, overrides"]),
+        ("colour", "blue", ["colour", "unknown key", "regimes"]),
+        ("split.test_days", 0, ["split.test_days", "0", ">= 1"]),
+        ("split.test_days", 60, ["split", "137", "world.overrides.days = 120"]),
+        ("models", ["logistic", "forest"], ["models[1]", "'forest'", "'gbt'"]),
+        ("privacy.epsilon", [1, "lots"], ["privacy.epsilon[1]", "'lots'"]),
+        ("primary.metric", "ed_h5", ["primary.metric", "'ed_h5'", "ed_h<h>", "[0, 1, 6, 24, 72]"]),
+        ("primary.contrast", ["pooled", "vertical"], ["primary.contrast[1]", "'vertical'", "status_quo"]),
+        ("name", "My Study", ["name", "'My Study'", "lowercase"]),
+    ],
+)
+def test_bad_field_is_named_with_value_and_what_is_allowed(field: str, value: Any, expected: list[str]) -> None:
+    data = _set(demo_dict(), field, value)
+
+    with pytest.raises(ExperimentError) as caught:
+        parse_experiment(data, source="demo.yaml")
+
+    message = str(caught.value)
+    for part in expected:
+        assert part in message
+    assert "pydantic" not in message and "Traceback" not in message
+
+
+def test_world_needs_exactly_one_of_preset_or_config() -> None:
+    data = _set(demo_dict(), "world", {"seed": 1})
+
+    with pytest.raises(ExperimentError, match=r"world = .*exactly one of preset"):
+        parse_experiment(data)
+
+
+@pytest.mark.parametrize("missing", ["world", "seeds", "regimes"])
+def test_missing_required_field_is_named(missing: str) -> None:
+    data = demo_dict()
+    del data[missing]
+
+    with pytest.raises(ExperimentError, match=rf"- {missing}: required field is missing"):
+        parse_experiment(data)
+
+
+def test_partner_not_in_world_is_named_by_position() -> None:
+    data = _set(demo_dict(), "coalitions", [["bank_1", "telco"], ["bank_9", "telco"]])
+    spec = parse_experiment(data)
+
+    with pytest.raises(ExperimentError) as caught:
+        expand(spec, PARTNERS)
+
+    message = str(caught.value)
+    assert "coalitions[1][0] = 'bank_9'" in message
+    assert "bank_1, bank_2, bank_3, telco, marketplace" in message
+
+
+def test_split_longer_than_world_is_refused() -> None:
+    spec = parse_experiment(demo_dict())  # needs 112 days
+
+    with pytest.raises(ExperimentError, match=r"split = 112 days.*100 days"):
+        spec.validate_against(PARTNERS, horizon_days=100)
+    spec.validate_against(PARTNERS, horizon_days=112)  # exactly fits
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: demo\nworld: {preset: small, seed: 7\nsplit: {}\n")
+
+    with pytest.raises(ExperimentError) as caught:
+        load_experiment(path)
+
+    assert str(path) in str(caught.value)
+    assert "line 3" in str(caught.value)
+
+
+def test_yaml_key_given_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.yaml"
+    path.write_text(DEMO_YAML + "seeds: [5]\n")
+
+    with pytest.raises(ExperimentError, match=r"line 21.*'seeds' appears twice"):
+        load_experiment(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Grid expansion
+# --------------------------------------------------------------------------------------------
+def test_demo_grid_size_by_hand() -> None:
+    spec = parse_experiment(demo_dict())
+
+    cells = expand(spec, PARTNERS)
+
+    # status_quo 1 coalition, siloed 5 single partners, watchlist and pooled 2 coalitions each;
+    # × 3 models × 3 seeds × 1 ε = (1 + 5 + 2 + 2) × 9 = 90
+    assert len(cells) == 90
+    assert sum(c.regime == "siloed" for c in cells) == 45
+
+
+def test_grid_rules_for_status_quo_gbt_dp_and_duplicates() -> None:
+    data = demo_dict()
+    data.update(
+        regimes=["status_quo", "siloed", "pooled", "horizontal"],
+        coalitions=[["bank_1", "bank_2"], ["telco", "bank_1"], ["bank_1", "telco"], ["bank_2"]],
+        models=["logistic", "gbt"], seeds=[0, 1], privacy={"epsilon": [float("inf"), 1.0]},
+    )
+    partners = ["bank_1", "bank_2", "telco", "marketplace"]
+
+    cells = expand(parse_experiment(data), partners)
+
+    # distinct coalitions: {bank_1,bank_2}, {bank_1,telco}, {bank_2}; per coalition: logistic 2 ε × 2
+    # seeds = 4, gbt only at ε = inf: 2 → 6. status_quo 1 × 6, siloed 3 partners × 6,
+    # pooled 2 multi-partner × 6, horizontal 2 × 4 (no gbt in a federated regime) = 6+18+12+8 = 44
+    assert len(cells) == 44
+    status_quo = {c.coalition for c in cells if c.regime == "status_quo"}
+    assert status_quo == {("bank_1", "bank_2", "marketplace", "telco")}
+    assert {c.coalition for c in cells if c.regime == "siloed"} == {("bank_1",), ("bank_2",), ("telco",)}
+    assert not any(c.model == "gbt" and c.epsilon != float("inf") for c in cells)
+
+
+def test_grid_is_deduplicated_sorted_and_deterministic() -> None:
+    spec = parse_experiment(demo_dict())
+
+    first, second = expand(spec, PARTNERS), expand(spec, list(reversed(PARTNERS)))
+
+    assert [c.config_hash for c in first] == [c.config_hash for c in second]
+    assert len({c.config_hash for c in first}) == len(first)
+    assert all(list(c.coalition) == sorted(c.coalition) for c in first)
+
+
+def test_all_means_every_partner() -> None:
+    data = _set(demo_dict(), "coalitions", "all")
+    data["regimes"] = ["siloed", "pooled"]
+    data["primary"]["contrast"] = ["pooled", "siloed"]
+
+    cells = expand(parse_experiment(data), PARTNERS)
+
+    assert {c.coalition for c in cells if c.regime == "pooled"} == {tuple(sorted(PARTNERS))}
+    assert {c.coalition[0] for c in cells if c.regime == "siloed"} == set(PARTNERS)
+
+
+def test_admits_drops_cells_a_regime_cannot_run() -> None:
+    data = demo_dict()
+    data.update(regimes=["horizontal"], models=["logistic"], seeds=[0])
+    data.pop("primary")
+
+    def banks_only(regime: str, coalition: tuple[str, ...]) -> bool:
+        return all(p.startswith("bank") for p in coalition)
+
+    with pytest.raises(ExperimentError, match="expands to no runs"):
+        expand(parse_experiment(data), PARTNERS, admits=banks_only)
+
+
+# --------------------------------------------------------------------------------------------
+# Names and hashes
+# --------------------------------------------------------------------------------------------
+def test_run_name_and_words() -> None:
+    cell = only_cell(one_cell_dict())
+
+    assert cell.run_name == "pooled|bank_1+telco|logistic|seed0|eps=inf"
+    assert cell.describe() == "pooled on bank_1+telco, logistic, seed 0"
+
+
+_HASH_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from fedsim.experiment import expand, parse_experiment
+    data = json.loads(sys.argv[1])
+    print(json.dumps([c.config_hash for c in expand(parse_experiment(data), sys.argv[2].split(","))]))
+    """
+)
+
+
+def test_config_hash_is_the_same_in_another_process() -> None:
+    data = demo_dict()
+    data["privacy"] = {"epsilon": ["inf", 0.5]}
+    here = [c.config_hash for c in expand(parse_experiment(data), PARTNERS)]
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}  # a different str hash seed than this process
+
+    out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT, json.dumps(data), ",".join(PARTNERS)],
+                         capture_output=True, text=True, check=True, env=env)
+
+    assert json.loads(out.stdout) == here
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("world.seed", 8),
+        ("world.preset", "default"),
+        ("world.overrides.persons", 5000),
+        ("split.gap_days", 8),
+        ("split.second_test_days", 5),
+        ("training.learning_rate", 0.02),
+        ("training.negative_rate", 0.2),
+        ("metrics.bootstrap", 999),
+        ("metrics.capacities", [0.001, 0.01]),
+        ("privacy.epsilon", [2.0]),
+        ("seeds", [1]),
+        ("models", ["mlp"]),
+        ("regimes", ["watchlist"]),
+        ("coalitions", [["bank_1", "bank_2"]]),
+    ],
+)
+def test_config_hash_changes_with_every_result_field(field: str, value: Any) -> None:
+    base = only_cell(one_cell_dict())
+
+    changed = only_cell(_set(one_cell_dict(), field, value))
+
+    assert changed.config_hash != base.config_hash
+
+
+@pytest.mark.parametrize(("field", "value"), [("description", "another text"), ("name", "renamed")])
+def test_config_hash_ignores_name_and_description(field: str, value: Any) -> None:
+    base = only_cell(one_cell_dict())
+
+    same = only_cell(_set(one_cell_dict(), field, value))
+
+    assert same.config_hash == base.config_hash
+
+
+def test_world_config_hashed_by_content_not_path(tmp_path: Path) -> None:
+    for folder in ("a", "b", "c"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "world.yaml").write_text("population: {persons: 100}\n")
+    (tmp_path / "c" / "world.yaml").write_text("population: {persons: 200}\n")
+    data = _set(one_cell_dict(), "world", {"config": "world.yaml", "seed": 1})
+
+    a, b, c = (only_cell_from(data, tmp_path / folder) for folder in ("a", "b", "c"))
+
+    assert a.config_hash == b.config_hash  # moved file, same content
+    assert a.config_hash != c.config_hash
+
+
+def only_cell_from(data: dict[str, Any], folder: Path) -> RunSpec:
+    (cell,) = expand(parse_experiment(data, base_dir=folder), PARTNERS)
+    return cell
+
+
+# --------------------------------------------------------------------------------------------
+# Resumable grid on a real sqlite MLflow store
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One sqlite store per test process (creating one costs seconds); tests use their own experiments.
+
+    Same path as tests/test_tracking.py's fixture, so a process running both files migrates once.
+    """
+    folder = tmp_path_factory.getbasetemp() / "fedsim-mlflow"
+    folder.mkdir(exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def four_cells() -> tuple[Any, list[RunSpec]]:
+    data = one_cell_dict()
+    data.update(seeds=[0, 1, 2, 3], metrics={"bootstrap": 10})
+    spec = parse_experiment(data)
+    return spec, expand(spec, PARTNERS)
+
+
+def _result(cell: RunSpec) -> RunResult:
+    return RunResult(params={"delta": 1e-5}, metrics={"ap": 0.1 * cell.seed, "ap_lo": 0.0, "ap_hi": 0.5},
+                     tags={"note": "test"})
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_failed_cell_then_resume_runs_only_what_is_missing(store_uri: str) -> None:
+    from fedsim.tracking import Tracker
+
+    spec, cells = four_cells()
+    tracker = Tracker(store_uri, "resume-after-failure")
+    first_calls: list[str] = []
+
+    def failing(cell: RunSpec) -> RunResult:
+        first_calls.append(cell.run_name)
+        if len(first_calls) == 3:
+            raise ValueError("disk full")
+        return _result(cell)
+
+    with pytest.raises(RunFailedError, match=r"run 3/4.*seed 2.*disk full"):
+        run_grid(spec, cells, failing, tracker, world_hash="w0", progress=False)
+    after_failure = tracker.runs_table()
+    statuses = [status for cell in cells for _, status in tracker.find_runs(cell.config_hash)]
+
+    second_calls: list[str] = []
+
+    def working(cell: RunSpec) -> RunResult:
+        second_calls.append(cell.run_name)
+        return _result(cell)
+
+    summary = run_grid(spec, cells, working, tracker, world_hash="w0", progress=False)
+    table = tracker.runs_table()
+
+    assert len(after_failure) == 2 and sorted(statuses) == ["FAILED", "FINISHED", "FINISHED"]
+    assert second_calls == [cells[2].run_name, cells[3].run_name]  # cells 1-2 reused, not re-executed
+    assert (summary.executed, summary.reused, summary.replaced) == (2, 2, 1)
+    assert len(table) == 4
+    assert sorted(table["config_hash"]) == sorted(c.config_hash for c in cells)
+    assert sorted(table["ap"]) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert set(table["run_id"]) == set(summary.run_ids)
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_orphan_running_run_is_replaced(store_uri: str) -> None:
+    from fedsim.tracking import CONFIG_HASH_TAG, Tracker
+
+    spec, cells = four_cells()
+    cells = cells[:1]
+    tracker = Tracker(store_uri, "orphan-running")
+    # What a killed process leaves behind: a RUNNING run carrying the cell's config hash.
+    orphan = tracker.client.create_run(tracker.experiment_id, run_name=cells[0].run_name,
+                                       tags={CONFIG_HASH_TAG: cells[0].config_hash}).info.run_id
+
+    summary = run_grid(spec, cells, _result, tracker, progress=False)
+    found = tracker.find_runs(cells[0].config_hash)
+
+    assert tracker.client.get_run(orphan).info.lifecycle_stage == "deleted"
+    assert found == [(summary.run_ids[0], "FINISHED")]
+    assert summary.run_ids[0] != orphan
+    assert (summary.executed, summary.replaced) == (1, 1)
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_progress_bar_prints_reuse_in_words(store_uri: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from fedsim.tracking import Tracker
+
+    spec, cells = four_cells()
+    tracker = Tracker(store_uri, "progress-words")
+    run_grid(spec, cells[:1], _result, tracker, progress=False)
+
+    summary = run_grid(spec, cells[:1], _result, tracker, progress=True)
+
+    out = capsys.readouterr().out
+    assert f"run 1/1: pooled on bank_1+telco, logistic, seed 0 — reusing finished run {summary.run_ids[0]}" in out

@@ -1,0 +1,301 @@
+"""Tests for fedsim.models and fedsim.training: known values, determinism, Opacus, FedProx, scaling, GBT."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from fedsim.models import GBTBaseline, Standardizer, make_model, make_split_net
+from fedsim.training import (
+    TrainConfig,
+    balanced_pos_weight,
+    fit,
+    get_weights,
+    make_loader,
+    make_optimizer,
+    predict_scores,
+    set_weights,
+    weight_names,
+)
+
+torch.set_num_threads(1)
+
+
+def two_gaussians(n: int, *, shift: float, dim: int = 2, prevalence: float = 0.3, seed: int):
+    """Negatives ~ N(0, I), positives ~ N(μ, I) with ‖μ‖ = shift along the first axis."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < prevalence).astype(np.float32)
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    X[:, 0] += shift * y
+    return X, y
+
+
+def moved(model, start) -> float:
+    return math.sqrt(sum(float(((w - s) ** 2).sum()) for w, s in zip(get_weights(model), start, strict=True)))
+
+
+def make_private(model, config, loader, *, noise_multiplier=1.0, max_grad_norm=1.0, seed=0):
+    from opacus import PrivacyEngine
+
+    engine = PrivacyEngine(accountant="rdp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrapped = engine.make_private(module=model, optimizer=make_optimizer(model, config),
+                                      data_loader=loader, noise_multiplier=noise_multiplier,
+                                      max_grad_norm=max_grad_norm,
+                                      noise_generator=torch.Generator().manual_seed(seed))
+    return engine, *wrapped
+
+
+# --------------------------------------------------------------------------------------------
+# Known values
+# --------------------------------------------------------------------------------------------
+def test_logistic_reaches_the_bayes_auc_of_two_gaussians_and_matches_sklearn():
+    # Prepare: for N(0, I) vs N(μ, I) the best score is linear and AUC = Φ(‖μ‖/√2).
+    shift = 1.0
+    X, y = two_gaussians(4000, shift=shift, seed=1)
+    X_test, y_test = two_gaussians(20_000, shift=shift, seed=2)
+    expected = NormalDist().cdf(shift / math.sqrt(2))  # 0.7602
+    model = make_model("logistic", n_features=2, seed=0)
+    # Execute
+    fit(model, X, y, config=TrainConfig(epochs=8, batch_size=256, learning_rate=0.05, seed=0))
+    auc = roc_auc_score(y_test, predict_scores(model, X_test))
+    reference = LogisticRegression().fit(X, y).decision_function(X_test)
+    # Assert
+    assert auc == pytest.approx(expected, abs=0.015)
+    assert auc == pytest.approx(roc_auc_score(y_test, reference), abs=0.01)
+
+
+def test_one_sgd_step_equals_the_hand_computed_bce_plus_proximal_gradient():
+    # Prepare: one row, logit z = w·x + b, dBCE/dz = σ(z) − y; FedProx adds μ(w − w_ref).
+    x, label = np.array([[1.0, -2.0]], dtype=np.float32), np.array([1.0], dtype=np.float32)
+    model = make_model("logistic", n_features=2, seed=3)
+    w0, b0 = (a.astype(np.float64) for a in get_weights(model))
+    w_ref, b_ref = np.array([[0.5, 0.5]]), np.array([-1.0])
+    lr, mu = 0.1, 2.0
+    config = TrainConfig(epochs=1, batch_size=1, optimizer="sgd", learning_rate=lr, proximal_mu=mu,
+                         class_weight=None)
+    # Execute
+    fit(model, x, label, config=config, reference_params=[w_ref, b_ref])
+    # Assert
+    residual = 1 / (1 + math.exp(-float(w0[0] @ x[0] + b0[0]))) - 1.0
+    w1, b1 = get_weights(model)
+    np.testing.assert_allclose(w1, w0 - lr * (residual * x + mu * (w0 - w_ref)), rtol=1e-5)
+    np.testing.assert_allclose(b1, b0 - lr * (residual + mu * (b0 - b_ref)), rtol=1e-5)
+
+
+def test_balanced_pos_weight_is_negatives_over_positives():
+    y = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])
+    w = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0, 3.0])
+    assert balanced_pos_weight(y) == pytest.approx(4 / 2)
+    assert balanced_pos_weight(y, w) == pytest.approx(6 / 3)
+    with pytest.raises(ValueError, match="both classes"):
+        balanced_pos_weight(torch.zeros(4))
+
+
+# --------------------------------------------------------------------------------------------
+# Determinism and weights
+# --------------------------------------------------------------------------------------------
+def trained_weights(*, model_seed: int, train_seed: int):
+    X, y = two_gaussians(600, shift=1.0, dim=3, seed=5)
+    model = make_model("mlp", n_features=3, hidden=8, seed=model_seed)
+    fit(model, X, y, config=TrainConfig(epochs=2, batch_size=64, learning_rate=0.01, seed=train_seed))
+    return get_weights(model)
+
+
+def test_same_seeds_give_identical_weights_and_other_seeds_differ():
+    reference = trained_weights(model_seed=0, train_seed=0)
+    again = trained_weights(model_seed=0, train_seed=0)
+    other_init = trained_weights(model_seed=1, train_seed=0)
+    other_order = trained_weights(model_seed=0, train_seed=1)
+    assert all(np.array_equal(a, b) for a, b in zip(reference, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(reference, other_init, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(reference, other_order, strict=True))
+
+
+def test_set_weights_round_trip_and_shape_check():
+    source, target = make_model("mlp", n_features=4, seed=0), make_model("mlp", n_features=4, seed=1)
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    set_weights(target, get_weights(source))
+    np.testing.assert_array_equal(predict_scores(target, X), predict_scores(source, X))
+    bad = get_weights(source)
+    bad[0] = bad[0][:, :2]
+    with pytest.raises(ValueError, match=r"net\.0\.weight.*allowed: \(32, 4\)"):
+        set_weights(target, bad)
+
+
+def test_zero_weighted_rows_act_as_absent_rows():
+    # Full batch, SGD: loss Σ wᵢℓᵢ / Σ wᵢ with 0/1 weights is the mean loss of the kept rows.
+    X, y = two_gaussians(200, shift=1.0, seed=7)
+    keep = np.random.default_rng(8).random(200) < 0.6
+    config = TrainConfig(epochs=5, batch_size=500, optimizer="sgd", learning_rate=0.5)
+    weighted, subset = (make_model("logistic", n_features=2, seed=0) for _ in range(2))
+    report = fit(weighted, X, y, config=config, sample_weight=keep.astype(float))
+    fit(subset, X[keep], y[keep], config=config)
+    for a, b in zip(get_weights(weighted), get_weights(subset), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert report.pos_weight == pytest.approx((y[keep] == 0).sum() / (y[keep] == 1).sum(), rel=1e-5)
+
+
+def test_predict_scores_are_sigmoid_logits_and_restore_train_mode():
+    model = make_model("mlp", n_features=3, seed=0)
+    X = np.random.default_rng(1).normal(size=(50, 3)).astype(np.float32)
+    scores = predict_scores(model, X, batch_size=7)
+    expected = torch.sigmoid(model(torch.from_numpy(X))).detach().numpy()
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    assert model.training
+
+
+# --------------------------------------------------------------------------------------------
+# FedProx
+# --------------------------------------------------------------------------------------------
+def test_large_proximal_mu_keeps_weights_near_the_reference():
+    X, y = two_gaussians(1000, shift=2.0, seed=9)
+    distances = {}
+    for mu in (0.0, 100.0):
+        model = make_model("mlp", n_features=2, hidden=8, seed=0)
+        start = get_weights(model)
+        config = TrainConfig(epochs=3, batch_size=64, learning_rate=0.01, proximal_mu=mu)
+        fit(model, X, y, config=config, reference_params=start if mu else None)
+        distances[mu] = moved(model, start)
+    assert distances[100.0] < 0.2 * distances[0.0]
+
+
+# --------------------------------------------------------------------------------------------
+# Opacus
+# --------------------------------------------------------------------------------------------
+def test_mlp_and_split_net_pass_opacus_validation():
+    from opacus.validators import ModuleValidator
+
+    assert ModuleValidator.validate(make_model("mlp", n_features=6, seed=0), strict=False) == []
+    assert ModuleValidator.validate(make_split_net([2, 3], seed=0), strict=False) == []
+
+
+def test_fit_trains_an_opacus_wrapped_model_unchanged():
+    # Prepare
+    X, y = two_gaussians(2000, shift=2.5, seed=11)
+    X_test, y_test = two_gaussians(4000, shift=2.5, seed=12)
+    config = TrainConfig(epochs=3, batch_size=64, learning_rate=0.02)
+    plain = make_model("mlp", n_features=2, hidden=16, seed=0)
+    shapes, names = [w.shape for w in get_weights(plain)], weight_names(plain)
+    engine, model, optimizer, loader = make_private(plain, config, make_loader(X, y, batch_size=64, seed=0))
+    # Execute
+    report = fit(model, X, y, config=config, optimizer=optimizer, data_loader=loader)
+    # Assert: it learned, weights are exchangeable with the unwrapped architecture, ε is accounted.
+    assert roc_auc_score(y_test, predict_scores(model, X_test)) > 0.8
+    assert [w.shape for w in get_weights(model)] == shapes
+    assert weight_names(model) == names
+    assert sum(steps for _, _, steps in engine.accountant.history) == report.steps
+    fresh = make_model("mlp", n_features=2, hidden=16, seed=5)
+    set_weights(fresh, get_weights(model))
+    np.testing.assert_allclose(predict_scores(fresh, X_test), predict_scores(model, X_test), rtol=1e-6)
+
+
+def test_empty_poisson_batches_still_take_a_counted_noisy_step():
+    # Sampling rate 1/300 per row: P(empty batch) = (1 − 1/300)^300 ≈ e⁻¹, so many batches are empty.
+    X, y = two_gaussians(300, shift=1.0, seed=13)
+    config = TrainConfig(epochs=1, batch_size=1, learning_rate=0.01, class_weight=None)
+    engine, model, optimizer, loader = make_private(make_model("logistic", n_features=2, seed=0), config,
+                                                    make_loader(X, y, batch_size=1, seed=0))
+    sizes = [len(batch[1]) for batch in loader]
+    report = fit(model, X, y, config=config, optimizer=optimizer, data_loader=loader)
+    assert 0 in sizes
+    assert report.steps == len(loader)
+    assert sum(steps for _, _, steps in engine.accountant.history) == len(loader)
+    assert math.isfinite(report.final_loss)
+
+
+def test_proximal_term_survives_opacus_clipping_and_noise():
+    X, y = two_gaussians(1000, shift=2.0, seed=14)
+    distances = {}
+    for mu in (0.0, 100.0):
+        config = TrainConfig(epochs=2, batch_size=64, learning_rate=0.01, proximal_mu=mu)
+        plain = make_model("logistic", n_features=2, seed=0)
+        start = get_weights(plain)
+        _, model, optimizer, loader = make_private(plain, config, make_loader(X, y, batch_size=64, seed=0))
+        fit(model, X, y, config=config, optimizer=optimizer, data_loader=loader, reference_params=start)
+        distances[mu] = moved(model, start)
+    assert distances[100.0] < 0.2 * distances[0.0]
+
+
+# --------------------------------------------------------------------------------------------
+# Split learning
+# --------------------------------------------------------------------------------------------
+def test_split_net_pooled_forward_is_bottoms_then_top_and_it_trains():
+    net = make_split_net([2, 1], embedding_dim=4, hidden=8, seed=0)
+    X, y = two_gaussians(800, shift=2.0, dim=3, seed=15)
+    x = torch.from_numpy(X[:5])
+    by_parts = net.top(torch.cat([net.bottoms[0](x[:, :2]), net.bottoms[1](x[:, 2:])], dim=1))
+    torch.testing.assert_close(net(x), by_parts)
+    same = make_split_net([2, 1], embedding_dim=4, hidden=8, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(get_weights(net), get_weights(same), strict=True))
+    fit(net, X, y, config=TrainConfig(epochs=3, batch_size=64, learning_rate=0.02))
+    assert roc_auc_score(y, predict_scores(net, X)) > 0.85
+    with pytest.raises(ValueError, match="x: 2 columns; allowed: 3"):
+        net(x[:, :2])
+
+
+# --------------------------------------------------------------------------------------------
+# Standardizer
+# --------------------------------------------------------------------------------------------
+def test_standardizer_known_values_and_missing_indicator():
+    train = np.array([[1.0, np.nan, 7.0], [3.0, 4.0, 7.0], [5.0, 8.0, 7.0]])
+    scaler = Standardizer().fit(train)
+    out = scaler.transform(np.array([[3.0, np.nan, 7.0], [1.0, 8.0, 9.0]]))
+    std0 = math.sqrt(8 / 3)  # population std of 1, 3, 5
+    expected = np.array([[0.0, 0.0, 0.0, 1.0], [-2 / std0, 1.0, 2.0, 0.0]])
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    assert scaler.get_feature_names_out(["a", "b", "c"]) == ["a", "b", "c", "b__missing"]
+    assert scaler.n_features_out_ == 4
+
+
+def test_standardizer_uses_train_statistics_only():
+    rng = np.random.default_rng(16)
+    train, test = rng.normal(0, 2, size=(5000, 2)), rng.normal(10, 2, size=(5000, 2))
+    scaler = Standardizer().fit(train)
+    z_train, z_test = scaler.transform(train), scaler.transform(test)
+    np.testing.assert_allclose(z_train.mean(axis=0), 0.0, atol=1e-5)
+    shifted = (test.mean(axis=0) - train.mean(axis=0)) / train.std(axis=0)  # ≈ 5, not 0
+    np.testing.assert_allclose(z_test.mean(axis=0), shifted, rtol=1e-4)
+    with pytest.raises(ValueError, match=r"X: 3 columns; allowed: 2"):
+        scaler.transform(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="inf"):
+        Standardizer().fit(np.array([[np.inf]]))
+
+
+# --------------------------------------------------------------------------------------------
+# GBT baseline
+# --------------------------------------------------------------------------------------------
+def test_gbt_learns_the_toy_with_missing_values_and_is_deterministic():
+    X, y = two_gaussians(2000, shift=2.0, seed=17)
+    X_test, y_test = two_gaussians(2000, shift=2.0, seed=18)
+    X[np.random.default_rng(19).random(X.shape) < 0.1] = np.nan
+    first = GBTBaseline(seed=0, max_iter=50).fit(X, y).predict_score(X_test)
+    second = GBTBaseline(seed=0, max_iter=50).fit(X, y).predict_score(X_test)
+    assert roc_auc_score(y_test, first) > 0.8
+    np.testing.assert_array_equal(first, second)
+
+
+# --------------------------------------------------------------------------------------------
+# Validation at the boundary
+# --------------------------------------------------------------------------------------------
+def test_bad_input_names_the_field_and_the_allowed_values():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(learning_rate=0.0)
+    with pytest.raises(ValueError, match=r"name: 'cnn'; allowed: one of \('logistic', 'mlp'\)"):
+        make_model("cnn", n_features=3, seed=0)
+    with pytest.raises(ValueError, match="y: shape"):
+        fit(make_model("logistic", n_features=2, seed=0), np.zeros((4, 2)), np.zeros(3), config=TrainConfig())
+    with pytest.raises(ValueError, match="NaN"):
+        make_loader(np.array([[np.nan]]), np.array([1.0]), batch_size=1, seed=0)
+    with pytest.raises(ValueError, match="sample_weight"):
+        make_loader(np.zeros((2, 1)), np.array([0.0, 1.0]), batch_size=1, seed=0, sample_weight=[1.0, -1.0])
