@@ -1,3 +1,113 @@
+"""The `fedsim` command. Heavy libraries are imported inside commands so `fedsim --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
 import typer
 
-app = typer.Typer()
+# Offline hygiene before anything can import Flower or MLflow (see README, tech notes).
+for _k, _v in {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
+               "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
+               "DO_NOT_TRACK": "1"}.items():
+    os.environ.setdefault(_k, _v)
+
+app = typer.Typer(help="fedsim — would fraud-chain partners catch online fraud earlier by combining data?",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+world_app = typer.Typer(help="Generate and inspect synthetic worlds.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(fn: F) -> F:
+    """Expected user errors become one clear message and exit code 2 — no traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from synthetic.config import ConfigError
+        from synthetic.world import WorldError
+
+        expected: tuple[type[BaseException], ...] = (ConfigError, WorldError)
+        try:
+            from fedsim.errors import FedsimError
+
+            expected = (*expected, FedsimError)
+        except ImportError:
+            pass
+        try:
+            return fn(*args, **kwargs)
+        except expected as exc:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@world_app.command("generate")
+@friendly_errors
+def world_generate(
+    out: Path = typer.Option(..., "--out", help="directory to write the world to (must not exist)"),
+    seed: int = typer.Option(..., "--seed", help="random seed (whole number >= 0)"),
+    preset: str | None = typer.Option(None, "--preset", help="named preset: default, small, known-answer, placebo"),
+    config: Path | None = typer.Option(None, "--config", help="YAML world config (may start from `preset: NAME`)"),
+    persons: int | None = typer.Option(None, "--persons", help="override the number of persons"),
+    days: int | None = typer.Option(None, "--days", help="override the horizon in days"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="processes for legitimate activity"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing world directory"),
+) -> None:
+    """Generate a world: hidden truth + one Parquet view per partner + manifest."""
+    from rich.console import Console
+
+    from fedsim.progress import progress_bar
+    from synthetic.config import build_config, shorthand_overrides
+    from synthetic.world import WorldError, generate, write_world
+
+    if seed < 0:
+        raise WorldError(f"--seed = {seed}: allowed: a whole number >= 0")
+    if out.exists() and not overwrite:
+        raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+    cfg = build_config(preset=preset if (preset or config) else "default", config_file=config,
+                       overrides=shorthand_overrides(persons=persons, days=days))
+    console = Console(stderr=True)
+    console.print(f"Generating a {cfg.mode} world (seed {seed}) …")
+    with progress_bar() as progress:
+        world = generate(cfg, seed, workers=workers, progress=progress)
+    write_world(world, out, overwrite=overwrite)
+    console.print(f"Wrote world to [bold]{out}[/] — content hash {world.content_hash[:16]}…, "
+                  f"partners: {', '.join(world.partners)}")
+
+
+@world_app.command("describe")
+@friendly_errors
+def world_describe(
+    path: Path = typer.Argument(..., help="world directory"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    screen: bool = typer.Option(True, "--screen/--no-screen", help="run the leak screen (takes a few seconds)"),
+) -> None:
+    """Rows per table, prevalence and loss per fraud type, calibration table and leak screen."""
+    from synthetic.checks import describe_world, render_description
+    from synthetic.world import read_world
+
+    world = read_world(path)
+    desc = describe_world(world, screen=screen)
+    if as_json:
+        sys.stdout.write(json.dumps(desc, indent=2, default=str) + "\n")
+    else:
+        render_description(desc)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, get_args
 
 import yaml
 from pydantic import (
@@ -42,6 +42,11 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from fedsim.errors import FedsimError
+
+if TYPE_CHECKING:
+    from synthetic.config import WorldConfig
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +73,14 @@ NON_DP_MODELS: frozenset[str] = frozenset({"gbt"})
 HASH_VERSION = 1
 """Bump when the meaning of a field changes, so old runs are no longer reused."""
 
-ALL = "all"
+ALL: Literal["all"] = "all"
 _SLUG = r"^[a-z0-9_-]+$"
 _PATTERN_WORDS = {_SLUG: "only lowercase letters, digits, '_' and '-'"}
 _UNION_TAGS = {"word", "list"}
 
 
-class ExperimentError(ValueError):
-    """A bad experiment file or spec; the message names field path, value and what is allowed."""
+class ExperimentError(FedsimError):
+    """A bad experiment file or spec (a ValueError); the message names field path, value and allowed."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,8 +141,10 @@ class WorldSpec(_Spec):
     seed: Seed = Field(description="Seed of the world generator; integer >= 0. Required.")
     overrides: dict[str, JsonValue] = Field(
         default_factory=dict,
-        description="Fields passed on to the world config on top of the preset/config, e.g. "
-        "{persons: 4000, days: 120}; the world config validates them. Default: {}.",
+        description="World config fields on top of the preset/config, nested as in a world config "
+        "(e.g. {partners: {banks: 2}}), plus the shorthands persons (count) and days (horizon) that "
+        "apply to either world mode, as `fedsim world generate --persons/--days` do. Validated by "
+        "synthetic.config when the experiment is loaded. Default: {}.",
     )
 
     @field_validator("config")
@@ -158,11 +165,38 @@ class WorldSpec(_Spec):
                         "give exactly one of preset (small, default, known-answer, placebo) or config")
         return self
 
+    def world_config(self) -> WorldConfig:
+        """The validated world config: preset or file, then the overrides (synthetic.config)."""
+        from synthetic.config import build_config, shorthand_overrides
+
+        rest = {k: v for k, v in self.overrides.items() if k not in _SHORTHANDS}
+        # Shorthand values are checked by the world config itself (population.persons, ...).
+        short_args: dict[str, Any] = {k: v for k, v in self.overrides.items() if k in _SHORTHANDS}
+        short = shorthand_overrides(**short_args)
+        return build_config(preset=self.preset, config_file=self.config, overrides=_merge(short, rest))
+
     def content_digest(self) -> str:
-        """sha256 (hex) of the world config file, or of the preset name; enters the config hash."""
-        if self.config is not None:
-            return hashlib.sha256(self.config.read_bytes()).hexdigest()
-        return hashlib.sha256(f"preset:{self.preset}".encode()).hexdigest()
+        """sha256 (hex) of the fully resolved world config (preset/file + overrides); enters the config
+        hash, so a moved file or an equivalent preset gives the same digest, an edited one does not."""
+        resolved = _canonical_json(self.world_config().model_dump(mode="json"))
+        return hashlib.sha256(resolved.encode()).hexdigest()
+
+
+_SHORTHANDS = ("persons", "days")
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dict merge; ``extra`` wins."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = _merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def world_days(config: WorldConfig) -> int:
+    """Horizon of a world config in days (the known-answer mode keeps its own)."""
+    return config.known_answer.days if config.mode == "known_answer" else config.population.days
 
 
 class SplitSpec(_Spec):
@@ -331,12 +365,23 @@ class ExperimentSpec(_Spec):
         if self.coalitions != ALL:
             for i, coalition in enumerate(self.coalitions):
                 _unique(coalition, path=f"coalitions[{i}]")
-        days = self.world.overrides.get("days")
-        if isinstance(days, int) and self.split.total_days > days:
-            raise _fail("split", self.split.total_days,
-                        f"train + gap + test + second_test days exceed world.overrides.days = {days}")
+        self._check_world_and_split()
         self._check_primary()
         return self
+
+    def _check_world_and_split(self) -> None:
+        from synthetic.config import ConfigError
+
+        try:
+            config = self.world.world_config()
+        except ConfigError as err:
+            lines = str(err).replace("\n", "\n      ")
+            raise _fail("world", self.world.model_dump(mode="json", exclude_defaults=True),
+                        f"the world generator refuses this world:\n      {lines}") from None
+        days = world_days(config)
+        if self.split.total_days > days:
+            raise _fail("split", self.split.model_dump(), f"train + gap + test + second_test = "
+                        f"{self.split.total_days} days; allowed: at most the world's {days} days")
 
     def _check_primary(self) -> None:
         p = self.primary
@@ -543,7 +588,7 @@ class RunSpec(_Spec):
     seed: Seed = Field(description="Training seed; integer >= 0.")
     epsilon: Epsilon = Field(description="Target DP ε; inf = no DP.")
     world: WorldSpec = Field(description="World of the experiment.")
-    world_digest: str = Field(description="sha256 of the world config file content (or preset name).")
+    world_digest: str = Field(description="sha256 of the resolved world config (WorldSpec.content_digest).")
     split: SplitSpec = Field(description="Temporal split, days.")
     training: TrainingSpec = Field(description="Shared training settings.")
     metrics: MetricsSpec = Field(description="Evaluation settings.")
@@ -558,14 +603,16 @@ class RunSpec(_Spec):
     def config_hash(self) -> str:
         """sha256 (hex) of the canonical JSON of every field that determines the run's result.
 
-        Not included: the experiment's name/description, the world config file's path (its content
-        is, via ``world_digest``) and the code version (logged separately as the git commit).
+        The world enters as its seed plus ``world_digest`` (the resolved world config), not as
+        preset name / file path / overrides. Not included: the experiment's name and description,
+        the primary contrast, and the code version (logged separately as the git commit).
         """
         return hashlib.sha256(_canonical_json(self.result_fields()).encode()).hexdigest()
 
     def result_fields(self) -> dict[str, Any]:
         """The fields hashed into :attr:`config_hash`, as plain JSON-able values."""
-        data = self.model_dump(mode="python", exclude={"world": {"config"}})
+        data = self.model_dump(mode="python", exclude={"world"})
+        data["world_seed"] = self.world.seed
         data["hash_version"] = HASH_VERSION
         return data
 
@@ -618,8 +665,6 @@ def expand(
     spec.validate_against(partners)
     coalitions = list(dict.fromkeys(spec.coalition_list(partners)))
     digest = spec.world.content_digest()
-    shared = {"world": spec.world, "world_digest": digest, "split": spec.split,
-              "training": spec.training, "metrics": spec.metrics}
     cells: dict[tuple[Any, ...], RunSpec] = {}
     for regime in spec.regimes:
         for coalition in _coalitions_for(regime, coalitions, partners):
@@ -627,8 +672,10 @@ def expand(
                 continue
             for model, epsilon, seed in _model_eps_seed(spec, regime):
                 key = (regime, coalition, model, epsilon, seed)
-                cells.setdefault(key, RunSpec(regime=regime, coalition=coalition, model=model, seed=seed,
-                                              epsilon=epsilon, **shared))
+                if key not in cells:
+                    cells[key] = RunSpec(regime=regime, coalition=coalition, model=model, seed=seed,
+                                         epsilon=epsilon, world=spec.world, world_digest=digest,
+                                         split=spec.split, training=spec.training, metrics=spec.metrics)
     if not cells:
         raise ExperimentError(f"experiment {spec.name!r} expands to no runs: check regimes, coalitions "
                               "(non-status-quo regimes other than siloed need 2+ partners) and models")
@@ -645,7 +692,7 @@ def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Se
     return [c for c in coalitions if len(c) >= 2]
 
 
-def _model_eps_seed(spec: ExperimentSpec, regime: str) -> Iterator[tuple[str, float, int]]:
+def _model_eps_seed(spec: ExperimentSpec, regime: str) -> Iterator[tuple[Model, float, int]]:
     for model in spec.models:
         if model == "gbt" and regime not in GBT_REGIMES:
             continue
@@ -766,7 +813,8 @@ def _execute_one(cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker
 
 
 class _Reporter:
-    """Progress bar (rich) with log lines printed above it; plain logging when progress is off."""
+    """Progress bar (rich, on stderr like the CLI's other messages) with the log lines printed above
+    it; plain logging when progress is off."""
 
     def __init__(self, spec: ExperimentSpec, total: int, *, enabled: bool) -> None:
         self._enabled, self._total, self._spec = enabled, total, spec
@@ -774,10 +822,11 @@ class _Reporter:
 
     def __enter__(self) -> _Reporter:
         if self._enabled:
+            from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn())
+                                 TimeElapsedColumn(), console=Console(stderr=True))
             self._bar.start()
             self._task = self._bar.add_task(f"experiment {self._spec.name}", total=self._total)
         return self

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedsim.errors import FedsimError
 from fedsim.experiment import RunSpec, format_epsilon, format_number
 
 if TYPE_CHECKING:
@@ -52,8 +53,9 @@ _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\- ]")
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
-class TrackingError(RuntimeError):
-    """A tracking call that cannot be done as asked (bad key, no active run, unknown experiment)."""
+class TrackingError(FedsimError):
+    """A tracking call that cannot be done as asked (bad key or metric, no active run, unknown
+    experiment); a ValueError the CLI shows without a traceback."""
 
 
 def _mlflow_client(tracking_uri: str) -> MlflowClient:

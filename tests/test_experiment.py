@@ -107,7 +107,9 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("world.colour", "blue", ["world.colour", "unknown key", "preset, config, seed, overrides"]),
         ("colour", "blue", ["colour", "unknown key", "regimes"]),
         ("split.test_days", 0, ["split.test_days", "0", ">= 1"]),
-        ("split.test_days", 60, ["split", "137", "world.overrides.days = 120"]),
+        ("split.test_days", 60, ["split", "137 days", "at most the world's 120 days"]),
+        ("world.overrides.persons", 10, ["world", "population.persons", "10", "500"]),
+        ("world.overrides.partners", {"banks": 0}, ["world", "partners.banks", "0"]),
         ("models", ["logistic", "forest"], ["models[1]", "'forest'", "'gbt'"]),
         ("privacy.epsilon", [1, "lots"], ["privacy.epsilon[1]", "'lots'"]),
         ("primary.metric", "ed_h5", ["primary.metric", "'ed_h5'", "ed_h<h>", "[0, 1, 6, 24, 72]"]),
@@ -115,7 +117,7 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("name", "My Study", ["name", "'My Study'", "lowercase"]),
     ],
 )
-def test_bad_field_is_named_with_value_and_what_is_allowed(field: str, value: Any, expected: list[str]) -> None:
+def test_bad_field_is_named_with_value_and_allowed(field: str, value: Any, expected: list[str]) -> None:
     data = _set(demo_dict(), field, value)
 
     with pytest.raises(ExperimentError) as caught:
@@ -321,14 +323,25 @@ def test_config_hash_ignores_name_and_description(field: str, value: Any) -> Non
 def test_world_config_hashed_by_content_not_path(tmp_path: Path) -> None:
     for folder in ("a", "b", "c"):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "world.yaml").write_text("population: {persons: 100}\n")
-    (tmp_path / "c" / "world.yaml").write_text("population: {persons: 200}\n")
+        (tmp_path / folder / "world.yaml").write_text("preset: small\npopulation: {persons: 1000}\n")
+    (tmp_path / "c" / "world.yaml").write_text("preset: small\npopulation: {persons: 2000}\n")
     data = _set(one_cell_dict(), "world", {"config": "world.yaml", "seed": 1})
 
     a, b, c = (only_cell_from(data, tmp_path / folder) for folder in ("a", "b", "c"))
 
     assert a.config_hash == b.config_hash  # moved file, same content
     assert a.config_hash != c.config_hash
+
+
+def test_world_file_equal_to_preset_plus_overrides_hashes_the_same(tmp_path: Path) -> None:
+    (tmp_path / "world.yaml").write_text("preset: small\npopulation: {persons: 1000}\n")
+    from_file = _set(one_cell_dict(), "world", {"config": "world.yaml", "seed": 7})
+    overrides = {"population": {"persons": 1000}}  # nested: shorthand `persons` also sets known_answer
+    from_preset = _set(one_cell_dict(), "world", {"preset": "small", "seed": 7, "overrides": overrides})
+
+    a, b = only_cell_from(from_file, tmp_path), only_cell(from_preset)
+
+    assert a.world_digest == b.world_digest and a.config_hash == b.config_hash
 
 
 def only_cell_from(data: dict[str, Any], folder: Path) -> RunSpec:
@@ -389,11 +402,13 @@ def test_failed_cell_then_resume_runs_only_what_is_missing(store_uri: str) -> No
 
     summary = run_grid(spec, cells, working, tracker, world_hash="w0", progress=False)
     table = tracker.runs_table()
+    per_cell = [tracker.find_runs(cell.config_hash) for cell in cells]
 
     assert len(after_failure) == 2 and sorted(statuses) == ["FAILED", "FINISHED", "FINISHED"]
     assert second_calls == [cells[2].run_name, cells[3].run_name]  # cells 1-2 reused, not re-executed
     assert (summary.executed, summary.reused, summary.replaced) == (2, 2, 1)
     assert len(table) == 4
+    assert [[status for _, status in runs] for runs in per_cell] == [["FINISHED"]] * 4  # failed run gone
     assert sorted(table["config_hash"]) == sorted(c.config_hash for c in cells)
     assert sorted(table["ap"]) == pytest.approx([0.0, 0.1, 0.2, 0.3])
     assert set(table["run_id"]) == set(summary.run_ids)
@@ -429,5 +444,7 @@ def test_progress_bar_prints_reuse_in_words(store_uri: str, capsys: pytest.Captu
 
     summary = run_grid(spec, cells[:1], _result, tracker, progress=True)
 
-    out = capsys.readouterr().out
-    assert f"run 1/1: pooled on bank_1+telco, logistic, seed 0 — reusing finished run {summary.run_ids[0]}" in out
+    out = capsys.readouterr().err
+    words = "run 1/1: pooled on bank_1+telco, logistic, seed 0"
+    expected = f"{words} — reusing finished run {summary.run_ids[0]}"
+    assert expected in out

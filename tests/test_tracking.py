@@ -50,7 +50,7 @@ def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 # --------------------------------------------------------------------------------------------
 # Pure helpers (no store)
 # --------------------------------------------------------------------------------------------
-def test_tracking_uri_explicit_then_env_then_cwd_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tracking_uri_explicit_then_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     default = resolve_tracking_uri(None)
@@ -65,7 +65,8 @@ def test_tracking_uri_explicit_then_env_then_cwd_sqlite(tmp_path: Path, monkeypa
 
 @pytest.mark.parametrize(
     ("key", "clean"),
-    [("ed_h0_k0.005", "ed_h0_k0.005"), ("a+b|c=d@e", "a_b_c_d_e"), ("../up", "_up"), ("per/round", "per_round")],
+    [("ed_h0_k0.005", "ed_h0_k0.005"), ("a+b|c=d@e", "a_b_c_d_e"), ("../up", "_up"),
+     ("per/round", "per_round")],
 )
 def test_keys_are_sanitized_to_what_mlflow_accepts(key: str, clean: str) -> None:
     assert sanitize_key(key) == clean

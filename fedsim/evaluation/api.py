@@ -86,40 +86,31 @@ class ComparisonResult:
         return tables.lookup(self.table, metric, column=column, **where)
 
 
-def _settings(**kwargs) -> EvaluationSettings:
-    return EvaluationSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()})
-
-
-def _estimators(
+def build_estimators(
     score_tables: Sequence[pd.DataFrame],
     truth: Mapping[str, pd.DataFrame] | Truth,
     partner_sizes: Mapping[str, int],
     settings: EvaluationSettings,
 ) -> list[MetricEstimator]:
-    """Validate inputs and build one estimator per score table over shared bootstrap clusters."""
+    """Validate inputs and build one :class:`MetricEstimator` per score table over shared clusters.
+
+    Useful on its own to evaluate metrics under custom cluster weights (``estimator.values``).
+    """
     sizes = validate_partner_sizes(partner_sizes)
     valid_truth = Truth.from_tables(truth)
     names = ["scores"] if len(score_tables) == 1 else ["scores_a", "scores_b"]
-    valid = [
-        validate_scores(s, partner_sizes=sizes, table=n) for s, n in zip(score_tables, names, strict=True)
-    ]
+    valid = [validate_scores(s, partner_sizes=sizes, table=n) for s, n in zip(score_tables, names, strict=True)]
     cases = valid_truth.cases
     windows = case_windows(cases, valid_truth.money_outs)
     pairs = [positive_pairs(s, valid_truth.case_entities, windows) for s in valid]
-    negative = [
-        s.drop(index=p["row"].unique())[["partner", "entity_id"]] for s, p in zip(valid, pairs, strict=True)
-    ]
+    negative = [s.drop(index=p["row"].unique())[["partner", "entity_id"]] for s, p in zip(valid, pairs, strict=True)]
     clusters = ClusterIndex.build(
-        evaluated_cases=cases["case_id"].to_numpy()[
-            evaluated_mask(cases, test_window_ts=settings.test_window_ts)
-        ],
+        evaluated_cases=cases["case_id"].to_numpy()[evaluated_mask(cases, test_window_ts=settings.test_window_ts)],
         other_cases=np.concatenate([p["case_id"].to_numpy() for p in pairs]),
         negative_entities=negative,
     )
     return [
-        MetricEstimator(
-            scores=s, pairs=p, truth=valid_truth, partner_sizes=sizes, settings=settings, clusters=clusters
-        )
+        MetricEstimator(scores=s, pairs=p, truth=valid_truth, partner_sizes=sizes, settings=settings, clusters=clusters)
         for s, p in zip(valid, pairs, strict=True)
     ]
 
@@ -146,7 +137,14 @@ def _point_and_resamples(
     return keys, points, samples
 
 
-def _result(est: MetricEstimator, keys, point, samples, settings) -> EvaluationResult:
+def _result(
+    est: MetricEstimator,
+    keys: list[MetricKey],
+    point: np.ndarray,
+    samples: np.ndarray,
+    settings: EvaluationSettings,
+) -> EvaluationResult:
+    """Tidy result of one estimator: point estimates, percentile CIs, then the counts (no CI)."""
     lo, hi = percentile_interval(samples, level=settings.ci_level)
     counts = est.counts()
     all_keys = keys + list(counts)
@@ -189,17 +187,17 @@ def evaluate(
         interdiction: interdiction success rates ρ. n_boot: resamples (0 = no CI).
         ci_level: coverage of the percentile intervals.
     """
-    settings = _settings(
+    settings = EvaluationSettings(
         test_window_ts=test_window_ts,
         seed=seed,
-        capacities=capacities,
-        horizons_h=horizons_h,
-        latencies_h=latencies_h,
-        interdiction=interdiction,
+        capacities=tuple(capacities),
+        horizons_h=tuple(horizons_h),
+        latencies_h=tuple(latencies_h),
+        interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
     )
-    (est,) = _estimators([scores], truth, partner_sizes, settings)
+    (est,) = build_estimators([scores], truth, partner_sizes, settings)
     keys, (point,), (samples,) = _point_and_resamples([est], settings)
     return _result(est, keys, point, samples, settings)
 
@@ -225,22 +223,30 @@ def compare(
     both tables' entities), so the CI of A − B and P(A > B) reflect the pairing. Arguments as in
     :func:`evaluate`.
     """
-    settings = _settings(
+    settings = EvaluationSettings(
         test_window_ts=test_window_ts,
         seed=seed,
-        capacities=capacities,
-        horizons_h=horizons_h,
-        latencies_h=latencies_h,
-        interdiction=interdiction,
+        capacities=tuple(capacities),
+        horizons_h=tuple(horizons_h),
+        latencies_h=tuple(latencies_h),
+        interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
     )
-    est_a, est_b = _estimators([scores_a, scores_b], truth, partner_sizes, settings)
+    est_a, est_b = build_estimators([scores_a, scores_b], truth, partner_sizes, settings)
     keys, (point_a, point_b), (samples_a, samples_b) = _point_and_resamples([est_a, est_b], settings)
     diff = samples_a - samples_b
     lo, hi = percentile_interval(diff, level=settings.ci_level)
+    counts_a, counts_b = est_a.counts(), est_b.counts()
+    count_keys = list(counts_a)
+    nan = np.full(len(count_keys), np.nan)
     table = tables.comparison_table(
-        keys, value_a=point_a, value_b=point_b, lo=lo, hi=hi, p_a_gt_b=share_greater(diff)
+        keys + count_keys,
+        value_a=np.concatenate([point_a, [counts_a[key] for key in count_keys]]),
+        value_b=np.concatenate([point_b, [counts_b[key] for key in count_keys]]),
+        lo=np.concatenate([lo, nan]),
+        hi=np.concatenate([hi, nan]),
+        p_a_gt_b=np.concatenate([share_greater(diff), nan]),
     )
     return ComparisonResult(
         table=table,

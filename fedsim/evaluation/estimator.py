@@ -100,6 +100,7 @@ class MetricEstimator:
         clusters: ClusterIndex,
     ) -> None:
         self.settings = settings
+        self.clusters = clusters
         self.n_clusters = clusters.n_clusters
         self.strata = clusters.strata
         cases = truth.cases
@@ -123,21 +124,20 @@ class MetricEstimator:
         self._build_levels(scores["score"].to_numpy())
         self.ops = {t: self._slice_operators(t) for t in self.fraud_types}
         self.case_outcomes = {
-            k: self._case_outcomes(pairs, scores["decision_ts"].to_numpy(), a, ev)
-            for k, a in self.alerted.items()
+            k: self._case_outcomes(pairs, scores["decision_ts"].to_numpy(), a, ev) for k, a in self.alerted.items()
         }
 
     # ---------------------------------------------------------------- construction
-    def _build_rows(self, scores: pd.DataFrame, pairs: pd.DataFrame, cases: pd.DataFrame, clusters) -> None:
+    def _build_rows(
+        self, scores: pd.DataFrame, pairs: pd.DataFrame, cases: pd.DataFrame, clusters: ClusterIndex
+    ) -> None:
         """Row → cluster membership triplets and per-type positive masks."""
         n = len(scores)
         rows = pairs["row"].to_numpy()
         per_row = np.bincount(rows, minlength=n)
         self.positive = per_row > 0
         neg = np.flatnonzero(~self.positive)
-        neg_cluster = clusters.entity_cluster(
-            scores["partner"].to_numpy()[neg], scores["entity_id"].to_numpy()[neg]
-        )
+        neg_cluster = clusters.entity_cluster(scores["partner"].to_numpy()[neg], scores["entity_id"].to_numpy()[neg])
         # a row positive for m cases weighs the mean of their resample counts (module bootstrap)
         self.trip_row = np.concatenate([rows, neg])
         self.trip_cluster = np.concatenate([clusters.case_cluster(pairs["case_id"].to_numpy()), neg_cluster])
@@ -187,12 +187,10 @@ class MetricEstimator:
             pos_at_level=self._operator(groups, len(pos_levels)),
             pos_per_day=self._operator(np.where(pos, self.day_index, -1), n_days),
             alerted_pos_per_day={
-                k: self._operator(np.where(pos & a, self.day_index, -1), n_days)
-                for k, a in self.alerted.items()
+                k: self._operator(np.where(pos & a, self.day_index, -1), n_days) for k, a in self.alerted.items()
             },
             alerted_rel_per_day={
-                k: self._operator(np.where(relevant & a, self.day_index, -1), n_days)
-                for k, a in self.alerted.items()
+                k: self._operator(np.where(relevant & a, self.day_index, -1), n_days) for k, a in self.alerted.items()
             },
             n_positive_rows=int(pos.sum()),
         )
@@ -201,14 +199,9 @@ class MetricEstimator:
         self, pairs: pd.DataFrame, decision_ts: np.ndarray, alerted: np.ndarray, ev: pd.DataFrame
     ) -> _CaseOutcomes:
         s = self.settings
-        t_alert = outcomes.first_alert_ts(
-            pairs, decision_ts=decision_ts, alerted=alerted, case_ids=self.case_ids
-        )
+        t_alert = outcomes.first_alert_ts(pairs, decision_ts=decision_ts, alerted=alerted, case_ids=self.case_ids)
         hits = np.array(
-            [
-                outcomes.alerted_by_horizon(t_alert=t_alert, t_loss=self.t_loss, horizon_h=h)
-                for h in s.horizons_h
-            ]
+            [outcomes.alerted_by_horizon(t_alert=t_alert, t_loss=self.t_loss, horizon_h=h) for h in s.horizons_h]
         )
         prevented = np.array(
             [
@@ -250,7 +243,16 @@ class MetricEstimator:
                 self._capacity(out, t, k, weights, case_w[mask], mask, alerts[k])
         return out
 
-    def _ranking(self, out, t, weights, fp_cum, neg_tie, neg_total) -> None:
+    def _ranking(
+        self,
+        out: dict[MetricKey, np.ndarray],
+        t: str,
+        weights: np.ndarray,
+        fp_cum: np.ndarray,
+        neg_tie: np.ndarray,
+        neg_total: np.ndarray,
+    ) -> None:
+        """AP, lift, ROC-AUC and prevalence of fraud type t; fp_cum / neg_tie are (L, B) on the shared levels."""
         ops = self.ops[t]
         pos = ops.pos_at_level @ weights
         fp_t = fp_cum[ops.pos_levels]
@@ -263,7 +265,22 @@ class MetricEstimator:
         out[MetricKey("roc_auc", t)] = metrics.roc_auc(pos, neg_at, neg_tie[ops.pos_levels], neg_total)
         out[MetricKey("prevalence", t)] = prevalence
 
-    def _capacity(self, out, t, k, weights, case_w, mask, alerts) -> None:
+    def _capacity(
+        self,
+        out: dict[MetricKey, np.ndarray],
+        t: str,
+        k: float,
+        weights: np.ndarray,
+        case_w: np.ndarray,
+        mask: np.ndarray,
+        alerts: np.ndarray,
+    ) -> None:
+        """Case-level metrics and daily recall / precision of fraud type t at capacity k.
+
+        ``case_w`` (n_t, B) are the weights of the type's evaluated cases (``mask`` over all evaluated
+        cases); ``alerts`` (B,) the weighted number of alerts of all partners, the denominator of
+        € per 1,000 alerts also per fraud type (alert capacity is shared by all fraud types).
+        """
         s = self.settings
         oc = self.case_outcomes[k]
         ed = metrics.weighted_share(oc.hits[:, mask], case_w)
@@ -274,19 +291,17 @@ class MetricEstimator:
         total_loss = self.loss[mask] @ case_w
         for i, d in enumerate(s.latencies_h):
             for rho in s.interdiction:
-                key = {"fraud_type": t, "k": k, "delta_h": d, "rho": rho}
-                out[MetricKey("prevented_eur", **key)] = rho * saved[i]
-                out[MetricKey("prevented_share", **key)] = metrics.safe_ratio(rho * saved[i], total_loss)
-                out[MetricKey("prevented_eur_per_1k_alerts", **key)] = metrics.safe_ratio(
-                    1000.0 * rho * saved[i], alerts
+                eur = rho * saved[i]
+                out[MetricKey("prevented_eur", t, k=k, delta_h=d, rho=rho)] = eur
+                out[MetricKey("prevented_share", t, k=k, delta_h=d, rho=rho)] = metrics.safe_ratio(eur, total_loss)
+                out[MetricKey("prevented_eur_per_1k_alerts", t, k=k, delta_h=d, rho=rho)] = metrics.safe_ratio(
+                    1000.0 * eur, alerts
                 )
         lead = oc.lead_time_h[mask]
         got = ~np.isnan(lead)
         order = np.argsort(lead[got], kind="stable")
         for name, q in LEAD_TIME_QUANTILES:
-            out[MetricKey(name, t, k=k)] = metrics.weighted_quantile_sorted(
-                lead[got][order], case_w[got][order], q
-            )
+            out[MetricKey(name, t, k=k)] = metrics.weighted_quantile_sorted(lead[got][order], case_w[got][order], q)
         shares = metrics.weighted_share(oc.phase_onehot[:, mask], case_w)
         for i, label in enumerate(outcomes.PHASE_LABELS):
             out[MetricKey(f"phase_{label}", t, k=k)] = shares[i]

@@ -1,7 +1,8 @@
 """Validate and normalise what evaluation is called with: scores, truth tables, settings.
 
-Every check raises ``ValueError`` naming the table or field, the offending value and what is
-allowed (style.md: validate once at the boundary). Downstream modules assume these invariants.
+Every check raises :class:`fedsim.errors.FedsimError` (a ``ValueError``) naming the table or field,
+the offending value and what is allowed (style.md: validate once at the boundary). Downstream
+modules assume these invariants.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fedsim.errors import FedsimError
 from synthetic.schema import PHASES
 
 SECONDS_PER_DAY = 86_400
@@ -49,55 +51,47 @@ DEFAULT_INTERDICTION: tuple[float, ...] = (1.0, 0.7)
 def _coerce(df: pd.DataFrame, columns: Mapping[str, str], table: str) -> pd.DataFrame:
     """Return ``df[columns]`` with int64 / float64 / str columns, or raise naming the bad column."""
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
+        raise FedsimError(f"{table}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{table}: missing column(s) {missing}; required: {list(columns)}")
+        raise FedsimError(f"{table}: missing column(s) {missing}; required: {list(columns)}")
     out = {}
     for name, kind in columns.items():
         col = df[name]
         if col.isna().any():
-            raise ValueError(f"{table}.{name}: contains null values; nulls are not allowed here")
+            raise FedsimError(f"{table}.{name}: contains null values; nulls are not allowed here")
         if kind == "int":
             if not pd.api.types.is_integer_dtype(col):
-                raise ValueError(
-                    f"{table}.{name}: dtype {col.dtype} is not allowed; expected an integer dtype"
-                )
+                raise FedsimError(f"{table}.{name}: dtype {col.dtype} is not allowed; expected an integer dtype")
             out[name] = col.to_numpy(dtype=np.int64)
         elif kind == "float":
             if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                raise ValueError(
-                    f"{table}.{name}: dtype {col.dtype} is not allowed; expected a numeric dtype"
-                )
+                raise FedsimError(f"{table}.{name}: dtype {col.dtype} is not allowed; expected a numeric dtype")
             values = col.to_numpy(dtype=np.float64)
             if not np.isfinite(values).all():
                 bad = values[~np.isfinite(values)][0]
-                raise ValueError(f"{table}.{name}: value {bad} is not allowed; values must be finite")
+                raise FedsimError(f"{table}.{name}: value {bad} is not allowed; values must be finite")
             out[name] = values
         else:
             out[name] = col.astype(str).to_numpy(dtype=object)
     return pd.DataFrame(out)
 
 
-def validate_scores(
-    scores: pd.DataFrame, *, partner_sizes: Mapping[str, int], table: str = "scores"
-) -> pd.DataFrame:
+def validate_scores(scores: pd.DataFrame, *, partner_sizes: Mapping[str, int], table: str = "scores") -> pd.DataFrame:
     """Check the per-entity-day score table; return a normalised copy with a fresh RangeIndex.
 
     One row per scored (partner, entity_id, day); every partner must have a size in ``partner_sizes``.
     """
     out = _coerce(scores, SCORE_COLUMNS, table)
     if len(out) == 0:
-        raise ValueError(f"{table}: has 0 rows; at least one scored entity-day is required")
+        raise FedsimError(f"{table}: has 0 rows; at least one scored entity-day is required")
     dup = out.duplicated(["partner", "entity_id", "day"])
     if dup.any():
         row = out.loc[dup.idxmax(), ["partner", "entity_id", "day"]].tolist()
-        raise ValueError(
-            f"{table}: duplicate (partner, entity_id, day) {row}; one score per entity-day allowed"
-        )
+        raise FedsimError(f"{table}: duplicate (partner, entity_id, day) {row}; one score per entity-day allowed")
     unknown = sorted(set(out["partner"]) - set(partner_sizes))
     if unknown:
-        raise ValueError(f"{table}.partner: {unknown} not in partner_sizes; allowed: {sorted(partner_sizes)}")
+        raise FedsimError(f"{table}.partner: {unknown} not in partner_sizes; allowed: {sorted(partner_sizes)}")
     return out
 
 
@@ -106,7 +100,7 @@ def validate_partner_sizes(partner_sizes: Mapping[str, int]) -> dict[str, int]:
     out: dict[str, int] = {}
     for partner, size in partner_sizes.items():
         if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
-            raise ValueError(f"partner_sizes[{partner!r}]: {size!r} is not allowed; expected an integer >= 1")
+            raise FedsimError(f"partner_sizes[{partner!r}]: {size!r} is not allowed; expected an integer >= 1")
         out[str(partner)] = int(size)
     return out
 
@@ -136,39 +130,39 @@ class Truth:
             }
         for name in ("cases", "money_outs", "case_entities"):
             if name not in tables:
-                raise ValueError(f"truth: table {name!r} missing; required: cases, money_outs, case_entities")
+                raise FedsimError(f"truth: table {name!r} missing; required: cases, money_outs, case_entities")
         cases = _coerce(tables["cases"], CASE_COLUMNS, "cases")
         money = _coerce(tables["money_outs"], MONEY_OUT_COLUMNS, "money_outs")
         ents = _coerce(tables["case_entities"], CASE_ENTITY_COLUMNS, "case_entities")
         if cases["case_id"].duplicated().any():
             bad = int(cases.loc[cases["case_id"].duplicated(), "case_id"].iloc[0])
-            raise ValueError(f"cases.case_id: duplicate value {bad}; case ids must be unique")
+            raise FedsimError(f"cases.case_id: duplicate value {bad}; case ids must be unique")
         for name, df in (("money_outs", money), ("case_entities", ents)):
             orphan = ~df["case_id"].isin(cases["case_id"])
             if orphan.any():
                 bad = int(df.loc[orphan, "case_id"].iloc[0])
-                raise ValueError(f"{name}.case_id: {bad} not in cases.case_id")
+                raise FedsimError(f"{name}.case_id: {bad} not in cases.case_id")
         bad_roles = sorted(set(ents["role"]) - set(ROLES))
         if bad_roles:
-            raise ValueError(f"case_entities.role: {bad_roles} not allowed; allowed: {list(ROLES)}")
+            raise FedsimError(f"case_entities.role: {bad_roles} not allowed; allowed: {list(ROLES)}")
         if (money["amount_eur"] < 0).any():
-            raise ValueError("money_outs.amount_eur: negative amounts are not allowed")
+            raise FedsimError("money_outs.amount_eur: negative amounts are not allowed")
         return cls(cases=cases, money_outs=money, case_entities=ents)
 
 
 def _finite_tuple(values: Sequence[float], field: str, *, low: float, high: float, low_open: bool) -> tuple:
     if isinstance(values, str | bytes) or len(values) == 0:
-        raise ValueError(f"{field}: {values!r} is not allowed; expected a non-empty sequence of numbers")
+        raise FedsimError(f"{field}: {values!r} is not allowed; expected a non-empty sequence of numbers")
     out = []
     for v in values:
         ok = isinstance(v, int | float | np.integer | np.floating) and math.isfinite(v)
         ok = ok and (v > low if low_open else v >= low) and v <= high
         if not ok:
             bracket = "(" if low_open else "["
-            raise ValueError(f"{field}: {v!r} is not allowed; allowed: numbers in {bracket}{low}, {high}]")
+            raise FedsimError(f"{field}: {v!r} is not allowed; allowed: numbers in {bracket}{low}, {high}]")
         out.append(float(v))
     if len(set(out)) != len(out):
-        raise ValueError(f"{field}: {values!r} has duplicates; each value may appear once")
+        raise FedsimError(f"{field}: {values!r} has duplicates; each value may appear once")
     return tuple(out)
 
 
@@ -205,9 +199,7 @@ class EvaluationSettings:
             or not all(isinstance(t, int | np.integer) and not isinstance(t, bool) for t in window)
             or window[0] >= window[1]
         ):
-            raise ValueError(
-                f"test_window_ts: {window!r} is not allowed; expected (start, end) ints, start < end"
-            )
+            raise FedsimError(f"test_window_ts: {window!r} is not allowed; expected (start, end) ints, start < end")
         object.__setattr__(self, "test_window_ts", (int(window[0]), int(window[1])))
         object.__setattr__(
             self, "capacities", _finite_tuple(self.capacities, "capacities", low=0.0, high=1.0, low_open=True)
@@ -228,8 +220,8 @@ class EvaluationSettings:
             _finite_tuple(self.interdiction, "interdiction", low=0.0, high=1.0, low_open=True),
         )
         if isinstance(self.n_boot, bool) or not isinstance(self.n_boot, int | np.integer) or self.n_boot < 0:
-            raise ValueError(f"n_boot: {self.n_boot!r} is not allowed; expected an integer >= 0")
+            raise FedsimError(f"n_boot: {self.n_boot!r} is not allowed; expected an integer >= 0")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
-            raise ValueError(f"seed: {self.seed!r} is not allowed; expected an integer >= 0")
+            raise FedsimError(f"seed: {self.seed!r} is not allowed; expected an integer >= 0")
         if not 0.0 < float(self.ci_level) < 1.0:
-            raise ValueError(f"ci_level: {self.ci_level!r} is not allowed; expected a number in (0, 1)")
+            raise FedsimError(f"ci_level: {self.ci_level!r} is not allowed; expected a number in (0, 1)")

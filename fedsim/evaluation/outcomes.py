@@ -58,11 +58,7 @@ def prevented_eur(
     t_act = money_outs["case_id"].map(alert).to_numpy(dtype=np.float64) + latency_h * SECONDS_PER_HOUR
     with np.errstate(invalid="ignore"):
         after = money_outs["ts"].to_numpy() > t_act
-    saved = (
-        pd.Series(money_outs["amount_eur"].to_numpy()[after])
-        .groupby(money_outs["case_id"].to_numpy()[after])
-        .sum()
-    )
+    saved = pd.Series(money_outs["amount_eur"].to_numpy()[after]).groupby(money_outs["case_id"].to_numpy()[after]).sum()
     return pd.Series(case_ids).map(saved).fillna(0.0).to_numpy(dtype=np.float64)
 
 

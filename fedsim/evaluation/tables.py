@@ -49,9 +49,7 @@ def _key_columns(keys: list[MetricKey]) -> dict[str, list]:
 
 def tidy_table(keys: list[MetricKey], *, value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> pd.DataFrame:
     """Tidy long table of metric values with their interval; arrays are (len(keys),)."""
-    return pd.DataFrame(
-        {**_key_columns(keys), "value": value, "lo": lo, "hi": hi}, columns=list(TABLE_COLUMNS)
-    )
+    return pd.DataFrame({**_key_columns(keys), "value": value, "lo": lo, "hi": hi}, columns=list(TABLE_COLUMNS))
 
 
 def comparison_table(
@@ -104,18 +102,13 @@ def flatten_metrics(table: pd.DataFrame) -> dict[str, float]:
 
 
 def flatten_comparison(table: pd.DataFrame) -> dict[str, float]:
-    """``name_a, name_b, name_diff, name_diff_lo, name_diff_hi, name_p_a_gt_b`` for every row."""
+    """``name_a, name_b, name_diff, name_diff_lo, name_diff_hi, name_p_a_gt_b`` per row (counts: the first 3)."""
     out: dict[str, float] = {}
+    suffixes = (("a", "value_a"), ("b", "value_b"), ("diff", "diff"))
+    with_ci = (("diff_lo", "lo"), ("diff_hi", "hi"), ("p_a_gt_b", "p_a_gt_b"))
     for row in table.to_dict("records"):
         name = metric_name(row)
-        for suffix, col in (
-            ("a", "value_a"),
-            ("b", "value_b"),
-            ("diff", "diff"),
-            ("diff_lo", "lo"),
-            ("diff_hi", "hi"),
-            ("p_a_gt_b", "p_a_gt_b"),
-        ):
+        for suffix, col in suffixes + (() if row["metric"] in COUNT_METRICS else with_ci):
             out[f"{name}_{suffix}"] = float(row[col])
     return out
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
+from fedsim.evaluation.inputs import Truth
+from fedsim.evaluation.labels import case_windows, positive_pairs
 from synthetic.schema import PHASES
 
 D = 86_400
@@ -33,10 +34,16 @@ def tiny_truth() -> dict[str, pd.DataFrame]:
     """
     cases = pd.DataFrame(
         [
-            _case(1, "helpdesk", [1 * H, 2 * H, D + 10 * H, D + 11 * H, 2 * D + 12 * H, 2 * D + 14 * H], 2 * D + 12 * H),
+            _case(
+                1, "helpdesk", [1 * H, 2 * H, D + 10 * H, D + 11 * H, 2 * D + 12 * H, 2 * D + 14 * H], 2 * D + 12 * H
+            ),
             _case(2, "helpdesk", [0, 1 * H, 5 * H, 6 * H, D + 8 * H, D + 9 * H], D + 8 * H),
-            _case(3, "whatsapp", [D + H, D + 2 * H, 2 * D + 9 * H, 2 * D + 16 * H, 3 * D + 20 * H, 3 * D + 21 * H],
-                  3 * D + 20 * H),
+            _case(
+                3,
+                "whatsapp",
+                [D + H, D + 2 * H, 2 * D + 9 * H, 2 * D + 16 * H, 3 * D + 20 * H, 3 * D + 21 * H],
+                3 * D + 20 * H,
+            ),
             _case(4, "helpdesk", [4 * D, 4 * D + H, 4 * D + 2 * H, 4 * D + 3 * H, 5 * D, 5 * D + H], 5 * D),
             _case(5, "whatsapp", [D, -1, -1, -1, -1, -1], -1),
         ]
@@ -136,16 +143,14 @@ def random_world(
     ents = pd.concat(
         [
             case_entities[["partner", "entity_id"]],
-            pd.DataFrame({"partner": partners[rng.integers(0, 2, n_ordinary)],
-                          "entity_id": 10_000 + np.arange(n_ordinary)}),
+            pd.DataFrame(
+                {"partner": partners[rng.integers(0, 2, n_ordinary)], "entity_id": 10_000 + np.arange(n_ordinary)}
+            ),
         ]
     ).drop_duplicates()
     grid = ents.merge(pd.DataFrame({"day": np.arange(n_days)}), how="cross")
     grid = grid.sample(frac=0.6, random_state=seed).reset_index(drop=True)
     grid["decision_ts"] = grid["day"] * D + rng.integers(0, D, size=len(grid))
-    from fedsim.evaluation.labels import case_windows, positive_pairs
-    from fedsim.evaluation.inputs import Truth
-
     valid = Truth.from_tables(truth)
     pairs = positive_pairs(grid, valid.case_entities, case_windows(valid.cases, valid.money_outs))
     positive = np.zeros(len(grid), dtype=bool)
@@ -153,8 +158,3 @@ def random_world(
     grid["score"] = rng.normal(size=len(grid)) + signal * positive
     sizes = grid.groupby("partner")["entity_id"].nunique().to_dict()
     return grid, truth, {p: int(n) for p, n in sizes.items()}
-
-
-@pytest.fixture
-def tiny():
-    return tiny_scores(), tiny_truth(), dict(TINY_SIZES)

@@ -1,0 +1,27 @@
+"""Pooled: all coalition data joined centrally — the upper bound a data-sharing law would allow.
+
+One model per partner kind scores the rows of every coalition partner of that kind (banks pooled
+horizontally), with the other kinds' features joined by salted-hash keys as of the row's time, the
+shared watchlist, and every coalition partner's reports as labels. Missing partners' features are
+missing (NaN + indicator), never a magic value.
+"""
+
+from __future__ import annotations
+
+from fedsim.regimes.base import RegimeResult, RunContext, ScoringUnit, run_units
+
+
+def pooled_units(ctx: RunContext) -> list[ScoringUnit]:
+    by_kind: dict[str, list[str]] = {}
+    for p in ctx.coalition:
+        by_kind.setdefault(ctx.kinds[p], []).append(p)
+    return [ScoringUnit(home=tuple(members), context_from=ctx.coalition, watchlist_from=ctx.coalition,
+                        label_sources=ctx.coalition) for members in by_kind.values()]
+
+
+class Pooled:
+    name = "pooled"
+
+    def run(self, ctx: RunContext) -> RegimeResult:
+        join = "oracle (true person ids)" if ctx.oracle_join else "salted-hash keys"
+        return run_units(ctx, pooled_units(ctx), {"sharing": "all features and reports", "join": join})
