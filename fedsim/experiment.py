@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Regime = Literal["status_quo", "siloed", "watchlist", "pooled", "horizontal", "vertical", "hybrid"]
+Regime = Literal["status_quo", "siloed", "watchlist", "pooled", "pooled_oracle", "horizontal", "vertical", "hybrid"]
 Model = Literal["logistic", "mlp", "gbt"]
 WorldPreset = Literal["small", "default", "known-answer", "placebo"]
 
@@ -63,7 +63,8 @@ MODELS: tuple[str, ...] = get_args(Model)
 WORLD_PRESETS: tuple[str, ...] = get_args(WorldPreset)
 """World presets the generator offers (synthetic/presets)."""
 
-GBT_REGIMES: frozenset[str] = frozenset({"status_quo", "siloed", "watchlist", "pooled"})
+GBT_REGIMES: frozenset[str] = frozenset({"status_quo", "siloed", "watchlist", "pooled", "pooled_oracle"})
+FEDERATED_REGIMES: frozenset[str] = frozenset({"horizontal", "vertical", "hybrid"})
 """Regimes where one party trains on rows it holds, so a non-torch tree model can run there.
 Federated regimes (horizontal, vertical, hybrid) need the shared torch training loop."""
 
@@ -265,6 +266,23 @@ class PrivacySpec(_Spec):
         return value
 
 
+class FederationSpec(_Spec):
+    """Settings of the federated regimes (horizontal, vertical, hybrid); ignored by the others."""
+
+    rounds: int = Field(default=5, ge=1, le=1000, strict=True, description="Federated rounds; default 5.")
+    local_epochs: int = Field(default=1, ge=1, le=100, strict=True,
+                              description="Local epochs per round at each client (horizontal); default 1.")
+    strategy: Literal["fedavg", "fedprox"] = Field(default="fedavg", description="Aggregation strategy.")
+    proximal_mu: float = Field(default=0.01, ge=0, le=100, allow_inf_nan=False,
+                               description="FedProx proximal term μ (used when strategy = fedprox).")
+    secure_aggregation: bool = Field(default=False, description="SecAgg+ for horizontal updates.")
+    engine: Literal["simulation", "deployment"] = Field(
+        default="simulation", description="Flower engine: simulation (Ray) or deployment (SuperLink + SuperNodes).")
+    label_holder: str = Field(default="bank", description="Partner kind (or name) holding labels in vertical FL.")
+    embedding_dim: int = Field(default=8, ge=1, le=256, strict=True,
+                               description="Width of each party's bottom-model output (vertical FL).")
+
+
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -351,6 +369,8 @@ class ExperimentSpec(_Spec):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Shared training settings.")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="DP sweep; default no DP.")
+    federation: FederationSpec = Field(default_factory=FederationSpec,
+                                       description="Federated-regime settings; default 5 rounds FedAvg.")
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Evaluation settings.")
     primary: PrimarySpec | None = Field(
         default=None,
@@ -592,6 +612,9 @@ class RunSpec(_Spec):
     split: SplitSpec = Field(description="Temporal split, days.")
     training: TrainingSpec = Field(description="Shared training settings.")
     metrics: MetricsSpec = Field(description="Evaluation settings.")
+    federation: FederationSpec | None = Field(
+        default=None, description="Federated settings; only for federated regimes (so they never change the "
+        "hash of a non-federated run).")
 
     @field_validator("coalition")
     @classmethod
@@ -675,7 +698,8 @@ def expand(
                 if key not in cells:
                     cells[key] = RunSpec(regime=regime, coalition=coalition, model=model, seed=seed,
                                          epsilon=epsilon, world=spec.world, world_digest=digest,
-                                         split=spec.split, training=spec.training, metrics=spec.metrics)
+                                         split=spec.split, training=spec.training, metrics=spec.metrics,
+                                         federation=spec.federation if regime in FEDERATED_REGIMES else None)
     if not cells:
         raise ExperimentError(f"experiment {spec.name!r} expands to no runs: check regimes, coalitions "
                               "(non-status-quo regimes other than siloed need 2+ partners) and models")
@@ -718,6 +742,8 @@ class RunResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     artifacts: Mapping[str, str | Path] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    step_metrics: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    """Per-round curves (e.g. federated loss per round): name → value per step."""
 
 
 class GridTracker(Protocol):
@@ -733,6 +759,8 @@ class GridTracker(Protocol):
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+    def log_step_metrics(self, name: str, values: Sequence[float]) -> None: ...
 
     def log_artifact(self, path: str | Path, *, name: str | None = None) -> None: ...
 
@@ -804,6 +832,8 @@ def _execute_one(cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker
             result = execute(cell)
             tracker.log_params(result.params)
             tracker.log_metrics(result.metrics)
+            for curve, values in result.step_metrics.items():
+                tracker.log_step_metrics(curve, values)
             for name, path in result.artifacts.items():
                 tracker.log_artifact(path, name=name)
             tracker.set_tags(result.tags)

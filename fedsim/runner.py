@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,16 +71,13 @@ class Workspace:
     def execute(self, cell: RunSpec) -> RunResult:
         from fedsim.evaluation import evaluate
 
-        if not math.isinf(cell.epsilon):
-            from fedsim.errors import FedsimError
-
-            raise FedsimError(f"epsilon = {cell.epsilon}: differential privacy is not available yet; use inf")
         regime = get_regime(cell.regime)
         tr = cell.training
         ctx = RunContext(world=self.world, coalition=cell.coalition, model=cell.model, seed=cell.seed,
                          split=self.split, training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate,
                                                                      tr.negative_rate),
-                         features=self.features, truth=self.truth)
+                         features=self.features, truth=self.truth, epsilon=cell.epsilon,
+                         options=cell.federation.model_dump() if cell.federation else {})
         result = regime.run(ctx)
         m = cell.metrics
         ev = evaluate(result.scores, self.truth, partner_sizes=self.partner_sizes,
@@ -99,7 +95,8 @@ class Workspace:
         return RunResult(params=params, metrics={**ev.flat(), **result.metrics},
                          artifacts={"scores": out / "scores.parquet", "metrics": out / "metrics_tidy.csv",
                                     "case_alerts": out / "case_alerts.parquet", "config": out / "run_config.yaml"},
-                         tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)})
+                         tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)},
+                         step_metrics=result.step_metrics)
 
 
 def run_experiment(path: str | Path, *, tracking_uri: str | None = None, workdir: str | Path = ".fedsim",

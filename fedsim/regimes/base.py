@@ -54,6 +54,8 @@ class RunContext:
     features: dict[str, PartnerFeatures]
     truth: dict[str, pd.DataFrame]
     oracle_join: bool = False  # upper bound only: join on true person ids instead of keys
+    epsilon: float = float("inf")  # target ε of DP-SGD per party (inf: no DP)
+    options: dict[str, Any] = field(default_factory=dict)  # regime-specific settings (rounds, strategy, ...)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -66,6 +68,7 @@ class RegimeResult:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     second_scores: pd.DataFrame | None = None  # the later drift window, if the split has one
+    step_metrics: dict[str, list[float]] = field(default_factory=dict)  # per-round curves
 
 
 class Regime(Protocol):
@@ -223,6 +226,10 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
 
 
 def _fit(ctx: RunContext, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray):  # type: ignore[no-untyped-def]
+    if ctx.epsilon != float("inf"):
+        from fedsim.errors import FedsimError
+
+        raise FedsimError(f"epsilon = {ctx.epsilon}: differential privacy is not available yet; use inf")
     if y.sum() == 0 or y.sum() == len(y):
         # Nothing reported yet at these partners: no model can learn; every row gets the same score.
         logger.warning("no reported fraud in the training window for this unit; scoring is uninformative")

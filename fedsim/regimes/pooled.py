@@ -25,3 +25,16 @@ class Pooled:
     def run(self, ctx: RunContext) -> RegimeResult:
         join = "oracle (true person ids)" if ctx.oracle_join else "salted-hash keys"
         return run_units(ctx, pooled_units(ctx), {"sharing": "all features and reports", "join": join})
+
+
+class PooledOracle:
+    """Pooled with a perfect join on the hidden person ids: an upper bound, never a real option."""
+
+    name = "pooled_oracle"
+
+    def run(self, ctx: RunContext) -> RegimeResult:
+        from dataclasses import replace
+
+        oracle = replace(ctx, oracle_join=True)
+        return run_units(oracle, pooled_units(oracle), {"sharing": "all features and reports",
+                                                         "join": "oracle (true person ids) - upper bound only"})
