@@ -105,6 +105,97 @@ def world_describe(
         render_description(desc)
 
 
+TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)"
+
+
+def _setup_logging(verbose: bool) -> None:
+    import logging
+
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    for name in ("fedsim", "fedsim.experiment", "fedsim.run", "fedsim.regimes"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    for noisy in ("mlflow", "alembic", "flwr", "ray"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command("run")
+@friendly_errors
+def run(
+    experiment: Path = typer.Argument(..., help="experiment file (experiments/*.yaml)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(Path(".fedsim"), "--workdir", help="where worlds and run artifacts are cached"),
+    quiet: bool = typer.Option(False, "--quiet", help="only warnings and the summary"),
+) -> None:
+    """Run an experiment grid; finished runs are reused, interrupted ones redone."""
+    from rich.console import Console
+
+    from fedsim.runner import run_experiment
+
+    _setup_logging(not quiet)
+    summary = run_experiment(experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
+    Console(stderr=True).print(f"[bold green]done:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
+                               f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`.")
+
+
+@app.command("runs")
+@friendly_errors
+def runs(
+    experiment_name: str = typer.Argument(..., help="experiment name (the `name:` in its file)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    capacity: float = typer.Option(0.005, "--capacity", help="alert capacity k shown in the table"),
+) -> None:
+    """One row per finished run with the primary outcomes and their 95% CIs."""
+    from fedsim.summary import render_runs, runs_summary
+
+    table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity)
+    if as_json:
+        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+    else:
+        render_runs(table, experiment_name)
+
+
+@app.command("ui")
+def ui(
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    port: int = typer.Option(5000, "--port", help="port of the MLflow UI on 127.0.0.1"),
+) -> None:
+    """Open the MLflow UI on the tracking store."""
+    import subprocess
+
+    from fedsim.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port}  (store: {uri}); Ctrl-C to stop")
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    subprocess.run([str(mlflow_bin), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
+                   check=False)
+
+
+@app.command("demo")
+@friendly_errors
+def demo(
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+) -> None:
+    """Run experiments/demo.yaml end to end and say where to look."""
+    from rich.console import Console
+
+    from fedsim.runner import run_experiment
+    from fedsim.summary import render_runs, runs_summary
+
+    _setup_logging(True)
+    here = Path("experiments/demo.yaml")
+    if not here.is_file():
+        raise typer.BadParameter("experiments/demo.yaml not found; run `fedsim demo` from the repository root")
+    run_experiment(here, tracking_uri=tracking_uri)
+    render_runs(runs_summary("demo", tracking_uri=tracking_uri), "demo")
+    Console().print("\nNext: [bold]make ui[/] opens MLflow on ./mlflow.db (experiment 'demo'); "
+                    "`fedsim runs demo --json` gives the table above as JSON.")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

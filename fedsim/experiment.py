@@ -44,6 +44,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from fedsim.errors import FedsimError
+from fedsim.privacy import DEFAULT_ROWS_PER_ENTITY, ClientLevelDP, PrivacySettings
 
 if TYPE_CHECKING:
     from synthetic.config import WorldConfig
@@ -250,13 +251,45 @@ class TrainingSpec(_Spec):
 Epsilon = Annotated[float, Field(gt=0)]
 
 
+Sigma = Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)]
+
+
 class PrivacySpec(_Spec):
-    """Differential-privacy sweep (DP-SGD target ε per run)."""
+    """Differential privacy: a DP-SGD sweep (target ε, or noise multiplier σ, per run) and its settings.
+
+    Record-level DP-SGD runs inside every party (fedsim.privacy); the unit of privacy is the partner
+    entity (a person at that partner), each capped at ``max_rows_per_entity`` rows per training set.
+    """
 
     epsilon: tuple[Epsilon, ...] = Field(
         default=(math.inf,), min_length=1,
-        description="Target ε values, each a float > 0 or inf (= no DP). One run per value. "
-        "Default [inf].",
+        description="Target-ε mode: ε values, each a float > 0 or inf (= no DP). One run per value; "
+        "Opacus picks the noise to end at (or under) ε. Default [inf].",
+    )
+    noise_multiplier: tuple[Sigma, ...] | None = Field(
+        default=None, min_length=1,
+        description="Noise mode: σ values (noise std / clipping norm), each 0 < σ <= 1e4; one run each, ε is "
+        "reported after training. Give either epsilon or noise_multiplier, not both. Default: none.",
+    )
+    delta: float | None = Field(
+        default=None, gt=0, lt=1, allow_inf_nan=False,
+        description="δ of every DP run, 0 < δ < 1. Default none = 1/(10·n) per training set, n = its "
+        "entities (persons).",
+    )
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
+                                 description="C: per-entity L2 gradient clipping norm; > 0. Default 1.")
+    accountant: Literal["prv", "rdp"] = Field(default="prv", description="Opacus accountant: prv or rdp. "
+                                              "Default prv.")
+    max_rows_per_entity: int = Field(
+        default=DEFAULT_ROWS_PER_ENTITY, ge=1, le=10_000, strict=True,
+        description="Cap on one entity's rows per training set (its positive rows kept first); int >= 1. "
+        f"Default {DEFAULT_ROWS_PER_ENTITY}.",
+    )
+    client_level: ClientLevelDP | None = Field(
+        default=None,
+        description="Client-level DP across partners (Flower DP wrappers), federated regimes only: "
+        "{noise_multiplier, clipping_norm, clipping: fixed|adaptive, side: server|client}. With few "
+        "partners the noise drowns the signal; not the default. Default: none.",
     )
 
     @field_validator("epsilon")
@@ -264,6 +297,38 @@ class PrivacySpec(_Spec):
     def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         _unique(value, path="privacy.epsilon")
         return value
+
+    @field_validator("noise_multiplier")
+    @classmethod
+    def _distinct_sigma(cls, value: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if value is not None:
+            _unique(value, path="privacy.noise_multiplier")
+        return value
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> PrivacySpec:
+        if self.noise_multiplier is not None and "epsilon" in self.model_fields_set:
+            raise _fail("privacy", {"epsilon": list(self.epsilon), "noise_multiplier": list(self.noise_multiplier)},
+                        "give epsilon (target-ε mode: Opacus picks the noise) or noise_multiplier (noise mode: "
+                        "ε is reported), not both")
+        return self
+
+    def points(self) -> list[tuple[float, float | None]]:
+        """(target ε, σ) per sweep point: (ε, None) in target-ε mode, (inf, σ) in noise mode."""
+        if self.noise_multiplier is not None:
+            return [(math.inf, sigma) for sigma in self.noise_multiplier]
+        return [(eps, None) for eps in self.epsilon]
+
+    def settings(self, *, epsilon: float, noise_multiplier: float | None, federated: bool
+                 ) -> PrivacySettings | None:
+        """The cell's DP settings, or None when the cell trains without any DP."""
+        client = self.client_level if federated else None
+        target = None if math.isinf(epsilon) else epsilon
+        if target is None and noise_multiplier is None and client is None:
+            return None
+        return PrivacySettings(target_epsilon=target, noise_multiplier=noise_multiplier, delta=self.delta,
+                               max_grad_norm=self.max_grad_norm, accountant=self.accountant,
+                               max_rows_per_entity=self.max_rows_per_entity, client_level=client)
 
 
 class FederationSpec(_Spec):
@@ -615,6 +680,17 @@ class RunSpec(_Spec):
     federation: FederationSpec | None = Field(
         default=None, description="Federated settings; only for federated regimes (so they never change the "
         "hash of a non-federated run).")
+    privacy: PrivacySettings | None = Field(
+        default=None, description="DP settings of this cell (mode, δ, C, accountant, row cap, client-level); "
+        "None = no DP. Left out of the hash when None, so non-private runs keep their hash.")
+
+    @model_validator(mode="after")
+    def _privacy_matches_epsilon(self) -> RunSpec:
+        target = None if self.privacy is None else self.privacy.target_epsilon
+        if not math.isinf(self.epsilon) and target != self.epsilon:
+            raise _fail("privacy.target_epsilon", target, f"must equal epsilon ({format_epsilon(self.epsilon)}) "
+                        "for a DP cell; build cells with expand()")
+        return self
 
     @field_validator("coalition")
     @classmethod
@@ -634,7 +710,7 @@ class RunSpec(_Spec):
 
     def result_fields(self) -> dict[str, Any]:
         """The fields hashed into :attr:`config_hash`, as plain JSON-able values."""
-        data = self.model_dump(mode="python", exclude={"world"})
+        data = self.model_dump(mode="python", exclude={"world"} | ({"privacy"} if self.privacy is None else set()))
         data["world_seed"] = self.world.seed
         data["hash_version"] = HASH_VERSION
         return data
@@ -642,14 +718,23 @@ class RunSpec(_Spec):
     @property
     def run_name(self) -> str:
         """Human-readable name, e.g. ``pooled|bank_1+telco|logistic|seed0|eps=inf``."""
-        parts = (self.regime, "+".join(self.coalition), self.model, f"seed{self.seed}",
-                 f"eps={format_epsilon(self.epsilon)}")
+        parts = [self.regime, "+".join(self.coalition), self.model, f"seed{self.seed}", self._privacy_tag()]
+        if self.privacy is not None and self.privacy.client_level is not None:
+            parts.append("client-dp")
         return "|".join(parts)
+
+    def _privacy_tag(self) -> str:
+        sigma = None if self.privacy is None else self.privacy.noise_multiplier
+        return f"eps={format_epsilon(self.epsilon)}" if sigma is None else f"sigma={format_number(sigma)}"
 
     def describe(self) -> str:
         """The cell in words, e.g. ``pooled on bank_1+telco, logistic, seed 0``."""
         who = "every partner alone" if self.regime == "status_quo" else "+".join(self.coalition)
         dp = "" if math.isinf(self.epsilon) else f", ε = {format_epsilon(self.epsilon)}"
+        if self.privacy is not None and self.privacy.noise_multiplier is not None:
+            dp = f", σ = {format_number(self.privacy.noise_multiplier)} (ε reported after training)"
+        if self.privacy is not None and self.privacy.client_level is not None:
+            dp += ", client-level DP"
         return f"{self.regime} on {who}, {self.model}, seed {self.seed}{dp}"
 
 
@@ -693,11 +778,11 @@ def expand(
         for coalition in _coalitions_for(regime, coalitions, partners):
             if admits is not None and not admits(regime, coalition):
                 continue
-            for model, epsilon, seed in _model_eps_seed(spec, regime):
-                key = (regime, coalition, model, epsilon, seed)
+            for model, epsilon, privacy, seed in _model_eps_seed(spec, regime):
+                key = (regime, coalition, model, epsilon, privacy, seed)
                 if key not in cells:
                     cells[key] = RunSpec(regime=regime, coalition=coalition, model=model, seed=seed,
-                                         epsilon=epsilon, world=spec.world, world_digest=digest,
+                                         epsilon=epsilon, privacy=privacy, world=spec.world, world_digest=digest,
                                          split=spec.split, training=spec.training, metrics=spec.metrics,
                                          federation=spec.federation if regime in FEDERATED_REGIMES else None)
     if not cells:
@@ -716,15 +801,18 @@ def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Se
     return [c for c in coalitions if len(c) >= 2]
 
 
-def _model_eps_seed(spec: ExperimentSpec, regime: str) -> Iterator[tuple[Model, float, int]]:
+def _model_eps_seed(spec: ExperimentSpec, regime: str
+                    ) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
+    federated = regime in FEDERATED_REGIMES
     for model in spec.models:
         if model == "gbt" and regime not in GBT_REGIMES:
             continue
-        for epsilon in spec.privacy.epsilon:
-            if model in NON_DP_MODELS and not math.isinf(epsilon):
+        for epsilon, sigma in spec.privacy.points():
+            privacy = spec.privacy.settings(epsilon=epsilon, noise_multiplier=sigma, federated=federated)
+            if model in NON_DP_MODELS and privacy is not None and privacy.record_level:
                 continue
             for seed in spec.seeds:
-                yield model, epsilon, seed
+                yield model, epsilon, privacy, seed
 
 
 # --------------------------------------------------------------------------------------------

@@ -92,6 +92,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
                 amount=np.round(pop.income[who_p], 2), kind=np.full(len(day), "transfer", dtype=object),
                 channel=np.full(len(day), "web", dtype=object), known_payee=np.ones(len(day), bool),
                 is_instant=np.zeros(len(day), bool), name_check=np.full(len(day), "match", dtype=object))
+    _business_payments(rng, pop, d0, d1, led)
     # Savings → current moves (also the first step of helpdesk fraud: a look-alike by design).
     has_sav = pop.savings_acct >= 0
     who_s, ts_s = _events(rng, 0.02 * has_sav * pop.activity, d0, d1)
@@ -128,6 +129,27 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     who_r, ts_r = _events(rng, beh.remote_access_rate / 365 * np.ones(pop.n), d0, d1)
     led.add("logins", ts=ts_r, person=who_r, device=pop.device[who_r], known_device=np.ones(len(who_r), bool),
             remote_access=np.ones(len(who_r), bool))
+
+
+def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: int, led: Ledger) -> None:
+    """Look-alike for invoice fraud: businesses pay suppliers (mostly known ones) from the business account.
+
+    Without it every outgoing transfer from a business account was invoice fraud (the leak screen found it).
+    No session rows, like the invoice-fraud payment itself (business banking is another channel).
+    """
+    who, ts = _events(rng, 0.3 * (pop.business_acct >= 0) * pop.activity, d0, d1)
+    n = len(who)
+    if not n:
+        return
+    acct = pop.business_acct[who]
+    new = rng.random(n) < 0.08
+    regular = pop.org_accounts[(who * 17 + rng.integers(0, 4, n)) % len(pop.org_accounts)]
+    supplier = np.where(new, pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)], regular)
+    amount = np.round(np.exp(rng.normal(np.log(1200), 1.1, n)), 2)
+    led.add("transfers", ts=ts, from_acct=acct, to_acct=supplier,
+            amount=np.minimum(amount, pop.accounts.daily_limit[acct]), kind=np.full(n, "transfer", dtype=object),
+            channel=np.where(rng.random(n) < 0.7, "web", "app").astype(object), known_payee=~new,
+            **_transfer_cols(rng, n))
 
 
 def own_transfer(rng: np.random.Generator, pop: Population, who: np.ndarray, ts: np.ndarray,
@@ -199,8 +221,9 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
                  pop.org_accounts[rng.integers(0, len(pop.org_accounts), int(follow.sum()))],
                  np.round(np.exp(rng.normal(np.log(800), 0.9, int(follow.sum()))), 2), led, instant_p=0.9)
     # Ordinary SIM events: swaps / new handsets, eSIM, ports.
+    # "activate" (a new SIM card for the number) is the look-alike of a crew activating burner SIMs.
     for event, rate in (("swap", beh.sim_swap_rate * 0.8), ("esim", beh.sim_swap_rate * 0.2),
-                        ("port_in", beh.port_rate)):
+                        ("port_in", beh.port_rate), ("activate", beh.sim_activation_rate)):
         who_s, ts_s = _events(rng, rate / 365 * np.ones(pop.n), d0, d1)
         led.add("sims", ts=ts_s, phone=pop.phone[who_s], event=np.full(len(who_s), event, dtype=object),
                 handset=np.where(rng.random(len(who_s)) < 0.6, rng.integers(1 << 44, 1 << 45, len(who_s)),

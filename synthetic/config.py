@@ -167,6 +167,8 @@ class BehaviourConfig(_Frozen):
                                       "per year (IT help)")
     sim_swap_rate: float = Field(0.25, ge=0, le=5, description="ordinary SIM swaps / new handsets per phone per year")
     port_rate: float = Field(0.08, ge=0, le=5, description="ordinary number ports per phone per year")
+    sim_activation_rate: float = Field(0.1, ge=0, le=5, description="ordinary SIM-card activations (new card "
+                                       "for a number) per phone per year")
     family_request_rate: float = Field(0.5, ge=0, le=20, description="genuine urgent family money requests per "
                                        "person per year")
     young_new_account_rate: float = Field(0.15, ge=0, le=5, description="new accounts per young person (18-25) per year")

@@ -140,7 +140,7 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     phone, old_phone = ids.take(n), ids.take(n)
     telco = pick_partner(rng_p, n, parts.resolved_shares("telco"))
     prepaid = rng_p.random(n) < np.where(age < 25, 0.45, 0.18)
-    phone_since = -rng_p.integers(30, 12 * 365, n) * DAY
+    phone_since = -rng_p.integers(30 * DAY, 12 * 365 * DAY, n)  # seconds: no midnight-only quirk
     handset = ids.take(n)
 
     rng_d = rng_for(seed, "devices")
@@ -151,8 +151,9 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
 
     rng_b = rng_for(seed, "banking")
     bank = pick_partner(rng_b, n, parts.resolved_shares("bank"))
-    customer_since = -rng_b.integers(60, 40 * 365, n) * DAY
-    customer_since = np.maximum(customer_since, -(age - 14) * 365 * DAY)
+    customer_since = -rng_b.integers(60 * DAY, 40 * 365 * DAY, n)
+    # clip to age 14, keeping the time of day so no timestamp sits exactly on midnight by construction
+    customer_since = np.maximum(customer_since, -(age - 14) * 365 * DAY + customer_since % DAY)
     limit = np.round(rng_b.choice([2500.0, 5000.0, 10000.0], size=n, p=[0.45, 0.4, 0.15]), 2)
     has_sav = rng_b.random(n) < np.clip(0.45 + 0.006 * (age - 20), 0.3, 0.85)
     # accounts: persons' current, savings, business; then organisations
@@ -181,7 +182,7 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     has_market = rng_m.random(n) < pc.marketplace_user_share * np.where(age > 70, 0.5, 1.0)
     market = np.where(has_market, pick_partner(rng_m, n, parts.resolved_shares("marketplace")), -2)
     market_user = np.where(has_market, ids.take(n), -1)
-    market_created = -rng_m.integers(10, 10 * 365, n) * DAY
+    market_created = -rng_m.integers(10 * DAY, 10 * 365 * DAY, n)
 
     rng_c = rng_for(seed, "contacts")
     contacts = rng_c.integers(0, n, size=(n, 12))

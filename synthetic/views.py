@@ -267,7 +267,7 @@ class ViewBuilder:
     def _burner_activation(self, burners: np.ndarray, sims: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         act = sims["event"] == "activate"
         raw, ts = sims["phone"][act], sims["ts"][act]
-        out = -rng.integers(30, 400, len(burners)) * 86_400
+        out = -rng.integers(30 * 86_400, 400 * 86_400, len(burners))
         if len(raw):
             order = np.argsort(raw, kind="stable")
             raw_s, ts_s = raw[order], ts[order]

@@ -1,11 +1,12 @@
 """Data-sharing regimes: one contract (`base.Regime`), one module each."""
 
 from fedsim.regimes.base import Regime, RegimeResult, RunContext, TrainingSettings
+from fedsim.regimes.horizontal import Horizontal
 from fedsim.regimes.pooled import Pooled, PooledOracle
 from fedsim.regimes.siloed import Siloed, StatusQuo
 from fedsim.regimes.watchlist import Watchlist
 
-REGIMES: dict[str, Regime] = {r.name: r for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle())}
+REGIMES: dict[str, Regime] = {r.name: r for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle(), Horizontal())}
 
 
 def get_regime(name: str) -> Regime:

@@ -24,8 +24,7 @@ import pandas as pd
 
 from fedsim.data import Split, known_cases, row_labels
 from fedsim.features import MODEL_EXCLUDE, DecisionRows, PartnerFeatures
-from fedsim.models import GBTBaseline, Standardizer, make_model
-from fedsim.training import TrainConfig, fit, predict_scores
+from fedsim.regimes.fitting import fit_scorer
 from synthetic.world import World
 
 logger = logging.getLogger("fedsim.regimes")
@@ -195,7 +194,7 @@ def unit_frame(ctx: RunContext, unit: ScoringUnit, window: tuple[int, int], *, l
             keep = (y == 1) | (rng.random(len(y)) < ctx.training.negative_rate)
             rows, y = rows.select(keep), y[keep]
         parts = [ctx.features[p].own(rows), watchlist_features(ctx, p, rows, listed)]
-        others = [o for o in unit.context_from if ctx.kinds[o] != ctx.kinds[p]]
+        others = [o for o in unit.context_from if ctx.features[o].block != ctx.features[p].block]
         if others:
             parts.append(context_features(ctx, p, rows, others))
         xs.append(pd.concat(parts, axis=1))
@@ -213,7 +212,9 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
     y = idx["y"].to_numpy()
     info = {"train_rows": float(len(y)), "train_positives": float(y.sum())}
     weight = np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate)
-    scorer = _fit(ctx, X, y, weight)
+    # groups: the unit of privacy under DP (partner entity); fit_info: dp_* metrics when private
+    scorer, fit_info = fit_scorer(ctx, X, y, weight, groups=idx[["partner", "entity_id"]].to_numpy())
+    info.update(fit_info)
     scored = []
     for window in [(ctx.split.test_start, ctx.split.test_end)] + ([ctx.split.second_test] if ctx.split.second_test else []):
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
@@ -223,28 +224,6 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
     logger.info("scored %s with %s features, %d training rows (%d reported-fraud rows)",
                 "+".join(unit.home), X.shape[1], len(y), int(y.sum()))
     return scored[0], info, (scored[1] if len(scored) > 1 else None)
-
-
-def _fit(ctx: RunContext, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray):  # type: ignore[no-untyped-def]
-    if ctx.epsilon != float("inf"):
-        from fedsim.errors import FedsimError
-
-        raise FedsimError(f"epsilon = {ctx.epsilon}: differential privacy is not available yet; use inf")
-    if y.sum() == 0 or y.sum() == len(y):
-        # Nothing reported yet at these partners: no model can learn; every row gets the same score.
-        logger.warning("no reported fraud in the training window for this unit; scoring is uninformative")
-        return lambda Xt: np.zeros(len(Xt))
-    if ctx.model == "gbt":
-        gbt = GBTBaseline(seed=ctx.seed)
-        gbt.fit(X.to_numpy(float), y, sample_weight=weight)
-        return lambda Xt: gbt.predict_score(Xt.to_numpy(float))
-    std = Standardizer().fit(X.to_numpy(float))
-    Xs = std.transform(X.to_numpy(float))
-    model = make_model(ctx.model, n_features=Xs.shape[1], seed=ctx.seed)
-    cfg = TrainConfig(epochs=ctx.training.epochs, batch_size=ctx.training.batch_size,
-                      learning_rate=ctx.training.learning_rate, seed=ctx.seed, class_weight="balanced")
-    fit(model, Xs, y.astype(np.float32), config=cfg, sample_weight=weight)
-    return lambda Xt: predict_scores(model, std.transform(Xt.to_numpy(float)))
 
 
 def entity_days(scored: pd.DataFrame) -> pd.DataFrame:

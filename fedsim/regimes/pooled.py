@@ -12,9 +12,9 @@ from fedsim.regimes.base import RegimeResult, RunContext, ScoringUnit, run_units
 
 
 def pooled_units(ctx: RunContext) -> list[ScoringUnit]:
-    by_kind: dict[str, list[str]] = {}
+    by_kind: dict[str, list[str]] = {}  # by feature block: banks together, telco, marketplace, ...
     for p in ctx.coalition:
-        by_kind.setdefault(ctx.kinds[p], []).append(p)
+        by_kind.setdefault(ctx.features[p].block, []).append(p)
     return [ScoringUnit(home=tuple(members), context_from=ctx.coalition, watchlist_from=ctx.coalition,
                         label_sources=ctx.coalition) for members in by_kind.values()]
 

@@ -307,7 +307,7 @@ def fake_market_users(ctx: FraudContext, rng: np.random.Generator, fraud_type: s
     Otherwise an aged (bought or taken-over) account on a fresh device — the look of an ordinary user.
     """
     n = len(crew)
-    created = np.where(visible, t_first - rng.integers(6 * HOUR, 6 * DAY, n), -rng.integers(60, 900, n) * DAY)
+    created = np.where(visible, t_first - rng.integers(6 * HOUR, 6 * DAY, n), -rng.integers(60 * DAY, 900 * DAY, n))
     device = np.where(visible, crew_device(ctx, rng, crew), rng.integers(1 << 42, 1 << 43, n))
     return ctx.market_accounts.append(raw=ctx.ids.take(n), owner=np.full(n, -1), market=market,
                                       created_ts=created, phone=np.where(rng.random(n) < 0.7, burner, -1),

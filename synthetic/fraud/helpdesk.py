@@ -91,7 +91,9 @@ def inject(ctx: FraudContext) -> None:
     step = np.concatenate([np.arange(kk) for kk in k])
     limit = pop.accounts.daily_limit[pop.current_acct[victim]]
     amount = np.round(np.minimum(loss_total[idx] / k[idx], limit[idx] * 0.98), 2)
-    ts_out = t_contact[idx] + rng.integers(20 * 60, 60 * 60, len(idx)) + step * rng.integers(120, 600, len(idx))
+    # First money-out 45–150 min after the call starts (median ≈ 1.6 h: "call → money gone in 1–2 hours")
+    first_offset = rng.integers(45 * 60, 150 * 60, n)
+    ts_out = t_contact[idx] + first_offset[idx] + step * rng.integers(120, 600, len(idx))
     mismatch = ctx.shows(rng, TYPE, "money_transfer", "bank", n)[idx]
     payment(rng, pop, victim[idx], ts_out, mules.account[idx], amount, ctx.ledger, instant_p=1.0,
             name_check=np.where(mismatch, "mismatch", "close").astype(object), case_id=case_id[idx],

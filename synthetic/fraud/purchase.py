@@ -60,7 +60,10 @@ def inject(ctx: FraudContext) -> None:
     # the cheap listing each fake seller puts up
     cat = rng.integers(0, len(CATEGORIES), len(uniq))
     ratio = np.where(prep_mkt, rng.uniform(0.35, 0.65, len(uniq)), np.exp(rng.normal(-0.1, 0.25, len(uniq))))
-    t_list = np.maximum(ctx.market_accounts.created_ts[seller_rows], 0) + rng.integers(HOUR, DAY, len(uniq))
+    # The listing goes up hours to days before the first buyer writes, after the account exists. (Anchoring it
+    # on the creation time put every aged account's listing on day 0 — a timing artefact the leak screen found.)
+    t_list = t_contact[first_idx] - rng.integers(2 * HOUR, 3 * DAY, len(uniq))
+    t_list = np.maximum(t_list, ctx.market_accounts.created_ts[seller_rows] + HOUR)
     t_list = np.minimum(t_list, t_contact[first_idx] - HOUR)
     ctx.ledger.add("listings", case_id=case_id[first_idx], phase="preparation", ts=t_list, user=seller_rows,
                    category=np.asarray(CATEGORIES, dtype=object)[cat], price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2),

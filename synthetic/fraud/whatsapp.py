@@ -58,14 +58,23 @@ def inject(ctx: FraudContext) -> None:
                    intl=np.zeros(len(idx), bool), kind=np.full(len(idx), "sms", dtype=object),
                    duration=np.zeros(len(idx), np.int64))
     t_pay = t_contact + rng.integers(4 * 60, 40 * 60, n)
-    sent, cashout_ts = pay_mule(ctx, rng, TYPE, case_id=case_id, victim=victim, ts=t_pay,
-                                amount=losses(ctx, rng, TYPE, n), mule_acct=mules.account)
+    # A request above the victim's transfer limit is paid in parts ("one more bill"), minutes apart, at most
+    # three; one capped transfer would cut the loss distribution's tail (mean ≈ €3k) at the limit.
+    asked = losses(ctx, rng, TYPE, n)
+    k = np.clip(np.ceil(asked / (pop.accounts.daily_limit[pop.current_acct[victim]] * 0.98)), 1, 3).astype(np.int64)
+    first = np.cumsum(k) - k
+    idx = np.repeat(np.arange(n), k)
+    step = np.arange(len(idx)) - first[idx]
+    ts_out = t_pay[idx] + step * rng.integers(10 * 60, 45 * 60, len(idx))
+    sent, cashout_ts = pay_mule(ctx, rng, TYPE, case_id=case_id[idx], victim=victim[idx], ts=ts_out,
+                                amount=asked[idx] / k[idx], mule_acct=mules.account[idx])
     record_cases(
         ctx, rng, TYPE, case_id=case_id, variant=np.full(n, "new_number", dtype=object), crew=crew, victim=victim,
         phases={"orientation": t_contact - rng.integers(3 * DAY, 10 * DAY, n),
                 "preparation": t_contact - rng.integers(DAY, 3 * DAY, n), "contact": t_contact,
-                "convincing": t_contact + 60, "money_transfer": t_pay, "cash_out": cashout_ts},
-        out_case=case_id, out_ts=t_pay, out_amount=sent, out_cashout=cashout_ts,
+                "convincing": t_contact + 60, "money_transfer": t_pay,
+                "cash_out": np.minimum.reduceat(cashout_ts, first)},
+        out_case=case_id[idx], out_ts=ts_out, out_amount=sent, out_cashout=cashout_ts,
         parties={"victim": victim, "victim_kinds": np.full(n, "bank+telco", dtype=object),
                  "mule_acct": mules.account, "burner": burner, "fake_user": np.full(n, -1)},
     )

@@ -1,0 +1,311 @@
+"""Shared Flower plumbing: offline hygiene, the simulation runner (Ray kept warm), message capture.
+
+Only ``fedsim.federation`` imports Flower; every Flower import sits inside a function here so
+importing this module costs nothing and the environment below is in place before Flower loads.
+
+**Offline hygiene** (:func:`apply_offline_env`, run when ``fedsim.federation`` is imported): no
+telemetry, no update check, no runtime ``uv sync`` of app dependencies (a SuperLink would otherwise
+download gigabytes), and ``FLWR_HOME`` under the temp directory unless the caller set one.
+
+**Ray start-up per grid cell.** Flower 1.42's Ray backend starts Ray (and a pool of actor processes
+that each import torch and fedsim) for every ``run_simulation`` and calls ``ray.shutdown()`` at the
+end (``RayBackend.terminate``), so a grid of N federated cells paid that start-up N times. The fix
+chosen here: :func:`keep_ray_warm` swaps in :class:`PersistentRayBackend`, a ``RayBackend`` whose
+``terminate`` keeps Ray and its idle actor pool, and whose ``build`` reuses that pool for the next
+simulation of the same process. A grid pays Ray start-up once; every later cell reuses warm actors
+(``ClientAppActor.run`` receives the ClientApp with each message, so one pool serves any app).
+Measured (benchmarks/bench_federation.py): see the module docstring there and the project notes.
+It relies on two Flower internals — the module attribute
+``flwr.server.superlink.fleet.vce.backend.raybackend.RayBackend`` (looked up by ``start_vce`` at each
+call) and ``BasicActorPool``'s ``pool`` / ``num_actors`` — so it is enabled only for the Flower
+minor version it was written and tested against (:data:`TESTED_FLOWER`); any other version falls
+back to Flower's own behaviour with a warning. Ray is shut down at interpreter exit.
+
+**Message capture** (:func:`capture_mod`): a ClientApp mod that records every message crossing a
+partner's boundary (in and out) to a directory, for the boundary tests (:mod:`fedsim.federation.boundary`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import pickle
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("fedsim.federation")
+
+TESTED_FLOWER = "1.42."
+"""Flower minor version whose internals :class:`PersistentRayBackend` relies on."""
+
+OFFLINE_ENV: dict[str, str] = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "0",  # Ray's future default; silences its FutureWarning
+}
+"""Environment every Flower process of fedsim runs with (CI and studies are offline)."""
+
+
+def default_flwr_home() -> Path:
+    """``<tmp>/fedsim-flwr-home-<uid>``: Flower's state and CLI config when the caller set no FLWR_HOME."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"fedsim-flwr-home-{uid}"
+
+
+def apply_offline_env(flwr_home: Path | None = None) -> Path:
+    """Set :data:`OFFLINE_ENV` and FLWR_HOME in ``os.environ`` (before any Flower call); return FLWR_HOME.
+
+    ``flwr_home`` overrides FLWR_HOME; otherwise an existing FLWR_HOME is kept, else
+    :func:`default_flwr_home` is used.
+    """
+    os.environ.update(OFFLINE_ENV)
+    if flwr_home is not None:
+        os.environ["FLWR_HOME"] = str(flwr_home)
+    home = Path(os.environ.setdefault("FLWR_HOME", str(default_flwr_home())))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def flower_version() -> str:
+    from importlib.metadata import version
+
+    return version("flwr")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ray kept warm across simulations
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class WarmRayStats:
+    """How often the persistent backend built a new actor pool or reused the warm one (this process)."""
+
+    pools_built: int = 0
+    pools_reused: int = 0
+    installed: bool = False
+
+
+RAY_STATS = WarmRayStats()
+_PERSISTENT: dict[str, Any] = {}   # "class": the backend class, "original": Flower's RayBackend, "pool": warm pool
+_LOCK = threading.Lock()
+
+
+def _persistent_backend_class() -> type:
+    """Build (once) the RayBackend subclass that keeps Ray and its actor pool between simulations."""
+    if "class" in _PERSISTENT:
+        return _PERSISTENT["class"]
+    from flwr.server.superlink.fleet.vce.backend import raybackend
+
+    original = raybackend.RayBackend
+
+    class PersistentRayBackend(original):  # type: ignore[misc, valid-type]
+        """Flower's RayBackend, except that Ray and the idle actor pool outlive one simulation."""
+
+        def build(self, app_fn: Callable[[], Any]) -> None:
+            pool = _PERSISTENT.get("pool")
+            if pool is not None and pool.client_resources == self.client_resources \
+                    and len(pool.pool) == pool.num_actors and _ray_initialized():
+                self.pool, self.app_fn = pool, app_fn
+                RAY_STATS.pools_reused += 1
+                return
+            if pool is not None:  # resources changed or an actor is missing: start a fresh pool
+                _terminate_pool(pool)
+            super().build(app_fn)
+            _PERSISTENT["pool"] = self.pool
+            RAY_STATS.pools_built += 1
+
+        def terminate(self) -> None:
+            # Deliberately no ray.shutdown(): the next simulation of this process reuses Ray + actors.
+            self.app_fn = None
+
+    _PERSISTENT.update({"class": PersistentRayBackend, "original": original})
+    return PersistentRayBackend
+
+
+def _ray_initialized() -> bool:
+    import ray
+
+    return bool(ray.is_initialized())
+
+
+def _terminate_pool(pool: Any) -> None:
+    try:
+        pool.terminate_all_actors()
+    except Exception:  # noqa: BLE001 - actors already gone with Ray
+        logger.debug("could not terminate the warm Ray actor pool", exc_info=True)
+
+
+def keep_ray_warm(enabled: bool = True) -> bool:
+    """Install (or remove) :class:`PersistentRayBackend`; returns whether it is active.
+
+    Active only on the tested Flower version (:data:`TESTED_FLOWER`); otherwise logs a warning and
+    leaves Flower's backend (Ray restarts per simulation).
+    """
+    with _LOCK:
+        from flwr.server.superlink.fleet.vce.backend import raybackend
+
+        if not enabled:
+            if "original" in _PERSISTENT:
+                raybackend.RayBackend = _PERSISTENT["original"]
+            RAY_STATS.installed = False
+            return False
+        if not flower_version().startswith(TESTED_FLOWER):
+            logger.warning("flwr %s: keeping Ray warm is tested on %sx only; Ray restarts per federated run",
+                           flower_version(), TESTED_FLOWER)
+            return False
+        raybackend.RayBackend = _persistent_backend_class()
+        if not RAY_STATS.installed:
+            atexit.register(shutdown_ray)
+        RAY_STATS.installed = True
+        return True
+
+
+def shutdown_ray() -> None:
+    """Stop the warm actor pool and Ray (also registered at interpreter exit)."""
+    pool = _PERSISTENT.pop("pool", None)
+    if pool is not None:
+        _terminate_pool(pool)
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except ImportError:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a ServerApp/ClientApp pair on the simulation engine
+# --------------------------------------------------------------------------------------------------
+_EXPECTED_NOTES = ("run_simulation` function is deprecated", "Federated evaluation will be skipped")
+
+
+class _DropDeprecation(logging.Filter):
+    """Drops Flower warnings about choices made on purpose (deprecated runner, no federated evaluation)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(note in record.getMessage() for note in _EXPECTED_NOTES)
+
+
+@contextmanager
+def quiet_flower(verbose: bool = False) -> Iterator[None]:
+    """Flower logs at WARNING (not INFO) for the duration, without its run_simulation deprecation note."""
+    flwr_logger = logging.getLogger("flwr")
+    old, drop = flwr_logger.level, _DropDeprecation()
+    if not verbose:
+        flwr_logger.setLevel(logging.WARNING)
+    flwr_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        flwr_logger.setLevel(old)
+        flwr_logger.removeFilter(drop)
+
+
+def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_per_client: float = 1.0,
+                      warm: bool = True, verbose: bool = False) -> float:
+    """Run ``server_app`` with ``num_nodes`` SuperNodes of ``client_app`` on Flower's simulation engine (Ray).
+
+    Args:
+        server_app, client_app: a Flower ``ServerApp`` / ``ClientApp`` (built by the caller; results
+            come back through objects the server app closes over).
+        num_nodes: virtual SuperNodes (count); node ``partition-id`` = 0 … num_nodes − 1.
+        cpus_per_client: Ray CPUs per ClientApp actor; actors = cores / this.
+        warm: keep Ray and its actors for the next run of this process (:func:`keep_ray_warm`).
+        verbose: Flower's INFO logs and actor output on the console.
+
+    Returns the wall time in seconds.
+    """
+    if num_nodes < 1:
+        raise ValueError(f"num_nodes: {num_nodes}; allowed: an integer >= 1")
+    apply_offline_env()
+    from flwr.simulation import run_simulation
+
+    keep_ray_warm(warm)
+    backend_config = {"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+                      "init_args": {"include_dashboard": False, "log_to_driver": verbose,
+                                    "logging_level": "WARNING"}}
+    started = time.perf_counter()
+    with quiet_flower(verbose):
+        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_nodes,
+                       backend_config=backend_config, verbose_logging=verbose)
+    return time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------------------------------
+# Message capture at the partner boundary
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class CapturedMessage:
+    """One message as it crossed a partner's boundary.
+
+    direction: ``"to_partner"`` (server → client) or ``"from_partner"`` (client → server).
+    node_config: the receiving SuperNode's node config (partition-id, or partner name in deployment).
+    arrays: ``"<record>/<key>"`` → array. metrics / configs: ``"<record>/<key>"`` → value.
+    """
+
+    direction: str
+    message_type: str
+    node_config: dict[str, Any]
+    arrays: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    configs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _summarise(message: Any, direction: str, context: Any) -> CapturedMessage:
+    out = CapturedMessage(direction=direction, message_type=str(message.metadata.message_type),
+                          node_config=dict(context.node_config))
+    if message.has_error():
+        out.error = str(message.error.reason)
+        return out
+    content = message.content
+    for name, record in content.array_records.items():
+        for key, array in record.items():
+            out.arrays[f"{name}/{key}"] = array.numpy()
+    for name, record in content.metric_records.items():
+        out.metrics.update({f"{name}/{k}": v for k, v in record.items()})
+    for name, record in content.config_records.items():
+        out.configs.update({f"{name}/{k}": v for k, v in record.items()})
+    return out
+
+
+def capture_mod(directory: str | Path) -> Callable[..., Any]:
+    """A ClientApp mod that pickles a :class:`CapturedMessage` for every message in and out of the client.
+
+    Works in any process that can write to ``directory`` (Ray actors, SuperNode ClientApp processes).
+    """
+    target = str(directory)
+
+    def _write(summary: CapturedMessage) -> None:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
+        with open(Path(target) / name, "wb") as fh:
+            pickle.dump(summary, fh)
+
+    def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
+        _write(_summarise(message, "to_partner", context))
+        reply = call_next(message, context)
+        _write(_summarise(reply, "from_partner", context))
+        return reply
+
+    return mod
+
+
+def read_capture(directory: str | Path) -> list[CapturedMessage]:
+    """Every message captured in ``directory``, in capture order."""
+    out = []
+    for path in sorted(Path(directory).glob("*.pkl")):
+        with open(path, "rb") as fh:
+            out.append(pickle.load(fh))  # noqa: S301 - files this process family wrote itself
+    return out

@@ -1,0 +1,120 @@
+"""Horizontal FL: partners of one kind (several banks, several marketplaces) train one model together.
+
+Only model updates leave a partner (optionally under SecAgg+); the Flower apps, engines and the
+federated standardisation live in :mod:`fedsim.federation.horizontal`. Each partner builds its rows
+exactly as in the siloed regime (its own features, its own reports as labels and watchlist), so
+"horizontal vs. siloed" isolates the effect of training one model together, and "horizontal vs.
+pooled" (pooled restricted to the same partners) the cost of federating instead of pooling.
+
+Coalitions are grouped by partner kind (the feature block: bank, telco, marketplace; in a
+known-answer world the name without its number, so ``bank_1 … bank_B`` form one group). Every group
+of two or more partners is one federation. Members without a same-kind peer in the coalition (e.g.
+the telco of bank_1 + bank_2 + telco) are **run siloed** next to it — the honest status quo for a
+partner that has nobody of its kind to federate with — and named in the ``siloed_members`` param.
+A coalition without any same-kind pair is refused (:func:`admits` lets a grid skip such cells).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from fedsim.errors import FedsimError
+from fedsim.regimes.base import RegimeResult, RunContext, run_units
+from fedsim.regimes.siloed import silo
+
+
+def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dict[str, list[str]]:
+    """Feature block (partner kind) → coalition members of that kind, in coalition order."""
+    groups: dict[str, list[str]] = {}
+    for p in partners if partners is not None else ctx.coalition:
+        groups.setdefault(ctx.features[p].block, []).append(p)
+    return groups
+
+
+def admits(kinds: dict[str, str]) -> Any:
+    """An ``expand(..., admits=...)`` filter: horizontal cells need two partners of one kind.
+
+    kinds: partner → kind (feature block), e.g. ``{n: PartnerFeatures.for_view(v).block ...}``.
+    """
+    def _admits(regime: str, coalition: tuple[str, ...]) -> bool:
+        if regime != "horizontal":
+            return True
+        blocks = [kinds[p] for p in coalition]
+        return any(blocks.count(b) >= 2 for b in set(blocks))
+
+    return _admits
+
+
+class Horizontal:
+    name = "horizontal"
+
+    def run(self, ctx: RunContext) -> RegimeResult:
+        from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
+
+        _check_privacy(ctx)
+        groups = kind_groups(ctx)
+        federated = {block: members for block, members in groups.items() if len(members) >= 2}
+        alone = [m for members in groups.values() if len(members) < 2 for m in members]
+        if not federated:
+            raise FedsimError(f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners of "
+                              f"one kind; kinds here: {', '.join(f'{p} ({b})' for b, ms in groups.items() for p in ms)}")
+        settings = HorizontalSettings.from_context(ctx)
+        engine = ctx.options.get("engine", "simulation")
+        scores, seconds, metrics, steps = [], [], {}, {}
+        dropouts: list[str] = []
+        for block, members in federated.items():
+            run = run_horizontal(ctx, members, settings, engine=engine, capture_dir=ctx.options.get("capture_dir"),
+                                 faults=ctx.options.get("faults"))
+            scores.append(run.scores)
+            if run.second_scores is not None:
+                seconds.append(run.second_scores)
+            out = run.outcome
+            steps[f"train_loss.{block}"] = list(out.round_loss)
+            for partner, losses in out.partner_loss.items():
+                if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
+                    steps[f"train_loss.{partner}"] = list(losses)
+            metrics.update({f"train_rows.{p}": float(n) for p, n in out.n_examples.items()})
+            metrics[f"fl_seconds.{block}"] = run.seconds
+            metrics[f"fl_prepare_seconds.{block}"] = run.prepare_seconds
+            metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
+            metrics[f"fl_partners_dropped.{block}"] = float(len(out.dropouts))
+            dropouts += [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(out.dropouts.items())]
+        params = _params(settings, engine, federated, alone, dropouts)
+        if alone:
+            siloed = run_units(ctx, [silo(p) for p in alone], {})
+            scores.append(siloed.scores)
+            if siloed.second_scores is not None:
+                seconds.append(siloed.second_scores)
+            metrics.update(siloed.metrics)
+        return RegimeResult(scores=pd.concat(scores, ignore_index=True), params=params, metrics=metrics,
+                            second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
+                            step_metrics=steps)
+
+
+def _params(settings: Any, engine: str, federated: dict[str, list[str]], alone: list[str],
+            dropouts: list[str]) -> dict[str, Any]:
+    return {"sharing": "model updates only (horizontal FL)", "fl_engine": engine, "fl_rounds": settings.rounds,
+            "fl_strategy": settings.strategy, "fl_proximal_mu": settings.mu, "fl_local_epochs": settings.local_epochs,
+            "fl_secure_aggregation": "secagg+" if settings.secure_aggregation else "none",
+            "fl_standardisation": "federated (pooled column moments, Chan et al. 1979)",
+            "fl_class_balance": "federated (global Σw- / Σw+)",
+            "fl_groups": "; ".join(f"{b}: {'+'.join(m)}" for b, m in federated.items()),
+            "siloed_members": "+".join(alone) if alone else "none",
+            "fl_dropouts": "; ".join(dropouts) if dropouts else "none"}
+
+
+def _last_finite(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return finite[-1] if finite else math.nan
+
+
+def _check_privacy(ctx: RunContext) -> None:
+    from fedsim.privacy import PrivacyError, privacy_for
+
+    settings = privacy_for(ctx)
+    if settings is not None:
+        raise PrivacyError(f"horizontal with {settings.mode} DP: not wired into the federated clients yet; "
+                           "allowed: epsilon inf (no DP) for horizontal runs")

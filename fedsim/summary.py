@@ -1,0 +1,70 @@
+"""`fedsim runs`: one row per finished run with the primary outcomes and their 95% CIs.
+
+Reads only the tracking store, so it can be re-rendered at any time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+PRIMARY = (("ed_h0", "caught before money left"), ("prevented_eur_d0_r1.0", "€ prevented"), ("ap", "AP"))
+
+
+def _metric(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name].astype(float) if name in df else pd.Series(math.nan, index=df.index)
+
+
+def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005) -> pd.DataFrame:
+    """Tidy per-run table: regime, coalition, model, seed, ε and primary outcomes with lo/hi."""
+    from fedsim.tracking import Tracker
+
+    df = Tracker(tracking_uri, experiment_name).runs_table(experiment_name)
+    if df.empty:
+        return pd.DataFrame()
+    k = f"{capacity:g}"
+    out = pd.DataFrame({
+        "run_id": df.get("run_id", pd.Series(index=df.index, dtype=str)),
+        "regime": df.get("regime"), "coalition": df.get("coalition"),
+        "model": df.get("model"), "seed": df.get("seed"), "epsilon": df.get("epsilon"),
+    })
+    for name, _ in PRIMARY:
+        key = name if name == "ap" else f"{name}_k{k}"
+        for suffix in ("", "_lo", "_hi"):
+            out[f"{key}{suffix}"] = _metric(df, key + suffix).to_numpy()
+    out["n_cases"] = _metric(df, "n_cases").to_numpy()
+    return out.sort_values(["regime", "coalition", "model", "seed"]).reset_index(drop=True)
+
+
+def _fmt(v: float, lo: float, hi: float, *, pct: bool = False, eur: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if pct:
+        return f"{v:.0%} [{lo:.0%}, {hi:.0%}]"
+    if eur:
+        return f"€{v:,.0f} [{lo:,.0f}, {hi:,.0f}]"
+    return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if table.empty:
+        console.print(f"No finished runs for experiment {experiment_name!r} in this store.")
+        return
+    ed = next(c for c in table.columns if c.startswith("ed_h0_k") and not c.endswith(("_lo", "_hi")))
+    pv = next(c for c in table.columns if c.startswith("prevented_eur") and not c.endswith(("_lo", "_hi")))
+    t = Table(title=f"{experiment_name}: primary outcomes (95% CI, case-level cluster bootstrap)")
+    for col in ("regime", "coalition", "model", "seed", "ε"):
+        t.add_column(col)
+    t.add_column(f"caught before money left ({ed.split('_k')[1]} capacity)")
+    t.add_column("€ prevented")
+    t.add_column("AP")
+    for _, r in table.iterrows():
+        t.add_row(str(r["regime"]), str(r["coalition"]).replace("+", " + "), str(r["model"]), str(r["seed"]),
+                  str(r["epsilon"]), _fmt(r[ed], r[f"{ed}_lo"], r[f"{ed}_hi"], pct=True),
+                  _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True), _fmt(r["ap"], r["ap_lo"], r["ap_hi"]))
+    console.print(t)
