@@ -42,6 +42,7 @@ importing this module (the experiment loader does) stays fast.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
@@ -233,16 +234,27 @@ def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float,
 
     Opacus' ``get_noise_multiplier`` (binary search on the accountant; it returns the upper end of the
     bracket, so ε(σ) ≤ target_epsilon by construction) — the noise choice of ``make_private_with_epsilon``,
-    but for an explicit step count so that a multi-round schedule is budgeted as a whole.
+    but for an explicit step count so that a multi-round schedule is budgeted as a whole. Cached: the
+    seeds of one grid share their schedules, and the PRV search takes seconds.
     """
+    if not (isinstance(target_epsilon, int | float) and math.isfinite(target_epsilon) and target_epsilon > 0):
+        raise PrivacyError(f"target_epsilon: {target_epsilon!r}; allowed: a finite number > 0")
+    if not 0 < delta < 1:
+        raise PrivacyError(f"delta: {delta!r}; allowed: 0 < delta < 1")
+    return _noise_for_target(float(target_epsilon), float(delta), float(sample_rate), int(steps),
+                             _check_accountant(accountant))
+
+
+@functools.lru_cache(maxsize=512)
+def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
-    if not (math.isfinite(target_epsilon) and target_epsilon > 0):
-        raise PrivacyError(f"target_epsilon: {target_epsilon!r}; allowed: a finite number > 0")
     try:
-        return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                          sample_rate=sample_rate, steps=int(steps),
-                                          accountant=_check_accountant(accountant)))
+        with warnings.catch_warnings():
+            # the search probes very large σ, where RDP's best order is the largest one: expected there
+            warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+            return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
+                                              sample_rate=sample_rate, steps=steps, accountant=accountant))
     except ValueError as err:  # Opacus: "The privacy budget is too low."
         raise PrivacyError(f"target_epsilon = {target_epsilon:g} at δ = {delta:.3g}, q = {sample_rate:.4g}, "
                            f"{steps} steps: no noise multiplier up to 1e6 reaches it ({err}); allowed: a larger "
@@ -437,16 +449,42 @@ def person_blocks(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int,
     return PersonBlocks(bx, by, bw, rows_kept=int(keep.sum()), rows_dropped=int((~keep).sum()))
 
 
-def collate_person_blocks(batch: list[tuple[torch.Tensor, ...]]) -> list[torch.Tensor]:
-    """Stack blocks ``(B, R, d)`` and flatten labels and weights to ``(B·R,)``.
+class _Gathered(tuple):
+    """A batch already gathered by index (one tensor per field), as :class:`BatchedTensorDataset` returns it."""
 
-    :func:`fedsim.training.fit` compares ``model(x).reshape(-1)`` with the labels, so labels and
-    weights line up row by row while the model still sees one example per entity (Opacus takes dim 0,
-    the entity, as the sample dimension).
+
+def _tensor_dataset_class() -> type:
+    from torch.utils.data import TensorDataset
+
+    class BatchedTensorDataset(TensorDataset):
+        """A TensorDataset that gathers a whole batch with one index per tensor (``__getitems__``).
+
+        PyTorch's default fetch indexes row by row and stacks; under Opacus' Poisson sampling that was
+        a large share of a small model's step time.
+        """
+
+        def __getitems__(self, indices: list[int]) -> list[_Gathered]:
+            import torch
+
+            index = torch.as_tensor(indices, dtype=torch.long)
+            return [_Gathered(t[index] for t in self.tensors)]
+
+    return BatchedTensorDataset
+
+
+def collate_person_blocks(batch: list[Any]) -> list[torch.Tensor]:
+    """Batch → ``[x, y, w]`` with labels and weights flattened to ``(B·R,)`` (rows: ``(B,)``).
+
+    Entity blocks: x ``(B, R, d)``. :func:`fedsim.training.fit` compares ``model(x).reshape(-1)`` with
+    the labels, so labels and weights line up row by row while the model still sees one example per
+    entity (Opacus takes dim 0, the entity, as the sample dimension).
     """
     from torch.utils.data import default_collate
 
-    xb, yb, wb = default_collate(batch)
+    if len(batch) == 1 and isinstance(batch[0], _Gathered):
+        xb, yb, wb = batch[0]
+    else:
+        xb, yb, wb = default_collate(batch)
     return [xb, yb.reshape(-1), wb.reshape(-1)]
 
 
@@ -567,19 +605,26 @@ def _build_loader(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sampl
                   ) -> tuple[Any, np.ndarray, np.ndarray, PersonBlocks | None]:
     """Loader over entities (padded blocks) or rows, plus the (X, y) that fit() checks row counts on."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from fedsim.training import make_loader
 
     if groups is None:
-        loader = make_loader(X, y, batch_size=batch_size, seed=sampling_seed, sample_weight=sample_weight)
-        return loader, np.asarray(X, np.float32), np.asarray(y, np.float32), None
-    blocks = person_blocks(X, y, np.asarray(groups), cap=privacy.max_rows_per_entity, seed=cap_seed,
-                           sample_weight=sample_weight)
-    dataset = TensorDataset(torch.from_numpy(blocks.X), torch.from_numpy(blocks.y), torch.from_numpy(blocks.w))
+        X32, y32 = np.asarray(X, np.float32), np.asarray(y, np.float32)
+        make_loader(X32, y32, batch_size=batch_size, seed=sampling_seed, sample_weight=sample_weight)  # validates
+        w = np.ones(len(y32)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        tensors = (X32, y32, (w / w.mean()).astype(np.float32))
+        blocks = None
+    else:
+        blocks = person_blocks(X, y, np.asarray(groups), cap=privacy.max_rows_per_entity, seed=cap_seed,
+                               sample_weight=sample_weight)
+        tensors = (blocks.X, blocks.y, blocks.w)
+    dataset = _tensor_dataset_class()(*(torch.from_numpy(np.ascontiguousarray(t)) for t in tensors))
     # Opacus' DPDataLoader keeps this collate_fn and this generator (it drives Poisson sampling).
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_person_blocks,
                         generator=torch.Generator().manual_seed(sampling_seed))
+    if blocks is None:
+        return loader, tensors[0], tensors[1], None
     # fit() only checks that its (X, y) have one row per example: give it one cheap row per entity.
     n = blocks.X.shape[0]
     return loader, np.zeros((n, 1), np.float32), blocks.y.max(axis=1), blocks
@@ -665,8 +710,11 @@ def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy:
         noise_multiplier=plan.noise_multiplier, max_grad_norm=privacy.max_grad_norm, poisson_sampling=True,
         noise_generator=torch.Generator().manual_seed(_round_seed(seed, round_index, 2)))
     try:
-        report = fit(dp_model, X_check, y_check, config=config, optimizer=dp_optimizer, data_loader=dp_loader,
-                     reference_params=reference_params)
+        with warnings.catch_warnings():
+            # Opacus hooks fire on module outputs when inputs need no grad: expected, harmless
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            report = fit(dp_model, X_check, y_check, config=config, optimizer=dp_optimizer, data_loader=dp_loader,
+                         reference_params=reference_params)
     finally:
         dp_model.to_standard_module()  # hooks and per-sample grads off: `model` is a plain module again
     history = tuple((float(s), float(q), int(n)) for s, q, n in engine.accountant.history)

@@ -799,6 +799,7 @@ def metadata_model_screen(samples: list[_Sample], truth: _Truth, *, seed: int = 
     ``min_positives`` fraud rows are reported but not judged (``ok`` None). The strongest single metadata
     feature is reported to show what to fix.
     """
+    import sklearn.ensemble  # noqa: F401 - load the OpenMP runtime first, so the limit below applies to it
     from threadpoolctl import threadpool_limits
 
     # One OpenMP thread: the models are tiny, and on a shared machine spinning threads made them 100× slower.

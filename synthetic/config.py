@@ -193,7 +193,7 @@ class CrewConfig(_Frozen):
 
 class BarrierConfig(_Frozen):
     name: str = Field(..., description="what the barrier is")
-    day: int = Field(..., ge=0, description="day it takes effect")
+    day: int = Field(..., ge=0, description="day it takes effect (a day past the horizon never takes effect)")
     fraud_type: Literal["helpdesk", "purchase", "sale", "whatsapp", "invoice"] = Field(...,
                                                                                        description="affected type")
     removes: Literal["caller_id_spoofing", "payment_link", "off_platform_payment"] = Field(
@@ -262,14 +262,6 @@ class WorldConfig(_Frozen):
                         raise ValueError(f"signal.{ft}.{ph}.{kind}: {p}; allowed: a probability in [0, 1]")
         return v
 
-    @model_validator(mode="after")
-    def _barriers_in_horizon(self) -> WorldConfig:
-        for i, b in enumerate(self.barriers):
-            if b.day >= self.population.days:
-                raise ValueError(f"barriers[{i}].day: {b.day}; allowed: 0 <= day < population.days "
-                                 f"({self.population.days})")
-        return self
-
     def signal_p(self, fraud_type: str, phase: str, kind: str) -> float:
         return self.signal.get(fraud_type, {}).get(phase, {}).get(kind, 0.0)
 
@@ -288,7 +280,10 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field; check the spelling against `fedsim world generate --help` / the docs"
-        lines.append(f"{where} = {shown}: {msg}")
+        if not loc and ":" in msg:  # a whole-config check already names its field, value and range
+            lines.append(f"{prefix}{msg}")
+        else:
+            lines.append(f"{where} = {shown}: {msg}")
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ logger = logging.getLogger("fedsim.federation.vertical")
 ACTIONS: tuple[str, ...] = tuple(sorted(set(HOLDER_ACTIONS) | set(PARTY_ACTIONS)))
 STATE_RECORD = "vfl"
 RESULT_FILE = "coordinator.json"
+ERROR_FILE = "error.txt"
 ENGINES = ("simulation", "deployment", "local")
 
 
@@ -214,19 +216,16 @@ def make_server_app(plan: Plan | None = None) -> Any:
     @app.main()
     def main(grid: Any, context: Any) -> None:
         p = plan if plan is not None else Plan.read(str(context.run_config["plan"]))
-        result = coordinator.run(p, FlowerExchange(grid, n_nodes=len(p.holders) + len(p.parties)))
+        try:
+            result = coordinator.run(p, FlowerExchange(grid, n_nodes=len(p.holders) + len(p.parties)))
+        except Exception as err:
+            # The launcher reads this: a ServerApp failure must not look like an empty run.
+            if p.out_dir:
+                (Path(p.out_dir) / ERROR_FILE).write_text(f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}")
+            raise
         write_result(p, result)
 
     return app
-
-
-# Module-level apps for the deployment engine (``flwr run``): bundles and plan come from the configs.
-def __getattr__(name: str) -> Any:
-    if name == "client_app":
-        return make_client_app()
-    if name == "server_app":
-        return make_server_app()
-    raise AttributeError(name)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -250,7 +249,7 @@ def run_split_learning(plan: Plan, bundles: dict[str, str], *, engine: str = "si
         plan: the coordinator's settings; ``plan.out_dir`` receives ``coordinator.json``.
         bundles: partner name → its bundle path (holders and parties of the plan).
         engine: ``simulation`` (Flower + Ray), ``deployment`` (SuperLink + SuperNodes on this machine,
-            see :mod:`fedsim.federation.deployment`) or ``local`` (same node code, no Flower).
+            :func:`run_deployment`) or ``local`` (same node code, no Flower).
         capture_dir: record every message at every partner's boundary there (Flower engines).
         deployment: extra keyword arguments for the deployment launcher.
     """
@@ -270,8 +269,34 @@ def run_split_learning(plan: Plan, bundles: dict[str, str], *, engine: str = "si
         run_in_simulation(make_server_app(plan), make_client_app([bundles[n] for n in names], capture_dir=capture_dir),
                           num_nodes=len(names))
     else:
-        from fedsim.federation.deployment import run_split_learning_deployment
-
-        run_split_learning_deployment(plan, bundles, capture_dir=capture_dir, **(deployment or {}))
+        run_deployment(plan, bundles, capture_dir=capture_dir, **(deployment or {}))
+    error = Path(plan.out_dir) / ERROR_FILE
+    if error.is_file():
+        raise RuntimeError(f"split learning ({engine}): {error.read_text().splitlines()[0]}")
     out = json.loads((Path(plan.out_dir) / RESULT_FILE).read_text())
     return SplitRun(out["step_metrics"], out["metrics"], time.perf_counter() - started, engine)
+
+
+COMPONENTS = {"serverapp": "fedsim.federation.vertical_app:server_app",
+              "clientapp": "fedsim.federation.vertical_app:client_app"}
+"""The apps ``flwr run`` loads on the deployment engine (module-level, configured by run/node config)."""
+
+
+def run_deployment(plan: Plan, bundles: dict[str, str], *, capture_dir: str | None = None,
+                   work_dir: str | Path | None = None, timeout_s: float = 1800.0) -> None:
+    """Run the federation on Flower's deployment engine: a SuperLink and one SuperNode per partner on this
+    machine (:class:`fedsim.federation.deployment.LocalDeployment`), then ``flwr run``.
+
+    Each SuperNode's node config names only its own bundle (``bundle``) and, optionally, where to record
+    its boundary traffic (``capture-dir``); the ServerApp reads the plan file named by run config ``plan``.
+    """
+    from fedsim.federation.deployment import LocalDeployment, write_app_dir
+
+    work = Path(work_dir) if work_dir is not None else Path(plan.out_dir) / "deployment"
+    work.mkdir(parents=True, exist_ok=True)
+    plan_path = plan.write(work / "plan.json")
+    nodes = {n: {"bundle": str(Path(path).resolve()), **({"capture-dir": str(capture_dir)} if capture_dir else {})}
+             for n, path in bundles.items()}
+    app = write_app_dir(work / "app", name="fedsim-vertical", components=COMPONENTS, config={"plan": str(plan_path)})
+    with LocalDeployment(nodes, work / "flower") as deployment:
+        deployment.run(app, timeout_s=timeout_s)

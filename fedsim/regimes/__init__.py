@@ -2,11 +2,14 @@
 
 from fedsim.regimes.base import Regime, RegimeResult, RunContext, TrainingSettings
 from fedsim.regimes.horizontal import Horizontal
+from fedsim.regimes.hybrid import Hybrid
 from fedsim.regimes.pooled import Pooled, PooledOracle
 from fedsim.regimes.siloed import Siloed, StatusQuo
+from fedsim.regimes.vertical import Vertical
 from fedsim.regimes.watchlist import Watchlist
 
-REGIMES: dict[str, Regime] = {r.name: r for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle(), Horizontal())}
+REGIMES: dict[str, Regime] = {r.name: r for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle(), Horizontal(),
+                                                  Vertical(), Hybrid())}
 
 
 def get_regime(name: str) -> Regime:

@@ -1,0 +1,112 @@
+"""Privacy–utility table: runs table → ε versus the primary outcomes, with CIs (for `fedsim runs`).
+
+One row per (regime, coalition, model, privacy point) — the privacy point being the target ε (inf =
+the non-private run) or, in noise mode, σ. Values are the mean over seeds of each run's estimate;
+``_lo`` / ``_hi`` are the mean over seeds of each run's case-level cluster-bootstrap bounds (the seeds
+share one test set, so this is the CI of a typical run, not a narrower CI of the seed mean).
+
+ε actually spent comes from the runs' ``dp_epsilon.<unit>`` metrics: ``epsilon_spent`` is the largest
+over the run's models (the guarantee each model gives), ``epsilon_total`` their sum — basic composition
+(Dwork & Roth 2014, Thm 3.16), the bound for a person whose data reached every model of the run.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+PRIMARY = ("ed_h0", "prevented_eur_d0_r1.0")
+"""ED(0)@k (share of cases caught before the money left) and prevented € (Δ = 0, ρ = 1)."""
+_DP_EPS = re.compile(r"^(?:metrics\.)?dp_epsilon\.(.+)$")
+_DP_DELTA = re.compile(r"^(?:metrics\.)?dp_delta\.(.+)$")
+
+
+def _param(runs: pd.DataFrame, name: str) -> pd.Series:
+    for col in (f"params.{name}", name):
+        if col in runs:
+            return runs[col]
+    return pd.Series(np.nan, index=runs.index, dtype=object)
+
+
+def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    for col in (f"metrics.{name}", name):
+        if col in runs:
+            return pd.to_numeric(runs[col], errors="coerce")
+    return pd.Series(np.nan, index=runs.index, dtype=float)
+
+
+def _per_run(runs: pd.DataFrame, pattern: re.Pattern[str], how: str) -> pd.Series:
+    cols = [c for c in runs.columns if pattern.match(c)]
+    if not cols:
+        return pd.Series(np.nan, index=runs.index, dtype=float)
+    values = runs[cols].apply(pd.to_numeric, errors="coerce")
+    return values.max(axis=1) if how == "max" else values.sum(axis=1, min_count=1)
+
+
+def _as_float(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def privacy_utility_table(runs: pd.DataFrame, *, capacity: float = 0.005, metrics: Sequence[str] = PRIMARY,
+                          best_silo: bool = True) -> pd.DataFrame:
+    """ε (target, spent) against each metric at alert capacity ``capacity``, one row per privacy point.
+
+    Args:
+        runs: one row per finished run, as ``Tracker.runs_table`` returns it (params ``regime``,
+            ``coalition``, ``model``, ``seed``, ``epsilon`` and optionally ``privacy.noise_multiplier``;
+            metrics ``<metric>_k<capacity>`` with ``_lo`` / ``_hi``, ``dp_epsilon.<unit>``,
+            ``dp_delta.<unit>``); ``params.`` / ``metrics.`` column prefixes are accepted.
+        capacity: alert capacity k (fraction of entities per day) of the metrics.
+        metrics: metric names without the ``_k`` suffix.
+        best_silo: keep only the siloed partner with the highest first metric at ε = inf (the "best
+            silo" curve of evaluation.md §6, E4), with its name in ``coalition``.
+    Columns: ``regime, coalition, model, epsilon, sigma, epsilon_spent, epsilon_total, delta, n_seeds``,
+    then ``<metric>, <metric>_lo, <metric>_hi`` per metric, ``odds_factor`` (e^epsilon_spent).
+    """
+    if runs.empty:
+        return pd.DataFrame()
+    k = f"{capacity:g}"
+    frame = pd.DataFrame({
+        "regime": _param(runs, "regime").astype(str), "coalition": _param(runs, "coalition").astype(str),
+        "model": _param(runs, "model").astype(str), "seed": _param(runs, "seed"),
+        "epsilon": _param(runs, "epsilon").map(_as_float),
+        "sigma": _param(runs, "privacy.noise_multiplier").map(_as_float),
+        "epsilon_spent": _per_run(runs, _DP_EPS, "max"), "epsilon_total": _per_run(runs, _DP_EPS, "sum"),
+        "delta": _per_run(runs, _DP_DELTA, "max"),
+    })
+    names = []
+    for m in metrics:
+        for suffix in ("", "_lo", "_hi"):
+            frame[f"{m}{suffix}"] = _metric(runs, f"{m}_k{k}{suffix}").to_numpy()
+        names.append(m)
+    # a non-private run spends ε = inf
+    private = frame["epsilon_spent"].notna()
+    frame.loc[~private, ["epsilon_spent", "epsilon_total"]] = math.inf
+    keys = ["regime", "coalition", "model", "epsilon", "sigma"]
+    values = [c for c in frame.columns if c not in (*keys, "seed")]
+    table = (frame.groupby(keys, dropna=False)[values].mean()
+             .join(frame.groupby(keys, dropna=False)["seed"].nunique().rename("n_seeds")).reset_index())
+    if best_silo:
+        table = _keep_best_silo(table, names[0] if names else None)
+    table["odds_factor"] = np.exp(table["epsilon_spent"].astype(float))
+    order = [*keys, "epsilon_spent", "epsilon_total", "delta", "n_seeds",
+             *[f"{m}{s}" for m in names for s in ("", "_lo", "_hi")], "odds_factor"]
+    return table[order].sort_values(["regime", "coalition", "model", "epsilon", "sigma"],
+                                    ascending=[True, True, True, False, False]).reset_index(drop=True)
+
+
+def _keep_best_silo(table: pd.DataFrame, metric: str | None) -> pd.DataFrame:
+    silos = table[table["regime"] == "siloed"]
+    if silos.empty or metric is None:
+        return table
+    reference = silos[np.isinf(silos["epsilon"].astype(float)) & silos["sigma"].isna()]
+    pool = reference if not reference.empty else silos
+    best = pool.sort_values(metric, ascending=False, na_position="last")["coalition"].iloc[0]
+    return table[(table["regime"] != "siloed") | (table["coalition"] == best)].reset_index(drop=True)

@@ -1,0 +1,320 @@
+"""Flower's deployment engine: a real SuperLink and one SuperNode per partner, started on this machine.
+
+:class:`LocalDeployment` is generic (any ServerApp/ClientApp pair, any node configs): it writes the
+CLI connection into its own ``FLWR_HOME``, starts ``flower-superlink --insecure`` on a free port and one
+``flower-supernode`` per partner, each with only its own node config, then ``flwr run``s an app
+directory (:func:`write_app_dir`) and stops every process it started (by its own process group).
+:func:`run_horizontal_deployment` is the horizontal regime's use of it.
+
+**Across machines** — the same apps, the same commands, different hosts (use TLS instead of
+``--insecure`` outside a test bench)::
+
+    # coordinator
+    flower-superlink --insecure --port 9093
+    # each partner, on its own machine, with only its own data
+    python -m fedsim.federation.deployment export-partner --world <world dir> --partner bank_1 --out /data/bank_1
+    flower-supernode --insecure --superlink <coordinator>:9093 --port 9094 \\
+        --node-config 'partner="bank_1" world-dir="/data/bank_1"'
+    # coordinator: an app directory from an experiment file, then run it
+    python -m fedsim.federation.deployment write-app --experiment experiments/x.yaml --partners 3 --out app/
+    flwr run app/ <connection> --stream        # <connection>: address + insecure in $FLWR_HOME/config.toml
+
+``python -m fedsim.federation.deployment local --partner bank_1=/data/bank_1 --partner bank_2=/data/bank_2``
+starts the SuperLink and SuperNodes on this machine and prints the ``flwr run`` command (Ctrl-C stops them).
+Each partner's scores stay in ``<out-dir>/<partner>/`` on its own machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedsim.errors import FedsimError
+from fedsim.federation.engine import OFFLINE_ENV, apply_offline_env
+
+CONNECTION = "fedsim-local"
+Value = str | int | float | bool
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _toml_value(value: Value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # TOML basic string: JSON escapes are valid TOML escapes
+
+
+def format_node_config(config: Mapping[str, Value]) -> str:
+    """``{"partner": "bank_1", "world-dir": "/d"}`` → ``partner="bank_1" world-dir="/d"`` (flower-supernode)."""
+    return " ".join(f"{k}={_toml_value(v)}" for k, v in config.items())
+
+
+def write_app_dir(dest: Path, *, name: str, components: Mapping[str, str], config: Mapping[str, Value],
+                  publisher: str = "fedsim") -> Path:
+    """A Flower app directory: ``pyproject.toml`` naming the ServerApp/ClientApp and the run config.
+
+    The apps themselves are imported from the installed fedsim package on every machine.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    lines = ["[build-system]", 'requires = ["hatchling"]', 'build-backend = "hatchling.build"', "",
+             "[project]", f"name = {_toml_value(name)}", 'version = "1.0.0"', "dependencies = []", "",
+             "[tool.flwr.app]", f"publisher = {_toml_value(publisher)}", "", "[tool.flwr.app.components]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in components.items()]
+    lines += ["", "[tool.flwr.app.config]"] + [f"{k} = {_toml_value(v)}" for k, v in config.items()]
+    (dest / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return dest
+
+
+def _bin(name: str) -> str:
+    """A Flower executable next to this interpreter (the venv), else from PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def _wait_port(port: int, *, timeout_s: float, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise FedsimError(f"flower-superlink exited with code {process.returncode}; log {log}:\n{_tail(log)}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise FedsimError(f"flower-superlink did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s; log {log}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class LocalDeployment:
+    """A SuperLink + one SuperNode per entry of ``node_configs`` on localhost; a context manager.
+
+    node_configs: label (partner name) → that SuperNode's node config (only what that partner may know).
+    work_dir: FLWR_HOME, logs. Processes are started in their own process groups and stopped by id.
+    """
+
+    node_configs: Mapping[str, Mapping[str, Value]]
+    work_dir: Path
+    startup_timeout_s: float = 60.0
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    port: int = 0
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(OFFLINE_ENV)
+        env["FLWR_HOME"] = str(self.work_dir / "flwr-home")
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def __enter__(self) -> LocalDeployment:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        apply_offline_env()
+        home = self.work_dir / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        (home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n')
+        try:
+            link_log = self.work_dir / "superlink.log"
+            self._spawn("superlink", [_bin("flower-superlink"), "--insecure", "--port", str(self.port),
+                                      "--disable-runtime-dependency-installation"], link_log)
+            _wait_port(self.port, timeout_s=self.startup_timeout_s, process=self.processes["superlink"], log=link_log)
+            for label, config in self.node_configs.items():
+                self._spawn(f"supernode-{label}", [
+                    _bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
+                    "--port", str(free_port()), "--node-config", format_node_config(config)],
+                    self.work_dir / f"supernode-{label}.log")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, cmd: list[str], log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as fh:
+            self.processes[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(),
+                                                    cwd=self.work_dir, start_new_session=True)
+
+    def run(self, app_dir: Path, *, timeout_s: float = 1800.0) -> str:
+        """``flwr run <app_dir> --stream`` against this SuperLink; returns its output. Raises on failure."""
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise FedsimError(f"{name} exited with code {proc.returncode} before the run; log:\n"
+                                  f"{_tail(self.work_dir / (name + '.log'))}")
+        log = self.work_dir / "flwr-run.log"
+        cmd = [_bin("flwr"), "run", str(app_dir), CONNECTION, "--stream"]
+        try:
+            done = subprocess.run(cmd, env=self.env(), cwd=self.work_dir, capture_output=True, timeout=timeout_s,
+                                  check=False)
+        except subprocess.TimeoutExpired as err:
+            raise FedsimError(f"flwr run did not finish within {timeout_s:.0f} s") from err
+        text = (done.stdout or b"").decode(errors="replace") + (done.stderr or b"").decode(errors="replace")
+        log.write_text(text)
+        if done.returncode != 0:
+            raise FedsimError(f"flwr run exited with code {done.returncode}; log {log}:\n{_tail(log)}")
+        return text
+
+    def stop(self) -> None:
+        """Terminate every process this deployment started (its own process groups), newest first."""
+        for proc in reversed(list(self.processes.values())):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        deadline = time.monotonic() + 15
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=5)
+        self.processes.clear()
+
+
+# --------------------------------------------------------------------------------------------------
+# Horizontal FL on the deployment engine
+# --------------------------------------------------------------------------------------------------
+def run_horizontal_deployment(ctx: Any, members: list[str], settings: Any, *, work: Path,
+                              capture_dir: str | Path | None = None, faults: Mapping[str, int] | None = None) -> Any:
+    """One horizontal federation on a local SuperLink + SuperNodes; returns its HorizontalOutcome.
+
+    Each SuperNode gets a partner directory with only its partner's tables and own truth rows
+    (:func:`~fedsim.federation.partner_data.export_partner_world`) and node config
+    ``partner``/``world-dir``; the partners' scores land in ``work/out/<partner>/``.
+    """
+    from fedsim.federation.horizontal import HorizontalOutcome
+    from fedsim.federation.horizontal_app import COMPONENTS, run_config
+    from fedsim.federation.partner_data import export_partner_world
+
+    nodes = {p: {"partner": p, "world-dir": str(export_partner_world(ctx.world, ctx.truth, p, work / "nodes" / p))}
+             for p in members}
+    out = work / "out"
+    config = run_config(ctx, settings, out_dir=out, num_partners=len(members), faults=dict(faults or {}),
+                        capture_dir=Path(capture_dir) if capture_dir else None)
+    app = write_app_dir(work / "app", name="fedsim-horizontal", components=COMPONENTS, config=config)
+    with LocalDeployment(nodes, work / "flower") as deployment:
+        try:
+            deployment.run(app, timeout_s=settings.round_timeout_s * (settings.rounds + 2))
+        except FedsimError as err:
+            raise FedsimError(f"horizontal (deployment): {_server_error(out) or err}") from err
+    error = _server_error(out)
+    if error:
+        raise FedsimError(f"horizontal (deployment): {error}")
+    if not (out / "server" / "outcome.json").is_file():
+        raise FedsimError(f"horizontal (deployment): the ServerApp wrote no outcome; logs in {work / 'flower'}")
+    return HorizontalOutcome.read(out / "server" / "outcome.json")
+
+
+def _server_error(out: Path) -> str | None:
+    path = out / "server" / "error.txt"
+    return path.read_text().split("\n\n")[0] if path.is_file() else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line: the recipe for one machine or many
+# --------------------------------------------------------------------------------------------------
+def _cmd_export(args: argparse.Namespace) -> None:
+    from fedsim.federation.partner_data import export_partner_world
+    from synthetic.world import read_world, to_pandas
+
+    world = read_world(args.world, partners=[args.partner])
+    truth = {k: to_pandas(t) for k, t in world.truth.items() if k in ("cases", "money_outs", "case_entities")}
+    print(export_partner_world(world, truth, args.partner, Path(args.out)))
+
+
+def _cmd_write_app(args: argparse.Namespace) -> None:
+    from fedsim.data import DAY, Split
+    from fedsim.experiment import load_experiment
+    from fedsim.federation.horizontal import HorizontalSettings
+    from fedsim.federation.horizontal_app import COMPONENTS, run_config
+    from fedsim.regimes.base import RunContext, TrainingSettings
+
+    spec = load_experiment(args.experiment)
+    w, f, t = spec.split.windows(), spec.federation, spec.training
+    second = w.get("second_test")
+    split = Split(w["train"][0] * DAY, w["train"][1] * DAY, w["test"][0] * DAY, w["test"][1] * DAY,
+                  (second[0] * DAY, second[1] * DAY) if second else None)
+    model = next((m for m in spec.models if m != "gbt"), "logistic")
+    training = TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate)
+    ctx = RunContext(world=None, coalition=(), model=model, seed=args.seed, split=split,  # type: ignore[arg-type]
+                     training=training, features={}, truth={})
+    settings = HorizontalSettings(rounds=f.rounds, local_epochs=f.local_epochs, strategy=f.strategy,
+                                  proximal_mu=f.proximal_mu, secure_aggregation=f.secure_aggregation, model=model,
+                                  seed=args.seed, batch_size=t.batch_size, learning_rate=t.learning_rate)
+    config = run_config(ctx, settings, out_dir=Path(args.out_dir).resolve(), num_partners=args.partners)
+    print(write_app_dir(Path(args.out), name="fedsim-horizontal", components=COMPONENTS, config=config))
+
+
+def _cmd_local(args: argparse.Namespace) -> None:
+    nodes = {}
+    for item in args.partner:
+        name, _, path = item.partition("=")
+        nodes[name] = {"partner": name, "world-dir": str(Path(path).resolve())}
+    deployment = LocalDeployment(nodes, Path(args.work).resolve())
+    with deployment:
+        print(f"SuperLink on 127.0.0.1:{deployment.port}; SuperNodes: {', '.join(nodes)}")
+        print(f"run:  FLWR_HOME={deployment.work_dir / 'flwr-home'} flwr run <app dir> {CONNECTION} --stream")
+        try:
+            while all(p.poll() is None for p in deployment.processes.values()):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m fedsim.federation.deployment", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("export-partner", help="write a partner directory (one partner's tables + own truth rows)")
+    p.add_argument("--world", required=True)
+    p.add_argument("--partner", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=_cmd_export)
+    p = sub.add_parser("write-app", help="write a horizontal-FL Flower app directory from an experiment file")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--partners", type=int, required=True, help="number of SuperNodes (partners) to wait for")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-dir", default="fl-out", help="where the server and each partner write results")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=_cmd_write_app)
+    p = sub.add_parser("local", help="start a SuperLink and one SuperNode per --partner NAME=DIR on localhost")
+    p.add_argument("--partner", action="append", required=True)
+    p.add_argument("--work", default="fl-local")
+    p.set_defaults(fn=_cmd_local)
+    args = parser.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

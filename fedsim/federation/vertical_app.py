@@ -1,0 +1,12 @@
+"""Module-level split-learning apps for ``flwr run`` (deployment engine).
+
+Flower loads ``fedsim.federation.vertical_app:server_app`` / ``:client_app``; both read their settings
+from configs instead of closures: the ServerApp the plan file named by run config ``plan``, each
+ClientApp its own bundle named by node config ``bundle`` (and ``capture-dir`` to record its traffic).
+Kept apart from :mod:`fedsim.federation.vertical` so importing that module does not load Flower.
+"""
+
+from fedsim.federation.vertical import make_client_app, make_server_app
+
+client_app = make_client_app()
+server_app = make_server_app()

@@ -1,0 +1,51 @@
+"""Horizontal FL on Flower's deployment engine: a real SuperLink and one SuperNode process per bank on
+localhost, driven by the experiment runner, ending in the same kind of MLflow run as the simulation."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.federation.horizontal_worlds import SPLIT, world_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
+
+
+def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+    import yaml
+
+    from fedsim.runner import run_experiment
+
+    # prepare: two banks, one round, deployment engine
+    spec = {"name": "hz-deploy", "world": world_spec(entities=1200), "split": SPLIT, "regimes": ["horizontal"],
+            "coalitions": [["bank_1", "bank_2"]], "models": ["logistic"], "seeds": [0],
+            "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "negative_rate": 0.2},
+            "federation": {"rounds": 1, "engine": "deployment"}, "metrics": {"bootstrap": 20}}
+    (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(spec))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    # execute
+    summary = run_experiment(tmp_path / "deploy.yaml", tracking_uri=uri, workdir=tmp_path / "work", progress=False)
+    # assert: one finished run with the federation settings, a per-round loss and the evaluation metrics
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run = client.get_run(summary.run_ids[0])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["fl_engine"] == "deployment" and run.data.params["fl_rounds"] == "1"
+    assert run.data.params["fl_strategy"] == "fedavg" and run.data.params["fl_dropouts"] == "none"
+    history = client.get_metric_history(run.info.run_id, "train_loss.bank")
+    assert len(history) == 1 and 0 < history[0].value < 5
+    assert {"train_loss.bank_1", "train_loss.bank_2"} <= set(run.data.metrics)
+    assert run.data.metrics["train_rows.bank_1"] > 0 and "ap" in run.data.metrics
+
+
+def test_local_deployment_stops_every_process_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedsim.federation.deployment import LocalDeployment
+
+    with LocalDeployment({"a": {"partner": "a", "world-dir": str(tmp_path)}}, tmp_path / "flower") as dep:
+        pids = [p.pid for p in dep.processes.values()]
+        assert len(pids) == 2 and all(p.poll() is None for p in dep.processes.values())
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, signal.SIG_DFL or 0)

@@ -1,0 +1,226 @@
+"""Horizontal FL pieces without a Flower run: federated standardisation, local training, partner data,
+the boundary checker, kind grouping and the deployment helpers."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedsim.errors import FedsimError
+from fedsim.federation.boundary import BoundaryRules, check_message, identifier_values
+from fedsim.federation.deployment import format_node_config, write_app_dir
+from fedsim.federation.engine import CapturedMessage
+from fedsim.federation.horizontal import (
+    HorizontalSettings,
+    from_legacy_config,
+    partner_summary,
+    round_seed,
+    to_legacy_config,
+    train_locally,
+)
+from fedsim.federation.partner_data import (
+    build_partner_data,
+    export_partner_world,
+    load_partner_context,
+    partner_only,
+)
+from fedsim.federation.standardize import (
+    column_moments,
+    combine_moments,
+    standardizer_from_lists,
+    standardizer_from_moments,
+    standardizer_to_lists,
+)
+from fedsim.models import Standardizer, make_model
+from fedsim.regimes import get_regime
+from fedsim.regimes.horizontal import admits, kind_groups
+from fedsim.training import get_weights, weight_names
+from tests.federation.horizontal_worlds import BANKS, context, workspace
+
+
+# ---------------------------------------------------------------------------------------------------
+# Federated standardisation
+# ---------------------------------------------------------------------------------------------------
+def test_combined_moments_match_a_hand_computed_mean_and_variance() -> None:
+    # prepare: partner A holds 1 and 3, partner B holds 5 and a missing value
+    a, b = column_moments(np.array([[1.0], [3.0]])), column_moments(np.array([[5.0], [np.nan]]))
+    # execute
+    std = standardizer_from_moments(combine_moments([a, b]))
+    # assert: mean 3, population variance ((1-3)² + 0 + (5-3)²) / 3 = 8/3, one missing indicator
+    assert std.mean_[0] == pytest.approx(3.0)
+    assert std.scale_[0] == pytest.approx(math.sqrt(8 / 3))
+    assert list(std.missing_columns_) == [0]
+
+
+def test_federated_standardizer_equals_the_pooled_one_for_any_split() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 3, size=(500, 4)) * np.array([1, 100, 0.01, 0])  # last column constant
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[:, 2] = np.where(np.isnan(X[:, 2]), 0.3, X[:, 2])  # a column without missing values
+    pooled = Standardizer().fit(X)
+    for cuts in ([100, 350], [1, 2], [250]):
+        parts = np.split(X, cuts)
+        fed = standardizer_from_moments(combine_moments([column_moments(p) for p in parts[::-1]]))
+        np.testing.assert_allclose(fed.mean_, pooled.mean_, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(fed.scale_, pooled.scale_, rtol=1e-10)
+        np.testing.assert_array_equal(fed.missing_columns_, pooled.missing_columns_)
+        np.testing.assert_allclose(fed.transform(X), pooled.transform(X), atol=1e-5)
+    roundtrip = standardizer_from_lists(standardizer_to_lists(pooled))
+    np.testing.assert_array_equal(roundtrip.transform(X), pooled.transform(X))
+
+
+def test_moments_refuse_partners_with_different_columns() -> None:
+    with pytest.raises(ValueError, match="one common width"):
+        combine_moments([column_moments(np.zeros((2, 2))), column_moments(np.zeros((2, 3)))])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Local training (the client's part of a round)
+# ---------------------------------------------------------------------------------------------------
+def _client_data():  # type: ignore[no-untyped-def]
+    ws = workspace()
+    return build_partner_data(partner_only(context(ws), "bank_1"), "bank_1")
+
+
+def _round_config(data, **extra):  # type: ignore[no-untyped-def]
+    m, positive, negative = partner_summary(data)
+    std = standardizer_from_moments(m)
+    settings = HorizontalSettings(rounds=1, model="logistic", learning_rate=0.05, batch_size=128)
+    model = make_model("logistic", n_features=std.n_features_out_, seed=0)
+    config = {**settings.client_config(), **standardizer_to_lists(std), "pos-weight": negative / positive,
+              "server-round": 1, **extra}
+    return config, get_weights(model), weight_names(model)
+
+
+def test_fedprox_term_keeps_local_weights_near_the_global_ones() -> None:
+    data = _client_data()
+    config, start, _ = _round_config(data)
+    moved = {}
+    for mu in (0.0, 50.0):
+        new, n, loss = train_locally(data, start, {**config, "proximal-mu": mu, "local-epochs": 3})
+        moved[mu] = sum(float(np.sum((a - b) ** 2)) for a, b in zip(new, start, strict=True))
+        assert n == data.n_rows and math.isfinite(loss)
+    assert moved[50.0] < 0.5 * moved[0.0]
+
+
+def test_local_training_learns_the_known_answer_signal() -> None:
+    data = _client_data()
+    config, start, names = _round_config(data)
+    new, _, _ = train_locally(data, start, {**config, "local-epochs": 5})
+    weight = dict(zip(names, new, strict=True))["net.weight"].ravel()
+    x_column = data.columns.index("bank__x")
+    assert weight[x_column] > 0.5  # evidence x is shifted up for fraud: a positive weight
+
+
+def test_round_seed_is_stable_and_distinct_per_partner_and_round() -> None:
+    assert round_seed(0, 1, "bank_1") == round_seed(0, 1, "bank_1")
+    assert len({round_seed(0, r, p) for r in (1, 2) for p in BANKS}) == 6
+
+
+def test_legacy_config_roundtrip_keeps_lists_and_scalars() -> None:
+    config = {"std-mean": [0.1, 1 / 3], "model": "mlp", "seed": 4, "pos-weight": 12.5}
+    legacy = to_legacy_config(config)
+    assert all(not isinstance(v, list) for v in legacy.values())
+    assert from_legacy_config(legacy) == config
+
+
+# ---------------------------------------------------------------------------------------------------
+# Partner data: each partner sees only its own rows
+# ---------------------------------------------------------------------------------------------------
+def test_partner_directory_holds_one_partner_and_rebuilds_the_same_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ws = workspace()
+    ctx = context(ws)
+    # execute: export bank_2's directory, then build its rows there as a SuperNode would
+    export_partner_world(ws.world, ws.truth, "bank_2", tmp_path / "bank_2")
+    node_ctx = load_partner_context(tmp_path / "bank_2", "bank_2", split=ctx.split, training=ctx.training,
+                                    seed=ctx.seed, model=ctx.model)
+    at_node = build_partner_data(node_ctx, "bank_2")
+    in_driver = build_partner_data(partner_only(ctx, "bank_2"), "bank_2")
+    # assert: only bank_2's tables and truth rows, and exactly the rows the simulation engine builds
+    assert [p.name for p in (tmp_path / "bank_2" / "partners").iterdir()] == ["bank_2"]
+    ce = pd.read_parquet(tmp_path / "bank_2" / "truth" / "case_entities.parquet")
+    assert set(ce["partner"]) == {"bank_2"} and len(ce) > 0
+    assert set(pd.read_parquet(tmp_path / "bank_2" / "truth" / "cases.parquet")["case_id"]) == set(ce["case_id"])
+    np.testing.assert_array_equal(at_node.y, in_driver.y)
+    np.testing.assert_allclose(at_node.X, in_driver.X)
+    assert at_node.y.sum() > 0
+    with pytest.raises(FedsimError, match="bank_1"):
+        load_partner_context(tmp_path / "bank_2", "bank_1", split=ctx.split, training=ctx.training, seed=0,
+                             model="logistic")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Boundary checker (negative controls: it must catch leaks)
+# ---------------------------------------------------------------------------------------------------
+def _rules_and_data():  # type: ignore[no-untyped-def]
+    data = _client_data()
+    ws = workspace()
+    ids = identifier_values([ws.features[p].keys() for p in BANKS])
+    return BoundaryRules(identifiers=ids, row_counts=frozenset({data.n_rows}),
+                         weight_names=frozenset({"net.weight", "net.bias"})), data, ids
+
+
+def test_boundary_checker_passes_model_updates_and_catches_leaks() -> None:
+    rules, data, ids = _rules_and_data()
+    clean = CapturedMessage("from_partner", "train", {"partition-id": 0},
+                            arrays={"arrays/net.weight": np.ones((1, 2)), "arrays/net.bias": np.zeros(1)},
+                            metrics={"metrics/train-loss": 0.6, "metrics/num-examples": data.n_rows})
+    assert check_message(clean, rules) == []
+    leaks = {
+        "raw rows": CapturedMessage("from_partner", "train", {}, arrays={"arrays/net.weight": data.X}),
+        "ids": CapturedMessage("from_partner", "train", {}, arrays={"arrays/net.bias": ids[:3].astype(float)}),
+        "unknown array": CapturedMessage("from_partner", "query.stats", {}, arrays={"extra/x": np.ones(2)}),
+        "id in config": CapturedMessage("to_partner", "train", {}, configs={"config/who": str(int(ids[5]))}),
+        "per-row list": CapturedMessage("from_partner", "query.score", {},
+                                        metrics={"metrics/s": [0.1] * data.n_rows}),
+        "other type": CapturedMessage("from_partner", "query.rows", {}),
+    }
+    for what, msg in leaks.items():
+        assert check_message(msg, rules), what
+
+
+# ---------------------------------------------------------------------------------------------------
+# Coalitions: grouping by kind, and refusing coalitions without a same-kind pair
+# ---------------------------------------------------------------------------------------------------
+def test_kind_groups_and_grid_filter() -> None:
+    ws = workspace()
+    ctx = context(ws, ("bank_1", "bank_2", "telco"))
+    assert kind_groups(ctx) == {"bank": ["bank_1", "bank_2"], "telco": ["telco"]}
+    kinds = {p: f.block for p, f in ws.features.items()}
+    keep = admits(kinds)
+    assert keep("horizontal", ("bank_1", "bank_3")) and not keep("horizontal", ("bank_1", "telco"))
+    assert keep("pooled", ("bank_1", "telco"))
+
+
+def test_coalition_without_two_partners_of_one_kind_is_refused() -> None:
+    ws = workspace()
+    with pytest.raises(FedsimError, match="at least two partners of one kind"):
+        get_regime("horizontal").run(context(ws, ("bank_1", "telco", "marketplace")))
+
+
+def test_tree_models_are_refused_with_the_allowed_values() -> None:
+    ws = workspace()
+    from dataclasses import replace
+
+    with pytest.raises(FedsimError, match="allowed: logistic, mlp"):
+        HorizontalSettings.from_context(replace(context(ws), model="gbt"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Deployment helpers
+# ---------------------------------------------------------------------------------------------------
+def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = {"rounds": 2, "strategy": "fedprox", "proximal-mu": 0.1, "secure-aggregation": False,
+              "out-dir": '/tmp/a "quoted" dir'}
+    write_app_dir(tmp_path, name="fedsim-x", components={"serverapp": "m:s", "clientapp": "m:c"}, config=config)
+    parsed = tomllib.loads((tmp_path / "pyproject.toml").read_text())
+    assert parsed["tool"]["flwr"]["app"]["config"] == config
+    assert parsed["tool"]["flwr"]["app"]["components"]["clientapp"] == "m:c"
+    node = format_node_config({"partner": "bank_1", "world-dir": "/d/bank_1"})
+    assert node == 'partner="bank_1" world-dir="/d/bank_1"'
+    assert tomllib.loads(node.replace(" ", "\n").replace("world-dir", '"world-dir"')) == {
+        "partner": "bank_1", "world-dir": "/d/bank_1"}

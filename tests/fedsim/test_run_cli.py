@@ -1,0 +1,123 @@
+"""`fedsim run` / `fedsim runs` through the real CLI, world generator, regimes, evaluation and MLflow store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+FEDSIM = str(Path(sys.executable).with_name("fedsim"))
+
+SPEC = {
+    "name": "cli_test",
+    "world": {"preset": "small", "seed": 3, "overrides": {"persons": 2500, "days": 60}},
+    "split": {"train_days": 35, "gap_days": 3, "test_days": 22},
+    "regimes": ["status_quo", "watchlist", "pooled"],
+    "coalitions": "all",
+    "models": ["logistic"],
+    "seeds": [0],
+    "training": {"epochs": 2},
+    "metrics": {"capacities": [0.005], "bootstrap": 50},
+    "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "status_quo"]},
+}
+
+
+def _write(tmp: Path, spec: dict) -> Path:  # type: ignore[type-arg]
+    path = tmp / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _fedsim(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FEDSIM, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def _finished(uri: str, name: str) -> pd.DataFrame:
+    from fedsim.tracking import Tracker
+
+    return Tracker(uri, name).runs_table(name)
+
+
+@pytest.mark.slow
+def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from fedsim.evaluation import evaluate
+    from synthetic.world import read_world, to_pandas
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = _write(tmp_path, SPEC)
+    done = _fedsim("run", str(exp), "--tracking-uri", uri, "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = _fedsim("runs", "cli_test", "--tracking-uri", uri, "--json", cwd=tmp_path)
+    rows = json.loads(out.stdout)
+    assert sorted(r["regime"] for r in rows) == ["pooled", "status_quo", "watchlist"]
+    assert all(r["ed_h0_k0.005_lo"] <= r["ed_h0_k0.005"] <= r["ed_h0_k0.005_hi"] for r in rows)
+
+    # Recompute from the artifact alone: same world (from its cache), the logged scores, the logged settings.
+    runs = _finished(uri, "cli_test")
+    run = runs[runs["regime"] == "pooled"].iloc[0]
+    client = MlflowClient(uri)
+    scores = pd.read_parquet(client.download_artifacts(run["run_id"], "scores/scores.parquet", str(tmp_path)))
+    world = read_world(next((tmp_path / ".fedsim" / "worlds").iterdir()))
+    truth = {k: to_pandas(world.truth[k]) for k in ("cases", "money_outs", "case_entities")}
+    sizes = {p: world.partners[p].tables[t].num_rows for p, t in
+             [(p, {"bank": "customers", "telco": "subscribers", "marketplace": "users"}[world.partners[p].kind])
+              for p in world.partners]}
+    test = (38 * 86_400, 60 * 86_400)
+    again = evaluate(scores, truth, partner_sizes=sizes, test_window_ts=test, seed=0, capacities=[0.005], n_boot=50)
+    for name in ("ed_h0_k0.005", "prevented_eur_d0_r1.0_k0.005", "ap", "helpdesk.ed_h0_k0.005"):
+        assert again.flat()[name] == pytest.approx(float(run[name]), rel=1e-9), name
+    assert run["world_hash"] == world.content_hash
+    assert len(run["git_commit"]) >= 7 and run["config_hash"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_duplicating_runs(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = _write(tmp_path, {**SPEC, "name": "resume_test"})
+    proc = subprocess.Popen([FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    first: list[str] = []
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(1.0)
+        try:
+            first = list(_finished(uri, "resume_test")["run_id"])
+        except Exception:  # noqa: BLE001 - the store may not exist yet
+            continue
+        if first:
+            break
+    assert first, "no run finished before the deadline"
+    os.killpg(proc.pid, signal.SIGKILL)  # mid-grid, no chance to clean up
+    proc.wait()
+    done = _fedsim("run", str(exp), "--tracking-uri", uri, "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = _finished(uri, "resume_test")
+    assert len(runs) == 3 and runs["config_hash"].is_unique
+    assert set(first) <= set(runs["run_id"])  # the runs finished before the kill were kept, not redone
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"regimes": ["status_quo", "telepathy"]}, "regimes[1]"),
+    ({"coalitions": [[]]}, "coalitions[0]"),
+    ({"coalitions": [["bank_1", "bank_9"]]}, "bank_9"),
+    ({"seeds": [-1]}, "seeds[0]"),
+])
+def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, field: str) -> None:  # type: ignore[type-arg]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = _write(tmp_path, {**SPEC, **change, "name": "bad"})
+    done = _fedsim("run", str(exp), "--tracking-uri", uri, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert field in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / ".fedsim" / "worlds").exists()  # no world was built
+    assert not (tmp_path / "mlflow.db").exists()  # no MLflow run was opened
