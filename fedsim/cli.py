@@ -13,13 +13,21 @@ from typing import Any, TypeVar
 import typer
 
 # Offline hygiene before anything can import Flower or MLflow (see README, tech notes).
-for _k, _v in {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1",
-               "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "MLFLOW_DISABLE_TELEMETRY": "true",
-               "DO_NOT_TRACK": "1"}.items():
+for _k, _v in {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+}.items():
     os.environ.setdefault(_k, _v)
 
-app = typer.Typer(help="fedsim — would fraud-chain partners catch online fraud earlier by combining data?",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="fedsim — would fraud-chain partners catch online fraud earlier by combining data?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 world_app = typer.Typer(help="Generate and inspect synthetic worlds.", no_args_is_help=True)
 app.add_typer(world_app, name="world")
 
@@ -75,15 +83,20 @@ def world_generate(
         raise WorldError(f"--seed = {seed}: allowed: a whole number >= 0")
     if out.exists() and not overwrite:
         raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
-    cfg = build_config(preset=preset if (preset or config) else "default", config_file=config,
-                       overrides=shorthand_overrides(persons=persons, days=days))
+    cfg = build_config(
+        preset=preset if (preset or config) else "default",
+        config_file=config,
+        overrides=shorthand_overrides(persons=persons, days=days),
+    )
     console = Console(stderr=True)
     console.print(f"Generating a {cfg.mode} world (seed {seed}) …")
     with progress_bar() as progress:
         world = generate(cfg, seed, workers=workers, progress=progress)
     write_world(world, out, overwrite=overwrite)
-    console.print(f"Wrote world to [bold]{out}[/] — content hash {world.content_hash[:16]}…, "
-                  f"partners: {', '.join(world.partners)}")
+    console.print(
+        f"Wrote world to [bold]{out}[/] — content hash {world.content_hash[:16]}…, "
+        f"partners: {', '.join(world.partners)}"
+    )
 
 
 @world_app.command("describe")
@@ -113,8 +126,12 @@ def _setup_logging(verbose: bool) -> None:
 
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False)],
+        force=True,
+    )
     for name in ("fedsim", "fedsim.experiment", "fedsim.run", "fedsim.regimes"):
         logging.getLogger(name).setLevel(logging.INFO)
     for noisy in ("mlflow", "alembic", "flwr", "ray"):
@@ -136,8 +153,10 @@ def run(
 
     _setup_logging(not quiet)
     summary = run_experiment(experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
-    Console(stderr=True).print(f"[bold green]done:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
-                               f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`.")
+    Console(stderr=True).print(
+        f"[bold green]done:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
+        f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`."
+    )
 
 
 @app.command("runs")
@@ -171,8 +190,9 @@ def ui(
     uri = resolve_tracking_uri(tracking_uri)
     typer.echo(f"MLflow UI on http://127.0.0.1:{port}  (store: {uri}); Ctrl-C to stop")
     mlflow_bin = Path(sys.executable).with_name("mlflow")
-    subprocess.run([str(mlflow_bin), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)],
-                   check=False)
+    subprocess.run(
+        [str(mlflow_bin), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)], check=False
+    )
 
 
 @app.command("demo")
@@ -192,8 +212,10 @@ def demo(
         raise typer.BadParameter("experiments/demo.yaml not found; run `fedsim demo` from the repository root")
     run_experiment(here, tracking_uri=tracking_uri)
     render_runs(runs_summary("demo", tracking_uri=tracking_uri), "demo")
-    Console().print("\nNext: [bold]make ui[/] opens MLflow on ./mlflow.db (experiment 'demo'); "
-                    "`fedsim runs demo --json` gives the table above as JSON.")
+    Console().print(
+        "\nNext: [bold]make ui[/] opens MLflow on ./mlflow.db (experiment 'demo'); "
+        "`fedsim runs demo --json` gives the table above as JSON."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -24,10 +24,12 @@ import pandas as pd
 from fedsim.errors import FedsimError
 
 DAY = 86_400
-REPORT_CHANNELS = {"bank": {"helpdesk", "purchase", "sale", "whatsapp", "invoice", "known_answer"},
-                   "telco": {"helpdesk", "sale", "whatsapp", "known_answer"},
-                   "marketplace": {"purchase", "sale", "known_answer"},
-                   "signals": {"known_answer"}}
+REPORT_CHANNELS = {
+    "bank": {"helpdesk", "purchase", "sale", "whatsapp", "invoice", "known_answer"},
+    "telco": {"helpdesk", "sale", "whatsapp", "known_answer"},
+    "marketplace": {"purchase", "sale", "known_answer"},
+    "signals": {"known_answer"},
+}
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,15 @@ class Split:
     second_test: tuple[int, int] | None = None
 
     @classmethod
-    def from_days(cls, *, world_days: int, train_days: int, gap_days: int, test_days: int,
-                  second_test_days: int = 0) -> Split:
+    def from_days(
+        cls, *, world_days: int, train_days: int, gap_days: int, test_days: int, second_test_days: int = 0
+    ) -> Split:
         need = train_days + gap_days + test_days + second_test_days
         if need > world_days:
-            raise FedsimError(f"split: train_days + gap_days + test_days + second_test_days = {need} days; "
-                              f"allowed: at most the world's horizon ({world_days} days)")
+            raise FedsimError(
+                f"split: train_days + gap_days + test_days + second_test_days = {need} days; "
+                f"allowed: at most the world's horizon ({world_days} days)"
+            )
         start = world_days - need
         tr_end = (start + train_days) * DAY
         te_start = tr_end + gap_days * DAY
@@ -60,13 +65,20 @@ def case_windows(cases: pd.DataFrame, money_outs: pd.DataFrame) -> pd.DataFrame:
     fraudsters from preparation, all until the last cash-out (or last phase when nothing left)."""
     last_out = money_outs.groupby("case_id")["cashout_ts"].max()
     end = cases["case_id"].map(last_out).fillna(cases["ts_cash_out"]).astype("int64")
-    return pd.DataFrame({"case_id": cases["case_id"].to_numpy(), "victim_start": cases["ts_contact"].to_numpy(),
-                         "other_start": cases["ts_preparation"].to_numpy(), "end": end.to_numpy(),
-                         "fraud_type": cases["fraud_type"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "case_id": cases["case_id"].to_numpy(),
+            "victim_start": cases["ts_contact"].to_numpy(),
+            "other_start": cases["ts_preparation"].to_numpy(),
+            "end": end.to_numpy(),
+            "fraud_type": cases["fraud_type"].to_numpy(),
+        }
+    )
 
 
-def known_cases(truth: dict[str, pd.DataFrame], kinds: dict[str, str], *, label_sources: tuple[str, ...],
-                before_ts: int) -> np.ndarray:
+def known_cases(
+    truth: dict[str, pd.DataFrame], kinds: dict[str, str], *, label_sources: tuple[str, ...], before_ts: int
+) -> np.ndarray:
     """Case ids reported before `before_ts` to at least one partner in `label_sources`."""
     cases, ce = truth["cases"], truth["case_entities"]
     reported = cases[(cases["reported"]) & (cases["report_ts"] < before_ts)][["case_id", "fraud_type"]]
@@ -75,8 +87,9 @@ def known_cases(truth: dict[str, pd.DataFrame], kinds: dict[str, str], *, label_
     return np.unique(victims.loc[ok, "case_id"].to_numpy())
 
 
-def row_labels(partner: str, entity: np.ndarray, ts: np.ndarray, truth: dict[str, pd.DataFrame],
-               case_ids: np.ndarray) -> np.ndarray:
+def row_labels(
+    partner: str, entity: np.ndarray, ts: np.ndarray, truth: dict[str, pd.DataFrame], case_ids: np.ndarray
+) -> np.ndarray:
     """1 where (partner, entity, ts) belongs to one of `case_ids` inside that case's window, else 0."""
     ce = truth["case_entities"]
     ce = ce[(ce["partner"] == partner) & ce["case_id"].isin(case_ids)]
@@ -84,8 +97,9 @@ def row_labels(partner: str, entity: np.ndarray, ts: np.ndarray, truth: dict[str
         return np.zeros(len(entity), dtype=np.int8)
     win = case_windows(truth["cases"], truth["money_outs"]).set_index("case_id").loc[ce["case_id"]]
     start = np.where(ce["role"].to_numpy() == "victim", win["victim_start"].to_numpy(), win["other_start"].to_numpy())
-    spans = pd.DataFrame({"entity": ce["entity_id"].to_numpy().astype(np.int64), "start": start,
-                          "end": win["end"].to_numpy()})
+    spans = pd.DataFrame(
+        {"entity": ce["entity_id"].to_numpy().astype(np.int64), "start": start, "end": win["end"].to_numpy()}
+    )
     rows = pd.DataFrame({"entity": entity.astype(np.int64), "ts": ts, "i": np.arange(len(entity))})
     hit = rows.merge(spans, on="entity")
     hit = hit[(hit["ts"] >= hit["start"]) & (hit["ts"] <= hit["end"])]

@@ -21,7 +21,7 @@ from synthetic.population import AGE_BANDS
 from synthetic.world import PartnerView, to_pandas
 
 HOUR, DAY = 3600, 86_400
-_TS_OFFSET = np.int64(1) << 33          # makes negative timestamps sortable inside the packed key
+_TS_OFFSET = np.int64(1) << 33  # makes negative timestamps sortable inside the packed key
 _ENTITY_SHIFT = np.int64(1) << 35
 
 
@@ -61,9 +61,9 @@ def _dense(ids: np.ndarray, universe: np.ndarray) -> np.ndarray:
 @dataclass
 class DecisionRows:
     partner: str
-    entity: np.ndarray     # partner entity ids
-    ts: np.ndarray         # decision time (seconds)
-    event: pd.DataFrame    # attributes of the event under review (known at decision time)
+    entity: np.ndarray  # partner entity ids
+    ts: np.ndarray  # decision time (seconds)
+    event: pd.DataFrame  # attributes of the event under review (known at decision time)
 
     @property
     def day(self) -> np.ndarray:
@@ -86,8 +86,9 @@ class PartnerFeatures:
 
     @staticmethod
     def for_view(view: PartnerView) -> PartnerFeatures:
-        return {"bank": BankFeatures, "telco": TelcoFeatures, "marketplace": MarketFeatures,
-                "signals": SignalFeatures}[view.kind](view)
+        return {"bank": BankFeatures, "telco": TelcoFeatures, "marketplace": MarketFeatures, "signals": SignalFeatures}[
+            view.kind
+        ](view)
 
     @property
     def block(self) -> str:
@@ -138,17 +139,26 @@ class BankFeatures(PartnerFeatures):
         kind = tr["kind"].to_numpy()
         amt = tr["amount_eur"].to_numpy()
         money_out = out & (kind != "own_transfer")
-        self.out_idx = EventIndex(ent[money_out], ts[money_out], {
-            "amount": amt[money_out], "new_payee": tr["new_payee"].to_numpy()[money_out],
-            "mismatch": (tr["name_check"].to_numpy()[money_out] == "mismatch"),
-            "cash": np.isin(kind[money_out], ["atm", "crypto"])})
+        self.out_idx = EventIndex(
+            ent[money_out],
+            ts[money_out],
+            {
+                "amount": amt[money_out],
+                "new_payee": tr["new_payee"].to_numpy()[money_out],
+                "mismatch": (tr["name_check"].to_numpy()[money_out] == "mismatch"),
+                "cash": np.isin(kind[money_out], ["atm", "crypto"]),
+            },
+        )
         own = kind == "own_transfer"
         self.own_idx = EventIndex(ent[own], ts[own], {"amount": amt[own]})
         inc = ~out
         self.in_idx = EventIndex(ent[inc], ts[inc], {"amount": amt[inc]})
         sent = _dense(se["customer_id"].to_numpy(), self.entities)
-        self.login_idx = EventIndex(sent, se["ts"].to_numpy(), {
-            "new_device": se["new_device"].to_numpy(), "rat": se["remote_access_tool"].to_numpy()})
+        self.login_idx = EventIndex(
+            sent,
+            se["ts"].to_numpy(),
+            {"new_device": se["new_device"].to_numpy(), "rat": se["remote_access_tool"].to_numpy()},
+        )
         cu = self.tables["customers"].set_index("customer_id").loc[self.entities]
         self._age = cu["age_band"].map({b: i for i, b in enumerate(AGE_BANDS)}).to_numpy(dtype=float)
         self._since = cu["customer_since"].to_numpy()
@@ -161,7 +171,9 @@ class BankFeatures(PartnerFeatures):
         return self.tables["customers"]["customer_id"].to_numpy()
 
     def keys(self) -> pd.DataFrame:
-        cu = self.tables["customers"][["customer_id", "phone_hash", "email_hash"]].rename(columns={"customer_id": "entity_id"})
+        cu = self.tables["customers"][["customer_id", "phone_hash", "email_hash"]].rename(
+            columns={"customer_id": "entity_id"}
+        )
         ib = self.tables["accounts"][["customer_id", "iban_hash"]].rename(columns={"customer_id": "entity_id"})
         return cu.merge(ib, on="entity_id", how="left")
 
@@ -170,33 +182,49 @@ class BankFeatures(PartnerFeatures):
         m = ((tr["direction"] == "out") & (tr["kind"] != "own_transfer")).to_numpy()
         t = tr.loc[m]
         acct_pos = np.searchsorted(self._a_ids, t["account_id"].to_numpy())
-        ev = pd.DataFrame({
-            "amount": t["amount_eur"].to_numpy(), "log_amount": np.log1p(t["amount_eur"].to_numpy()),
-            "new_payee": t["new_payee"].to_numpy(float), "mismatch": (t["name_check"] == "mismatch").to_numpy(float),
-            "close": (t["name_check"] == "close").to_numpy(float), "instant": t["is_instant"].to_numpy(float),
-            "cash": t["kind"].isin(["atm", "crypto"]).to_numpy(float),
-            "other_bank": (t["counterparty_bank"] == "other").to_numpy(float),
-            "account_age_d": (t["ts"].to_numpy() - self._a_opened[acct_pos]) / DAY,
-            "cp_iban_hash": t["counterparty_iban_hash"].astype("float64").to_numpy(),  # dropped before modelling
-        })
+        ev = pd.DataFrame(
+            {
+                "amount": t["amount_eur"].to_numpy(),
+                "log_amount": np.log1p(t["amount_eur"].to_numpy()),
+                "new_payee": t["new_payee"].to_numpy(float),
+                "mismatch": (t["name_check"] == "mismatch").to_numpy(float),
+                "close": (t["name_check"] == "close").to_numpy(float),
+                "instant": t["is_instant"].to_numpy(float),
+                "cash": t["kind"].isin(["atm", "crypto"]).to_numpy(float),
+                "other_bank": (t["counterparty_bank"] == "other").to_numpy(float),
+                "account_age_d": (t["ts"].to_numpy() - self._a_opened[acct_pos]) / DAY,
+                "cp_iban_hash": t["counterparty_iban_hash"].astype("float64").to_numpy(),  # dropped before modelling
+            }
+        )
         return DecisionRows(self.name, t["customer_id"].to_numpy(), t["ts"].to_numpy(), ev)
 
     def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         e = _dense(entity, self.entities)
         o, i, lg, ow = self.out_idx, self.in_idx, self.login_idx, self.own_idx
         out_30 = o.count(e, ts, 30 * DAY)
-        f = pd.DataFrame({
-            "out_n_1h": o.count(e, ts, HOUR), "out_n_24h": o.count(e, ts, DAY),
-            "out_sum_24h": o.total("amount", e, ts, DAY), "new_payee_24h": o.total("new_payee", e, ts, DAY),
-            "mismatch_24h": o.total("mismatch", e, ts, DAY), "cash_out_24h": o.total("cash", e, ts, DAY),
-            "out_n_30d": out_30, "out_mean_30d": o.total("amount", e, ts, 30 * DAY) / np.maximum(out_30, 1),
-            "own_transfer_sum_1h": ow.total("amount", e, ts, HOUR), "own_transfer_sum_24h": ow.total("amount", e, ts, DAY),
-            "in_n_24h": i.count(e, ts, DAY), "in_sum_24h": i.total("amount", e, ts, DAY), "in_n_7d": i.count(e, ts, 7 * DAY),
-            "in_sum_7d": i.total("amount", e, ts, 7 * DAY),
-            "login_n_1h": lg.count(e, ts, HOUR), "new_device_1h": lg.total("new_device", e, ts, HOUR),
-            "remote_access_1h": lg.total("rat", e, ts, HOUR), "new_device_7d": lg.total("new_device", e, ts, 7 * DAY),
-            "hours_since_out": o.since_last(e, ts),
-        })
+        f = pd.DataFrame(
+            {
+                "out_n_1h": o.count(e, ts, HOUR),
+                "out_n_24h": o.count(e, ts, DAY),
+                "out_sum_24h": o.total("amount", e, ts, DAY),
+                "new_payee_24h": o.total("new_payee", e, ts, DAY),
+                "mismatch_24h": o.total("mismatch", e, ts, DAY),
+                "cash_out_24h": o.total("cash", e, ts, DAY),
+                "out_n_30d": out_30,
+                "out_mean_30d": o.total("amount", e, ts, 30 * DAY) / np.maximum(out_30, 1),
+                "own_transfer_sum_1h": ow.total("amount", e, ts, HOUR),
+                "own_transfer_sum_24h": ow.total("amount", e, ts, DAY),
+                "in_n_24h": i.count(e, ts, DAY),
+                "in_sum_24h": i.total("amount", e, ts, DAY),
+                "in_n_7d": i.count(e, ts, 7 * DAY),
+                "in_sum_7d": i.total("amount", e, ts, 7 * DAY),
+                "login_n_1h": lg.count(e, ts, HOUR),
+                "new_device_1h": lg.total("new_device", e, ts, HOUR),
+                "remote_access_1h": lg.total("rat", e, ts, HOUR),
+                "new_device_7d": lg.total("new_device", e, ts, 7 * DAY),
+                "hours_since_out": o.since_last(e, ts),
+            }
+        )
         ok = e >= 0
         ee = np.maximum(e, 0)
         f["age_band"] = np.where(ok, self._age[ee], np.nan)
@@ -217,16 +245,25 @@ class TelcoFeatures(PartnerFeatures):
         ts = ca["ts"].to_numpy()
         inbound = (ca["direction"] == "in").to_numpy()
         sms = (ca["kind"] == "sms").to_numpy()
-        self.in_idx = EventIndex(e[inbound], ts[inbound], {
-            "mismatch": ca["caller_id_mismatch"].to_numpy()[inbound],
-            "intl": (ca["origin"] == "international").to_numpy()[inbound], "sms": sms[inbound]})
+        self.in_idx = EventIndex(
+            e[inbound],
+            ts[inbound],
+            {
+                "mismatch": ca["caller_id_mismatch"].to_numpy()[inbound],
+                "intl": (ca["origin"] == "international").to_numpy()[inbound],
+                "sms": sms[inbound],
+            },
+        )
         ended = ts + ca["duration_s"].to_numpy()
         long_in = inbound & (ca["duration_s"].to_numpy() > 900)
         self.long_idx = EventIndex(e[long_in], ended[long_in])  # a call's length is known when it ends
         self.out_idx = EventIndex(e[~inbound], ts[~inbound], {"sms": sms[~inbound]})
         se = _dense(si["subscriber_id"].to_numpy(), self.entities)
-        self.sim_idx = EventIndex(se, si["ts"].to_numpy(), {"swap": si["event"].isin(["swap", "esim"]).to_numpy(),
-                                                             "activate": (si["event"] == "activate").to_numpy()})
+        self.sim_idx = EventIndex(
+            se,
+            si["ts"].to_numpy(),
+            {"swap": si["event"].isin(["swap", "esim"]).to_numpy(), "activate": (si["event"] == "activate").to_numpy()},
+        )
         # how many numbers were activated on the same handset before t (crews put many SIMs in one phone)
         act = si[si["event"] == "activate"]
         handset_dense = pd.factorize(act["handset_hash"])[0]
@@ -247,7 +284,9 @@ class TelcoFeatures(PartnerFeatures):
         return self.tables["subscribers"]["subscriber_id"].to_numpy()
 
     def keys(self) -> pd.DataFrame:
-        return self.tables["subscribers"][["subscriber_id", "phone_hash"]].rename(columns={"subscriber_id": "entity_id"})
+        return self.tables["subscribers"][["subscriber_id", "phone_hash"]].rename(
+            columns={"subscriber_id": "entity_id"}
+        )
 
     def decision_rows(self) -> DecisionRows:
         ca = self.calls
@@ -255,13 +294,16 @@ class TelcoFeatures(PartnerFeatures):
         i = np.clip(np.searchsorted(self._ph, other), 0, len(self._ph) - 1)
         own_number = self._ph[i] == other
         ts = ca["ts"].to_numpy()
-        ev = pd.DataFrame({
-            "inbound": (ca["direction"] == "in").to_numpy(float), "sms": (ca["kind"] == "sms").to_numpy(float),
-            "international": (ca["origin"] == "international").to_numpy(float),
-            "mismatch": ca["caller_id_mismatch"].to_numpy(float),
-            "other_number_age_d": np.where(own_number, (ts - self._ph_act[i]) / DAY, np.nan),
-            "other_hash": other.astype("float64"),  # dropped before modelling; used by the watchlist
-        })
+        ev = pd.DataFrame(
+            {
+                "inbound": (ca["direction"] == "in").to_numpy(float),
+                "sms": (ca["kind"] == "sms").to_numpy(float),
+                "international": (ca["origin"] == "international").to_numpy(float),
+                "mismatch": ca["caller_id_mismatch"].to_numpy(float),
+                "other_number_age_d": np.where(own_number, (ts - self._ph_act[i]) / DAY, np.nan),
+                "other_hash": other.astype("float64"),  # dropped before modelling; used by the watchlist
+            }
+        )
         return DecisionRows(self.name, ca["subscriber_id"].to_numpy(), ts, ev)
 
     def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
@@ -269,14 +311,21 @@ class TelcoFeatures(PartnerFeatures):
         i, o, s = self.in_idx, self.out_idx, self.sim_idx
         ok, ee = e >= 0, np.maximum(e, 0)
         hs = np.where(ok, self._handset[ee], -1)
-        f = pd.DataFrame({
-            "in_n_1h": i.count(e, ts, HOUR), "mismatch_1h": i.total("mismatch", e, ts, HOUR),
-            "intl_1h": i.total("intl", e, ts, HOUR), "long_call_ended_1h": self.long_idx.count(e, ts, HOUR),
-            "in_sms_24h": i.total("sms", e, ts, DAY), "out_n_1h": o.count(e, ts, HOUR),
-            "out_sms_1h": o.total("sms", e, ts, HOUR), "out_sms_24h": o.total("sms", e, ts, DAY),
-            "out_n_7d": o.count(e, ts, 7 * DAY), "sim_swap_7d": s.total("swap", e, ts, 7 * DAY),
-            "handset_activations_30d": np.where(hs >= 0, self.handset_idx.count(hs, ts, 30 * DAY), 0.0),
-        })
+        f = pd.DataFrame(
+            {
+                "in_n_1h": i.count(e, ts, HOUR),
+                "mismatch_1h": i.total("mismatch", e, ts, HOUR),
+                "intl_1h": i.total("intl", e, ts, HOUR),
+                "long_call_ended_1h": self.long_idx.count(e, ts, HOUR),
+                "in_sms_24h": i.total("sms", e, ts, DAY),
+                "out_n_1h": o.count(e, ts, HOUR),
+                "out_sms_1h": o.total("sms", e, ts, HOUR),
+                "out_sms_24h": o.total("sms", e, ts, DAY),
+                "out_n_7d": o.count(e, ts, 7 * DAY),
+                "sim_swap_7d": s.total("swap", e, ts, 7 * DAY),
+                "handset_activations_30d": np.where(hs >= 0, self.handset_idx.count(hs, ts, 30 * DAY), 0.0),
+            }
+        )
         f["number_age_d"] = np.where(ok, (ts - self._activated[ee]) / DAY, np.nan)
         f["prepaid"] = np.where(ok, self._prepaid[ee], np.nan)
         f["anonymous"] = np.where(ok, self._anonymous[ee], np.nan)
@@ -290,17 +339,31 @@ class MarketFeatures(PartnerFeatures):
         super().__init__(view)
         li, ms, od, rp, us = (self.tables[k] for k in ("listings", "messages", "orders", "reports", "users"))
         d = lambda col: _dense(col.to_numpy(), self.entities)  # noqa: E731
-        self.list_idx = EventIndex(d(li["user_id"]), li["ts"].to_numpy(), {
-            "cheap": (li["price_ratio"] < 0.65).to_numpy(), "reused": li["photos_reused"].to_numpy()})
-        self.msg_out = EventIndex(d(ms["from_user_id"]), ms["ts"].to_numpy(), {
-            "off": ms["asks_off_platform"].to_numpy(), "iban": ms["contains_iban"].to_numpy(),
-            "phone": ms["contains_phone"].to_numpy()})
-        self.msg_in = EventIndex(d(ms["to_user_id"]), ms["ts"].to_numpy(), {
-            "off": ms["asks_off_platform"].to_numpy(), "url": ms["contains_url"].to_numpy()})
-        self.sold = EventIndex(d(od["seller_user_id"]), od["ts"].to_numpy(), {
-            "bank": (od["payment_method"] == "bank_transfer").to_numpy()})
-        self.bought = EventIndex(d(od["buyer_user_id"]), od["ts"].to_numpy(), {
-            "bank": (od["payment_method"] == "bank_transfer").to_numpy()})
+        self.list_idx = EventIndex(
+            d(li["user_id"]),
+            li["ts"].to_numpy(),
+            {"cheap": (li["price_ratio"] < 0.65).to_numpy(), "reused": li["photos_reused"].to_numpy()},
+        )
+        self.msg_out = EventIndex(
+            d(ms["from_user_id"]),
+            ms["ts"].to_numpy(),
+            {
+                "off": ms["asks_off_platform"].to_numpy(),
+                "iban": ms["contains_iban"].to_numpy(),
+                "phone": ms["contains_phone"].to_numpy(),
+            },
+        )
+        self.msg_in = EventIndex(
+            d(ms["to_user_id"]),
+            ms["ts"].to_numpy(),
+            {"off": ms["asks_off_platform"].to_numpy(), "url": ms["contains_url"].to_numpy()},
+        )
+        self.sold = EventIndex(
+            d(od["seller_user_id"]), od["ts"].to_numpy(), {"bank": (od["payment_method"] == "bank_transfer").to_numpy()}
+        )
+        self.bought = EventIndex(
+            d(od["buyer_user_id"]), od["ts"].to_numpy(), {"bank": (od["payment_method"] == "bank_transfer").to_numpy()}
+        )
         self.reported = EventIndex(d(rp["reported_user_id"]), rp["ts"].to_numpy())
         u = us.set_index("user_id").loc[self.entities]
         self._created = u["created_ts"].to_numpy()
@@ -317,21 +380,48 @@ class MarketFeatures(PartnerFeatures):
 
     def keys(self) -> pd.DataFrame:
         return self.tables["users"][["user_id", "phone_hash", "email_hash", "payout_iban_hash"]].rename(
-            columns={"user_id": "entity_id", "payout_iban_hash": "iban_hash"})
+            columns={"user_id": "entity_id", "payout_iban_hash": "iban_hash"}
+        )
 
     def decision_rows(self) -> DecisionRows:
         li, ms, od = self.tables["listings"], self.tables["messages"], self.tables["orders"]
         parts = [
-            (li["user_id"], li["ts"], {"listing": 1.0, "price_ratio": li["price_ratio"], "reused": li["photos_reused"]}),
-            (ms["from_user_id"], ms["ts"], {"msg_out": 1.0, "off_platform": ms["asks_off_platform"],
-                                            "iban": ms["contains_iban"]}),
-            (ms["to_user_id"], ms["ts"], {"msg_in": 1.0, "off_platform_in": ms["asks_off_platform"],
-                                          "url_in": ms["contains_url"]}),
+            (
+                li["user_id"],
+                li["ts"],
+                {"listing": 1.0, "price_ratio": li["price_ratio"], "reused": li["photos_reused"]},
+            ),
+            (
+                ms["from_user_id"],
+                ms["ts"],
+                {"msg_out": 1.0, "off_platform": ms["asks_off_platform"], "iban": ms["contains_iban"]},
+            ),
+            (
+                ms["to_user_id"],
+                ms["ts"],
+                {"msg_in": 1.0, "off_platform_in": ms["asks_off_platform"], "url_in": ms["contains_url"]},
+            ),
             (od["seller_user_id"], od["ts"], {"sale": 1.0, "bank_transfer": od["payment_method"] == "bank_transfer"}),
-            (od["buyer_user_id"], od["ts"], {"purchase": 1.0, "bank_transfer": od["payment_method"] == "bank_transfer"}),
+            (
+                od["buyer_user_id"],
+                od["ts"],
+                {"purchase": 1.0, "bank_transfer": od["payment_method"] == "bank_transfer"},
+            ),
         ]
-        cols = ["listing", "price_ratio", "reused", "msg_out", "off_platform", "iban", "msg_in", "off_platform_in",
-                "url_in", "sale", "purchase", "bank_transfer"]
+        cols = [
+            "listing",
+            "price_ratio",
+            "reused",
+            "msg_out",
+            "off_platform",
+            "iban",
+            "msg_in",
+            "off_platform_in",
+            "url_in",
+            "sale",
+            "purchase",
+            "bank_transfer",
+        ]
         frames = []
         for ent, ts, attrs in parts:
             fr = pd.DataFrame({c: 0.0 for c in cols}, index=range(len(ent)))
@@ -340,30 +430,41 @@ class MarketFeatures(PartnerFeatures):
             fr["price_ratio"] = fr["price_ratio"].where(fr["listing"] > 0, np.nan)
             fr["_entity"], fr["_ts"] = ent.to_numpy(), ts.to_numpy()
             frames.append(fr)
-        allr = pd.concat(frames, ignore_index=True).sort_values(["_ts", "_entity"], kind="stable").reset_index(drop=True)
+        allr = (
+            pd.concat(frames, ignore_index=True).sort_values(["_ts", "_entity"], kind="stable").reset_index(drop=True)
+        )
         ent, ts = allr.pop("_entity").to_numpy(), allr.pop("_ts").to_numpy()
         return DecisionRows(self.name, ent, ts, allr)
 
     def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         e = _dense(entity, self.entities)
         ok, ee = e >= 0, np.maximum(e, 0)
-        f = pd.DataFrame({
-            "listings_7d": self.list_idx.count(e, ts, 7 * DAY), "cheap_listings_7d": self.list_idx.total("cheap", e, ts, 7 * DAY),
-            "reused_photos_7d": self.list_idx.total("reused", e, ts, 7 * DAY),
-            "msg_out_24h": self.msg_out.count(e, ts, DAY), "off_platform_out_24h": self.msg_out.total("off", e, ts, DAY),
-            "iban_out_24h": self.msg_out.total("iban", e, ts, DAY), "phone_out_24h": self.msg_out.total("phone", e, ts, DAY),
-            "msg_in_24h": self.msg_in.count(e, ts, DAY), "off_platform_in_24h": self.msg_in.total("off", e, ts, DAY),
-            "url_in_24h": self.msg_in.total("url", e, ts, DAY),
-            "sold_7d": self.sold.count(e, ts, 7 * DAY), "sold_bank_transfer_7d": self.sold.total("bank", e, ts, 7 * DAY),
-            "bought_bank_transfer_24h": self.bought.total("bank", e, ts, DAY),
-            "reports_against": self.reported.count(e, ts, 40_000 * DAY),
-        })
+        f = pd.DataFrame(
+            {
+                "listings_7d": self.list_idx.count(e, ts, 7 * DAY),
+                "cheap_listings_7d": self.list_idx.total("cheap", e, ts, 7 * DAY),
+                "reused_photos_7d": self.list_idx.total("reused", e, ts, 7 * DAY),
+                "msg_out_24h": self.msg_out.count(e, ts, DAY),
+                "off_platform_out_24h": self.msg_out.total("off", e, ts, DAY),
+                "iban_out_24h": self.msg_out.total("iban", e, ts, DAY),
+                "phone_out_24h": self.msg_out.total("phone", e, ts, DAY),
+                "msg_in_24h": self.msg_in.count(e, ts, DAY),
+                "off_platform_in_24h": self.msg_in.total("off", e, ts, DAY),
+                "url_in_24h": self.msg_in.total("url", e, ts, DAY),
+                "sold_7d": self.sold.count(e, ts, 7 * DAY),
+                "sold_bank_transfer_7d": self.sold.total("bank", e, ts, 7 * DAY),
+                "bought_bank_transfer_24h": self.bought.total("bank", e, ts, DAY),
+                "reports_against": self.reported.count(e, ts, 40_000 * DAY),
+            }
+        )
         f["account_age_d"] = np.where(ok, (ts - self._created[ee]) / DAY, np.nan)
         f["phone_verified"] = np.where(ok, self._verified[ee], np.nan)
         f["has_payout_iban"] = np.where(ok, self._payout[ee], np.nan)
         for col, (codes, idx) in self.shared.items():
             c = np.where(ok, codes[ee], -1)
-            f[f"{col.removesuffix('_hash')}_shared"] = np.where(c >= 0, np.maximum(idx.count(c, ts + 1, 40_000 * DAY) - 1, 0.0), 0.0)
+            f[f"{col.removesuffix('_hash')}_shared"] = np.where(
+                c >= 0, np.maximum(idx.count(c, ts + 1, 40_000 * DAY) - 1, 0.0), 0.0
+            )
         return self._nan_unknown(f, e)
 
 
@@ -386,7 +487,9 @@ class SignalFeatures(PartnerFeatures):
 
     def decision_rows(self) -> DecisionRows:
         sg = self.tables["signals"]
-        return DecisionRows(self.name, sg["entity_id"].to_numpy(), sg["ts"].to_numpy(), pd.DataFrame(index=range(len(sg))))
+        return DecisionRows(
+            self.name, sg["entity_id"].to_numpy(), sg["ts"].to_numpy(), pd.DataFrame(index=range(len(sg)))
+        )
 
     def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         # A signal row is the evidence *for* its decision time, so the window includes ts itself.

@@ -14,6 +14,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 def progress_bar(*, disable: bool | None = None) -> Iterator[Progress]:
     """A rich progress bar on stderr; hidden automatically when stderr is not a terminal."""
     quiet = (not sys.stderr.isatty()) if disable is None else disable
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=False, disable=quiet, console=Console(stderr=True)) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+        disable=quiet,
+        console=Console(stderr=True),
+    ) as progress:
         yield progress

@@ -58,8 +58,13 @@ class Workspace:
     def build(cls, spec: ExperimentSpec, world: World, artifacts_dir: Path) -> Workspace:
         w = spec.split.windows()
         second = w.get("second_test")
-        split = Split(w["train"][0] * DAY, w["train"][1] * DAY, w["test"][0] * DAY, w["test"][1] * DAY,
-                      (second[0] * DAY, second[1] * DAY) if second else None)
+        split = Split(
+            w["train"][0] * DAY,
+            w["train"][1] * DAY,
+            w["test"][0] * DAY,
+            w["test"][1] * DAY,
+            (second[0] * DAY, second[1] * DAY) if second else None,
+        )
         features = {n: PartnerFeatures.for_view(v) for n, v in world.partners.items()}
         truth = {k: to_pandas(world.truth[k]) for k in TRUTH_FOR_EVAL}
         return cls(spec, world, features, truth, split, artifacts_dir)
@@ -73,34 +78,61 @@ class Workspace:
 
         regime = get_regime(cell.regime)
         tr = cell.training
-        ctx = RunContext(world=self.world, coalition=cell.coalition, model=cell.model, seed=cell.seed,
-                         split=self.split, training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate,
-                                                                     tr.negative_rate),
-                         features=self.features, truth=self.truth, epsilon=cell.epsilon,
-                         options=cell.federation.model_dump() if cell.federation else {})
+        ctx = RunContext(
+            world=self.world,
+            coalition=cell.coalition,
+            model=cell.model,
+            seed=cell.seed,
+            split=self.split,
+            training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate, tr.negative_rate),
+            features=self.features,
+            truth=self.truth,
+            epsilon=cell.epsilon,
+            options=cell.federation.model_dump() if cell.federation else {},
+        )
         result = regime.run(ctx)
         m = cell.metrics
-        ev = evaluate(result.scores, self.truth, partner_sizes=self.partner_sizes,
-                      test_window_ts=(self.split.test_start, self.split.test_end), seed=cell.seed,
-                      capacities=m.capacities, horizons_h=m.horizons_h, latencies_h=m.latencies_h,
-                      interdiction=m.interdiction, n_boot=m.bootstrap)
+        ev = evaluate(
+            result.scores,
+            self.truth,
+            partner_sizes=self.partner_sizes,
+            test_window_ts=(self.split.test_start, self.split.test_end),
+            seed=cell.seed,
+            capacities=m.capacities,
+            horizons_h=m.horizons_h,
+            latencies_h=m.latencies_h,
+            interdiction=m.interdiction,
+            n_boot=m.bootstrap,
+        )
         out = Path(tempfile.mkdtemp(prefix="run-", dir=self.artifacts_dir))
         result.scores.to_parquet(out / "scores.parquet", index=False)
         ev.table.to_csv(out / "metrics_tidy.csv", index=False)
         ev.case_alerts.to_parquet(out / "case_alerts.parquet", index=False)
         (out / "run_config.yaml").write_text(yaml.safe_dump(json.loads(cell.model_dump_json()), sort_keys=False))
-        params = {**result.params, "unit_of_scoring": "entity-day (max over event-triggered scores)",
-                  "negative_rate": tr.negative_rate, "test_window_days": f"{cell.split.windows()['test']}",
-                  "world_mode": self.world.config.mode}
-        return RunResult(params=params, metrics={**ev.flat(), **result.metrics},
-                         artifacts={"scores": out / "scores.parquet", "metrics": out / "metrics_tidy.csv",
-                                    "case_alerts": out / "case_alerts.parquet", "config": out / "run_config.yaml"},
-                         tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)},
-                         step_metrics=result.step_metrics)
+        params = {
+            **result.params,
+            "unit_of_scoring": "entity-day (max over event-triggered scores)",
+            "negative_rate": tr.negative_rate,
+            "test_window_days": f"{cell.split.windows()['test']}",
+            "world_mode": self.world.config.mode,
+        }
+        return RunResult(
+            params=params,
+            metrics={**ev.flat(), **result.metrics},
+            artifacts={
+                "scores": out / "scores.parquet",
+                "metrics": out / "metrics_tidy.csv",
+                "case_alerts": out / "case_alerts.parquet",
+                "config": out / "run_config.yaml",
+            },
+            tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)},
+            step_metrics=result.step_metrics,
+        )
 
 
-def run_experiment(path: str | Path, *, tracking_uri: str | None = None, workdir: str | Path = ".fedsim",
-                   progress: bool = True) -> GridSummary:
+def run_experiment(
+    path: str | Path, *, tracking_uri: str | None = None, workdir: str | Path = ".fedsim", progress: bool = True
+) -> GridSummary:
     """Validate, build the world, expand the grid and run it resumably. Returns what was done."""
     from fedsim.progress import progress_bar
     from fedsim.tracking import Tracker
@@ -128,6 +160,7 @@ def _partners_of(spec: ExperimentSpec) -> list[str]:
     from synthetic.views import partner_names
 
     p = cfg.partners
-    names = partner_names("bank", p.banks) + partner_names("telco", p.telcos) + partner_names("marketplace",
-                                                                                            p.marketplaces)
+    names = (
+        partner_names("bank", p.banks) + partner_names("telco", p.telcos) + partner_names("marketplace", p.marketplaces)
+    )
     return names + (["placebo"] if p.placebo else [])

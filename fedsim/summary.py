@@ -24,11 +24,16 @@ def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capac
     if df.empty:
         return pd.DataFrame()
     k = f"{capacity:g}"
-    out = pd.DataFrame({
-        "run_id": df.get("run_id", pd.Series(index=df.index, dtype=str)),
-        "regime": df.get("regime"), "coalition": df.get("coalition"),
-        "model": df.get("model"), "seed": df.get("seed"), "epsilon": df.get("epsilon"),
-    })
+    out = pd.DataFrame(
+        {
+            "run_id": df.get("run_id", pd.Series(index=df.index, dtype=str)),
+            "regime": df.get("regime"),
+            "coalition": df.get("coalition"),
+            "model": df.get("model"),
+            "seed": df.get("seed"),
+            "epsilon": df.get("epsilon"),
+        }
+    )
     for name, _ in PRIMARY:
         key = name if name == "ap" else f"{name}_k{k}"
         for suffix in ("", "_lo", "_hi"):
@@ -64,7 +69,14 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
     t.add_column("€ prevented")
     t.add_column("AP")
     for _, r in table.iterrows():
-        t.add_row(str(r["regime"]), str(r["coalition"]).replace("+", " + "), str(r["model"]), str(r["seed"]),
-                  str(r["epsilon"]), _fmt(r[ed], r[f"{ed}_lo"], r[f"{ed}_hi"], pct=True),
-                  _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True), _fmt(r["ap"], r["ap_lo"], r["ap_hi"]))
+        t.add_row(
+            str(r["regime"]),
+            str(r["coalition"]).replace("+", " + "),
+            str(r["model"]),
+            str(r["seed"]),
+            str(r["epsilon"]),
+            _fmt(r[ed], r[f"{ed}_lo"], r[f"{ed}_hi"], pct=True),
+            _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True),
+            _fmt(r["ap"], r["ap_lo"], r["ap_hi"]),
+        )
     console.print(t)

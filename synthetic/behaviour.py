@@ -19,8 +19,7 @@ from synthetic.ids import rng_for
 from synthetic.ledger import Ledger
 from synthetic.population import DAY, Population, RawIds, daytime_ts
 
-CATEGORIES = ("phones", "electronics", "tickets", "furniture", "clothing", "bikes", "toys", "games",
-              "garden", "books")
+CATEGORIES = ("phones", "electronics", "tickets", "furniture", "clothing", "bikes", "toys", "games", "garden", "books")
 CATEGORY_MEDIAN = np.array([250.0, 180.0, 80.0, 120.0, 25.0, 220.0, 20.0, 30.0, 40.0, 8.0])
 SHARD_DAYS = 30
 
@@ -48,8 +47,10 @@ def legit_shard(config: WorldConfig, seed: int, pop: Population, d0: int, d1: in
 
 def _transfer_cols(rng: np.random.Generator, n: int, *, instant_p: float = 0.7) -> dict[str, np.ndarray]:
     u = rng.random(n)
-    return {"is_instant": rng.random(n) < instant_p,
-            "name_check": np.where(u < 0.955, "match", np.where(u < 0.99, "close", "mismatch")).astype(object)}
+    return {
+        "is_instant": rng.random(n) < instant_p,
+        "name_check": np.where(u < 0.955, "match", np.where(u < 0.99, "close", "mismatch")).astype(object),
+    }
 
 
 def _channel(rng: np.random.Generator, age: np.ndarray) -> np.ndarray:
@@ -72,13 +73,19 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     org = pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)]
     # a person's regular shops: a stable subset of organisations per person
     regular_org = pop.org_accounts[(who * 31 + rng.integers(0, 6, n)) % len(pop.org_accounts)]
-    to_acct = np.where(to_org, np.where(new, org, regular_org),
-                       pop.current_acct[np.where(new, random_person, contact)])
+    to_acct = np.where(to_org, np.where(new, org, regular_org), pop.current_acct[np.where(new, random_person, contact)])
     amount = np.round(np.exp(rng.normal(np.log(45), 1.15, n)), 2)
-    led.add("transfers", ts=ts, from_acct=pop.current_acct[who], to_acct=to_acct,
-            amount=np.minimum(amount, acc.daily_limit[pop.current_acct[who]]),
-            kind=np.full(n, "transfer", dtype=object), channel=_channel(rng, pop.age[who]),
-            known_payee=~new, **_transfer_cols(rng, n))
+    led.add(
+        "transfers",
+        ts=ts,
+        from_acct=pop.current_acct[who],
+        to_acct=to_acct,
+        amount=np.minimum(amount, acc.daily_limit[pop.current_acct[who]]),
+        kind=np.full(n, "transfer", dtype=object),
+        channel=_channel(rng, pop.age[who]),
+        known_payee=~new,
+        **_transfer_cols(rng, n),
+    )
     _logins_before(rng, pop, who, ts, led)
     # Salary / benefits in: monthly from an organisation (the receiving bank sees it as "in").
     months = np.arange(d0 // 30, (d1 + 29) // 30)
@@ -87,11 +94,18 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     if len(pay_day):
         who_p = np.tile(np.arange(pop.n), len(pay_day))
         day = np.repeat(pay_day, pop.n)
-        led.add("transfers", ts=day * DAY + 3 * 3600 + rng.integers(0, 3600, len(day)),
-                from_acct=pop.org_accounts[who_p % len(pop.org_accounts)], to_acct=pop.current_acct[who_p],
-                amount=np.round(pop.income[who_p], 2), kind=np.full(len(day), "transfer", dtype=object),
-                channel=np.full(len(day), "web", dtype=object), known_payee=np.ones(len(day), bool),
-                is_instant=np.zeros(len(day), bool), name_check=np.full(len(day), "match", dtype=object))
+        led.add(
+            "transfers",
+            ts=day * DAY + 3 * 3600 + rng.integers(0, 3600, len(day)),
+            from_acct=pop.org_accounts[who_p % len(pop.org_accounts)],
+            to_acct=pop.current_acct[who_p],
+            amount=np.round(pop.income[who_p], 2),
+            kind=np.full(len(day), "transfer", dtype=object),
+            channel=np.full(len(day), "web", dtype=object),
+            known_payee=np.ones(len(day), bool),
+            is_instant=np.zeros(len(day), bool),
+            name_check=np.full(len(day), "match", dtype=object),
+        )
     _business_payments(rng, pop, d0, d1, led)
     # Savings → current moves (also the first step of helpdesk fraud: a look-alike by design).
     has_sav = pop.savings_acct >= 0
@@ -99,36 +113,84 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     own_transfer(rng, pop, who_s, ts_s, np.round(np.exp(rng.normal(np.log(300), 0.9, len(who_s))), 2), led)
     # Cash withdrawals.
     who_a, ts_a = _events(rng, 0.04 * pop.activity, d0, d1)
-    led.add("transfers", ts=ts_a, from_acct=pop.current_acct[who_a], to_acct=np.full(len(who_a), -1),
-            amount=np.round(rng.choice([20.0, 50.0, 100.0, 200.0], len(who_a)), 2),
-            kind=np.full(len(who_a), "atm", dtype=object), channel=np.full(len(who_a), "atm", dtype=object),
-            known_payee=np.ones(len(who_a), bool), is_instant=np.zeros(len(who_a), bool),
-            name_check=np.full(len(who_a), "none", dtype=object))
+    led.add(
+        "transfers",
+        ts=ts_a,
+        from_acct=pop.current_acct[who_a],
+        to_acct=np.full(len(who_a), -1),
+        amount=np.round(rng.choice([20.0, 50.0, 100.0, 200.0], len(who_a)), 2),
+        kind=np.full(len(who_a), "atm", dtype=object),
+        channel=np.full(len(who_a), "atm", dtype=object),
+        known_payee=np.ones(len(who_a), bool),
+        is_instant=np.zeros(len(who_a), bool),
+        name_check=np.full(len(who_a), "none", dtype=object),
+    )
     # Look-alike: seniors' large one-off transfers to a new payee (car, gift, renovation).
     senior = (pop.age >= 65).astype(float)
     who_l, ts_l = _events(rng, beh.senior_large_transfer_rate / 365 * senior, d0, d1)
     if len(who_l):
-        own_transfer(rng, pop, who_l, ts_l - rng.integers(300, 3600, len(who_l)),
-                      np.round(np.exp(rng.normal(np.log(4000), 0.6, len(who_l))), 2), led)
-        payment(rng, pop, who_l, ts_l, pop.org_accounts[rng.integers(0, len(pop.org_accounts), len(who_l))],
-                 np.round(np.exp(rng.normal(np.log(4000), 0.7, len(who_l))), 2), led, instant_p=0.9)
+        own_transfer(
+            rng,
+            pop,
+            who_l,
+            ts_l - rng.integers(300, 3600, len(who_l)),
+            np.round(np.exp(rng.normal(np.log(4000), 0.6, len(who_l))), 2),
+            led,
+        )
+        payment(
+            rng,
+            pop,
+            who_l,
+            ts_l,
+            pop.org_accounts[rng.integers(0, len(pop.org_accounts), len(who_l))],
+            np.round(np.exp(rng.normal(np.log(4000), 0.7, len(who_l))), 2),
+            led,
+            instant_p=0.9,
+        )
     # Look-alike: a family member urgently asks for money and gets it within minutes.
     who_f, ts_f = _events(rng, beh.family_request_rate / 365 * np.ones(pop.n), d0, d1)
     if len(who_f):
         asker = pop.contacts[who_f, 0]
-        led.add("calls", ts=ts_f - rng.integers(120, 1800, len(who_f)), from_phone=pop.phone[asker],
-                to_phone=pop.phone[who_f], presented=pop.phone[asker], intl=np.zeros(len(who_f), bool),
-                kind=np.full(len(who_f), "sms", dtype=object), duration=np.zeros(len(who_f), np.int64))
-        payment(rng, pop, who_f, ts_f, pop.current_acct[asker],
-                 np.round(np.exp(rng.normal(np.log(400), 0.8, len(who_f))), 2), led, instant_p=0.95,
-                 known_p=0.7)
+        led.add(
+            "calls",
+            ts=ts_f - rng.integers(120, 1800, len(who_f)),
+            from_phone=pop.phone[asker],
+            to_phone=pop.phone[who_f],
+            presented=pop.phone[asker],
+            intl=np.zeros(len(who_f), bool),
+            kind=np.full(len(who_f), "sms", dtype=object),
+            duration=np.zeros(len(who_f), np.int64),
+        )
+        payment(
+            rng,
+            pop,
+            who_f,
+            ts_f,
+            pop.current_acct[asker],
+            np.round(np.exp(rng.normal(np.log(400), 0.8, len(who_f))), 2),
+            led,
+            instant_p=0.95,
+            known_p=0.7,
+        )
     # Look-alike: genuine new devices and IT-help remote sessions.
     who_d, ts_d = _events(rng, beh.new_device_rate / 365 * np.ones(pop.n), d0, d1)
-    led.add("logins", ts=ts_d, person=who_d, device=rng.integers(1 << 40, 1 << 41, len(who_d)),
-            known_device=np.zeros(len(who_d), bool), remote_access=np.zeros(len(who_d), bool))
+    led.add(
+        "logins",
+        ts=ts_d,
+        person=who_d,
+        device=rng.integers(1 << 40, 1 << 41, len(who_d)),
+        known_device=np.zeros(len(who_d), bool),
+        remote_access=np.zeros(len(who_d), bool),
+    )
     who_r, ts_r = _events(rng, beh.remote_access_rate / 365 * np.ones(pop.n), d0, d1)
-    led.add("logins", ts=ts_r, person=who_r, device=pop.device[who_r], known_device=np.ones(len(who_r), bool),
-            remote_access=np.ones(len(who_r), bool))
+    led.add(
+        "logins",
+        ts=ts_r,
+        person=who_r,
+        device=pop.device[who_r],
+        known_device=np.ones(len(who_r), bool),
+        remote_access=np.ones(len(who_r), bool),
+    )
 
 
 def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: int, led: Ledger) -> None:
@@ -146,51 +208,115 @@ def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: i
     regular = pop.org_accounts[(who * 17 + rng.integers(0, 4, n)) % len(pop.org_accounts)]
     supplier = np.where(new, pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)], regular)
     amount = np.round(np.exp(rng.normal(np.log(1200), 1.1, n)), 2)
-    led.add("transfers", ts=ts, from_acct=acct, to_acct=supplier,
-            amount=np.minimum(amount, pop.accounts.daily_limit[acct]), kind=np.full(n, "transfer", dtype=object),
-            channel=np.where(rng.random(n) < 0.7, "web", "app").astype(object), known_payee=~new,
-            **_transfer_cols(rng, n))
+    led.add(
+        "transfers",
+        ts=ts,
+        from_acct=acct,
+        to_acct=supplier,
+        amount=np.minimum(amount, pop.accounts.daily_limit[acct]),
+        kind=np.full(n, "transfer", dtype=object),
+        channel=np.where(rng.random(n) < 0.7, "web", "app").astype(object),
+        known_payee=~new,
+        **_transfer_cols(rng, n),
+    )
 
 
-def own_transfer(rng: np.random.Generator, pop: Population, who: np.ndarray, ts: np.ndarray,
-                  amount: np.ndarray, led: Ledger, case_id: np.ndarray | int = -1, phase: str = "") -> None:
+def own_transfer(
+    rng: np.random.Generator,
+    pop: Population,
+    who: np.ndarray,
+    ts: np.ndarray,
+    amount: np.ndarray,
+    led: Ledger,
+    case_id: np.ndarray | int = -1,
+    phase: str = "",
+) -> None:
     """Savings → current account of the same person (only for people with savings)."""
     keep = pop.savings_acct[who] >= 0
     who, ts, amount = who[keep], ts[keep], amount[keep]
     case = np.broadcast_to(np.asarray(case_id), keep.shape)[keep] if np.ndim(case_id) else case_id
     n = len(who)
-    led.add("transfers", case_id=case, phase=phase, ts=ts, from_acct=pop.savings_acct[who],
-            to_acct=pop.current_acct[who], amount=amount, kind=np.full(n, "own_transfer", dtype=object),
-            channel=_channel(rng, pop.age[who]), known_payee=np.ones(n, bool), is_instant=np.ones(n, bool),
-            name_check=np.full(n, "none", dtype=object))
+    led.add(
+        "transfers",
+        case_id=case,
+        phase=phase,
+        ts=ts,
+        from_acct=pop.savings_acct[who],
+        to_acct=pop.current_acct[who],
+        amount=amount,
+        kind=np.full(n, "own_transfer", dtype=object),
+        channel=_channel(rng, pop.age[who]),
+        known_payee=np.ones(n, bool),
+        is_instant=np.ones(n, bool),
+        name_check=np.full(n, "none", dtype=object),
+    )
 
 
-def payment(rng: np.random.Generator, pop: Population, who: np.ndarray, ts: np.ndarray, to_acct: np.ndarray,
-             amount: np.ndarray, led: Ledger, *, instant_p: float = 0.7, known_p: float = 0.0,
-             name_check: np.ndarray | None = None, case_id: np.ndarray | int = -1, phase: str = "",
-             device: np.ndarray | None = None, remote_access: np.ndarray | None = None) -> None:
+def payment(
+    rng: np.random.Generator,
+    pop: Population,
+    who: np.ndarray,
+    ts: np.ndarray,
+    to_acct: np.ndarray,
+    amount: np.ndarray,
+    led: Ledger,
+    *,
+    instant_p: float = 0.7,
+    known_p: float = 0.0,
+    name_check: np.ndarray | None = None,
+    case_id: np.ndarray | int = -1,
+    phase: str = "",
+    device: np.ndarray | None = None,
+    remote_access: np.ndarray | None = None,
+) -> None:
     """An outgoing transfer from a person's current account, preceded by the login it needs."""
     n = len(who)
     cols = _transfer_cols(rng, n, instant_p=instant_p)
     if name_check is not None:
         cols["name_check"] = name_check
     amount = np.minimum(amount, pop.accounts.daily_limit[pop.current_acct[who]])
-    led.add("transfers", case_id=case_id, phase=phase, ts=ts, from_acct=pop.current_acct[who], to_acct=to_acct,
-            amount=amount, kind=np.full(n, "transfer", dtype=object), channel=_channel(rng, pop.age[who]),
-            known_payee=rng.random(n) < known_p, **cols)
-    _logins_before(rng, pop, who, ts, led, device=device, remote_access=remote_access, case_id=case_id,
-                   phase=phase)
+    led.add(
+        "transfers",
+        case_id=case_id,
+        phase=phase,
+        ts=ts,
+        from_acct=pop.current_acct[who],
+        to_acct=to_acct,
+        amount=amount,
+        kind=np.full(n, "transfer", dtype=object),
+        channel=_channel(rng, pop.age[who]),
+        known_payee=rng.random(n) < known_p,
+        **cols,
+    )
+    _logins_before(rng, pop, who, ts, led, device=device, remote_access=remote_access, case_id=case_id, phase=phase)
 
 
-def _logins_before(rng: np.random.Generator, pop: Population, who: np.ndarray, ts: np.ndarray, led: Ledger, *,
-                   device: np.ndarray | None = None, remote_access: np.ndarray | None = None,
-                   case_id: np.ndarray | int = -1, phase: str = "") -> None:
+def _logins_before(
+    rng: np.random.Generator,
+    pop: Population,
+    who: np.ndarray,
+    ts: np.ndarray,
+    led: Ledger,
+    *,
+    device: np.ndarray | None = None,
+    remote_access: np.ndarray | None = None,
+    case_id: np.ndarray | int = -1,
+    phase: str = "",
+) -> None:
     """A transfer needs a session: one login a few minutes before it (same path for fraud and not)."""
     n = len(who)
     own = np.where((pop.device2[who] >= 0) & (rng.random(n) < 0.3), pop.device2[who], pop.device[who])
     dev = own if device is None else device
-    led.add("logins", case_id=case_id, phase=phase, ts=ts - rng.integers(30, 600, n), person=who, device=dev,
-            known_device=dev == own, remote_access=np.zeros(n, bool) if remote_access is None else remote_access)
+    led.add(
+        "logins",
+        case_id=case_id,
+        phase=phase,
+        ts=ts - rng.integers(30, 600, n),
+        person=who,
+        device=dev,
+        known_device=dev == own,
+        remote_access=np.zeros(n, bool) if remote_access is None else remote_access,
+    )
 
 
 def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger) -> None:
@@ -198,36 +324,69 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
     rng = rng_for(seed, "legit-phone", d0)
     who, ts = _events(rng, beh.calls_per_day * pop.activity, d0, d1)
     n = len(who)
-    other = np.where(rng.random(n) < 0.85, pop.contacts[who, rng.integers(0, pop.contacts.shape[1], n)],
-                     rng.integers(0, pop.n, n))
+    other = np.where(
+        rng.random(n) < 0.85, pop.contacts[who, rng.integers(0, pop.contacts.shape[1], n)], rng.integers(0, pop.n, n)
+    )
     inbound_foreign = rng.random(n) < beh.foreign_call_share
     roaming = rng.random(n) < 0.015  # caller abroad: own domestic caller-ID on an international trunk
     foreign = pop.foreign_numbers[rng.integers(0, len(pop.foreign_numbers), n)]
     from_phone = np.where(inbound_foreign, foreign, pop.phone[other])
     kind = np.where(rng.random(n) < 0.35, "sms", "call").astype(object)
     duration = np.where(kind == "call", np.exp(rng.normal(np.log(90), 1.1, n)).astype(np.int64), 0)
-    led.add("calls", ts=ts, from_phone=from_phone, to_phone=pop.phone[who], presented=from_phone,
-            intl=inbound_foreign | roaming, kind=kind, duration=duration)
+    led.add(
+        "calls",
+        ts=ts,
+        from_phone=from_phone,
+        to_phone=pop.phone[who],
+        presented=from_phone,
+        intl=inbound_foreign | roaming,
+        kind=kind,
+        duration=duration,
+    )
     # Look-alike: real calls from the person's bank (domestic, long), often followed by a transfer.
     who_b, ts_b = _events(rng, beh.real_bank_call_rate / 365 * np.ones(pop.n), d0, d1)
     nb = len(who_b)
     if nb:
         bank_no = pop.bank_numbers[np.where(pop.bank[who_b] >= 0, pop.bank[who_b], len(pop.bank_numbers) - 1)]
-        led.add("calls", ts=ts_b, from_phone=bank_no, to_phone=pop.phone[who_b], presented=bank_no,
-                intl=np.zeros(nb, bool), kind=np.full(nb, "call", dtype=object),
-                duration=np.exp(rng.normal(np.log(600), 0.5, nb)).astype(np.int64))
+        led.add(
+            "calls",
+            ts=ts_b,
+            from_phone=bank_no,
+            to_phone=pop.phone[who_b],
+            presented=bank_no,
+            intl=np.zeros(nb, bool),
+            kind=np.full(nb, "call", dtype=object),
+            duration=np.exp(rng.normal(np.log(600), 0.5, nb)).astype(np.int64),
+        )
         follow = rng.random(nb) < 0.3
-        payment(rng, pop, who_b[follow], ts_b[follow] + rng.integers(900, 5400, int(follow.sum())),
-                 pop.org_accounts[rng.integers(0, len(pop.org_accounts), int(follow.sum()))],
-                 np.round(np.exp(rng.normal(np.log(800), 0.9, int(follow.sum()))), 2), led, instant_p=0.9)
+        payment(
+            rng,
+            pop,
+            who_b[follow],
+            ts_b[follow] + rng.integers(900, 5400, int(follow.sum())),
+            pop.org_accounts[rng.integers(0, len(pop.org_accounts), int(follow.sum()))],
+            np.round(np.exp(rng.normal(np.log(800), 0.9, int(follow.sum()))), 2),
+            led,
+            instant_p=0.9,
+        )
     # Ordinary SIM events: swaps / new handsets, eSIM, ports.
     # "activate" (a new SIM card for the number) is the look-alike of a crew activating burner SIMs.
-    for event, rate in (("swap", beh.sim_swap_rate * 0.8), ("esim", beh.sim_swap_rate * 0.2),
-                        ("port_in", beh.port_rate), ("activate", beh.sim_activation_rate)):
+    for event, rate in (
+        ("swap", beh.sim_swap_rate * 0.8),
+        ("esim", beh.sim_swap_rate * 0.2),
+        ("port_in", beh.port_rate),
+        ("activate", beh.sim_activation_rate),
+    ):
         who_s, ts_s = _events(rng, rate / 365 * np.ones(pop.n), d0, d1)
-        led.add("sims", ts=ts_s, phone=pop.phone[who_s], event=np.full(len(who_s), event, dtype=object),
-                handset=np.where(rng.random(len(who_s)) < 0.6, rng.integers(1 << 44, 1 << 45, len(who_s)),
-                                 pop.handset[who_s]))
+        led.add(
+            "sims",
+            ts=ts_s,
+            phone=pop.phone[who_s],
+            event=np.full(len(who_s), event, dtype=object),
+            handset=np.where(
+                rng.random(len(who_s)) < 0.6, rng.integers(1 << 44, 1 << 45, len(who_s)), pop.handset[who_s]
+            ),
+        )
 
 
 def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger) -> None:
@@ -243,8 +402,15 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
     cat = rng.integers(0, len(CATEGORIES), n)
     cheap = rng.random(n) < beh.cheap_listing_share
     ratio = np.where(cheap, rng.uniform(0.3, 0.6, n), np.exp(rng.normal(0.0, 0.3, n)))
-    led.add("listings", ts=ts, user=seller, category=np.asarray(CATEGORIES, dtype=object)[cat],
-            price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2), ratio=ratio, photos_reused=rng.random(n) < 0.03)
+    led.add(
+        "listings",
+        ts=ts,
+        user=seller,
+        category=np.asarray(CATEGORIES, dtype=object)[cat],
+        price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2),
+        ratio=ratio,
+        photos_reused=rng.random(n) < 0.03,
+    )
     # Orders: buyer meets a seller on the same marketplace, chats, pays.
     who_o, ts_o = _events(rng, beh.orders_per_user_day * act, d0, d1)
     buyer = users[who_o]
@@ -261,15 +427,38 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
     k = rng.integers(1, 5, m)
     idx = np.repeat(np.arange(m), k)
     flip = rng.random(len(idx)) < 0.5
-    led.add("messages", ts=np.repeat(ts_o, k) - rng.integers(60, 2 * DAY, len(idx)),
-            from_user=np.where(flip, buyer[idx], seller_o[idx]), to_user=np.where(flip, seller_o[idx], buyer[idx]),
-            contains_phone=rng.random(len(idx)) < 0.04, contains_iban=rng.random(len(idx)) < 0.03,
-            contains_url=rng.random(len(idx)) < 0.02, off_platform=rng.random(len(idx)) < 0.02)
-    led.add("orders", ts=ts_o, buyer=buyer, seller=seller_o, amount=amount, method=method, label_ts=label,
-            delivered_ts=delivered)
+    led.add(
+        "messages",
+        ts=np.repeat(ts_o, k) - rng.integers(60, 2 * DAY, len(idx)),
+        from_user=np.where(flip, buyer[idx], seller_o[idx]),
+        to_user=np.where(flip, seller_o[idx], buyer[idx]),
+        contains_phone=rng.random(len(idx)) < 0.04,
+        contains_iban=rng.random(len(idx)) < 0.03,
+        contains_url=rng.random(len(idx)) < 0.02,
+        off_platform=rng.random(len(idx)) < 0.02,
+    )
+    led.add(
+        "orders",
+        ts=ts_o,
+        buyer=buyer,
+        seller=seller_o,
+        amount=amount,
+        method=method,
+        label_ts=label,
+        delivered_ts=delivered,
+    )
     bt = method == "bank_transfer"
-    payment(rng, pop, buyer[bt], ts_o[bt] + rng.integers(60, 3600, int(bt.sum())),
-             pop.current_acct[seller_o[bt]], amount[bt], led, instant_p=0.8, known_p=0.05)
+    payment(
+        rng,
+        pop,
+        buyer[bt],
+        ts_o[bt] + rng.integers(60, 3600, int(bt.sum())),
+        pop.current_acct[seller_o[bt]],
+        amount[bt],
+        led,
+        instant_p=0.8,
+        known_p=0.05,
+    )
 
 
 def open_young_accounts(config: WorldConfig, seed: int, pop: Population, ids: RawIds, led: Ledger) -> None:
@@ -282,13 +471,24 @@ def open_young_accounts(config: WorldConfig, seed: int, pop: Population, ids: Ra
     who_y, ts_y = _events(rng, config.behaviour.young_new_account_rate / 365 * young, 0, config.population.days)
     if not len(who_y):
         return
-    rows = pop.accounts.append(iban=ids.take(len(who_y)), owner=who_y, bank=pop.bank[who_y],
-                               product=np.full(len(who_y), "current", dtype=object), opened_ts=ts_y,
-                               daily_limit=np.full(len(who_y), 2500.0))
+    rows = pop.accounts.append(
+        iban=ids.take(len(who_y)),
+        owner=who_y,
+        bank=pop.bank[who_y],
+        product=np.full(len(who_y), "current", dtype=object),
+        opened_ts=ts_y,
+        daily_limit=np.full(len(who_y), 2500.0),
+    )
     k = rng.integers(2, 8, len(who_y))
     src = np.repeat(np.arange(len(who_y)), k)
-    led.add("transfers", ts=np.repeat(ts_y, k) + rng.integers(3600, 10 * DAY, len(src)),
-            from_acct=pop.current_acct[rng.integers(0, pop.n, len(src))], to_acct=rows[src],
-            amount=np.round(np.exp(rng.normal(np.log(40), 1.0, len(src))), 2),
-            kind=np.full(len(src), "transfer", dtype=object), channel=np.full(len(src), "app", dtype=object),
-            known_payee=np.zeros(len(src), bool), **_transfer_cols(rng, len(src)))
+    led.add(
+        "transfers",
+        ts=np.repeat(ts_y, k) + rng.integers(3600, 10 * DAY, len(src)),
+        from_acct=pop.current_acct[rng.integers(0, pop.n, len(src))],
+        to_acct=rows[src],
+        amount=np.round(np.exp(rng.normal(np.log(40), 1.0, len(src))), 2),
+        kind=np.full(len(src), "transfer", dtype=object),
+        channel=np.full(len(src), "app", dtype=object),
+        known_payee=np.zeros(len(src), bool),
+        **_transfer_cols(rng, len(src)),
+    )

@@ -760,22 +760,37 @@ def _is_time(name: str) -> bool:
     return name == "ts" or name.endswith("_ts") or name == "customer_since"
 
 
+def _order_offset(full: pa.Table, rows: np.ndarray) -> tuple[np.ndarray, str]:
+    """How far each sampled row sits from where its sort key puts it (ties on the key share one place).
+
+    Event tables are sorted by ``ts`` and entity tables by their id, so the offset is the row's rank among
+    rows with the same key (usually 0), and large where rows are out of order — e.g. fraud rows appended
+    after the legitimate ones. Unlike the raw row position it does not repeat what the timestamp says.
+    """
+    key = "ts" if "ts" in full.column_names else full.column_names[0]
+    values = full.column(key).to_numpy()
+    first = np.searchsorted(np.sort(values), values[rows], side="left")
+    return (rows - first).astype(np.float64), f"row offset from {key} order"
+
+
 def metadata_features(s: _Sample) -> tuple[np.ndarray, list[str]]:
     """Features that must carry no information: row order, id / key values, timestamp and cent quirks.
 
-    Per sampled row: position in the table (row ÷ rows); for every non-null integer id / key column a
-    coarse value bin (16 bins over the int64 range) and the value mod 16 — coarse on purpose, so a model
-    cannot memorise one burner or mule (a real, designed signal) but does see order or range effects; for
-    every non-null time column seconds-of-minute, minute-of-hour, exactly-midnight and exactly-zero flags;
-    for money columns the cents. Joined columns are left out. Shape (rows, features).
+    Per sampled row: its offset from sorted order (:func:`_order_offset`); for every non-null integer id /
+    key column that is not a designed signal a coarse value bin (16 bins over the int64 range) and the value
+    mod 16 — coarse on purpose, so a model cannot memorise one burner or mule (a real signal) but does see
+    order or range effects; for every non-null time column seconds-of-minute, minute-of-hour, exactly-midnight
+    and exactly-zero flags; for money columns the cents. Joined columns are left out. Shape (rows, features).
     """
-    cols: list[np.ndarray] = [s.rows / max(s.table_rows, 1)]
-    names = ["row position"]
+    offset, offset_name = _order_offset(s.full, s.rows)
+    cols: list[np.ndarray] = [offset]
+    names = [offset_name]
     for name in s.data.column_names:
         col = s.data.column(name)
         if "." in name or col.null_count or not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
             continue
-        if pa.types.is_integer(col.type) and (name.endswith("_id") or name.endswith("_hash")):
+        designed = f"{s.kind}.{s.table}.{name}" in DESIGNED_SIGNALS
+        if pa.types.is_integer(col.type) and (name.endswith("_id") or name.endswith("_hash")) and not designed:
             v = col.to_numpy().astype(np.int64)
             cols += [np.floor(v / 2.0**63 * 16), (v % 16).astype(np.float64)]
             names += [f"{name} range bin", f"{name} mod 16"]

@@ -41,8 +41,9 @@ class PopulationConfig(_Frozen):
 class PartnersConfig(_Frozen):
     banks: int = Field(3, ge=1, le=10, description="partner banks (count)")
     bank_shares: list[float] | None = Field(
-        None, description="market share of each partner bank (0..1, sum <= 1; the rest banks elsewhere). "
-        "Default: 0.35, 0.27, 0.18, then 0.03 each"
+        None,
+        description="market share of each partner bank (0..1, sum <= 1; the rest banks elsewhere). "
+        "Default: 0.35, 0.27, 0.18, then 0.03 each",
     )
     telcos: int = Field(1, ge=1, le=5, description="partner telcos (count)")
     telco_shares: list[float] | None = Field(
@@ -56,8 +57,11 @@ class PartnersConfig(_Frozen):
 
     @model_validator(mode="after")
     def _shares_fit(self) -> PartnersConfig:
-        for field, n in (("bank_shares", self.banks), ("telco_shares", self.telcos),
-                         ("marketplace_shares", self.marketplaces)):
+        for field, n in (
+            ("bank_shares", self.banks),
+            ("telco_shares", self.telcos),
+            ("marketplace_shares", self.marketplaces),
+        ):
             shares = getattr(self, field)
             if shares is None:
                 continue
@@ -82,34 +86,68 @@ class PartnersConfig(_Frozen):
 
 class FraudTypeConfig(_Frozen):
     victims_per_100k_year: float = Field(..., ge=0.0, le=20_000.0, description="victims per 100k persons per year")
-    multiplier: float = Field(1.0, ge=1.0, le=1000.0, description="prevalence multiplier for study power; "
-                              "national figures divide it out")
+    multiplier: float = Field(
+        1.0, ge=1.0, le=1000.0, description="prevalence multiplier for study power; national figures divide it out"
+    )
     report_probability: float = Field(0.35, ge=0.0, le=1.0, description="probability the victim reports")
     report_delay_hours: float = Field(24.0, ge=0.1, le=24 * 60, description="median delay until report (hours)")
     loss_median_eur: float = Field(..., gt=0, le=1e6, description="median loss per victim (EUR)")
     loss_sigma: float = Field(1.0, ge=0.0, le=3.0, description="log-normal spread of the loss")
-    victim_age_skew: float = Field(0.0, ge=-3.0, le=3.0, description="log-odds change per 10 years of age "
-                                   "(positive: older victims)")
+    victim_age_skew: float = Field(
+        0.0, ge=-3.0, le=3.0, description="log-odds change per 10 years of age (positive: older victims)"
+    )
     victims_per_mule: float = Field(2.0, ge=1.0, le=50.0, description="mean victims paying into one mule account")
 
 
 def _default_fraud() -> dict[str, FraudTypeConfig]:
     # Calibration sources in checks.CALIBRATION_TARGETS. Multipliers raise rare types for power.
     return {
-        "helpdesk": FraudTypeConfig(victims_per_100k_year=69, multiplier=25, report_probability=0.5,
-                                    report_delay_hours=6, loss_median_eur=2300, loss_sigma=0.6,
-                                    victim_age_skew=1.0, victims_per_mule=2.0),
-        "purchase": FraudTypeConfig(victims_per_100k_year=5_600, report_probability=0.25,
-                                    report_delay_hours=24 * 6, loss_median_eur=45, loss_sigma=1.1,
-                                    victim_age_skew=-0.25, victims_per_mule=8.0),
-        "sale": FraudTypeConfig(victims_per_100k_year=1_300, report_probability=0.3, report_delay_hours=12,
-                                loss_median_eur=450, loss_sigma=0.8, victim_age_skew=0.1, victims_per_mule=3.0),
-        "whatsapp": FraudTypeConfig(victims_per_100k_year=900, report_probability=0.4, report_delay_hours=10,
-                                    loss_median_eur=2000, loss_sigma=0.9, victim_age_skew=0.6,
-                                    victims_per_mule=2.0),
-        "invoice": FraudTypeConfig(victims_per_100k_year=60, multiplier=5, report_probability=0.5,
-                                   report_delay_hours=24 * 5, loss_median_eur=8000, loss_sigma=0.9,
-                                   victims_per_mule=1.5),
+        "helpdesk": FraudTypeConfig(
+            victims_per_100k_year=69,
+            multiplier=25,
+            report_probability=0.5,
+            report_delay_hours=6,
+            loss_median_eur=2300,
+            loss_sigma=0.6,
+            victim_age_skew=1.0,
+            victims_per_mule=2.0,
+        ),
+        "purchase": FraudTypeConfig(
+            victims_per_100k_year=5_600,
+            report_probability=0.25,
+            report_delay_hours=24 * 6,
+            loss_median_eur=45,
+            loss_sigma=1.1,
+            victim_age_skew=-0.25,
+            victims_per_mule=8.0,
+        ),
+        "sale": FraudTypeConfig(
+            victims_per_100k_year=1_300,
+            report_probability=0.3,
+            report_delay_hours=12,
+            loss_median_eur=450,
+            loss_sigma=0.8,
+            victim_age_skew=0.1,
+            victims_per_mule=3.0,
+        ),
+        "whatsapp": FraudTypeConfig(
+            victims_per_100k_year=900,
+            report_probability=0.4,
+            report_delay_hours=10,
+            loss_median_eur=2000,
+            loss_sigma=0.9,
+            victim_age_skew=0.6,
+            victims_per_mule=2.0,
+        ),
+        "invoice": FraudTypeConfig(
+            victims_per_100k_year=60,
+            multiplier=5,
+            report_probability=0.5,
+            report_delay_hours=24 * 5,
+            loss_median_eur=8000,
+            loss_sigma=0.9,
+            victims_per_mule=1.5,
+        ),
     }
 
 
@@ -145,8 +183,9 @@ class KeysConfig(_Frozen):
     email_coverage: float = Field(0.75, ge=0, le=1, description="share of customers whose e-mail a partner holds")
     payout_iban_coverage: float = Field(0.7, ge=0, le=1, description="share of marketplace users with a payout IBAN")
     stale_phone_rate: float = Field(0.05, ge=0, le=1, description="share of phone keys that are an old number")
-    household_phone_rate: float = Field(0.03, ge=0, le=1, description="share of phone keys that are a household's "
-                                        "shared number")
+    household_phone_rate: float = Field(
+        0.03, ge=0, le=1, description="share of phone keys that are a household's shared number"
+    )
     format_error_rate: float = Field(0.01, ge=0, le=1, description="share of keys mangled by a typo")
     email_alias_rate: float = Field(0.05, ge=0, le=1, description="share of e-mails stored as an alias")
 
@@ -157,21 +196,27 @@ class BehaviourConfig(_Frozen):
     calls_per_day: float = Field(0.8, gt=0, le=50, description="calls + sms per phone per day (mean)")
     listings_per_user_day: float = Field(0.01, ge=0, le=5, description="listings per marketplace user per day")
     orders_per_user_day: float = Field(0.012, ge=0, le=5, description="orders per marketplace user per day")
-    activity_dispersion: float = Field(1.5, gt=0, le=10, description="gamma shape of per-person activity "
-                                       "(smaller: more unequal)")
+    activity_dispersion: float = Field(
+        1.5, gt=0, le=10, description="gamma shape of per-person activity (smaller: more unequal)"
+    )
     # Legitimate look-alikes (per person per year unless said otherwise)
     senior_large_transfer_rate: float = Field(0.6, ge=0, le=50, description="large one-off transfers by 65+ per year")
     real_bank_call_rate: float = Field(1.0, ge=0, le=50, description="real calls from a bank per customer per year")
     new_device_rate: float = Field(2.0, ge=0, le=50, description="logins from a new device per person per year")
-    remote_access_rate: float = Field(0.03, ge=0, le=5, description="legitimate remote-access sessions per person "
-                                      "per year (IT help)")
+    remote_access_rate: float = Field(
+        0.03, ge=0, le=5, description="legitimate remote-access sessions per person per year (IT help)"
+    )
     sim_swap_rate: float = Field(0.25, ge=0, le=5, description="ordinary SIM swaps / new handsets per phone per year")
     port_rate: float = Field(0.08, ge=0, le=5, description="ordinary number ports per phone per year")
-    sim_activation_rate: float = Field(0.1, ge=0, le=5, description="ordinary SIM-card activations (new card "
-                                       "for a number) per phone per year")
-    family_request_rate: float = Field(0.5, ge=0, le=20, description="genuine urgent family money requests per "
-                                       "person per year")
-    young_new_account_rate: float = Field(0.15, ge=0, le=5, description="new accounts per young person (18-25) per year")
+    sim_activation_rate: float = Field(
+        0.1, ge=0, le=5, description="ordinary SIM-card activations (new card for a number) per phone per year"
+    )
+    family_request_rate: float = Field(
+        0.5, ge=0, le=20, description="genuine urgent family money requests per person per year"
+    )
+    young_new_account_rate: float = Field(
+        0.15, ge=0, le=5, description="new accounts per young person (18-25) per year"
+    )
     cheap_listing_share: float = Field(0.05, ge=0, le=1, description="share of honest listings priced < 60% of median")
     foreign_call_share: float = Field(0.04, ge=0, le=1, description="share of calls from international origin")
     new_payee_share: float = Field(0.12, ge=0, le=1, description="share of transfers to a payee never paid before")
@@ -194,8 +239,7 @@ class CrewConfig(_Frozen):
 class BarrierConfig(_Frozen):
     name: str = Field(..., description="what the barrier is")
     day: int = Field(..., ge=0, description="day it takes effect (a day past the horizon never takes effect)")
-    fraud_type: Literal["helpdesk", "purchase", "sale", "whatsapp", "invoice"] = Field(...,
-                                                                                       description="affected type")
+    fraud_type: Literal["helpdesk", "purchase", "sale", "whatsapp", "invoice"] = Field(..., description="affected type")
     removes: Literal["caller_id_spoofing", "payment_link", "off_platform_payment"] = Field(
         ..., description="trace the barrier removes"
     )
@@ -210,7 +254,8 @@ class KnownAnswerConfig(_Frozen):
     prevalence: float = Field(0.05, gt=0, lt=0.5, description="share of people who are fraud cases")
     bank_shifts: list[float] = Field([1.0, 1.0, 1.0], description="d_p of each bank (horizontal split)")
     bank_case_shares: list[float] | None = Field(
-        None, description="share of cases at each bank (None: same as customers; skew it for non-IID)")
+        None, description="share of cases at each bank (None: same as customers; skew it for non-IID)"
+    )
     telco_shift: float = Field(0.8, ge=0, le=10, description="d_p of the telco")
     marketplace_shift: float = Field(0.5, ge=0, le=10, description="d_p of the marketplace")
     placebo: bool = Field(True, description="add a placebo partner (d = 0)")
@@ -221,11 +266,13 @@ class WorldConfig(_Frozen):
     mode: Literal["realistic", "known_answer"] = Field("realistic", description="kind of world")
     population: PopulationConfig = PopulationConfig()
     partners: PartnersConfig = PartnersConfig()
-    fraud: dict[str, FraudTypeConfig] = Field(default_factory=_default_fraud,
-                                              description="per fraud type: prevalence, reporting, loss")
+    fraud: dict[str, FraudTypeConfig] = Field(
+        default_factory=_default_fraud, description="per fraud type: prevalence, reporting, loss"
+    )
     signal: dict[str, dict[str, dict[str, float]]] = Field(
         default_factory=_default_signal,
-        description="signal[fraud_type][phase][partner_kind]: probability a phase leaves its trace (0..1)")
+        description="signal[fraud_type][phase][partner_kind]: probability a phase leaves its trace (0..1)",
+    )
     keys: KeysConfig = KeysConfig()
     behaviour: BehaviourConfig = BehaviourConfig()
     mules: MuleConfig = MuleConfig()
@@ -256,8 +303,9 @@ class WorldConfig(_Frozen):
                     raise ValueError(f"signal.{ft}: unknown phase {ph!r}; allowed: {', '.join(PHASES)}")
                 for kind, p in kinds.items():
                     if kind not in PARTNER_KINDS:
-                        raise ValueError(f"signal.{ft}.{ph}: unknown partner kind {kind!r}; "
-                                         f"allowed: {', '.join(PARTNER_KINDS)}")
+                        raise ValueError(
+                            f"signal.{ft}.{ph}: unknown partner kind {kind!r}; allowed: {', '.join(PARTNER_KINDS)}"
+                        )
                     if not (0.0 <= p <= 1.0) or math.isnan(p):
                         raise ValueError(f"signal.{ft}.{ph}.{kind}: {p}; allowed: a probability in [0, 1]")
         return v
@@ -327,8 +375,9 @@ def _inherit(data: dict[str, Any], depth: int = 0) -> dict[str, Any]:
     return _deep_merge(base, data)
 
 
-def build_config(*, preset: str | None = None, config_file: str | Path | None = None,
-                 overrides: dict[str, Any] | None = None) -> WorldConfig:
+def build_config(
+    *, preset: str | None = None, config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> WorldConfig:
     """Preset (or file) + overrides → validated WorldConfig. Raises ConfigError with readable lines."""
     if preset is not None and config_file is not None:
         raise ConfigError("give either a preset or a config file, not both")

@@ -15,8 +15,7 @@ import numpy as np
 # Columns per hidden event table (raw identifiers; -1 = none).
 LEDGER_COLUMNS: dict[str, tuple[str, ...]] = {
     # from/to are rows of Population.accounts (to = -1 for cash withdrawals)
-    "transfers": ("ts", "from_acct", "to_acct", "amount", "kind", "channel", "is_instant", "name_check",
-                  "known_payee"),
+    "transfers": ("ts", "from_acct", "to_acct", "amount", "kind", "channel", "is_instant", "name_check", "known_payee"),
     # login into `person`'s account at the person's bank, from `device`
     "logins": ("ts", "person", "device", "known_device", "remote_access"),
     # raw phone numbers; presented = caller-ID shown; intl = entered via an international trunk
@@ -32,12 +31,12 @@ PROVENANCE = ("case_id", "phase")
 
 @dataclass
 class Ledger:
-    chunks: dict[str, list[dict[str, np.ndarray]]] = field(
-        default_factory=lambda: {t: [] for t in LEDGER_COLUMNS})
+    chunks: dict[str, list[dict[str, np.ndarray]]] = field(default_factory=lambda: {t: [] for t in LEDGER_COLUMNS})
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
-    def add(self, table: str, *, case_id: np.ndarray | int = -1, phase: str | np.ndarray = "",
-            **cols: np.ndarray) -> None:
+    def add(
+        self, table: str, *, case_id: np.ndarray | int = -1, phase: str | np.ndarray = "", **cols: np.ndarray
+    ) -> None:
         """Append rows. Every column of the table must be given, all of one length."""
         expected = LEDGER_COLUMNS[table]
         if set(cols) != set(expected):
@@ -55,23 +54,30 @@ class Ledger:
         out = {}
         for table, cols in LEDGER_COLUMNS.items():
             parts = self.chunks[table]
-            merged = {c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0)
-                      for c in (*cols, *PROVENANCE)}
+            merged = {c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in (*cols, *PROVENANCE)}
             order = np.lexsort(tuple(merged[c] for c in reversed(_sort_keys(table))))
             out[table] = {c: v[order] for c, v in merged.items()}
-        out["transfers"]["new_payee"] = _first_seen(out["transfers"]["from_acct"], out["transfers"]["to_acct"],
-                                                    out["transfers"]["known_payee"])
-        out["logins"]["new_device"] = _first_seen(out["logins"]["person"], out["logins"]["device"],
-                                                  out["logins"]["known_device"])
+        out["transfers"]["new_payee"] = _first_seen(
+            out["transfers"]["from_acct"], out["transfers"]["to_acct"], out["transfers"]["known_payee"]
+        )
+        out["logins"]["new_device"] = _first_seen(
+            out["logins"]["person"], out["logins"]["device"], out["logins"]["known_device"]
+        )
         self.tables = out
         return out
 
 
 def _sort_keys(table: str) -> tuple[str, ...]:
     # Time first; the rest only breaks ties deterministically (never by case id).
-    return {"transfers": ("ts", "from_acct", "to_acct", "amount"), "logins": ("ts", "person", "device"),
-            "calls": ("ts", "from_phone", "to_phone"), "sims": ("ts", "phone"), "listings": ("ts", "user"),
-            "messages": ("ts", "from_user", "to_user"), "orders": ("ts", "buyer", "seller")}[table]
+    return {
+        "transfers": ("ts", "from_acct", "to_acct", "amount"),
+        "logins": ("ts", "person", "device"),
+        "calls": ("ts", "from_phone", "to_phone"),
+        "sims": ("ts", "phone"),
+        "listings": ("ts", "user"),
+        "messages": ("ts", "from_user", "to_user"),
+        "orders": ("ts", "buyer", "seller"),
+    }[table]
 
 
 def _first_seen(a: np.ndarray, b: np.ndarray, known: np.ndarray) -> np.ndarray:

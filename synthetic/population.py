@@ -18,8 +18,20 @@ DAY = 86_400
 AGE_BANDS = ("15-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+")
 _AGE_EDGES = np.array([15, 25, 35, 45, 55, 65, 75, 96])
 _AGE_WEIGHTS = np.array([0.145, 0.155, 0.150, 0.160, 0.165, 0.130, 0.095])  # CBS-like 15+ population
-REGIONS = ("Groningen", "Friesland", "Drenthe", "Overijssel", "Flevoland", "Gelderland", "Utrecht",
-           "Noord-Holland", "Zuid-Holland", "Zeeland", "Noord-Brabant", "Limburg")
+REGIONS = (
+    "Groningen",
+    "Friesland",
+    "Drenthe",
+    "Overijssel",
+    "Flevoland",
+    "Gelderland",
+    "Utrecht",
+    "Noord-Holland",
+    "Zuid-Holland",
+    "Zeeland",
+    "Noord-Brabant",
+    "Limburg",
+)
 _REGION_WEIGHTS = np.array([3.4, 3.7, 2.8, 6.6, 2.4, 12.0, 7.7, 16.5, 21.3, 2.2, 14.6, 6.3])
 OTHER = -1  # "not a partner" in bank / telco / marketplace index columns
 
@@ -34,7 +46,7 @@ class RawIds:
     def take(self, n: int) -> np.ndarray:
         if self._next + n > len(self._pool):
             raise RuntimeError("raw id pool exhausted; raise its capacity")
-        out = self._pool[self._next:self._next + n]
+        out = self._pool[self._next : self._next + n]
         self._next += n
         return out
 
@@ -56,9 +68,9 @@ class Accounts:
     """Bank accounts (person or organisation). bank = partner bank index or OTHER."""
 
     iban: np.ndarray
-    owner: np.ndarray          # person index, or -1 for organisations
+    owner: np.ndarray  # person index, or -1 for organisations
     bank: np.ndarray
-    product: np.ndarray        # object: current / savings / business / org
+    product: np.ndarray  # object: current / savings / business / org
     opened_ts: np.ndarray
     daily_limit: np.ndarray
 
@@ -81,32 +93,32 @@ class Population:
     savings: np.ndarray
     income: np.ndarray
     susceptibility: np.ndarray
-    activity: np.ndarray            # relative activity level (gamma), drives every legit rate
+    activity: np.ndarray  # relative activity level (gamma), drives every legit rate
     is_business: np.ndarray
-    role: np.ndarray                # object: ordinary / mule / fraudster
+    role: np.ndarray  # object: ordinary / mule / fraudster
     crew: np.ndarray
     # phones
-    phone: np.ndarray               # current number (raw)
-    old_phone: np.ndarray           # previous number (stale keys point here)
-    telco: np.ndarray               # operator: partner telco index or OTHER
+    phone: np.ndarray  # current number (raw)
+    old_phone: np.ndarray  # previous number (stale keys point here)
+    telco: np.ndarray  # operator: partner telco index or OTHER
     prepaid: np.ndarray
-    phone_since: np.ndarray         # ts the current number was activated (< 0)
-    handset: np.ndarray             # raw handset id (IMEI)
+    phone_since: np.ndarray  # ts the current number was activated (< 0)
+    handset: np.ndarray  # raw handset id (IMEI)
     # devices and e-mail
-    device: np.ndarray              # primary device fingerprint (raw)
-    device2: np.ndarray             # second device or -1
+    device: np.ndarray  # primary device fingerprint (raw)
+    device2: np.ndarray  # second device or -1
     email: np.ndarray
     # banking
-    bank: np.ndarray                # bank of the current account (partner index or OTHER)
-    current_acct: np.ndarray        # row in accounts
-    savings_acct: np.ndarray        # row in accounts or -1
-    business_acct: np.ndarray       # row in accounts or -1
+    bank: np.ndarray  # bank of the current account (partner index or OTHER)
+    current_acct: np.ndarray  # row in accounts
+    savings_acct: np.ndarray  # row in accounts or -1
+    business_acct: np.ndarray  # row in accounts or -1
     customer_since: np.ndarray
     # marketplace
-    market: np.ndarray              # partner marketplace index, OTHER, or -2 (no account)
-    market_user: np.ndarray         # raw marketplace user id or -1
+    market: np.ndarray  # partner marketplace index, OTHER, or -2 (no account)
+    market_user: np.ndarray  # raw marketplace user id or -1
     market_created: np.ndarray
-    contacts: np.ndarray            # (n, K) person indices often called / paid
+    contacts: np.ndarray  # (n, K) person indices often called / paid
     accounts: Accounts = field(repr=False, default=None)  # type: ignore[assignment]
     org_accounts: np.ndarray = field(default=None)  # type: ignore[assignment]  # rows of organisation accounts
     bank_numbers: np.ndarray = field(default=None)  # type: ignore[assignment]  # service number per bank index
@@ -128,7 +140,9 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     band = rng.choice(len(_AGE_WEIGHTS), size=n, p=_AGE_WEIGHTS / _AGE_WEIGHTS.sum())
     age = (_AGE_EDGES[band] + rng.random(n) * (_AGE_EDGES[band + 1] - _AGE_EDGES[band])).astype(np.int64)
     start_year = int(pc.start_date[:4])
-    region = np.asarray(REGIONS, dtype=object)[rng.choice(len(REGIONS), size=n, p=_REGION_WEIGHTS / _REGION_WEIGHTS.sum())]
+    region = np.asarray(REGIONS, dtype=object)[
+        rng.choice(len(REGIONS), size=n, p=_REGION_WEIGHTS / _REGION_WEIGHTS.sum())
+    ]
     skill = 1 / (1 + np.exp(-(1.6 - 0.05 * (age - 35) + rng.normal(0, 0.8, n))))
     savings = np.exp(rng.normal(7.8 + 0.035 * (age - 20), 1.1, n))
     income = np.exp(rng.normal(7.7 + 0.01 * np.minimum(age - 15, 40), 0.45, n))
@@ -163,15 +177,22 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     n_crypto = 5
     acc = Accounts(
         iban=ids.take(n + n_sav + n_bus + n_org + n_crypto),
-        owner=np.concatenate([np.arange(n), np.flatnonzero(has_sav), np.flatnonzero(is_business),
-                              np.full(n_org + n_crypto, -1)]),
+        owner=np.concatenate(
+            [np.arange(n), np.flatnonzero(has_sav), np.flatnonzero(is_business), np.full(n_org + n_crypto, -1)]
+        ),
         bank=np.concatenate([bank, bank[has_sav], bank[is_business], org_bank, np.full(n_crypto, OTHER)]),
-        product=np.asarray(["current"] * n + ["savings"] * n_sav + ["business"] * n_bus
-                           + ["org"] * (n_org + n_crypto), dtype=object),
-        opened_ts=np.concatenate([customer_since, customer_since[has_sav], customer_since[is_business],
-                                  np.full(n_org + n_crypto, -20 * 365 * DAY)]),
-        daily_limit=np.concatenate([limit, limit[has_sav], (limit * 4)[is_business],
-                                    np.full(n_org + n_crypto, 1e9)]),
+        product=np.asarray(
+            ["current"] * n + ["savings"] * n_sav + ["business"] * n_bus + ["org"] * (n_org + n_crypto), dtype=object
+        ),
+        opened_ts=np.concatenate(
+            [
+                customer_since,
+                customer_since[has_sav],
+                customer_since[is_business],
+                np.full(n_org + n_crypto, -20 * 365 * DAY),
+            ]
+        ),
+        daily_limit=np.concatenate([limit, limit[has_sav], (limit * 4)[is_business], np.full(n_org + n_crypto, 1e9)]),
     )
     savings_acct = np.full(n, -1)
     savings_acct[has_sav] = n + np.arange(n_sav)
@@ -189,13 +210,37 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     contacts[:, 0] = _household_partner(household := _households(rng_c, n, pc.mean_household_size), rng_c)
 
     pop = Population(
-        n=n, person_id=id_pool(rng_for(seed, "person-ids"), n), age=age, region=region, household=household,
-        digital_skill=skill, savings=savings, income=income, susceptibility=suscept, activity=activity,
-        is_business=is_business, role=np.full(n, "ordinary", dtype=object), crew=np.full(n, -1),
-        phone=phone, old_phone=old_phone, telco=telco, prepaid=prepaid, phone_since=phone_since, handset=handset,
-        device=device, device2=device2, email=email, bank=bank, current_acct=np.arange(n),
-        savings_acct=savings_acct, business_acct=business_acct, customer_since=customer_since,
-        market=market, market_user=market_user, market_created=market_created, contacts=contacts,
+        n=n,
+        person_id=id_pool(rng_for(seed, "person-ids"), n),
+        age=age,
+        region=region,
+        household=household,
+        digital_skill=skill,
+        savings=savings,
+        income=income,
+        susceptibility=suscept,
+        activity=activity,
+        is_business=is_business,
+        role=np.full(n, "ordinary", dtype=object),
+        crew=np.full(n, -1),
+        phone=phone,
+        old_phone=old_phone,
+        telco=telco,
+        prepaid=prepaid,
+        phone_since=phone_since,
+        handset=handset,
+        device=device,
+        device2=device2,
+        email=email,
+        bank=bank,
+        current_acct=np.arange(n),
+        savings_acct=savings_acct,
+        business_acct=business_acct,
+        customer_since=customer_since,
+        market=market,
+        market_user=market_user,
+        market_created=market_created,
+        contacts=contacts,
     )
     pop.accounts = acc
     pop.org_accounts = np.arange(n + n_sav + n_bus, n + n_sav + n_bus + n_org)

@@ -25,10 +25,16 @@ from synthetic.world import World
 
 def _market_accounts(pop: Population, ids: RawIds) -> MarketAccounts:
     has = pop.market_user >= 0
-    return MarketAccounts(raw=pop.market_user.copy(), owner=np.arange(pop.n), market=pop.market.copy(),
-                          created_ts=pop.market_created.copy(), phone=np.where(has, pop.phone, -1),
-                          email=ids.take(pop.n), payout_acct=np.where(has, pop.current_acct, -1),
-                          device=pop.device.copy())
+    return MarketAccounts(
+        raw=pop.market_user.copy(),
+        owner=np.arange(pop.n),
+        market=pop.market.copy(),
+        created_ts=pop.market_created.copy(),
+        phone=np.where(has, pop.phone, -1),
+        email=ids.take(pop.n),
+        payout_acct=np.where(has, pop.current_acct, -1),
+        device=pop.device.copy(),
+    )
 
 
 def _run_shards(config: WorldConfig, seed: int, pop: Population, workers: int, progress: Any) -> list[Ledger]:
@@ -68,8 +74,14 @@ def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, prog
     vb.build_telcos()
     vb.build_marketplaces()
     if config.partners.placebo:
-        view, entity_rows = placebo_partner(pop.phone, pop.person_id, days=config.population.days, seed=seed,
-                                            salt=vb.keys.salt, person_roles=pop.role.astype(str))
+        view, entity_rows = placebo_partner(
+            pop.phone,
+            pop.person_id,
+            days=config.population.days,
+            seed=seed,
+            salt=vb.keys.salt,
+            person_roles=pop.role.astype(str),
+        )
         vb.partners[view.name] = view
     truth = vb.truth_tables()
     if config.partners.placebo:

@@ -30,7 +30,7 @@ from synthetic.schema import BANK_TABLES, MARKETPLACE_TABLES, TELCO_TABLES, TRUT
 from synthetic.world import PartnerView
 
 FOREIGN = -3
-_TYPO = np.int64(1 << 55)   # a mangled key is a different raw value → a hash that matches nothing
+_TYPO = np.int64(1 << 55)  # a mangled key is a different raw value → a hash that matches nothing
 _ALIAS = np.int64(1 << 56)
 
 
@@ -60,14 +60,21 @@ class Keys:
 
 
 class ViewBuilder:
-    def __init__(self, config: WorldConfig, seed: int, pop: Population, market: MarketAccounts,
-                 ctx: FraudContext, ledger: dict[str, dict[str, np.ndarray]]) -> None:
+    def __init__(
+        self,
+        config: WorldConfig,
+        seed: int,
+        pop: Population,
+        market: MarketAccounts,
+        ctx: FraudContext,
+        ledger: dict[str, dict[str, np.ndarray]],
+    ) -> None:
         self.config, self.seed, self.pop, self.market, self.ctx, self.led = config, seed, pop, market, ctx, ledger
         self.keys = Keys(int(rng_for(seed, "salt").integers(1, 1 << 62)))
         self.partners: dict[str, PartnerView] = {}
         self.provenance: list[dict[str, np.ndarray]] = []
         self.entity_rows: list[dict[str, np.ndarray]] = []
-        self.person_entity: dict[str, np.ndarray] = {}   # partner -> entity id per person (-1 none)
+        self.person_entity: dict[str, np.ndarray] = {}  # partner -> entity id per person (-1 none)
         self.bank_names = partner_names("bank", config.partners.banks)
         self.telco_names = partner_names("telco", config.partners.telcos)
         self.market_names = partner_names("marketplace", config.partners.marketplaces)
@@ -76,10 +83,22 @@ class ViewBuilder:
     # -------------------------------------------------------------------------------- helpers
     def _operator_lookup(self) -> tuple[np.ndarray, np.ndarray]:
         pop, ctx = self.pop, self.ctx
-        raw = np.concatenate([pop.phone, np.fromiter(ctx.burner_telco.keys(), np.int64, len(ctx.burner_telco)),
-                              pop.bank_numbers, pop.foreign_numbers])
-        op = np.concatenate([pop.telco, np.fromiter(ctx.burner_telco.values(), np.int64, len(ctx.burner_telco)),
-                             np.full(len(pop.bank_numbers), OTHER), np.full(len(pop.foreign_numbers), FOREIGN)])
+        raw = np.concatenate(
+            [
+                pop.phone,
+                np.fromiter(ctx.burner_telco.keys(), np.int64, len(ctx.burner_telco)),
+                pop.bank_numbers,
+                pop.foreign_numbers,
+            ]
+        )
+        op = np.concatenate(
+            [
+                pop.telco,
+                np.fromiter(ctx.burner_telco.values(), np.int64, len(ctx.burner_telco)),
+                np.full(len(pop.bank_numbers), OTHER),
+                np.full(len(pop.foreign_numbers), FOREIGN),
+            ]
+        )
         order = np.argsort(raw)
         return raw[order], op[order]
 
@@ -88,8 +107,16 @@ class ViewBuilder:
         i = np.clip(np.searchsorted(raw, phone), 0, len(raw) - 1)
         return np.where(raw[i] == phone, op[i], OTHER)
 
-    def _noisy_key(self, rng: np.random.Generator, raw: np.ndarray, *, coverage: float, alt: np.ndarray | None,
-                   alt_rate: float, typo_rate: float) -> pa.Array:
+    def _noisy_key(
+        self,
+        rng: np.random.Generator,
+        raw: np.ndarray,
+        *,
+        coverage: float,
+        alt: np.ndarray | None,
+        alt_rate: float,
+        typo_rate: float,
+    ) -> pa.Array:
         """Hash with coverage and noise; null where the partner does not hold the key."""
         n = len(raw)
         value = raw.copy()
@@ -103,19 +130,29 @@ class ViewBuilder:
     def _record(self, partner: str, table: str, case_id: np.ndarray, phase: np.ndarray) -> None:
         hit = case_id >= 0
         if hit.any():
-            self.provenance.append({"partner": np.full(int(hit.sum()), partner, dtype=object),
-                                    "table": np.full(int(hit.sum()), table, dtype=object),
-                                    "row": np.flatnonzero(hit).astype(np.int64), "case_id": case_id[hit],
-                                    "phase": phase[hit]})
+            self.provenance.append(
+                {
+                    "partner": np.full(int(hit.sum()), partner, dtype=object),
+                    "table": np.full(int(hit.sum()), table, dtype=object),
+                    "row": np.flatnonzero(hit).astype(np.int64),
+                    "case_id": case_id[hit],
+                    "phase": phase[hit],
+                }
+            )
 
     def _entities(self, partner: str, n_local: int, rng: np.random.Generator) -> np.ndarray:
         return id_pool(rng, n_local)
 
     def _register(self, partner: str, entity: np.ndarray, person: np.ndarray) -> None:
         role = np.where(person >= 0, self.pop.role[np.maximum(person, 0)], "fraudster").astype(object)
-        self.entity_rows.append({"partner": np.full(len(entity), partner, dtype=object), "entity_id": entity,
-                                 "person_id": np.where(person >= 0, self.pop.person_id[np.maximum(person, 0)], -1),
-                                 "role": role})
+        self.entity_rows.append(
+            {
+                "partner": np.full(len(entity), partner, dtype=object),
+                "entity_id": entity,
+                "person_id": np.where(person >= 0, self.pop.person_id[np.maximum(person, 0)], -1),
+                "role": role,
+            }
+        )
 
     # -------------------------------------------------------------------------------- banks
     def build_banks(self) -> None:
@@ -132,33 +169,62 @@ class ViewBuilder:
             self._register(name, cust, persons)
             order = np.argsort(cust)
             p_sorted = persons[order]
-            customers = pa.table({
-                "customer_id": cust[order], "age_band": age_band(pop.age[p_sorted]).astype(str),
-                "region": pop.region[p_sorted].astype(str), "customer_since": pop.customer_since[p_sorted],
-                "is_business": pop.business_acct[p_sorted] >= 0,
-                "phone_hash": self._noisy_key(rng, keys.phone(pop.phone[p_sorted]), coverage=kc.phone_coverage,
-                                              alt=self._phone_noise(rng, p_sorted),
-                                              alt_rate=kc.stale_phone_rate + kc.household_phone_rate,
-                                              typo_rate=kc.format_error_rate),
-                "email_hash": self._noisy_key(rng, keys.email(pop.email[p_sorted]), coverage=kc.email_coverage,
-                                              alt=keys.email(pop.email[p_sorted] ^ _ALIAS), alt_rate=kc.email_alias_rate,
-                                              typo_rate=kc.format_error_rate),
-            }, schema=BANK_TABLES["customers"])
+            customers = pa.table(
+                {
+                    "customer_id": cust[order],
+                    "age_band": age_band(pop.age[p_sorted]).astype(str),
+                    "region": pop.region[p_sorted].astype(str),
+                    "customer_since": pop.customer_since[p_sorted],
+                    "is_business": pop.business_acct[p_sorted] >= 0,
+                    "phone_hash": self._noisy_key(
+                        rng,
+                        keys.phone(pop.phone[p_sorted]),
+                        coverage=kc.phone_coverage,
+                        alt=self._phone_noise(rng, p_sorted),
+                        alt_rate=kc.stale_phone_rate + kc.household_phone_rate,
+                        typo_rate=kc.format_error_rate,
+                    ),
+                    "email_hash": self._noisy_key(
+                        rng,
+                        keys.email(pop.email[p_sorted]),
+                        coverage=kc.email_coverage,
+                        alt=keys.email(pop.email[p_sorted] ^ _ALIAS),
+                        alt_rate=kc.email_alias_rate,
+                        typo_rate=kc.format_error_rate,
+                    ),
+                },
+                schema=BANK_TABLES["customers"],
+            )
             rows = np.flatnonzero(own)
             acct_id = np.full(len(acc.iban), -1, dtype=np.int64)
             acct_id[rows] = id_pool(rng, len(rows))
             order = np.argsort(acct_id[rows])
             r = rows[order]
-            accounts = pa.table({
-                "account_id": acct_id[r], "customer_id": person_to_cust[acc.owner[r]], "iban_hash": keys.iban(acc.iban[r]),
-                "product": acc.product[r].astype(str), "opened_ts": acc.opened_ts[r], "daily_limit_eur": acc.daily_limit[r],
-            }, schema=BANK_TABLES["accounts"])
+            accounts = pa.table(
+                {
+                    "account_id": acct_id[r],
+                    "customer_id": person_to_cust[acc.owner[r]],
+                    "iban_hash": keys.iban(acc.iban[r]),
+                    "product": acc.product[r].astype(str),
+                    "opened_ts": acc.opened_ts[r],
+                    "daily_limit_eur": acc.daily_limit[r],
+                },
+                schema=BANK_TABLES["accounts"],
+            )
             transactions = self._bank_transactions(b, name, tr, acct_id)
             sessions = self._bank_sessions(b, name, person_to_cust)
             reports = self._bank_reports(b, person_to_cust)
-            self.partners[name] = PartnerView(name, "bank", {"customers": customers, "accounts": accounts,
-                                                             "transactions": transactions, "sessions": sessions,
-                                                             "reports": reports})
+            self.partners[name] = PartnerView(
+                name,
+                "bank",
+                {
+                    "customers": customers,
+                    "accounts": accounts,
+                    "transactions": transactions,
+                    "sessions": sessions,
+                    "reports": reports,
+                },
+            )
 
     def _phone_noise(self, rng: np.random.Generator, persons: np.ndarray) -> np.ndarray:
         """The wrong-but-plausible number a partner may hold: an old number or the household's shared one."""
@@ -178,7 +244,9 @@ class ViewBuilder:
         out_rows = np.flatnonzero((bank_from == b) & person_from)
         in_rows = np.flatnonzero((bank_to == b) & person_to & (tr["kind"] != "own_transfer"))
         rows = np.concatenate([out_rows, in_rows])
-        direction = np.concatenate([np.full(len(out_rows), "out", dtype=object), np.full(len(in_rows), "in", dtype=object)])
+        direction = np.concatenate(
+            [np.full(len(out_rows), "out", dtype=object), np.full(len(in_rows), "in", dtype=object)]
+        )
         order = np.lexsort((direction == "in", rows))  # ledger order = time order; out before in
         rows, direction = rows[order], direction[order]
         is_out = direction == "out"
@@ -187,16 +255,22 @@ class ViewBuilder:
         other_bank = np.where(is_out, bank_to[rows], bank_from[rows])
         names = np.asarray([*self.bank_names, "other"], dtype=object)
         cp_bank = np.where(other >= 0, names[np.where(other_bank >= 0, other_bank, len(self.bank_names))], None)
-        table = pa.table({
-            "ts": tr["ts"][rows], "account_id": acct_id[own_acct], "direction": direction.astype(str),
-            "kind": tr["kind"][rows].astype(str),
-            "counterparty_iban_hash": pa.array(self.keys.iban(acc.iban[np.maximum(other, 0)]), mask=other < 0),
-            "counterparty_bank": pa.array(cp_bank, type=pa.string()),
-            "amount_eur": tr["amount"][rows].astype(float), "channel": tr["channel"][rows].astype(str),
-            "is_instant": tr["is_instant"][rows].astype(bool),
-            "new_payee": is_out & tr["new_payee"][rows].astype(bool),
-            "name_check": np.where(is_out, tr["name_check"][rows], "none").astype(str),
-        }, schema=BANK_TABLES["transactions"])
+        table = pa.table(
+            {
+                "ts": tr["ts"][rows],
+                "account_id": acct_id[own_acct],
+                "direction": direction.astype(str),
+                "kind": tr["kind"][rows].astype(str),
+                "counterparty_iban_hash": pa.array(self.keys.iban(acc.iban[np.maximum(other, 0)]), mask=other < 0),
+                "counterparty_bank": pa.array(cp_bank, type=pa.string()),
+                "amount_eur": tr["amount"][rows].astype(float),
+                "channel": tr["channel"][rows].astype(str),
+                "is_instant": tr["is_instant"][rows].astype(bool),
+                "new_payee": is_out & tr["new_payee"][rows].astype(bool),
+                "name_check": np.where(is_out, tr["name_check"][rows], "none").astype(str),
+            },
+            schema=BANK_TABLES["transactions"],
+        )
         self._record(name, "transactions", tr["case_id"][rows], tr["phase"][rows])
         return table
 
@@ -204,10 +278,16 @@ class ViewBuilder:
         lg = self.led["logins"]
         rows = np.flatnonzero(self.pop.bank[lg["person"]] == b)
         self._record(name, "sessions", lg["case_id"][rows], lg["phase"][rows])
-        return pa.table({"ts": lg["ts"][rows], "customer_id": person_to_cust[lg["person"][rows]],
-                         "device_hash": self.keys.device(lg["device"][rows]),
-                         "new_device": lg["new_device"][rows].astype(bool),
-                         "remote_access_tool": lg["remote_access"][rows].astype(bool)}, schema=BANK_TABLES["sessions"])
+        return pa.table(
+            {
+                "ts": lg["ts"][rows],
+                "customer_id": person_to_cust[lg["person"][rows]],
+                "device_hash": self.keys.device(lg["device"][rows]),
+                "new_device": lg["new_device"][rows].astype(bool),
+                "remote_access_tool": lg["remote_access"][rows].astype(bool),
+            },
+            schema=BANK_TABLES["sessions"],
+        )
 
     def _bank_reports(self, b: int, person_to_cust: np.ndarray) -> pa.Table:
         c = self.cases
@@ -215,11 +295,18 @@ class ViewBuilder:
         rows = np.flatnonzero(c["reported"] & (victim_bank == b))
         rows = rows[np.argsort(c["report_ts"][rows], kind="stable")]
         mule = c["mule_acct"][rows]
-        return pa.table({
-            "ts": c["report_ts"][rows], "customer_id": person_to_cust[c["victim"][rows]],
-            "reported_iban_hash": pa.array(self.keys.iban(self.pop.accounts.iban[np.maximum(mule, 0)]), mask=mule < 0),
-            "fraud_type": c["fraud_type"][rows].astype(str), "amount_eur": c["loss_eur"][rows],
-        }, schema=BANK_TABLES["reports"])
+        return pa.table(
+            {
+                "ts": c["report_ts"][rows],
+                "customer_id": person_to_cust[c["victim"][rows]],
+                "reported_iban_hash": pa.array(
+                    self.keys.iban(self.pop.accounts.iban[np.maximum(mule, 0)]), mask=mule < 0
+                ),
+                "fraud_type": c["fraud_type"][rows].astype(str),
+                "amount_eur": c["loss_eur"][rows],
+            },
+            schema=BANK_TABLES["reports"],
+        )
 
     # -------------------------------------------------------------------------------- telcos
     def build_telcos(self) -> None:
@@ -236,35 +323,54 @@ class ViewBuilder:
             sub = id_pool(rng, len(phones))
             self._register(name, sub, owner)
             self.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
-            self.person_entity[name][persons] = sub[:len(persons)]
+            self.person_entity[name][persons] = sub[: len(persons)]
             lookup_order = np.argsort(phones)
             sorted_phones, sorted_sub = phones[lookup_order], sub[lookup_order]
 
-            def lookup(raw: np.ndarray) -> np.ndarray:
-                i = np.clip(np.searchsorted(sorted_phones, raw), 0, len(sorted_phones) - 1)
-                return np.where(sorted_phones[i] == raw, sorted_sub[i], -1)
+            def lookup(raw: np.ndarray, _p: np.ndarray = sorted_phones, _s: np.ndarray = sorted_sub) -> np.ndarray:
+                i = np.clip(np.searchsorted(_p, raw), 0, len(_p) - 1)
+                return np.where(_p[i] == raw, _s[i], -1)
 
             activated = self._burner_activation(mine_b, sims, rng)
             prepaid = np.concatenate([pop.prepaid[persons], np.ones(len(mine_b), bool)])
             band = np.concatenate([age_band(pop.age[persons]), np.full(len(mine_b), AGE_BANDS[0], dtype=object)])
             anonymous = prepaid & (rng.random(len(phones)) < 0.6)
             order = np.argsort(sub)
-            subscribers = pa.table({
-                "subscriber_id": sub[order], "phone_hash": keys.phone(phones[order]), "prepaid": prepaid[order],
-                "activated_ts": np.concatenate([pop.phone_since[persons], activated])[order],
-                "age_band": pa.array(band[order].astype(str), mask=anonymous[order]),
-            }, schema=TELCO_TABLES["subscribers"])
+            subscribers = pa.table(
+                {
+                    "subscriber_id": sub[order],
+                    "phone_hash": keys.phone(phones[order]),
+                    "prepaid": prepaid[order],
+                    "activated_ts": np.concatenate([pop.phone_since[persons], activated])[order],
+                    "age_band": pa.array(band[order].astype(str), mask=anonymous[order]),
+                },
+                schema=TELCO_TABLES["subscribers"],
+            )
             srows = np.flatnonzero(lookup(sims["phone"]) >= 0)
             self._record(name, "sim_events", sims["case_id"][srows], sims["phase"][srows])
-            sim_events = pa.table({"ts": sims["ts"][srows], "subscriber_id": lookup(sims["phone"][srows]),
-                                   "event": sims["event"][srows].astype(str),
-                                   "handset_hash": keys.handset(sims["handset"][srows])}, schema=TELCO_TABLES["sim_events"])
-            self.partners[name] = PartnerView(name, "telco", {
-                "subscribers": subscribers, "sim_events": sim_events,
-                "calls": self._telco_calls(t, name, calls, lookup),
-                "flagged_numbers": self._telco_flags(t)})
+            sim_events = pa.table(
+                {
+                    "ts": sims["ts"][srows],
+                    "subscriber_id": lookup(sims["phone"][srows]),
+                    "event": sims["event"][srows].astype(str),
+                    "handset_hash": keys.handset(sims["handset"][srows]),
+                },
+                schema=TELCO_TABLES["sim_events"],
+            )
+            self.partners[name] = PartnerView(
+                name,
+                "telco",
+                {
+                    "subscribers": subscribers,
+                    "sim_events": sim_events,
+                    "calls": self._telco_calls(t, name, calls, lookup),
+                    "flagged_numbers": self._telco_flags(t),
+                },
+            )
 
-    def _burner_activation(self, burners: np.ndarray, sims: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    def _burner_activation(
+        self, burners: np.ndarray, sims: dict[str, np.ndarray], rng: np.random.Generator
+    ) -> np.ndarray:
         act = sims["event"] == "activate"
         raw, ts = sims["phone"][act], sims["ts"][act]
         out = -rng.integers(30 * 86_400, 400 * 86_400, len(burners))
@@ -286,20 +392,28 @@ class ViewBuilder:
         rows, inbound = rows[order], inbound[order]
         intl = calls["intl"][rows].astype(bool)
         other_op = np.where(inbound, op_from[rows], op_to[rows])
-        origin = np.where(inbound & intl, "international",
-                          np.where(other_op == t, "on_net", np.where(other_op == FOREIGN, "international", "off_net")))
+        origin = np.where(
+            inbound & intl,
+            "international",
+            np.where(other_op == t, "on_net", np.where(other_op == FOREIGN, "international", "off_net")),
+        )
         presented = np.where(inbound, calls["presented"][rows], calls["from_phone"][rows])
         domestic_presented = self.operator(presented) != FOREIGN
         self._record(name, "calls", calls["case_id"][rows], calls["phase"][rows])
-        return pa.table({
-            "ts": calls["ts"][rows],
-            "subscriber_id": np.where(inbound, lookup(calls["to_phone"][rows]), lookup(calls["from_phone"][rows])),
-            "direction": np.where(inbound, "in", "out").astype(str), "kind": calls["kind"][rows].astype(str),
-            "other_party_hash": keys.phone(np.where(inbound, calls["from_phone"][rows], calls["to_phone"][rows])),
-            "presented_caller_id_hash": keys.phone(presented), "origin": origin.astype(str),
-            "caller_id_mismatch": inbound & intl & domestic_presented,
-            "duration_s": calls["duration"][rows].astype(np.int64),
-        }, schema=TELCO_TABLES["calls"])
+        return pa.table(
+            {
+                "ts": calls["ts"][rows],
+                "subscriber_id": np.where(inbound, lookup(calls["to_phone"][rows]), lookup(calls["from_phone"][rows])),
+                "direction": np.where(inbound, "in", "out").astype(str),
+                "kind": calls["kind"][rows].astype(str),
+                "other_party_hash": keys.phone(np.where(inbound, calls["from_phone"][rows], calls["to_phone"][rows])),
+                "presented_caller_id_hash": keys.phone(presented),
+                "origin": origin.astype(str),
+                "caller_id_mismatch": inbound & intl & domestic_presented,
+                "duration_s": calls["duration"][rows].astype(np.int64),
+            },
+            schema=TELCO_TABLES["calls"],
+        )
 
     def _telco_flags(self, t: int) -> pa.Table:
         c = self.cases
@@ -307,8 +421,10 @@ class ViewBuilder:
         rows = np.flatnonzero(c["reported"] & (victim_telco == t) & (c["burner"] >= 0))
         ts = c["report_ts"][rows] + 12 * 3600
         order = np.argsort(ts, kind="stable")
-        return pa.table({"ts": ts[order], "phone_hash": self.keys.phone(c["burner"][rows][order])},
-                        schema=TELCO_TABLES["flagged_numbers"])
+        return pa.table(
+            {"ts": ts[order], "phone_hash": self.keys.phone(c["burner"][rows][order])},
+            schema=TELCO_TABLES["flagged_numbers"],
+        )
 
     # -------------------------------------------------------------------------------- marketplaces
     def build_marketplaces(self) -> None:
@@ -333,19 +449,36 @@ class ViewBuilder:
             payout_present = (payout >= 0) & (rng.random(len(rows)) < payout_cov)
             order = np.argsort(uid[rows])
             r = rows[order]
-            users = pa.table({
-                "user_id": uid[r], "created_ts": m_acc.created_ts[r],
-                "phone_hash": self._noisy_key(rng, np.where(phone_raw >= 0, keys.phone(phone_raw), -1)[order],
-                                              coverage=0.8, alt=None, alt_rate=0.0, typo_rate=kc.format_error_rate),
-                "email_hash": self._noisy_key(rng, keys.email(m_acc.email[r]), coverage=1.0,
-                                              alt=keys.email(m_acc.email[r] ^ _ALIAS), alt_rate=kc.email_alias_rate,
-                                              typo_rate=0.0),
-                "payout_iban_hash": pa.array(keys.iban(pop.accounts.iban[np.maximum(payout[order], 0)]),
-                                             mask=~payout_present[order]),
-                "device_hash": keys.device(m_acc.device[r]),
-            }, schema=MARKETPLACE_TABLES["users"])
-            self.partners[name] = PartnerView(name, "marketplace", {
-                "users": users, **self._market_events(m, name, uid, rng)})
+            users = pa.table(
+                {
+                    "user_id": uid[r],
+                    "created_ts": m_acc.created_ts[r],
+                    "phone_hash": self._noisy_key(
+                        rng,
+                        np.where(phone_raw >= 0, keys.phone(phone_raw), -1)[order],
+                        coverage=0.8,
+                        alt=None,
+                        alt_rate=0.0,
+                        typo_rate=kc.format_error_rate,
+                    ),
+                    "email_hash": self._noisy_key(
+                        rng,
+                        keys.email(m_acc.email[r]),
+                        coverage=1.0,
+                        alt=keys.email(m_acc.email[r] ^ _ALIAS),
+                        alt_rate=kc.email_alias_rate,
+                        typo_rate=0.0,
+                    ),
+                    "payout_iban_hash": pa.array(
+                        keys.iban(pop.accounts.iban[np.maximum(payout[order], 0)]), mask=~payout_present[order]
+                    ),
+                    "device_hash": keys.device(m_acc.device[r]),
+                },
+                schema=MARKETPLACE_TABLES["users"],
+            )
+            self.partners[name] = PartnerView(
+                name, "marketplace", {"users": users, **self._market_events(m, name, uid, rng)}
+            )
 
     def _market_events(self, m: int, name: str, uid: np.ndarray, rng: np.random.Generator) -> dict[str, pa.Table]:
         mk = self.market.market
@@ -355,31 +488,61 @@ class ViewBuilder:
         orr = np.flatnonzero((mk[od["buyer"]] == m) & (mk[od["seller"]] == m))
         for table, d, r in (("listings", li, lr), ("messages", ms, mr), ("orders", od, orr)):
             self._record(name, table, d["case_id"][r], d["phase"][r])
-        listings = pa.table({"ts": li["ts"][lr], "listing_id": id_pool(rng, len(lr)), "user_id": uid[li["user"][lr]],
-                             "category": li["category"][lr].astype(str), "price_eur": li["price"][lr].astype(float),
-                             "price_ratio": li["ratio"][lr].astype(float),
-                             "photos_reused": li["photos_reused"][lr].astype(bool)}, schema=MARKETPLACE_TABLES["listings"])
-        messages = pa.table({"ts": ms["ts"][mr], "from_user_id": uid[ms["from_user"][mr]],
-                             "to_user_id": uid[ms["to_user"][mr]],
-                             **{c: ms[k][mr].astype(bool) for c, k in (("contains_phone", "contains_phone"),
-                                                                        ("contains_iban", "contains_iban"),
-                                                                        ("contains_url", "contains_url"),
-                                                                        ("asks_off_platform", "off_platform"))}},
-                            schema=MARKETPLACE_TABLES["messages"])
+        listings = pa.table(
+            {
+                "ts": li["ts"][lr],
+                "listing_id": id_pool(rng, len(lr)),
+                "user_id": uid[li["user"][lr]],
+                "category": li["category"][lr].astype(str),
+                "price_eur": li["price"][lr].astype(float),
+                "price_ratio": li["ratio"][lr].astype(float),
+                "photos_reused": li["photos_reused"][lr].astype(bool),
+            },
+            schema=MARKETPLACE_TABLES["listings"],
+        )
+        messages = pa.table(
+            {
+                "ts": ms["ts"][mr],
+                "from_user_id": uid[ms["from_user"][mr]],
+                "to_user_id": uid[ms["to_user"][mr]],
+                **{
+                    c: ms[k][mr].astype(bool)
+                    for c, k in (
+                        ("contains_phone", "contains_phone"),
+                        ("contains_iban", "contains_iban"),
+                        ("contains_url", "contains_url"),
+                        ("asks_off_platform", "off_platform"),
+                    )
+                },
+            },
+            schema=MARKETPLACE_TABLES["messages"],
+        )
         label, deliv = od["label_ts"][orr].astype(np.int64), od["delivered_ts"][orr].astype(np.int64)
-        orders = pa.table({"ts": od["ts"][orr], "order_id": id_pool(rng, len(orr)), "buyer_user_id": uid[od["buyer"][orr]],
-                           "seller_user_id": uid[od["seller"][orr]], "amount_eur": od["amount"][orr].astype(float),
-                           "payment_method": od["method"][orr].astype(str),
-                           "shipping_label_ts": pa.array(label, mask=label < 0),
-                           "delivered_ts": pa.array(deliv, mask=deliv < 0)}, schema=MARKETPLACE_TABLES["orders"])
-        return {"listings": listings, "messages": messages, "orders": orders, "reports": self._market_reports(m, uid, rng)}
+        orders = pa.table(
+            {
+                "ts": od["ts"][orr],
+                "order_id": id_pool(rng, len(orr)),
+                "buyer_user_id": uid[od["buyer"][orr]],
+                "seller_user_id": uid[od["seller"][orr]],
+                "amount_eur": od["amount"][orr].astype(float),
+                "payment_method": od["method"][orr].astype(str),
+                "shipping_label_ts": pa.array(label, mask=label < 0),
+                "delivered_ts": pa.array(deliv, mask=deliv < 0),
+            },
+            schema=MARKETPLACE_TABLES["orders"],
+        )
+        return {
+            "listings": listings,
+            "messages": messages,
+            "orders": orders,
+            "reports": self._market_reports(m, uid, rng),
+        }
 
     def _market_reports(self, m: int, uid: np.ndarray, rng: np.random.Generator) -> pa.Table:
         c = self.cases
         mk = self.market.market
         fake = c["fake_user"]
-        rows = np.flatnonzero(c["reported"] & (fake >= 0) & (mk[np.maximum(fake, 0)] == m)
-                              & (mk[c["victim"]] == m))
+        rows = np.flatnonzero(c["reported"] & (fake >= 0) & (mk[np.maximum(fake, 0)] == m) & (mk[c["victim"]] == m))
         reason = np.where(c["fraud_type"][rows] == "purchase", "non_delivery", "fake_payment").astype(object)
         # Look-alike: honest users get reported too (disputes, misunderstandings).
         users = np.flatnonzero(mk[: self.pop.n] == m)
@@ -387,11 +550,15 @@ class ViewBuilder:
         reporter, reported = rng.choice(users, n_false), rng.choice(users, n_false)
         ts = np.concatenate([c["report_ts"][rows], rng.integers(0, self.config.population.days * 86_400, n_false)])
         order = np.argsort(ts, kind="stable")
-        return pa.table({
-            "ts": ts[order], "reporter_user_id": np.concatenate([uid[c["victim"][rows]], uid[reporter]])[order],
-            "reported_user_id": np.concatenate([uid[fake[rows]], uid[reported]])[order],
-            "reason": np.concatenate([reason, np.full(n_false, "other", dtype=object)])[order].astype(str),
-        }, schema=MARKETPLACE_TABLES["reports"])
+        return pa.table(
+            {
+                "ts": ts[order],
+                "reporter_user_id": np.concatenate([uid[c["victim"][rows]], uid[reporter]])[order],
+                "reported_user_id": np.concatenate([uid[fake[rows]], uid[reported]])[order],
+                "reason": np.concatenate([reason, np.full(n_false, "other", dtype=object)])[order].astype(str),
+            },
+            schema=MARKETPLACE_TABLES["reports"],
+        )
 
     # -------------------------------------------------------------------------------- truth
     @property
@@ -403,8 +570,20 @@ class ViewBuilder:
                 for k in part[0] if part else []:
                     merged[k] = np.concatenate([p[k] for p in part])
             if not merged:
-                merged = {k: np.zeros(0, dtype=np.int64) for k in ("case_id", "victim", "mule_acct", "burner", "fake_user",
-                                                                     "reported", "report_ts", "loss_eur", "t_loss")}
+                merged = {
+                    k: np.zeros(0, dtype=np.int64)
+                    for k in (
+                        "case_id",
+                        "victim",
+                        "mule_acct",
+                        "burner",
+                        "fake_user",
+                        "reported",
+                        "report_ts",
+                        "loss_eur",
+                        "t_loss",
+                    )
+                }
                 merged["fraud_type"] = np.zeros(0, dtype=object)
                 merged["victim_kinds"] = np.zeros(0, dtype=object)
             self._cases = merged
@@ -415,23 +594,41 @@ class ViewBuilder:
 
         c, pop = self.cases, self.pop
         n = len(c["case_id"])
-        cases = pa.table({"case_id": c["case_id"], "fraud_type": c["fraud_type"].astype(str),
-                          "variant": c["variant"].astype(str) if n else np.zeros(0, str),
-                          "crew_id": c["crew_id"] if n else np.zeros(0, np.int64),
-                          "victim_person_id": pop.person_id[c["victim"]],
-                          **{f"ts_{p}": c[f"ts_{p}"].astype(np.int64) if n else np.zeros(0, np.int64) for p in PHASES},
-                          "t_loss": c["t_loss"].astype(np.int64), "loss_eur": c["loss_eur"].astype(float),
-                          "reported": c["reported"].astype(bool), "report_ts": c["report_ts"].astype(np.int64)},
-                         schema=TRUTH_TABLES["cases"])
+        cases = pa.table(
+            {
+                "case_id": c["case_id"],
+                "fraud_type": c["fraud_type"].astype(str),
+                "variant": c["variant"].astype(str) if n else np.zeros(0, str),
+                "crew_id": c["crew_id"] if n else np.zeros(0, np.int64),
+                "victim_person_id": pop.person_id[c["victim"]],
+                **{f"ts_{p}": c[f"ts_{p}"].astype(np.int64) if n else np.zeros(0, np.int64) for p in PHASES},
+                "t_loss": c["t_loss"].astype(np.int64),
+                "loss_eur": c["loss_eur"].astype(float),
+                "reported": c["reported"].astype(bool),
+                "report_ts": c["report_ts"].astype(np.int64),
+            },
+            schema=TRUTH_TABLES["cases"],
+        )
         mo = self.ctx.money_outs
-        money = pa.table({k: np.concatenate([p[k] for p in mo]) if mo else np.zeros(0) for k in
-                          ("case_id", "ts", "amount_eur", "cashout_ts")}, schema=TRUTH_TABLES["money_outs"])
-        return {"cases": cases, "money_outs": money, "case_entities": self._case_entities(),
-                "provenance": self._provenance(), "entities": self._entities_table(),
-                "persons": self._persons(), "crews": self._crews()}
+        money = pa.table(
+            {
+                k: np.concatenate([p[k] for p in mo]) if mo else np.zeros(0)
+                for k in ("case_id", "ts", "amount_eur", "cashout_ts")
+            },
+            schema=TRUTH_TABLES["money_outs"],
+        )
+        return {
+            "cases": cases,
+            "money_outs": money,
+            "case_entities": self._case_entities(),
+            "provenance": self._provenance(),
+            "entities": self._entities_table(),
+            "persons": self._persons(),
+            "crews": self._crews(),
+        }
 
     def _case_entities(self) -> pa.Table:
-        c, pop, acc = self.cases, self.pop, self.pop.accounts
+        c, acc = self.cases, self.pop.accounts
         parts: list[tuple[np.ndarray, str, np.ndarray, str]] = []
         kinds = c["victim_kinds"]
         for name in self.bank_names:
@@ -439,7 +636,7 @@ class ViewBuilder:
             mule_owner = acc.owner[np.maximum(c["mule_acct"], 0)]
             in_bank = (c["mule_acct"] >= 0) & (acc.bank[np.maximum(c["mule_acct"], 0)] == self.bank_names.index(name))
             parts.append((c["case_id"][in_bank], name, self.person_entity[name][mule_owner[in_bank]], "mule"))
-        for t, name in enumerate(self.telco_names):
+        for name in self.telco_names:
             has = np.array(["telco" in k for k in kinds], dtype=bool)
             parts.append((c["case_id"][has], name, self.person_entity[name][c["victim"][has]], "victim"))
             burner = c["burner"]
@@ -457,9 +654,15 @@ class ViewBuilder:
         role = np.concatenate([np.full(len(p[0]), p[3], dtype=object) for p in parts])
         keep = ent >= 0
         order = np.lexsort((ent[keep], partner[keep].astype(str), cid[keep]))
-        return pa.table({"case_id": cid[keep][order], "partner": partner[keep][order].astype(str),
-                         "entity_id": ent[keep][order], "role": role[keep][order].astype(str)},
-                        schema=TRUTH_TABLES["case_entities"])
+        return pa.table(
+            {
+                "case_id": cid[keep][order],
+                "partner": partner[keep][order].astype(str),
+                "entity_id": ent[keep][order],
+                "role": role[keep][order].astype(str),
+            },
+            schema=TRUTH_TABLES["case_entities"],
+        )
 
     def _burner_entity(self, name: str, burner: np.ndarray) -> np.ndarray:
         sub = self.partners[name].tables["subscribers"]
@@ -474,29 +677,53 @@ class ViewBuilder:
         p = self.provenance
         cols = ("partner", "table", "row", "case_id", "phase")
         data = {k: np.concatenate([x[k] for x in p]) if p else np.zeros(0) for k in cols}
-        return pa.table({k: data[k].astype(str) if k in ("partner", "table", "phase") else data[k].astype(np.int64)
-                         for k in cols}, schema=TRUTH_TABLES["provenance"])
+        return pa.table(
+            {k: data[k].astype(str) if k in ("partner", "table", "phase") else data[k].astype(np.int64) for k in cols},
+            schema=TRUTH_TABLES["provenance"],
+        )
 
     def _entities_table(self) -> pa.Table:
         e = self.entity_rows
-        return pa.table({"partner": np.concatenate([x["partner"] for x in e]).astype(str),
-                         "entity_id": np.concatenate([x["entity_id"] for x in e]),
-                         "person_id": np.concatenate([x["person_id"] for x in e]),
-                         "role": np.concatenate([x["role"] for x in e]).astype(str)}, schema=TRUTH_TABLES["entities"])
+        return pa.table(
+            {
+                "partner": np.concatenate([x["partner"] for x in e]).astype(str),
+                "entity_id": np.concatenate([x["entity_id"] for x in e]),
+                "person_id": np.concatenate([x["person_id"] for x in e]),
+                "role": np.concatenate([x["role"] for x in e]).astype(str),
+            },
+            schema=TRUTH_TABLES["entities"],
+        )
 
     def _persons(self) -> pa.Table:
         pop = self.pop
         start_year = int(self.config.population.start_date[:4])
-        return pa.table({"person_id": pop.person_id, "birth_year": (start_year - pop.age).astype(np.int32),
-                         "age": pop.age.astype(np.int32), "region": pop.region.astype(str),
-                         "household_id": pop.household.astype(np.int64), "digital_skill": pop.digital_skill,
-                         "savings_eur": np.round(pop.savings, 2), "income_eur": np.round(pop.income, 2),
-                         "susceptibility": pop.susceptibility, "role": pop.role.astype(str),
-                         "crew_id": pop.crew.astype(np.int64)}, schema=TRUTH_TABLES["persons"])
+        return pa.table(
+            {
+                "person_id": pop.person_id,
+                "birth_year": (start_year - pop.age).astype(np.int32),
+                "age": pop.age.astype(np.int32),
+                "region": pop.region.astype(str),
+                "household_id": pop.household.astype(np.int64),
+                "digital_skill": pop.digital_skill,
+                "savings_eur": np.round(pop.savings, 2),
+                "income_eur": np.round(pop.income, 2),
+                "susceptibility": pop.susceptibility,
+                "role": pop.role.astype(str),
+                "crew_id": pop.crew.astype(np.int64),
+            },
+            schema=TRUTH_TABLES["persons"],
+        )
 
     def _crews(self) -> pa.Table:
         cr = self.ctx.crews
-        return pa.table({"crew_id": np.arange(len(cr.fraud_type), dtype=np.int64), "fraud_type": cr.fraud_type,
-                         "variant": cr.variant, "adapted_variant": cr.adapted_variant,
-                         "adapt_ts": np.asarray(cr.adapt_ts, dtype=np.int64), "size": np.asarray(cr.size, np.int64)},
-                        schema=TRUTH_TABLES["crews"])
+        return pa.table(
+            {
+                "crew_id": np.arange(len(cr.fraud_type), dtype=np.int64),
+                "fraud_type": cr.fraud_type,
+                "variant": cr.variant,
+                "adapted_variant": cr.adapted_variant,
+                "adapt_ts": np.asarray(cr.adapt_ts, dtype=np.int64),
+                "size": np.asarray(cr.size, np.int64),
+            },
+            schema=TRUTH_TABLES["crews"],
+        )

@@ -68,8 +68,9 @@ class World:
 
 def to_pandas(table: pa.Table) -> pd.DataFrame:
     """Arrow → pandas keeping 64-bit keys exact: nullable int columns become pandas Int64, not float."""
-    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get) if _has_int_nulls(table) \
-        else table.to_pandas()
+    return (
+        table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get) if _has_int_nulls(table) else table.to_pandas()
+    )
 
 
 def _has_int_nulls(table: pa.Table) -> bool:
@@ -112,8 +113,7 @@ def _check_schemas(world: World) -> None:
 def _parquet_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     # Fixed writer options so the same table always gives the same bytes.
-    pq.write_table(table, sink, compression="zstd", use_dictionary=True, write_statistics=True,
-                   row_group_size=1 << 20)
+    pq.write_table(table, sink, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=1 << 20)
     return sink.getvalue().to_pybytes()
 
 
@@ -125,10 +125,13 @@ def _all_tables(world: World) -> dict[str, pa.Table]:
 
 def build_manifest(world: World, blobs: dict[str, bytes] | None = None) -> dict[str, Any]:
     blobs = blobs if blobs is not None else {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
-    tables = {k: {"rows": _all_tables(world)[k].num_rows, "sha256": hashlib.sha256(b).hexdigest()}
-              for k, b in sorted(blobs.items())}
-    partner_hash = hashlib.sha256("".join(f"{k}:{v['sha256']}" for k, v in tables.items()
-                                          if k.startswith("partners/")).encode()).hexdigest()
+    tables = {
+        k: {"rows": _all_tables(world)[k].num_rows, "sha256": hashlib.sha256(b).hexdigest()}
+        for k, b in sorted(blobs.items())
+    }
+    partner_hash = hashlib.sha256(
+        "".join(f"{k}:{v['sha256']}" for k, v in tables.items() if k.startswith("partners/")).encode()
+    ).hexdigest()
     content_hash = hashlib.sha256("".join(f"{k}:{v['sha256']}" for k, v in tables.items()).encode()).hexdigest()
     return {
         "schema_version": SCHEMA_VERSION,
@@ -176,12 +179,15 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     mf = path / MANIFEST
     if not mf.is_file():
-        raise WorldError(f"{str(path)!r} is not a world directory (no {MANIFEST}); "
-                         "make one with `fedsim world generate`")
+        raise WorldError(
+            f"{str(path)!r} is not a world directory (no {MANIFEST}); make one with `fedsim world generate`"
+        )
     data: dict[str, Any] = json.loads(mf.read_text())
     if data.get("schema_version") != SCHEMA_VERSION:
-        raise WorldError(f"{str(path)!r} has schema version {data.get('schema_version')!r}; "
-                         f"this fedsim reads {SCHEMA_VERSION!r} — regenerate the world")
+        raise WorldError(
+            f"{str(path)!r} has schema version {data.get('schema_version')!r}; "
+            f"this fedsim reads {SCHEMA_VERSION!r} — regenerate the world"
+        )
     return data
 
 
@@ -194,12 +200,15 @@ def read_world(path: str | Path, *, partners: list[str] | None = None, truth: bo
     views = {}
     for name in names:
         if name not in manifest["partners"]:
-            raise WorldError(f"partner {name!r} is not in world {str(path)!r}; it has: "
-                             f"{', '.join(manifest['partners'])}")
+            raise WorldError(
+                f"partner {name!r} is not in world {str(path)!r}; it has: {', '.join(manifest['partners'])}"
+            )
         kind = manifest["partners"][name]
-        tables = {t: pq.read_table(path / "partners" / name / f"{t}.parquet") for t in TABLES_BY_KIND[kind]
-                  if (path / "partners" / name / f"{t}.parquet").exists()}
+        tables = {
+            t: pq.read_table(path / "partners" / name / f"{t}.parquet")
+            for t in TABLES_BY_KIND[kind]
+            if (path / "partners" / name / f"{t}.parquet").exists()
+        }
         views[name] = PartnerView(name=name, kind=kind, tables=tables)
-    truth_tables = ({p.stem: pq.read_table(p) for p in sorted((path / "truth").glob("*.parquet"))}
-                    if truth else {})
+    truth_tables = {p.stem: pq.read_table(p) for p in sorted((path / "truth").glob("*.parquet"))} if truth else {}
     return World(config=config, seed=int(manifest["seed"]), partners=views, truth=truth_tables, manifest=manifest)

@@ -63,7 +63,7 @@ class RunContext:
 
 @dataclass
 class RegimeResult:
-    scores: pd.DataFrame                       # partner, entity_id, day, decision_ts, score (test window)
+    scores: pd.DataFrame  # partner, entity_id, day, decision_ts, score (test window)
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     second_scores: pd.DataFrame | None = None  # the later drift window, if the split has one
@@ -173,14 +173,15 @@ def context_features(ctx: RunContext, home: str, rows: DecisionRows, others: lis
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class ScoringUnit:
-    home: tuple[str, ...]            # partners whose rows this model scores
-    context_from: tuple[str, ...]    # partners whose features are joined in (pooled)
+    home: tuple[str, ...]  # partners whose rows this model scores
+    context_from: tuple[str, ...]  # partners whose features are joined in (pooled)
     watchlist_from: tuple[str, ...]  # partners whose reports feed the watchlist
-    label_sources: tuple[str, ...]   # partners whose reports become training labels
+    label_sources: tuple[str, ...]  # partners whose reports become training labels
 
 
-def unit_frame(ctx: RunContext, unit: ScoringUnit, window: tuple[int, int], *, labels_before: int,
-               train: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def unit_frame(
+    ctx: RunContext, unit: ScoringUnit, window: tuple[int, int], *, labels_before: int, train: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of the unit in [start, end) with features (X) and an index frame (partner, entity, ts, y)."""
     listed = watchlist_entries(ctx, unit.watchlist_from)
     cases = known_cases(ctx.truth, ctx.kinds, label_sources=unit.label_sources, before_ts=labels_before)
@@ -207,8 +208,9 @@ def unit_frame(ctx: RunContext, unit: ScoringUnit, window: tuple[int, int], *, l
 def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame | None]:
     """Train the unit's model on the train window; score the test (and second test) window."""
     t0 = time.perf_counter()
-    X, idx = unit_frame(ctx, unit, (ctx.split.train_start, ctx.split.train_end),
-                        labels_before=ctx.split.train_end, train=True)
+    X, idx = unit_frame(
+        ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
+    )
     y = idx["y"].to_numpy()
     info = {"train_rows": float(len(y)), "train_positives": float(y.sum())}
     weight = np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate)
@@ -216,13 +218,20 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
     scorer, fit_info = fit_scorer(ctx, X, y, weight, groups=idx[["partner", "entity_id"]].to_numpy())
     info.update(fit_info)
     scored = []
-    for window in [(ctx.split.test_start, ctx.split.test_end)] + ([ctx.split.second_test] if ctx.split.second_test else []):
+    for window in [(ctx.split.test_start, ctx.split.test_end)] + (
+        [ctx.split.second_test] if ctx.split.second_test else []
+    ):
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
         it["score"] = scorer(Xt.reindex(columns=X.columns))
         scored.append(entity_days(it))
     info["fit_seconds"] = time.perf_counter() - t0
-    logger.info("scored %s with %s features, %d training rows (%d reported-fraud rows)",
-                "+".join(unit.home), X.shape[1], len(y), int(y.sum()))
+    logger.info(
+        "scored %s with %s features, %d training rows (%d reported-fraud rows)",
+        "+".join(unit.home),
+        X.shape[1],
+        len(y),
+        int(y.sum()),
+    )
     return scored[0], info, (scored[1] if len(scored) > 1 else None)
 
 
@@ -231,7 +240,9 @@ def entity_days(scored: pd.DataFrame) -> pd.DataFrame:
     if scored.empty:
         return pd.DataFrame(columns=["partner", "entity_id", "day", "decision_ts", "score"])
     s = scored.assign(day=scored["decision_ts"] // DAY)
-    s = s.sort_values(["partner", "entity_id", "day", "score", "decision_ts"], ascending=[True, True, True, False, True])
+    s = s.sort_values(
+        ["partner", "entity_id", "day", "score", "decision_ts"], ascending=[True, True, True, False, True]
+    )
     best = s.drop_duplicates(["partner", "entity_id", "day"])
     return best[["partner", "entity_id", "day", "decision_ts", "score"]].reset_index(drop=True)
 
@@ -245,5 +256,9 @@ def run_units(ctx: RunContext, units: list[ScoringUnit], params: dict[str, Any])
             seconds.append(s2)
         for k, v in info.items():
             metrics[f"{k}.{'+'.join(u.home)}"] = v
-    return RegimeResult(scores=pd.concat(scores, ignore_index=True), params=params, metrics=metrics,
-                        second_scores=pd.concat(seconds, ignore_index=True) if seconds else None)
+    return RegimeResult(
+        scores=pd.concat(scores, ignore_index=True),
+        params=params,
+        metrics=metrics,
+        second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
+    )

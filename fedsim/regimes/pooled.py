@@ -15,8 +15,12 @@ def pooled_units(ctx: RunContext) -> list[ScoringUnit]:
     by_kind: dict[str, list[str]] = {}  # by feature block: banks together, telco, marketplace, ...
     for p in ctx.coalition:
         by_kind.setdefault(ctx.features[p].block, []).append(p)
-    return [ScoringUnit(home=tuple(members), context_from=ctx.coalition, watchlist_from=ctx.coalition,
-                        label_sources=ctx.coalition) for members in by_kind.values()]
+    return [
+        ScoringUnit(
+            home=tuple(members), context_from=ctx.coalition, watchlist_from=ctx.coalition, label_sources=ctx.coalition
+        )
+        for members in by_kind.values()
+    ]
 
 
 class Pooled:
@@ -36,5 +40,8 @@ class PooledOracle:
         from dataclasses import replace
 
         oracle = replace(ctx, oracle_join=True)
-        return run_units(oracle, pooled_units(oracle), {"sharing": "all features and reports",
-                                                         "join": "oracle (true person ids) - upper bound only"})
+        return run_units(
+            oracle,
+            pooled_units(oracle),
+            {"sharing": "all features and reports", "join": "oracle (true person ids) - upper bound only"},
+        )

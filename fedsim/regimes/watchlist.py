@@ -11,6 +11,8 @@ class Watchlist:
     name = "watchlist"
 
     def run(self, ctx: RunContext) -> RegimeResult:
-        units = [ScoringUnit(home=(p,), context_from=(), watchlist_from=ctx.coalition, label_sources=(p,))
-                 for p in ctx.coalition]
+        units = [
+            ScoringUnit(home=(p,), context_from=(), watchlist_from=ctx.coalition, label_sources=(p,))
+            for p in ctx.coalition
+        ]
         return run_units(ctx, units, {"sharing": "hashed identifiers of reported fraud"})

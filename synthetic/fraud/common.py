@@ -50,8 +50,8 @@ class Crews:
     adapt_ts: list[int] = field(default_factory=list)
     size: list[int] = field(default_factory=list)
     members: list[np.ndarray] = field(default_factory=list)
-    burners: list[np.ndarray] = field(default_factory=list)     # raw phone numbers
-    devices: list[np.ndarray] = field(default_factory=list)     # raw device ids
+    burners: list[np.ndarray] = field(default_factory=list)  # raw phone numbers
+    devices: list[np.ndarray] = field(default_factory=list)  # raw device ids
 
 
 @dataclass
@@ -93,8 +93,9 @@ def n_cases(ctx: FraudContext, fraud_type: str) -> int:
     return int(ctx.rng(fraud_type, "count").poisson(lam))
 
 
-def pick_victims(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, n: int,
-                 eligible: np.ndarray) -> np.ndarray:
+def pick_victims(
+    ctx: FraudContext, rng: np.random.Generator, fraud_type: str, n: int, eligible: np.ndarray
+) -> np.ndarray:
     """Victims drawn without replacement, weighted by susceptibility and the type's age skew."""
     pop = ctx.pop
     skew = ctx.config.fraud[fraud_type].victim_age_skew
@@ -112,8 +113,9 @@ def contact_times(ctx: FraudContext, rng: np.random.Generator, n: int, *, lead_d
     return daytime_ts(rng, day, night_share=0.02)
 
 
-def form_crews(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, variant: str, n_cases_: int,
-               adapted_variant: str) -> np.ndarray:
+def form_crews(
+    ctx: FraudContext, rng: np.random.Generator, fraud_type: str, variant: str, n_cases_: int, adapted_variant: str
+) -> np.ndarray:
     """Create the crews for a type; returns the crew id of each case (cases sorted by time later)."""
     cc = ctx.config.crews
     n_crews = max(1, int(np.ceil(n_cases_ / cc.cases_per_crew)))
@@ -130,8 +132,11 @@ def form_crews(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, var
         telco = pick_partner(rng, len(burners), ctx.config.partners.resolved_shares("telco"))
         ctx.burner_telco.update(dict(zip(burners.tolist(), telco.tolist(), strict=True)))
         adapts = barrier is not None and rng.random() < barrier.adapt_share
-        adapt_ts = (barrier.day * DAY + int(rng.exponential(barrier.adapt_delay_days) * DAY)) if (
-            barrier is not None and adapts) else -1
+        adapt_ts = (
+            (barrier.day * DAY + int(rng.exponential(barrier.adapt_delay_days) * DAY))
+            if (barrier is not None and adapts)
+            else -1
+        )
         ctx.crews.fraud_type.append(fraud_type)
         ctx.crews.variant.append(variant)
         ctx.crews.adapted_variant.append(adapted_variant if adapts else variant)
@@ -151,23 +156,44 @@ def crew_device(ctx: FraudContext, rng: np.random.Generator, crew: np.ndarray) -
     return np.array([ctx.crews.devices[c][rng.integers(0, len(ctx.crews.devices[c]))] for c in crew], dtype=np.int64)
 
 
-def activate_burners(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, case_id: np.ndarray,
-                     burner: np.ndarray, crew: np.ndarray, t_contact: np.ndarray, visible: np.ndarray) -> None:
+def activate_burners(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    case_id: np.ndarray,
+    burner: np.ndarray,
+    crew: np.ndarray,
+    t_contact: np.ndarray,
+    visible: np.ndarray,
+) -> None:
     """Preparation: the crew activates prepaid SIMs, several on one shared handset when visible."""
     handset = np.where(visible, crew_device(ctx, rng, crew), rng.integers(1 << 44, 1 << 45, len(burner)))
     ts = t_contact - rng.integers(1 * DAY, 6 * DAY, len(burner))
-    ctx.ledger.add("sims", case_id=case_id, phase="preparation", ts=np.maximum(ts, 0), phone=burner,
-                   event=np.full(len(burner), "activate", dtype=object), handset=handset)
+    ctx.ledger.add(
+        "sims",
+        case_id=case_id,
+        phase="preparation",
+        ts=np.maximum(ts, 0),
+        phone=burner,
+        event=np.full(len(burner), "activate", dtype=object),
+        handset=handset,
+    )
 
 
 @dataclass
 class MuleAssignment:
     account: np.ndarray  # row in pop.accounts per case
-    person: np.ndarray   # mule person per case
+    person: np.ndarray  # mule person per case
 
 
-def assign_mules(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, crew: np.ndarray,
-                 t_contact: np.ndarray, new_account_visible: np.ndarray) -> MuleAssignment:
+def assign_mules(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    crew: np.ndarray,
+    t_contact: np.ndarray,
+    new_account_visible: np.ndarray,
+) -> MuleAssignment:
     """Each crew recruits young mules; a mule account serves ~victims_per_mule cases within its lifetime.
 
     A recruited mule uses a freshly opened account (opened days before first use) when the preparation
@@ -184,7 +210,7 @@ def assign_mules(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, c
     while start < n:  # one iteration per mule account (not per event)
         c = crew[order[start]]
         k = max(1, int(rng.poisson(vpm - 1)) + 1)
-        block = order[start:start + k]
+        block = order[start : start + k]
         block = block[crew[block] == c]
         block = block[t_contact[block] - t_contact[block[0]] <= mc.lifetime_days * DAY] if len(block) else block
         first = block[0]
@@ -193,9 +219,14 @@ def assign_mules(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, c
         pop.role[m] = "mule"
         if new_account_visible[first] or rng.random() < 0.2:
             opened = max(int(t_contact[first]) - int(rng.integers(2, 20)) * DAY, -30 * DAY)
-            row = pop.accounts.append(iban=ctx.ids.take(1), owner=np.array([m]), bank=pop.bank[[m]],
-                                      product=np.array(["current"], dtype=object), opened_ts=np.array([opened]),
-                                      daily_limit=np.array([5000.0]))[0]
+            row = pop.accounts.append(
+                iban=ctx.ids.take(1),
+                owner=np.array([m]),
+                bank=pop.bank[[m]],
+                product=np.array(["current"], dtype=object),
+                opened_ts=np.array([opened]),
+                daily_limit=np.array([5000.0]),
+            )[0]
         else:
             row = pop.current_acct[m]
         account[block] = row
@@ -204,8 +235,15 @@ def assign_mules(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, c
     return MuleAssignment(account=account, person=person)
 
 
-def cash_out(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, case_id: np.ndarray,
-             mule_acct: np.ndarray, ts_in: np.ndarray, amount: np.ndarray) -> np.ndarray:
+def cash_out(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    case_id: np.ndarray,
+    mule_acct: np.ndarray,
+    ts_in: np.ndarray,
+    amount: np.ndarray,
+) -> np.ndarray:
     """The mule moves the money on; returns the time each money-out becomes irreversible.
 
     Visible cash-out (signal[type]["cash_out"]["bank"]): ≥ forward_share forwarded within hours to a
@@ -214,8 +252,9 @@ def cash_out(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, case_
     mc = ctx.config.mules
     n = len(case_id)
     fast = ctx.shows(rng, fraud_type, "cash_out", "bank", n)
-    delay = np.where(fast, np.exp(rng.normal(np.log(mc.forward_hours), 0.6, n)) * HOUR,
-                     rng.uniform(2 * DAY, 8 * DAY, n)).astype(np.int64)
+    delay = np.where(
+        fast, np.exp(rng.normal(np.log(mc.forward_hours), 0.6, n)) * HOUR, rng.uniform(2 * DAY, 8 * DAY, n)
+    ).astype(np.int64)
     ts_out = ts_in + np.maximum(delay, 300)
     to_crypto = rng.random(n) < 0.6
     pop = ctx.pop
@@ -223,11 +262,20 @@ def cash_out(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, case_
     org = pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)]
     to = np.where(fast, np.where(to_crypto, crypto, -1), org)
     kind = np.where(fast, np.where(to_crypto, "crypto", "atm"), "transfer").astype(object)
-    ctx.ledger.add("transfers", case_id=case_id, phase="cash_out", ts=ts_out, from_acct=mule_acct, to_acct=to,
-                   amount=np.round(amount * mc.forward_share, 2), kind=kind,
-                   channel=np.where(kind == "atm", "atm", "app").astype(object), is_instant=fast,
-                   name_check=np.where(kind == "transfer", "match", "none").astype(object),
-                   known_payee=np.zeros(n, bool))
+    ctx.ledger.add(
+        "transfers",
+        case_id=case_id,
+        phase="cash_out",
+        ts=ts_out,
+        from_acct=mule_acct,
+        to_acct=to,
+        amount=np.round(amount * mc.forward_share, 2),
+        kind=kind,
+        channel=np.where(kind == "atm", "atm", "app").astype(object),
+        is_instant=fast,
+        name_check=np.where(kind == "transfer", "match", "none").astype(object),
+        known_payee=np.zeros(n, bool),
+    )
     return ts_out
 
 
@@ -236,10 +284,22 @@ def losses(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, n: int)
     return np.round(np.exp(rng.normal(np.log(fc.loss_median_eur), fc.loss_sigma, n)), 2)
 
 
-def record_cases(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, case_id: np.ndarray,
-                 variant: np.ndarray, crew: np.ndarray, victim: np.ndarray, phases: dict[str, np.ndarray],
-                 out_case: np.ndarray, out_ts: np.ndarray, out_amount: np.ndarray, out_cashout: np.ndarray,
-                 parties: dict[str, np.ndarray]) -> None:
+def record_cases(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    *,
+    case_id: np.ndarray,
+    variant: np.ndarray,
+    crew: np.ndarray,
+    victim: np.ndarray,
+    phases: dict[str, np.ndarray],
+    out_case: np.ndarray,
+    out_ts: np.ndarray,
+    out_amount: np.ndarray,
+    out_cashout: np.ndarray,
+    parties: dict[str, np.ndarray],
+) -> None:
     """Store truth: the case with its phase times, its money-outs, report, and who took part.
 
     `parties` holds per-case arrays (-1 = none): ``victim`` (person), ``victim_kinds`` (partner kinds
@@ -260,10 +320,20 @@ def record_cases(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *
     reported = (rng.random(n) < fc.report_probability) & (t_loss >= 0)
     delay = np.exp(rng.normal(np.log(fc.report_delay_hours), 0.7, n)) * HOUR
     report_ts = np.where(reported, t_loss + delay.astype(np.int64), -1)
-    ctx.cases.append({"case_id": case_id, "fraud_type": np.full(n, fraud_type, dtype=object), "variant": variant,
-                      "crew_id": crew.astype(np.int64), "victim": victim, **{f"ts_{k}": v for k, v in phases.items()},
-                      "t_loss": t_loss, "loss_eur": np.round(loss, 2), "reported": reported,
-                      "report_ts": report_ts})
+    ctx.cases.append(
+        {
+            "case_id": case_id,
+            "fraud_type": np.full(n, fraud_type, dtype=object),
+            "variant": variant,
+            "crew_id": crew.astype(np.int64),
+            "victim": victim,
+            **{f"ts_{k}": v for k, v in phases.items()},
+            "t_loss": t_loss,
+            "loss_eur": np.round(loss, 2),
+            "reported": reported,
+            "report_ts": report_ts,
+        }
+    )
     ctx.money_outs.append({"case_id": out_case, "ts": out_ts, "amount_eur": out_amount, "cashout_ts": out_cashout})
     ctx.case_parties.append({"case_id": case_id, **parties})
 
@@ -272,10 +342,20 @@ def bank_of(ctx: FraudContext, acct: np.ndarray) -> np.ndarray:
     return np.where(acct >= 0, ctx.pop.accounts.bank[np.maximum(acct, 0)], OTHER)
 
 
-def pay_mule(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, case_id: np.ndarray,
-             victim: np.ndarray, ts: np.ndarray, amount: np.ndarray, mule_acct: np.ndarray,
-             device: np.ndarray | None = None, remote_access: np.ndarray | None = None,
-             from_acct: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def pay_mule(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    *,
+    case_id: np.ndarray,
+    victim: np.ndarray,
+    ts: np.ndarray,
+    amount: np.ndarray,
+    mule_acct: np.ndarray,
+    device: np.ndarray | None = None,
+    remote_access: np.ndarray | None = None,
+    from_acct: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The victim's transfer to the mule (one per case) and the mule's cash-out.
 
     Name-check mismatch is the bank's money-transfer trace; returns (amount actually sent, cash-out ts).
@@ -289,19 +369,51 @@ def pay_mule(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, ca
     mismatch = ctx.shows(rng, fraud_type, "money_transfer", "bank", n)
     name_check = np.where(mismatch, "mismatch", np.where(rng.random(n) < 0.5, "close", "match")).astype(object)
     if from_acct is None:
-        payment(rng, pop, victim, ts, mule_acct, amount, ctx.ledger, instant_p=0.9, name_check=name_check,
-                case_id=case_id, phase="money_transfer", device=device, remote_access=remote_access)
+        payment(
+            rng,
+            pop,
+            victim,
+            ts,
+            mule_acct,
+            amount,
+            ctx.ledger,
+            instant_p=0.9,
+            name_check=name_check,
+            case_id=case_id,
+            phase="money_transfer",
+            device=device,
+            remote_access=remote_access,
+        )
     else:
-        ctx.ledger.add("transfers", case_id=case_id, phase="money_transfer", ts=ts, from_acct=src, to_acct=mule_acct,
-                       amount=amount, kind=np.full(n, "transfer", dtype=object),
-                       channel=np.full(n, "web", dtype=object), is_instant=rng.random(n) < 0.5,
-                       name_check=name_check, known_payee=np.zeros(n, bool))
+        ctx.ledger.add(
+            "transfers",
+            case_id=case_id,
+            phase="money_transfer",
+            ts=ts,
+            from_acct=src,
+            to_acct=mule_acct,
+            amount=amount,
+            kind=np.full(n, "transfer", dtype=object),
+            channel=np.full(n, "web", dtype=object),
+            is_instant=rng.random(n) < 0.5,
+            name_check=name_check,
+            known_payee=np.zeros(n, bool),
+        )
     return amount, cash_out(ctx, rng, fraud_type, case_id, mule_acct, ts, amount)
 
 
-def fake_market_users(ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, crew: np.ndarray,
-                      market: np.ndarray, t_first: np.ndarray, visible: np.ndarray, payout_acct: np.ndarray,
-                      burner: np.ndarray) -> np.ndarray:
+def fake_market_users(
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    *,
+    crew: np.ndarray,
+    market: np.ndarray,
+    t_first: np.ndarray,
+    visible: np.ndarray,
+    payout_acct: np.ndarray,
+    burner: np.ndarray,
+) -> np.ndarray:
     """Crew accounts at a marketplace. Visible preparation: created days before use on a shared crew device.
 
     Otherwise an aged (bought or taken-over) account on a fresh device — the look of an ordinary user.
@@ -309,6 +421,13 @@ def fake_market_users(ctx: FraudContext, rng: np.random.Generator, fraud_type: s
     n = len(crew)
     created = np.where(visible, t_first - rng.integers(6 * HOUR, 6 * DAY, n), -rng.integers(60 * DAY, 900 * DAY, n))
     device = np.where(visible, crew_device(ctx, rng, crew), rng.integers(1 << 42, 1 << 43, n))
-    return ctx.market_accounts.append(raw=ctx.ids.take(n), owner=np.full(n, -1), market=market,
-                                      created_ts=created, phone=np.where(rng.random(n) < 0.7, burner, -1),
-                                      email=ctx.ids.take(n), payout_acct=payout_acct, device=device)
+    return ctx.market_accounts.append(
+        raw=ctx.ids.take(n),
+        owner=np.full(n, -1),
+        market=market,
+        created_ts=created,
+        phone=np.where(rng.random(n) < 0.7, burner, -1),
+        email=ctx.ids.take(n),
+        payout_acct=payout_acct,
+        device=device,
+    )

@@ -74,16 +74,26 @@ def inject(ctx: FraudContext) -> None:
     spoofed = variant == SPOOFED
     foreign_trunk = spoofed & ctx.shows(rng, TYPE, "contact", "telco", n)
     duration = rng.integers(20 * 60, 70 * 60, n)
-    ctx.ledger.add("calls", case_id=case_id, phase="contact", ts=t_contact, from_phone=burner,
-                   to_phone=pop.phone[victim], presented=np.where(spoofed, bank_no, burner), intl=foreign_trunk,
-                   kind=np.full(n, "call", dtype=object), duration=duration)
+    ctx.ledger.add(
+        "calls",
+        case_id=case_id,
+        phase="contact",
+        ts=t_contact,
+        from_phone=burner,
+        to_phone=pop.phone[victim],
+        presented=np.where(spoofed, bank_no, burner),
+        intl=foreign_trunk,
+        kind=np.full(n, "call", dtype=object),
+        duration=duration,
+    )
 
     # convincing: remote-access login, savings → current
     t_conv = t_contact + rng.integers(5 * 60, 20 * 60, n)
     rat = ctx.shows(rng, TYPE, "convincing", "bank", n)
     loss_total = np.minimum(losses(ctx, rng, TYPE, n), np.maximum(pop.savings[victim], 500))
-    own_transfer(rng, pop, victim, t_conv + 120, np.round(loss_total, 2), ctx.ledger, case_id=case_id,
-                 phase="convincing")
+    own_transfer(
+        rng, pop, victim, t_conv + 120, np.round(loss_total, 2), ctx.ledger, case_id=case_id, phase="convincing"
+    )
 
     # money transfer: 1–3 instant transfers to the mule, each capped by the daily limit
     k = rng.integers(1, 4, n)
@@ -95,19 +105,50 @@ def inject(ctx: FraudContext) -> None:
     first_offset = rng.integers(45 * 60, 150 * 60, n)
     ts_out = t_contact[idx] + first_offset[idx] + step * rng.integers(120, 600, len(idx))
     mismatch = ctx.shows(rng, TYPE, "money_transfer", "bank", n)[idx]
-    payment(rng, pop, victim[idx], ts_out, mules.account[idx], amount, ctx.ledger, instant_p=1.0,
-            name_check=np.where(mismatch, "mismatch", "close").astype(object), case_id=case_id[idx],
-            phase="money_transfer", device=pop.device[victim[idx]], remote_access=rat[idx])
+    payment(
+        rng,
+        pop,
+        victim[idx],
+        ts_out,
+        mules.account[idx],
+        amount,
+        ctx.ledger,
+        instant_p=1.0,
+        name_check=np.where(mismatch, "mismatch", "close").astype(object),
+        case_id=case_id[idx],
+        phase="money_transfer",
+        device=pop.device[victim[idx]],
+        remote_access=rat[idx],
+    )
     cashout_ts = cash_out(ctx, rng, TYPE, case_id[idx], mules.account[idx], ts_out, amount)
 
     first_out = np.minimum.reduceat(ts_out, np.r_[0, np.cumsum(k)[:-1]])
     record_cases(
-        ctx, rng, TYPE, case_id=case_id, variant=variant, crew=crew, victim=victim,
-        phases={"orientation": t_prep - rng.integers(1 * DAY, 10 * DAY, n), "preparation": t_prep,
-                "contact": t_contact, "convincing": t_conv, "money_transfer": first_out,
-                "cash_out": np.minimum.reduceat(cashout_ts, np.r_[0, np.cumsum(k)[:-1]])},
-        out_case=case_id[idx], out_ts=ts_out, out_amount=amount, out_cashout=cashout_ts,
-        parties={"victim": victim, "victim_kinds": np.full(n, "bank+telco", dtype=object),
-                 "mule_acct": mules.account, "burner": burner, "fake_user": np.full(n, -1)},
+        ctx,
+        rng,
+        TYPE,
+        case_id=case_id,
+        variant=variant,
+        crew=crew,
+        victim=victim,
+        phases={
+            "orientation": t_prep - rng.integers(1 * DAY, 10 * DAY, n),
+            "preparation": t_prep,
+            "contact": t_contact,
+            "convincing": t_conv,
+            "money_transfer": first_out,
+            "cash_out": np.minimum.reduceat(cashout_ts, np.r_[0, np.cumsum(k)[:-1]]),
+        },
+        out_case=case_id[idx],
+        out_ts=ts_out,
+        out_amount=amount,
+        out_cashout=cashout_ts,
+        parties={
+            "victim": victim,
+            "victim_kinds": np.full(n, "bank+telco", dtype=object),
+            "mule_acct": mules.account,
+            "burner": burner,
+            "fake_user": np.full(n, -1),
+        },
     )
     _ = HOUR

@@ -39,14 +39,42 @@ def inject(ctx: FraudContext) -> None:
     case_id = ctx.new_case_ids(n)
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "bank", n))
     t_pay = t_contact + rng.integers(2 * 3600, 3 * DAY, n)
-    sent, cashout_ts = pay_mule(ctx, rng, TYPE, case_id=case_id, victim=victim, ts=t_pay,
-                                amount=losses(ctx, rng, TYPE, n), mule_acct=mules.account,
-                                from_acct=pop.business_acct[victim])
+    sent, cashout_ts = pay_mule(
+        ctx,
+        rng,
+        TYPE,
+        case_id=case_id,
+        victim=victim,
+        ts=t_pay,
+        amount=losses(ctx, rng, TYPE, n),
+        mule_acct=mules.account,
+        from_acct=pop.business_acct[victim],
+    )
     record_cases(
-        ctx, rng, TYPE, case_id=case_id, variant=np.full(n, "changed_iban", dtype=object), crew=crew, victim=victim,
-        phases={"orientation": t_contact - 20 * DAY, "preparation": t_contact - 7 * DAY, "contact": t_contact,
-                "convincing": t_contact + 3600, "money_transfer": t_pay, "cash_out": cashout_ts},
-        out_case=case_id, out_ts=t_pay, out_amount=sent, out_cashout=cashout_ts,
-        parties={"victim": victim, "victim_kinds": np.full(n, "bank", dtype=object),
-                 "mule_acct": mules.account, "burner": np.full(n, -1), "fake_user": np.full(n, -1)},
+        ctx,
+        rng,
+        TYPE,
+        case_id=case_id,
+        variant=np.full(n, "changed_iban", dtype=object),
+        crew=crew,
+        victim=victim,
+        phases={
+            "orientation": t_contact - 20 * DAY,
+            "preparation": t_contact - 7 * DAY,
+            "contact": t_contact,
+            "convincing": t_contact + 3600,
+            "money_transfer": t_pay,
+            "cash_out": cashout_ts,
+        },
+        out_case=case_id,
+        out_ts=t_pay,
+        out_amount=sent,
+        out_cashout=cashout_ts,
+        parties={
+            "victim": victim,
+            "victim_kinds": np.full(n, "bank", dtype=object),
+            "mule_acct": mules.account,
+            "burner": np.full(n, -1),
+            "fake_user": np.full(n, -1),
+        },
     )

@@ -49,37 +49,100 @@ def inject(ctx: FraudContext) -> None:
     burner = crew_burner(ctx, rng, crew)
     activate_burners(ctx, rng, TYPE, case_id, burner, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "telco", n))
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "bank", n))
-    buyer = fake_market_users(ctx, rng, TYPE, crew=crew, market=pop.market[victim], t_first=t_contact,
-                              visible=ctx.shows(rng, TYPE, "preparation", "marketplace", n),
-                              payout_acct=np.full(n, -1), burner=burner)
+    buyer = fake_market_users(
+        ctx,
+        rng,
+        TYPE,
+        crew=crew,
+        market=pop.market[victim],
+        t_first=t_contact,
+        visible=ctx.shows(rng, TYPE, "preparation", "marketplace", n),
+        payout_acct=np.full(n, -1),
+        burner=burner,
+    )
     # the victim's own (honest) listing
     cat = rng.integers(0, len(CATEGORIES), n)
     ratio = np.exp(rng.normal(0.0, 0.25, n))
     t_list = t_contact - rng.integers(2 * HOUR, 5 * DAY, n)
-    ctx.ledger.add("listings", case_id=case_id, phase="orientation", ts=t_list, user=victim,
-                   category=np.asarray(CATEGORIES, dtype=object)[cat], price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2),
-                   ratio=ratio, photos_reused=np.zeros(n, bool))
+    ctx.ledger.add(
+        "listings",
+        case_id=case_id,
+        phase="orientation",
+        ts=t_list,
+        user=victim,
+        category=np.asarray(CATEGORIES, dtype=object)[cat],
+        price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2),
+        ratio=ratio,
+        photos_reused=np.zeros(n, bool),
+    )
     # contact: chat asks for the phone number; then a text with a link from the new number
     ask = ctx.shows(rng, TYPE, "contact", "marketplace", n)
-    ctx.ledger.add("messages", case_id=case_id, phase="contact", ts=t_contact, from_user=buyer, to_user=victim,
-                   contains_phone=np.zeros(n, bool), contains_iban=np.zeros(n, bool), contains_url=~ask,
-                   off_platform=ask)
+    ctx.ledger.add(
+        "messages",
+        case_id=case_id,
+        phase="contact",
+        ts=t_contact,
+        from_user=buyer,
+        to_user=victim,
+        contains_phone=np.zeros(n, bool),
+        contains_iban=np.zeros(n, bool),
+        contains_url=~ask,
+        off_platform=ask,
+    )
     sms = ctx.shows(rng, TYPE, "contact", "telco", n)  # otherwise the link arrives in the chat app (no record)
     t_sms = t_contact + rng.integers(120, 1800, n)
-    ctx.ledger.add("calls", case_id=case_id[sms], phase="contact", ts=t_sms[sms], from_phone=burner[sms],
-                   to_phone=pop.phone[victim[sms]], presented=burner[sms], intl=np.zeros(int(sms.sum()), bool),
-                   kind=np.full(int(sms.sum()), "sms", dtype=object), duration=np.zeros(int(sms.sum()), np.int64))
+    ctx.ledger.add(
+        "calls",
+        case_id=case_id[sms],
+        phase="contact",
+        ts=t_sms[sms],
+        from_phone=burner[sms],
+        to_phone=pop.phone[victim[sms]],
+        presented=burner[sms],
+        intl=np.zeros(int(sms.sum()), bool),
+        kind=np.full(int(sms.sum()), "sms", dtype=object),
+        duration=np.zeros(int(sms.sum()), np.int64),
+    )
     # convincing: the crew logs in with the phished credentials, from its own device
     crew_login = ctx.shows(rng, TYPE, "convincing", "bank", n)
     device = np.where(crew_login, crew_device(ctx, rng, crew), pop.device[victim])
     t_pay = t_sms + rng.integers(5 * 60, 40 * 60, n)
-    sent, cashout_ts = pay_mule(ctx, rng, TYPE, case_id=case_id, victim=victim, ts=t_pay,
-                                amount=losses(ctx, rng, TYPE, n), mule_acct=mules.account, device=device)
+    sent, cashout_ts = pay_mule(
+        ctx,
+        rng,
+        TYPE,
+        case_id=case_id,
+        victim=victim,
+        ts=t_pay,
+        amount=losses(ctx, rng, TYPE, n),
+        mule_acct=mules.account,
+        device=device,
+    )
     record_cases(
-        ctx, rng, TYPE, case_id=case_id, variant=np.full(n, "payment_link", dtype=object), crew=crew, victim=victim,
-        phases={"orientation": t_list, "preparation": t_contact - rng.integers(DAY, 4 * DAY, n),
-                "contact": t_contact, "convincing": t_pay - 300, "money_transfer": t_pay, "cash_out": cashout_ts},
-        out_case=case_id, out_ts=t_pay, out_amount=sent, out_cashout=cashout_ts,
-        parties={"victim": victim, "victim_kinds": np.full(n, "bank+telco+marketplace", dtype=object),
-                 "mule_acct": mules.account, "burner": burner, "fake_user": buyer},
+        ctx,
+        rng,
+        TYPE,
+        case_id=case_id,
+        variant=np.full(n, "payment_link", dtype=object),
+        crew=crew,
+        victim=victim,
+        phases={
+            "orientation": t_list,
+            "preparation": t_contact - rng.integers(DAY, 4 * DAY, n),
+            "contact": t_contact,
+            "convincing": t_pay - 300,
+            "money_transfer": t_pay,
+            "cash_out": cashout_ts,
+        },
+        out_case=case_id,
+        out_ts=t_pay,
+        out_amount=sent,
+        out_cashout=cashout_ts,
+        parties={
+            "victim": victim,
+            "victim_kinds": np.full(n, "bank+telco+marketplace", dtype=object),
+            "mule_acct": mules.account,
+            "burner": burner,
+            "fake_user": buyer,
+        },
     )

@@ -13,16 +13,35 @@ from synthetic.world import generate
 
 
 def workspace(world: dict[str, Any], split: dict[str, int], **extra: Any) -> Workspace:
-    spec = parse_experiment({"name": "t", "world": world, "split": split, "regimes": ["pooled"],
-                             "coalitions": "all", "models": ["logistic"], "seeds": [0], **extra})
+    spec = parse_experiment(
+        {
+            "name": "t",
+            "world": world,
+            "split": split,
+            "regimes": ["pooled"],
+            "coalitions": "all",
+            "models": ["logistic"],
+            "seeds": [0],
+            **extra,
+        }
+    )
     w = generate(spec.world.world_config(), spec.world.seed)
     return Workspace.build(spec, w, Path(tempfile.mkdtemp()))
 
 
-def run_regime(ws: Workspace, regime: str, coalition: list[str], *, model: str = "logistic", epochs: int = 30,
-               seed: int = 0):  # type: ignore[no-untyped-def]
-    ctx = RunContext(world=ws.world, coalition=tuple(coalition), model=model, seed=seed, split=ws.split,
-                     training=TrainingSettings(epochs, 512, 0.01, 0.1), features=ws.features, truth=ws.truth)
+def run_regime(
+    ws: Workspace, regime: str, coalition: list[str], *, model: str = "logistic", epochs: int = 30, seed: int = 0
+):  # type: ignore[no-untyped-def]
+    ctx = RunContext(
+        world=ws.world,
+        coalition=tuple(coalition),
+        model=model,
+        seed=seed,
+        split=ws.split,
+        training=TrainingSettings(epochs, 512, 0.01, 0.1),
+        features=ws.features,
+        truth=ws.truth,
+    )
     return get_regime(regime).run(ctx)
 
 
@@ -36,12 +55,21 @@ def oracle_scores(ws: Workspace, coalition: list[str], home_prefix: str = "bank"
     ent = ws.truth["entities"]
     frames = []
     for p in coalition:
-        sg = ws.features[p].tables["signals"].merge(ent[ent["partner"] == p][["entity_id", "person_id"]], on="entity_id")
+        sg = (
+            ws.features[p].tables["signals"].merge(ent[ent["partner"] == p][["entity_id", "person_id"]], on="entity_id")
+        )
         frames.append(sg.assign(dx=sg["x"] * shifts[p], partner=p))
     allx = pd.concat(frames)
     total = allx.groupby(["person_id", "ts"])["dx"].sum()
     home = allx[allx["partner"].str.startswith(home_prefix)]
     home = home[(home["ts"] >= ws.split.test_start) & (home["ts"] < ws.split.test_end)]
     score = total.reindex(pd.MultiIndex.from_frame(home[["person_id", "ts"]])).to_numpy()
-    return pd.DataFrame({"partner": home["partner"].to_numpy(), "entity_id": home["entity_id"].to_numpy(),
-                         "day": home["ts"].to_numpy() // 86_400, "decision_ts": home["ts"].to_numpy(), "score": score})
+    return pd.DataFrame(
+        {
+            "partner": home["partner"].to_numpy(),
+            "entity_id": home["entity_id"].to_numpy(),
+            "day": home["ts"].to_numpy() // 86_400,
+            "decision_ts": home["ts"].to_numpy(),
+            "score": score,
+        }
+    )

@@ -16,7 +16,9 @@ DAY = 86_400
 
 @pytest.fixture(scope="module")
 def world():  # type: ignore[no-untyped-def]
-    return generate(build_config(preset="small", overrides={"population": {"persons": 2500, "days": 40}, "barriers": []}), 5)
+    return generate(
+        build_config(preset="small", overrides={"population": {"persons": 2500, "days": 40}, "barriers": []}), 5
+    )
 
 
 def _tamper_after(view: PartnerView, t: int, rng: np.random.Generator) -> PartnerView:
@@ -37,9 +39,11 @@ def _tamper_after(view: PartnerView, t: int, rng: np.random.Generator) -> Partne
         extra[time_col] = t + rng.integers(0, 5 * DAY, len(extra))
         if name == "users":  # brand-new accounts after t that share devices / payout IBANs with old ones
             extra["user_id"] = extra["user_id"] + 10**15
-        tables[name] = pa.Table.from_pandas(pd.concat([early, tail, extra], ignore_index=True)
-                                            .sort_values(time_col, kind="stable"),
-                                            schema=table.schema, preserve_index=False)
+        tables[name] = pa.Table.from_pandas(
+            pd.concat([early, tail, extra], ignore_index=True).sort_values(time_col, kind="stable"),
+            schema=table.schema,
+            preserve_index=False,
+        )
     return PartnerView(view.name, view.kind, tables)
 
 
@@ -57,8 +61,9 @@ def test_changing_data_after_t_never_changes_a_feature_at_t(world, partner: str)
     pd.testing.assert_frame_equal(before, after, check_dtype=False)
     # and the query right at t itself (strictly-before means an event at t is not seen either)
     at_t = np.full(len(rows.entity), t)
-    pd.testing.assert_frame_equal(original.context(rows.entity, at_t), tampered.context(rows.entity, at_t),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        original.context(rows.entity, at_t), tampered.context(rows.entity, at_t), check_dtype=False
+    )
 
 
 def test_tampering_before_t_does_change_features(world) -> None:  # type: ignore[no-untyped-def]
@@ -75,7 +80,7 @@ def test_event_index_windows_hand_computed() -> None:
     # entity 0: events at 10, 20, 30 (values 1, 2, 4); entity 1: event at 15 (value 8)
     idx = EventIndex(np.array([0, 0, 0, 1]), np.array([10, 20, 30, 15]), {"v": np.array([1.0, 2.0, 4.0, 8.0])})
     e, ts = np.array([0, 0, 0, 1, 1]), np.array([30, 31, 10, 15, 16])
-    assert idx.count(e, ts, 15).tolist() == [1, 2, 0, 0, 1]        # [t-15, t): strictly before t
+    assert idx.count(e, ts, 15).tolist() == [1, 2, 0, 0, 1]  # [t-15, t): strictly before t
     assert idx.total("v", e, ts, 100).tolist() == [3, 7, 0, 0, 8]
     h = idx.since_last(e, ts)
     assert h[0] == pytest.approx(10 / 3600) and np.isnan(h[2]) and np.isnan(h[3])

@@ -14,13 +14,23 @@ CHAIN = [*BANKS, "telco", "marketplace"]
 
 @pytest.fixture(scope="module")
 def ws():  # type: ignore[no-untyped-def]
-    return workspace({"preset": "known-answer", "seed": 3, "overrides": {"persons": 16000, "days": 16}},
-                     {"train_days": 8, "gap_days": 0, "test_days": 8}, metrics={"bootstrap": 200})
+    return workspace(
+        {"preset": "known-answer", "seed": 3, "overrides": {"persons": 16000, "days": 16}},
+        {"train_days": 8, "gap_days": 0, "test_days": 8},
+        metrics={"bootstrap": 200},
+    )
 
 
 def _eval(ws, scores, level=0.99):  # type: ignore[no-untyped-def]
-    return evaluate(scores, ws.truth, partner_sizes=ws.partner_sizes, ci_level=level,
-                    test_window_ts=(ws.split.test_start, ws.split.test_end), seed=0, n_boot=300)
+    return evaluate(
+        scores,
+        ws.truth,
+        partner_sizes=ws.partner_sizes,
+        ci_level=level,
+        test_window_ts=(ws.split.test_start, ws.split.test_end),
+        seed=0,
+        n_boot=300,
+    )
 
 
 @pytest.mark.slow
@@ -51,13 +61,27 @@ def test_placebo_partner_adds_no_value(ws) -> None:  # type: ignore[no-untyped-d
     without = run_regime(ws, "pooled", [*BANKS, "telco"]).scores
     with_placebo = run_regime(ws, "pooled", [*BANKS, "telco", "placebo"]).scores
     banks_only = lambda s: s[s["partner"].str.startswith("bank")]  # noqa: E731
-    cmp = compare(banks_only(with_placebo), banks_only(without), ws.truth, partner_sizes=ws.partner_sizes,
-                  test_window_ts=(ws.split.test_start, ws.split.test_end), seed=0, n_boot=300)
+    cmp = compare(
+        banks_only(with_placebo),
+        banks_only(without),
+        ws.truth,
+        partner_sizes=ws.partner_sizes,
+        test_window_ts=(ws.split.test_start, ws.split.test_end),
+        seed=0,
+        n_boot=300,
+    )
     for metric in ("roc_auc", "ap"):
         lo, hi = cmp.value(metric, column="lo"), cmp.value(metric, column="hi")
         assert lo <= 0.0 <= hi, f"placebo changes {metric}: difference CI [{lo:.4f}, {hi:.4f}]"
     # ...while a real partner does add value: the telco's gain has a CI above zero.
     banks_alone = run_regime(ws, "pooled", BANKS).scores
-    gain = compare(banks_only(without), banks_only(banks_alone), ws.truth, partner_sizes=ws.partner_sizes,
-                   test_window_ts=(ws.split.test_start, ws.split.test_end), seed=0, n_boot=300)
+    gain = compare(
+        banks_only(without),
+        banks_only(banks_alone),
+        ws.truth,
+        partner_sizes=ws.partner_sizes,
+        test_window_ts=(ws.split.test_start, ws.split.test_end),
+        seed=0,
+        n_boot=300,
+    )
     assert gain.value("roc_auc", column="lo") > 0

@@ -37,8 +37,9 @@ def _write(tmp: Path, spec: dict) -> Path:  # type: ignore[type-arg]
 
 
 def _fedsim(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FEDSIM, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [FEDSIM, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"}
+    )
 
 
 def _finished(uri: str, name: str) -> pd.DataFrame:
@@ -70,9 +71,13 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
     scores = pd.read_parquet(client.download_artifacts(run["run_id"], "scores/scores.parquet", str(tmp_path)))
     world = read_world(next((tmp_path / ".fedsim" / "worlds").iterdir()))
     truth = {k: to_pandas(world.truth[k]) for k in ("cases", "money_outs", "case_entities")}
-    sizes = {p: world.partners[p].tables[t].num_rows for p, t in
-             [(p, {"bank": "customers", "telco": "subscribers", "marketplace": "users"}[world.partners[p].kind])
-              for p in world.partners]}
+    sizes = {
+        p: world.partners[p].tables[t].num_rows
+        for p, t in [
+            (p, {"bank": "customers", "telco": "subscribers", "marketplace": "users"}[world.partners[p].kind])
+            for p in world.partners
+        ]
+    }
     test = (38 * 86_400, 60 * 86_400)
     again = evaluate(scores, truth, partner_sizes=sizes, test_window_ts=test, seed=0, capacities=[0.005], n_boot=50)
     for name in ("ed_h0_k0.005", "prevented_eur_d0_r1.0_k0.005", "ap", "helpdesk.ed_h0_k0.005"):
@@ -85,8 +90,13 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
 def test_killed_run_resumes_without_losing_or_duplicating_runs(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = _write(tmp_path, {**SPEC, "name": "resume_test"})
-    proc = subprocess.Popen([FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     first: list[str] = []
     while time.time() < deadline and proc.poll() is None:
@@ -107,12 +117,15 @@ def test_killed_run_resumes_without_losing_or_duplicating_runs(tmp_path: Path) -
     assert set(first) <= set(runs["run_id"])  # the runs finished before the kill were kept, not redone
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"regimes": ["status_quo", "telepathy"]}, "regimes[1]"),
-    ({"coalitions": [[]]}, "coalitions[0]"),
-    ({"coalitions": [["bank_1", "bank_9"]]}, "bank_9"),
-    ({"seeds": [-1]}, "seeds[0]"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"regimes": ["status_quo", "telepathy"]}, "regimes[1]"),
+        ({"coalitions": [[]]}, "coalitions[0]"),
+        ({"coalitions": [["bank_1", "bank_9"]]}, "bank_9"),
+        ({"seeds": [-1]}, "seeds[0]"),
+    ],
+)
 def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, field: str) -> None:  # type: ignore[type-arg]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = _write(tmp_path, {**SPEC, **change, "name": "bad"})
