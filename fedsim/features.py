@@ -102,8 +102,29 @@ class PartnerFeatures:
         raise NotImplementedError
 
     def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
-        """Window features of `entity` (this partner's ids, -1 = unknown → NaN) strictly before `ts`."""
+        """Window features of `entity` (this partner's ids, -1 = unknown → NaN) strictly before `ts`.
+
+        Queries are answered in (entity, ts) order — ordered queries make every ``searchsorted``
+        cache-friendly — and returned in the caller's order.
+        """
+        entity, ts = np.asarray(entity, dtype=np.int64), np.asarray(ts, dtype=np.int64)
+        order = np.lexsort((ts, entity))
+        frame = self._context(entity[order], ts[order])
+        frame.index = order
+        return frame.sort_index()
+
+    def _context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         raise NotImplementedError
+
+    def window(self, start: int, end: int) -> tuple[DecisionRows, pd.DataFrame]:
+        """Decision rows in [start, end) with their own features, computed once and kept: every regime
+        and seed of an experiment scores the same test rows."""
+        cache = self.__dict__.setdefault("_window_cache", {})
+        if (start, end) not in cache:
+            rows = self.decision_rows()
+            rows = rows.select((rows.ts >= start) & (rows.ts < end))
+            cache[(start, end)] = (rows, self.own(rows))
+        return cache[(start, end)]
 
     def own(self, rows: DecisionRows) -> pd.DataFrame:
         """Features of the partner's own decision rows: event attributes + context."""
@@ -198,7 +219,7 @@ class BankFeatures(PartnerFeatures):
         )
         return DecisionRows(self.name, t["customer_id"].to_numpy(), t["ts"].to_numpy(), ev)
 
-    def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    def _context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         e = _dense(entity, self.entities)
         o, i, lg, ow = self.out_idx, self.in_idx, self.login_idx, self.own_idx
         out_30 = o.count(e, ts, 30 * DAY)
@@ -306,7 +327,7 @@ class TelcoFeatures(PartnerFeatures):
         )
         return DecisionRows(self.name, ca["subscriber_id"].to_numpy(), ts, ev)
 
-    def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    def _context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         e = _dense(entity, self.entities)
         i, o, s = self.in_idx, self.out_idx, self.sim_idx
         ok, ee = e >= 0, np.maximum(e, 0)
@@ -436,7 +457,7 @@ class MarketFeatures(PartnerFeatures):
         ent, ts = allr.pop("_entity").to_numpy(), allr.pop("_ts").to_numpy()
         return DecisionRows(self.name, ent, ts, allr)
 
-    def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    def _context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         e = _dense(entity, self.entities)
         ok, ee = e >= 0, np.maximum(e, 0)
         f = pd.DataFrame(
@@ -491,7 +512,7 @@ class SignalFeatures(PartnerFeatures):
             self.name, sg["entity_id"].to_numpy(), sg["ts"].to_numpy(), pd.DataFrame(index=range(len(sg)))
         )
 
-    def context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
+    def _context(self, entity: np.ndarray, ts: np.ndarray) -> pd.DataFrame:
         # A signal row is the evidence *for* its decision time, so the window includes ts itself.
         e = _dense(entity, self.entities)
         f = pd.DataFrame({"x": self.sig.total("x", e, ts + 1, 1), "n": self.sig.count(e, ts + 1, 1)})

@@ -56,6 +56,10 @@ class Workspace:
 
     @classmethod
     def build(cls, spec: ExperimentSpec, world: World, artifacts_dir: Path) -> Workspace:
+        import torch
+
+        # Small models on small batches run fastest on one thread; more threads only fight each other.
+        torch.set_num_threads(1)
         w = spec.split.windows()
         second = w.get("second_test")
         split = Split(

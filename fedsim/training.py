@@ -126,6 +126,29 @@ def make_loader(X: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, generator=generator)
 
 
+class ShuffledBatches:
+    """A seeded, reshuffling batch iterator over a ``TensorDataset`` that indexes whole batches at once.
+
+    Same sampling as ``DataLoader(shuffle=True)`` (a fresh permutation every epoch, fixed by the seed)
+    without per-row fetching and collation, which dominates the cost of small models. Exposes
+    ``dataset`` like a DataLoader, so the rest of the loop (and Opacus, which takes a real loader from
+    :func:`make_loader`) sees the same thing.
+    """
+
+    def __init__(self, dataset: TensorDataset, *, batch_size: int, seed: int) -> None:
+        self.dataset, self.batch_size = dataset, batch_size
+        self._generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        order = torch.randperm(len(self.dataset), generator=self._generator)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield tuple(t[idx] for t in self.dataset.tensors)
+
+
 def _loader_tensors(data_loader: DataLoader) -> tuple[torch.Tensor, ...]:
     dataset = getattr(data_loader, "dataset", None)
     if not isinstance(dataset, TensorDataset) or len(dataset.tensors) not in (2, 3):
@@ -268,8 +291,10 @@ def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
     features = _as_features(X)
     labels = _as_labels(y, features.shape[0])
     if data_loader is None:
-        data_loader = make_loader(features.numpy(), labels.numpy(), batch_size=config.batch_size,
-                                  seed=config.seed, sample_weight=sample_weight)
+        loader = make_loader(features.numpy(), labels.numpy(), batch_size=config.batch_size,
+                             seed=config.seed, sample_weight=sample_weight)
+        data_loader = ShuffledBatches(loader.dataset, batch_size=config.batch_size,  # type: ignore[assignment]
+                                      seed=config.seed)
     elif sample_weight is not None:
         raise ValueError("sample_weight: given together with data_loader; allowed: put the weights in the "
                          "loader instead (make_loader(..., sample_weight=...))")

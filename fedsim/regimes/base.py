@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -187,14 +188,19 @@ def unit_frame(
     cases = known_cases(ctx.truth, ctx.kinds, label_sources=unit.label_sources, before_ts=labels_before)
     xs, idx = [], []
     for p in unit.home:
-        rows = ctx.features[p].decision_rows()
-        rows = rows.select((rows.ts >= window[0]) & (rows.ts < window[1]))
-        y = row_labels(p, rows.entity, rows.ts, ctx.truth, cases) if train else np.zeros(len(rows.entity), np.int8)
         if train:  # keep every positive, a seeded share of the rest (weights undo the subsampling)
-            rng = np.random.default_rng([ctx.seed, abs(hash(p)) % (2**31)])
+            rows = ctx.features[p].decision_rows()
+            rows = rows.select((rows.ts >= window[0]) & (rows.ts < window[1]))
+            y = row_labels(p, rows.entity, rows.ts, ctx.truth, cases)
+            # crc32, not hash(): str hashes are salted per process and would break reproducibility
+            rng = np.random.default_rng([ctx.seed, zlib.crc32(p.encode())])
             keep = (y == 1) | (rng.random(len(y)) < ctx.training.negative_rate)
             rows, y = rows.select(keep), y[keep]
-        parts = [ctx.features[p].own(rows), watchlist_features(ctx, p, rows, listed)]
+            own = ctx.features[p].own(rows)
+        else:
+            rows, own = ctx.features[p].window(*window)
+            y = np.zeros(len(rows.entity), np.int8)
+        parts = [own, watchlist_features(ctx, p, rows, listed)]
         others = [o for o in unit.context_from if ctx.features[o].block != ctx.features[p].block]
         if others:
             parts.append(context_features(ctx, p, rows, others))
