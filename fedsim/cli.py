@@ -166,11 +166,12 @@ def runs(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     capacity: float = typer.Option(0.005, "--capacity", help="alert capacity k shown in the table"),
+    all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
     from fedsim.summary import render_runs, runs_summary
 
-    table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity)
+    table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     if as_json:
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
     else:

@@ -278,6 +278,13 @@ class TelcoFeatures(PartnerFeatures):
         ended = ts + ca["duration_s"].to_numpy()
         long_in = inbound & (ca["duration_s"].to_numpy() > 900)
         self.long_idx = EventIndex(e[long_in], ended[long_in])  # a call's length is known when it ends
+        # Calls in progress right now: started in the last 4 h minus ended in the last 4 h (a telco knows
+        # in real time that a line is busy, with whom and over which trunk — not yet how long it will last).
+        voice_in = inbound & (ca["kind"] == "call").to_numpy()
+        flags = {"mismatch": ca["caller_id_mismatch"].to_numpy()[voice_in],
+                 "intl": (ca["origin"] == "international").to_numpy()[voice_in]}
+        self.call_start = EventIndex(e[voice_in], ts[voice_in], flags)
+        self.call_end = EventIndex(e[voice_in], ended[voice_in], flags)
         self.out_idx = EventIndex(e[~inbound], ts[~inbound], {"sms": sms[~inbound]})
         se = _dense(si["subscriber_id"].to_numpy(), self.entities)
         self.sim_idx = EventIndex(
@@ -347,6 +354,10 @@ class TelcoFeatures(PartnerFeatures):
                 "handset_activations_30d": np.where(hs >= 0, self.handset_idx.count(hs, ts, 30 * DAY), 0.0),
             }
         )
+        st, en, w = self.call_start, self.call_end, 4 * HOUR
+        f["in_call_now"] = np.maximum(st.count(e, ts, w) - en.count(e, ts, w), 0)
+        f["in_call_now_mismatch"] = np.maximum(st.total("mismatch", e, ts, w) - en.total("mismatch", e, ts, w), 0)
+        f["in_call_now_international"] = np.maximum(st.total("intl", e, ts, w) - en.total("intl", e, ts, w), 0)
         f["number_age_d"] = np.where(ok, (ts - self._activated[ee]) / DAY, np.nan)
         f["prepaid"] = np.where(ok, self._prepaid[ee], np.nan)
         f["anonymous"] = np.where(ok, self._anonymous[ee], np.nan)

@@ -16,13 +16,20 @@ def _metric(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name].astype(float) if name in df else pd.Series(math.nan, index=df.index)
 
 
-def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005) -> pd.DataFrame:
-    """Tidy per-run table: regime, coalition, model, seed, ε and primary outcomes with lo/hi."""
+def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005,
+                 all_worlds: bool = False) -> pd.DataFrame:
+    """Tidy per-run table: regime, coalition, model, seed, ε and primary outcomes with lo/hi.
+
+    By default only the runs on the newest world of the experiment (the world of its latest run), so
+    runs made on an older version of a world never sit beside current ones unnoticed."""
     from fedsim.tracking import Tracker
 
     df = Tracker(tracking_uri, experiment_name).runs_table(experiment_name)
     if df.empty:
         return pd.DataFrame()
+    if not all_worlds and "world_hash" in df:
+        newest = df.sort_values("start_time")["world_hash"].iloc[-1]
+        df = df[df["world_hash"] == newest]
     k = f"{capacity:g}"
     out = pd.DataFrame(
         {
@@ -32,6 +39,7 @@ def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capac
             "model": df.get("model"),
             "seed": df.get("seed"),
             "epsilon": df.get("epsilon"),
+            "world_hash": df.get("world_hash"),
         }
     )
     for name, _ in PRIMARY:
@@ -62,7 +70,8 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
         return
     ed = next(c for c in table.columns if c.startswith("ed_h0_k") and not c.endswith(("_lo", "_hi")))
     pv = next(c for c in table.columns if c.startswith("prevented_eur") and not c.endswith(("_lo", "_hi")))
-    t = Table(title=f"{experiment_name}: primary outcomes (95% CI, case-level cluster bootstrap)")
+    worlds = ", ".join(sorted({str(w)[:12] for w in table["world_hash"].dropna()}))
+    t = Table(title=f"{experiment_name}: primary outcomes (95% CI, case-level cluster bootstrap); world {worlds}")
     for col in ("regime", "coalition", "model", "seed", "ε"):
         t.add_column(col)
     t.add_column(f"caught before money left ({ed.split('_k')[1]} capacity)")

@@ -73,7 +73,10 @@ def inject(ctx: FraudContext) -> None:
     bank_no = pop.bank_numbers[np.where(pop.bank[victim] >= 0, pop.bank[victim], len(pop.bank_numbers) - 1)]
     spoofed = variant == SPOOFED
     foreign_trunk = spoofed & ctx.shows(rng, TYPE, "contact", "telco", n)
-    duration = rng.integers(20 * 60, 70 * 60, n)
+    # First money-out 45–150 min after the call starts (median ≈ 1.6 h: "call → money gone in 1–2 hours");
+    # the 'bank employee' stays on the line until the transfers are done.
+    first_offset = rng.integers(45 * 60, 150 * 60, n)
+    duration = first_offset + rng.integers(10 * 60, 35 * 60, n)
     ctx.ledger.add(
         "calls",
         case_id=case_id,
@@ -101,8 +104,6 @@ def inject(ctx: FraudContext) -> None:
     step = np.concatenate([np.arange(kk) for kk in k])
     limit = pop.accounts.daily_limit[pop.current_acct[victim]]
     amount = np.round(np.minimum(loss_total[idx] / k[idx], limit[idx] * 0.98), 2)
-    # First money-out 45–150 min after the call starts (median ≈ 1.6 h: "call → money gone in 1–2 hours")
-    first_offset = rng.integers(45 * 60, 150 * 60, n)
     ts_out = t_contact[idx] + first_offset[idx] + step * rng.integers(120, 600, len(idx))
     mismatch = ctx.shows(rng, TYPE, "money_transfer", "bank", n)[idx]
     payment(
