@@ -88,7 +88,8 @@ def main() -> None:
     plain_step, plain_epoch = best["plain"]
     for name in ("dp_rows", "dp_entity"):
         step, epoch = best[name]
-        print(f"{name} / plain: per step {step / plain_step:.2f}, per epoch {epoch / plain_epoch:.2f} (goal <= 2)")
+        print(f"{name} / plain: per step {step / plain_step:.2f}, per epoch {epoch / plain_epoch:.2f} "
+              "(goal <= 2)")
 
 if __name__ == "__main__":
     main()

@@ -169,13 +169,35 @@ def runs(
     all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
-    from fedsim.summary import render_runs, runs_summary
+    from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary
 
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
+    curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     if as_json:
-        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+        payload = {"runs": json.loads(table.to_json(orient="records")),
+                   "privacy_utility": json.loads(curve.to_json(orient="records")) if curve is not None else []}
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         render_runs(table, experiment_name)
+        if curve is not None:
+            render_privacy_curve(curve)
+
+
+@app.command("audit")
+@friendly_errors
+def audit(
+    experiment: Path = typer.Argument(..., help="experiment file whose world, model and privacy settings to audit"),
+    partner: str | None = typer.Option(None, "--partner", help="partner whose training set is attacked"),
+    epsilon: list[float] = typer.Option([1.0, 4.0, float("inf")], "--epsilon", help="ε values to audit (repeat)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the audit"),
+    out: Path | None = typer.Option(None, "--out", help="directory for membership_audit.csv and leakage_register.csv"),
+    language: str = typer.Option("en", "--language", help="en or nl for the plain-language odds"),
+) -> None:
+    """Empirical privacy audit: membership inference vs the DP bound, and the leakage register."""
+    from fedsim.audit import audit_command
+
+    _setup_logging(True)
+    audit_command(experiment, partner=partner, epsilons=tuple(epsilon), seed=seed, out=out, language=language)
 
 
 @app.command("ui")

@@ -15,6 +15,12 @@
         out.ledger.epsilon                            # ε spent by this party so far (all rounds)
         metrics.update(out.ledger.as_metrics(suffix=f".{party}"))   # dp_epsilon.bank_1, dp_sigma.bank_1, ...
 
+**Where the settings come from.** An experiment's ``privacy:`` section becomes each grid cell's
+``RunSpec.privacy`` (:class:`PrivacySettings`, None for a non-private cell); the runner hands it to the
+regime as ``ctx.options["privacy"]`` and :func:`privacy_for` reads it back (without it, a finite
+``ctx.epsilon`` means target-ε mode with default settings). :func:`run_params` gives the text params
+(mode, accountant, unit of privacy) to log with the run; the numbers come as ``dp_*`` metrics.
+
 ``state.to_dict()`` / ``AccountantState.from_dict`` make the state fit a Flower ``ConfigRecord``
 (``context.state``). In target-ε mode the noise multiplier is chosen once, in the first round, for
 the whole schedule (``total_rounds`` × epochs × steps per epoch), so the last round ends at or under
@@ -46,7 +52,7 @@ import functools
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
@@ -84,13 +90,15 @@ class ClientLevelDP(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    noise_multiplier: float = Field(1.0, gt=0, le=1e3, allow_inf_nan=False,
+    noise_multiplier: float = Field(default=1.0, gt=0, le=1e3, allow_inf_nan=False,
                                     description="σ of the Gaussian noise on the summed clipped updates (× C)")
-    clipping_norm: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False,
+    clipping_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
                                  description="C: L2 bound on one partner's update (fixed clipping; initial "
                                  "value for adaptive clipping)")
-    clipping: Literal["fixed", "adaptive"] = Field("fixed", description="fixed C, or adaptive (quantile) C")
-    side: Literal["server", "client"] = Field("server", description="who clips: the server or each client mod")
+    clipping: Literal["fixed", "adaptive"] = Field(default="fixed",
+                                                   description="fixed C, or adaptive (quantile) C")
+    side: Literal["server", "client"] = Field(default="server",
+                                              description="who clips: the server or each client mod")
 
 
 class PrivacySettings(BaseModel):
@@ -103,19 +111,20 @@ class PrivacySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    target_epsilon: float | None = Field(None, gt=0, allow_inf_nan=False,
+    target_epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                          description="ε to reach at the end of training; finite > 0")
-    noise_multiplier: float | None = Field(None, gt=0, le=1e4, allow_inf_nan=False,
+    noise_multiplier: float | None = Field(default=None, gt=0, le=1e4, allow_inf_nan=False,
                                            description="σ: noise std / clipping norm; > 0")
-    delta: float | None = Field(None, gt=0, lt=1, allow_inf_nan=False,
+    delta: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
                                 description="δ; None → 1/(10·n), n = entities (persons) in the training set")
-    max_grad_norm: float = Field(1.0, gt=0, le=1e6, allow_inf_nan=False,
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
                                  description="C: per-example (per-entity) L2 clipping norm of the gradient")
-    accountant: Accountant = Field("prv", description="Opacus accountant: 'prv' (Gopi et al. 2021) or 'rdp' "
-                                   "(Mironov 2017)")
-    max_rows_per_entity: int = Field(DEFAULT_ROWS_PER_ENTITY, ge=1, le=10_000, strict=True,
+    accountant: Accountant = Field(default="prv", description="Opacus accountant: 'prv' (Gopi et al. "
+                                   "2021) or 'rdp' (Mironov 2017)")
+    max_rows_per_entity: int = Field(default=DEFAULT_ROWS_PER_ENTITY, ge=1, le=10_000, strict=True,
                                      description="cap on one entity's rows per training set (count)")
-    client_level: ClientLevelDP | None = Field(None, description="client-level DP across partners (federated)")
+    client_level: ClientLevelDP | None = Field(default=None,
+                                               description="client-level DP across partners (federated)")
 
     @model_validator(mode="after")
     def _one_mode(self) -> PrivacySettings:
@@ -173,7 +182,8 @@ def run_params(settings: PrivacySettings | None) -> dict[str, str]:
                "dp_noise_seeded": "yes (secure_mode off)"}
     if settings is not None and settings.client_level is not None:
         c = settings.client_level
-        out.update({"client_dp": f"{c.side}-side {c.clipping} clipping", "client_dp_sigma": f"{c.noise_multiplier:g}",
+        out.update({"client_dp": f"{c.side}-side {c.clipping} clipping",
+                    "client_dp_sigma": f"{c.noise_multiplier:g}",
                     "client_dp_clipping_norm": f"{c.clipping_norm:g}"})
     return out
 
@@ -246,7 +256,8 @@ def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float,
 
 
 @functools.lru_cache(maxsize=512)
-def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int,
+                      accountant: str) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
@@ -257,8 +268,8 @@ def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, s
                                               sample_rate=sample_rate, steps=steps, accountant=accountant))
     except ValueError as err:  # Opacus: "The privacy budget is too low."
         raise PrivacyError(f"target_epsilon = {target_epsilon:g} at δ = {delta:.3g}, q = {sample_rate:.4g}, "
-                           f"{steps} steps: no noise multiplier up to 1e6 reaches it ({err}); allowed: a larger "
-                           "ε, fewer epochs/rounds or a smaller batch") from None
+                           f"{steps} steps: no noise multiplier up to 1e6 reaches it ({err}); allowed: a "
+                           "larger ε, fewer epochs/rounds or a smaller batch") from None
 
 
 @dataclass(frozen=True)
@@ -282,10 +293,12 @@ def crosscheck_epsilon(*, noise_multiplier: float, sample_rate: float, steps: in
     try:
         import dp_accounting
     except ImportError:  # a dev dependency
-        raise PrivacyError("the accountant cross-check needs dp-accounting: pip install -e '.[dev]'") from None
+        raise PrivacyError("the accountant cross-check needs dp-accounting: "
+                           "pip install -e '.[dev]'") from None
     ours = epsilon_spent([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant)
-    event = dp_accounting.SelfComposedDpEvent(
-        dp_accounting.PoissonSampledDpEvent(sample_rate, dp_accounting.GaussianDpEvent(noise_multiplier)), int(steps))
+    gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
+    event = dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(sample_rate, gaussian),
+                                              int(steps))
     if accountant == "rdp":
         ref_acc: Any = dp_accounting.rdp.RdpAccountant()
         name = "dp_accounting.rdp.RdpAccountant"
@@ -353,8 +366,8 @@ def explain_epsilon(epsilon: float, *, delta: float | None = None, language: str
     tail_en = f", except with probability δ = {delta:.0e}" if delta else ""
     tail_nl = f", behalve met kans δ = {delta:.0e}" if delta else ""
     if language == "en":
-        return (f"ε = {eps_text}: whatever an attacker believed beforehand, the model raises their odds that a "
-                f"given person's data was used at most {fold}-fold (×e^ε){tail_en}.")
+        return (f"ε = {eps_text}: whatever an attacker believed beforehand, the model raises their odds "
+                f"that a given person's data was used at most {fold}-fold (×e^ε){tail_en}.")
     return (f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, het model vergroot de kans (odds) dat de "
             f"gegevens van een bepaalde persoon zijn gebruikt hooguit {fold} keer (×e^ε){tail_nl}.")
 
@@ -383,12 +396,16 @@ def cap_rows_per_entity(groups: np.ndarray, y: np.ndarray, *, cap: int, seed: in
     Muñoz Medina & Vassilvitskii 2019, "Bounding user contributions").
     """
     groups = np.asarray(groups)
-    if groups.shape != np.asarray(y).shape:
-        raise PrivacyError(f"groups: shape {groups.shape}; allowed: one entity id per row, {np.shape(y)}")
+    if groups.ndim not in (1, 2) or len(groups) != len(np.asarray(y)):
+        raise PrivacyError(f"groups: shape {groups.shape}; allowed: one entity id (or key row) per row of "
+                           f"y, ({len(np.asarray(y))},) or ({len(np.asarray(y))}, k)")
+    if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
+        raise PrivacyError(f"cap: {cap!r}; allowed: an integer >= 1")
     rng = np.random.default_rng(seed)
+    entity = _group_codes(groups)
     # order: entity, then positives before negatives, then random — rank within entity < cap is kept
-    order = np.lexsort((rng.random(len(groups)), -np.asarray(y, dtype=float), _group_codes(groups)))
-    codes = _group_codes(groups)[order]
+    order = np.lexsort((rng.random(len(groups)), -np.asarray(y, dtype=float), entity))
+    codes = entity[order]
     starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
     rank = np.arange(len(codes)) - np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
     keep = np.zeros(len(groups), dtype=bool)
@@ -398,12 +415,12 @@ def cap_rows_per_entity(groups: np.ndarray, y: np.ndarray, *, cap: int, seed: in
 
 def _group_codes(groups: np.ndarray) -> np.ndarray:
     """Dense integer codes of entity ids (any hashable values, or rows of a 2-d key array)."""
+    import pandas as pd
+
     arr = np.asarray(groups)
-    if arr.ndim == 2:
-        _, codes = np.unique(arr, axis=0, return_inverse=True)
-    else:
-        _, codes = np.unique(arr, return_inverse=True)
-    return codes.reshape(-1)
+    frame = pd.DataFrame(arr if arr.ndim == 2 else arr.reshape(-1, 1))
+    # pandas groups object keys (e.g. partner name + entity id) that np.unique(axis=0) cannot
+    return frame.groupby(list(frame.columns), sort=True, dropna=False).ngroup().to_numpy()
 
 
 @dataclass(frozen=True)
@@ -432,6 +449,9 @@ def person_blocks(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int,
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise PrivacyError(f"X, y: shapes {X.shape}, {y.shape}; allowed: (n, d) and (n,)")
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise PrivacyError(f"sample_weight: shape {w.shape}; allowed: ({len(y)},) finite weights >= 0 with a "
+                           "positive sum")
     keep = cap_rows_per_entity(groups, y, cap=cap, seed=seed)
     codes = _group_codes(np.asarray(groups))[keep]
     Xk, yk, wk = X[keep], y[keep], w[keep]
@@ -450,9 +470,10 @@ def person_blocks(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int,
 
 
 class _Gathered(tuple):
-    """A batch already gathered by index (one tensor per field), as :class:`BatchedTensorDataset` returns it."""
+    """A batch already gathered by index (one tensor per field), as ``BatchedTensorDataset`` returns it."""
 
 
+@functools.cache
 def _tensor_dataset_class() -> type:
     from torch.utils.data import TensorDataset
 
@@ -509,15 +530,22 @@ class AccountantState:
     rounds_done: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (e.g. for a Flower ConfigRecord); :meth:`from_dict` reverses it."""
-        return {"accountant": self.accountant, "history": [list(h) for h in self.history],
-                "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
-                "delta": self.delta, "planned_steps": self.planned_steps, "total_rounds": self.total_rounds,
-                "rounds_done": self.rounds_done}
+        """Flat, JSON- and Flower-``ConfigRecord``-friendly form (scalars and flat lists; unset fields are
+        left out); :meth:`from_dict` reverses it."""
+        out: dict[str, Any] = {"accountant": self.accountant, "rounds_done": self.rounds_done,
+                               "history_sigma": [h[0] for h in self.history],
+                               "history_q": [h[1] for h in self.history],
+                               "history_steps": [h[2] for h in self.history]}
+        for name in ("noise_multiplier", "sample_rate", "delta", "planned_steps", "total_rounds"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AccountantState:
-        history = tuple((float(s), float(q), int(n)) for s, q, n in data.get("history", []))
+    def from_dict(cls, data: Mapping[str, Any]) -> AccountantState:
+        history = tuple((float(s), float(q), int(n)) for s, q, n in
+                        zip(data.get("history_sigma", []), data.get("history_q", []),
+                            data.get("history_steps", []), strict=True))
         return cls(accountant=str(data["accountant"]), history=history,
                    noise_multiplier=data.get("noise_multiplier"), sample_rate=data.get("sample_rate"),
                    delta=data.get("delta"), planned_steps=data.get("planned_steps"),
@@ -549,7 +577,8 @@ class DPLedger:
     def as_metrics(self, *, suffix: str = "") -> dict[str, float]:
         """Numeric fields as MLflow metrics ``dp_<name><suffix>`` (e.g. suffix '.bank_1')."""
         values = {"epsilon": self.epsilon, "delta": self.delta, "sigma": self.noise_multiplier,
-                  "max_grad_norm": self.max_grad_norm, "sample_rate": self.sample_rate, "steps": self.total_steps,
+                  "max_grad_norm": self.max_grad_norm, "sample_rate": self.sample_rate,
+                  "steps": self.total_steps,
                   "rounds": self.rounds, "examples": self.n_examples, "rows_kept": self.rows_kept,
                   "rows_dropped_by_cap": self.rows_dropped_by_cap,
                   "target_epsilon": math.nan if self.target_epsilon is None else self.target_epsilon,
@@ -611,7 +640,8 @@ def _build_loader(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sampl
 
     if groups is None:
         X32, y32 = np.asarray(X, np.float32), np.asarray(y, np.float32)
-        make_loader(X32, y32, batch_size=batch_size, seed=sampling_seed, sample_weight=sample_weight)  # validates
+        # built only to validate X, y and the weights with the shared loop's own checks
+        make_loader(X32, y32, batch_size=batch_size, seed=sampling_seed, sample_weight=sample_weight)
         w = np.ones(len(y32)) if sample_weight is None else np.asarray(sample_weight, np.float64)
         tensors = (X32, y32, (w / w.mean()).astype(np.float32))
         blocks = None
@@ -638,8 +668,9 @@ def _plan(state: AccountantState | None, *, privacy: PrivacySettings, n_examples
             raise PrivacyError(f"state.accountant = {state.accountant!r}, privacy.accountant = "
                                f"{privacy.accountant!r}; allowed: the same accountant in every round")
         if state.sample_rate is not None and not math.isclose(state.sample_rate, sample_rate):
-            raise PrivacyError(f"sample rate {sample_rate:.6g} differs from round one's {state.sample_rate:.6g}; "
-                               "allowed: the same training set and batch size in every round")
+            raise PrivacyError(f"sample rate {sample_rate:.6g} differs from round one's "
+                               f"{state.sample_rate:.6g}; allowed: the same training set and batch size in "
+                               "every round")
         if state.total_rounds is not None and state.rounds_done >= state.total_rounds:
             raise PrivacyError(f"round {state.rounds_done + 1}: the privacy budget was planned for "
                                f"{state.total_rounds} round(s); allowed: at most total_rounds rounds "
@@ -651,16 +682,34 @@ def _plan(state: AccountantState | None, *, privacy: PrivacySettings, n_examples
         sigma = noise_for_target(target_epsilon=privacy.target_epsilon, delta=delta, sample_rate=sample_rate,
                                  steps=planned, accountant=privacy.accountant)
     else:
-        sigma = float(privacy.noise_multiplier)  # type: ignore[arg-type]
+        sigma = float(privacy.noise_multiplier or 0.0)  # record_level: one of the two is set
     return AccountantState(accountant=privacy.accountant, noise_multiplier=sigma, sample_rate=sample_rate,
                            delta=delta, planned_steps=planned,
                            total_rounds=total_rounds if privacy.target_epsilon is not None else None)
 
 
+def _ledger(state: AccountantState, *, privacy: PrivacySettings, report: FitReport, n_examples: int,
+            blocks: PersonBlocks | None, n_rows: int, seconds: float) -> DPLedger:
+    """The ledger after a round: ε over the whole carried history, at the δ fixed in round one."""
+    delta, sigma = float(state.delta or 0.0), float(state.noise_multiplier or 0.0)  # set by _plan
+    sample_rate = float(state.sample_rate or 0.0)
+    return DPLedger(
+        epsilon=epsilon_spent(state.history, delta=delta, accountant=state.accountant), delta=delta,
+        noise_multiplier=sigma, max_grad_norm=privacy.max_grad_norm, sample_rate=sample_rate,
+        steps=report.steps, total_steps=sum(n for _, _, n in state.history), rounds=state.rounds_done,
+        accountant=state.accountant, mode=privacy.mode, target_epsilon=privacy.target_epsilon,
+        n_examples=n_examples, rows_kept=blocks.rows_kept if blocks else n_rows,
+        rows_dropped_by_cap=blocks.rows_dropped if blocks else 0,
+        cap=privacy.max_rows_per_entity if blocks else None,
+        unit=unit_of_privacy(grouped=blocks is not None, cap=privacy.max_rows_per_entity),
+        extra={"seconds": seconds})
+
+
 def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy: PrivacySettings,
                      config: TrainConfig, seed: int, groups: np.ndarray | None = None,
                      sample_weight: np.ndarray | None = None, state: AccountantState | None = None,
-                     total_rounds: int = 1, reference_params: Sequence[np.ndarray] | None = None) -> PrivateFit:
+                     total_rounds: int = 1, reference_params: Sequence[np.ndarray] | None = None
+                     ) -> PrivateFit:
     """Train ``model`` in place with DP-SGD through :func:`fedsim.training.fit`; return report, state, ledger.
 
     Args:
@@ -702,7 +751,8 @@ def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy:
                  steps_per_call=steps_per_call, total_rounds=total_rounds)
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")  # seeded on purpose, see module doc
+        # seeded on purpose, see the module doc
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=plan.accountant, secure_mode=False)
     engine.accountant.history = [tuple(h) for h in plan.history]  # carry ε across rounds
     dp_model, dp_optimizer, dp_loader = engine.make_private(
@@ -713,22 +763,13 @@ def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy:
         with warnings.catch_warnings():
             # Opacus hooks fire on module outputs when inputs need no grad: expected, harmless
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            report = fit(dp_model, X_check, y_check, config=config, optimizer=dp_optimizer, data_loader=dp_loader,
-                         reference_params=reference_params)
+            report = fit(dp_model, X_check, y_check, config=config, optimizer=dp_optimizer,
+                         data_loader=dp_loader, reference_params=reference_params)
     finally:
         dp_model.to_standard_module()  # hooks and per-sample grads off: `model` is a plain module again
     history = tuple((float(s), float(q), int(n)) for s, q, n in engine.accountant.history)
     new_state = replace(plan, history=history, rounds_done=plan.rounds_done + 1)
-    total_steps = sum(n for _, _, n in history)
-    eps = epsilon_spent(history, delta=plan.delta, accountant=plan.accountant)  # type: ignore[arg-type]
-    ledger = DPLedger(
-        epsilon=eps, delta=float(plan.delta), noise_multiplier=float(plan.noise_multiplier),  # type: ignore[arg-type]
-        max_grad_norm=privacy.max_grad_norm, sample_rate=sample_rate, steps=report.steps, total_steps=total_steps,
-        rounds=new_state.rounds_done, accountant=plan.accountant, mode=privacy.mode,
-        target_epsilon=privacy.target_epsilon, n_examples=len(loader.dataset),
-        rows_kept=blocks.rows_kept if blocks else len(y), rows_dropped_by_cap=blocks.rows_dropped if blocks else 0,
-        cap=privacy.max_rows_per_entity if blocks else None,
-        unit=unit_of_privacy(grouped=blocks is not None, cap=privacy.max_rows_per_entity),
-        extra={"seconds": time.perf_counter() - started})
+    ledger = _ledger(new_state, privacy=privacy, report=report, n_examples=len(loader.dataset),
+                     blocks=blocks, n_rows=len(y), seconds=time.perf_counter() - started)
     return PrivateFit(report, new_state, ledger)
 

@@ -91,8 +91,17 @@ class Workspace:
     def partner_sizes(self) -> dict[str, int]:
         return {n: len(f.entities) for n, f in self.features.items()}
 
+    @staticmethod
+    def _options(cell: RunSpec) -> dict[str, Any]:
+        """Regime-specific settings of a cell: federation settings and the cell's privacy settings."""
+        options: dict[str, Any] = cell.federation.model_dump() if cell.federation else {}
+        if cell.privacy is not None:
+            options["privacy"] = cell.privacy
+        return options
+
     def execute(self, cell: RunSpec) -> RunResult:
         from fedsim.evaluation import evaluate
+        from fedsim.privacy import privacy_for, run_params
 
         regime = get_regime(cell.regime)
         tr = cell.training
@@ -106,7 +115,7 @@ class Workspace:
             features=self.features,
             truth=self.truth,
             epsilon=cell.epsilon,
-            options=cell.federation.model_dump() if cell.federation else {},
+            options=self._options(cell),
         )
         result = regime.run(ctx)
         m = cell.metrics
@@ -133,6 +142,7 @@ class Workspace:
             "negative_rate": tr.negative_rate,
             "test_window_days": f"{cell.split.windows()['test']}",
             "world_mode": self.world.config.mode,
+            **run_params(privacy_for(ctx)),
         }
         return RunResult(
             params=params,

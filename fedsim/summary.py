@@ -89,3 +89,29 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
             _fmt(r["ap"], r["ap_lo"], r["ap_hi"]),
         )
     console.print(t)
+
+
+def privacy_curve(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005,
+                  all_worlds: bool = False) -> pd.DataFrame | None:
+    """The privacy–utility table (ε against the primary outcomes, with CIs), or None without a DP run."""
+    from fedsim.evaluation.privacy_utility import privacy_utility_table
+    from fedsim.tracking import Tracker
+
+    df = Tracker(tracking_uri, experiment_name).runs_table(experiment_name)
+    if df.empty or "epsilon" not in df or (df["epsilon"].astype(str) == "inf").all():
+        return None
+    if not all_worlds and "world_hash" in df:
+        df = df[df["world_hash"] == df.sort_values("start_time")["world_hash"].iloc[-1]]
+    return privacy_utility_table(df, capacity=capacity)
+
+
+def render_privacy_curve(curve: pd.DataFrame) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="privacy–utility: outcomes against ε (ε = inf is the non-private run)")
+    for col in curve.columns:
+        t.add_column(str(col))
+    for _, r in curve.iterrows():
+        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])
+    Console().print(t)

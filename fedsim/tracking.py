@@ -148,6 +148,9 @@ def cell_params(cell: RunSpec) -> dict[str, str]:
         "split": cell.split.model_dump(mode="json"),
         "training": cell.training.model_dump(mode="json"),
         "metrics": cell.metrics.model_dump(mode="python"),
+        "privacy": cell.privacy.model_dump(mode="json") if getattr(cell, "privacy", None) is not None else None,
+        "federation": cell.federation.model_dump(mode="json") if getattr(cell, "federation", None) is not None
+        else None,
     })
     return {**core, **{k: param_value(v) for k, v in shared.items() if v is not None}}
 

@@ -51,7 +51,7 @@ def clopper_pearson(k: int, n: int, *, level: float = 0.95) -> tuple[float, floa
 
 
 def dp_tpr_bound(fpr: float, *, epsilon: float, delta: float) -> float:
-    """Highest TPR any membership test can reach at ``fpr`` against an (ε, δ)-DP mechanism: min(1, e^ε·FPR + δ).
+    """Highest TPR any membership test can reach at ``fpr`` against (ε, δ)-DP: min(1, e^ε·FPR + δ).
 
     Kairouz, Oh & Viswanath 2015, Thm 2.1 (the hypothesis-testing region of (ε, δ)-DP). ε = inf → 1.
     """
@@ -67,17 +67,17 @@ def epsilon_lower_bound(*, tp: int, n_members: int, fp: int, n_nonmembers: int, 
     """Empirical ε lower bound from one attack threshold, at confidence ``level`` (0 when nothing is shown).
 
     (ε, δ)-DP implies TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ (Kairouz et al. 2015), so
-    ε ≥ max(ln((TPR − δ)/FPR), ln((1 − FPR − δ)/(1 − TPR))). Plugging in the Clopper–Pearson
-    bounds least favourable to the attacker (TPR_lo, FPR_hi) keeps it a lower bound with that
-    confidence (Jagielski et al. 2020, §3; Nasr et al. 2021).
+    ε ≥ max(ln((TPR − δ)/FPR), ln((1 − FPR − δ)/(1 − TPR))). Both grow with TPR and fall with FPR, so
+    plugging in the Clopper–Pearson bounds least favourable to the attacker (TPR_lo, FPR_hi) keeps it
+    a lower bound with that confidence (Jagielski et al. 2020, §3; Nasr et al. 2021).
     """
-    tpr_lo, tpr_hi = clopper_pearson(tp, n_members, level=level)
-    fpr_lo, fpr_hi = clopper_pearson(fp, n_nonmembers, level=level)
+    tpr_lo, _ = clopper_pearson(tp, n_members, level=level)
+    _, fpr_hi = clopper_pearson(fp, n_nonmembers, level=level)
     candidates = [0.0]
     if tpr_lo - delta > 0 and fpr_hi > 0:
         candidates.append(math.log((tpr_lo - delta) / fpr_hi))
-    if 1 - fpr_lo - delta > 0 and 1 - tpr_hi > 0:
-        candidates.append(math.log((1 - fpr_lo - delta) / (1 - tpr_hi)))
+    if 1 - fpr_hi - delta > 0 and 1 - tpr_lo > 0:
+        candidates.append(math.log((1 - fpr_hi - delta) / (1 - tpr_lo)))
     return max(candidates)
 
 
@@ -98,8 +98,20 @@ def _roc_auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     return float(roc_auc_score(y, np.r_[member_scores, nonmember_scores]))
 
 
+def auc_interval(auc: float, *, n_pos: int, n_neg: int, z: float = 1.959964) -> tuple[float, float]:
+    """Normal-approximation CI of a ROC-AUC (Hanley & McNeil 1982, Radiology 143:29, eq. 2).
+
+    SE² = [A(1−A) + (n₁−1)(Q₁−A²) + (n₂−1)(Q₂−A²)] / (n₁n₂), Q₁ = A/(2−A), Q₂ = 2A²/(1+A); clipped to [0, 1].
+    """
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
+    half = z * math.sqrt(max(var, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *, epsilon: float, delta: float,
-                     fprs: tuple[float, ...] = DEFAULT_FPRS, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                     fprs: tuple[float, ...] = DEFAULT_FPRS, level: float = 0.95, seed: int = 0
+                     ) -> pd.DataFrame:
     """TPR at each target FPR with CIs, next to the DP bound e^ε·FPR + δ, and the empirical ε lower bound.
 
     Scores: higher = "more likely a member", one per person. Each set is split at random (``seed``)
@@ -107,7 +119,8 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
     half, where TP and FP are counted. Columns: ``fpr_target, threshold, tp, n_members, fp,
     n_nonmembers, tpr, tpr_lo, tpr_hi, fpr, fpr_lo, fpr_hi, bound, bound_hi, under_bound,
     epsilon_lower_bound, auc``; ``bound`` is at the measured FPR, ``bound_hi`` at its upper CI,
-    ``under_bound`` = tpr_lo ≤ bound_hi (the audit finds no violation at this confidence).
+    ``under_bound`` = tpr_lo ≤ bound_hi (the audit finds no violation at this confidence);
+    ``auc_lo, auc_hi``: the attack's ROC-AUC CI (:func:`auc_interval`; 0.5 = chance).
     """
     rng = np.random.default_rng(seed)
     mem, non = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
@@ -118,6 +131,7 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
     non_cal, non_ev = non[: non.size // 2], non[non.size // 2:]
     del mem_cal  # thresholds need only the non-members' calibration scores
     auc = _roc_auc(mem_ev, non_ev)
+    auc_lo, auc_hi = auc_interval(auc, n_pos=mem_ev.size, n_neg=non_ev.size)
     rows = []
     for target in fprs:
         t = threshold_at_fpr(non_cal, target)
@@ -134,7 +148,7 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
             "under_bound": bool(tpr_lo <= bound_hi),
             "epsilon_lower_bound": epsilon_lower_bound(tp=tp, n_members=mem_ev.size, fp=fp,
                                                        n_nonmembers=non_ev.size, delta=delta, level=level),
-            "auc": auc,
+            "auc": auc, "auc_lo": auc_lo, "auc_hi": auc_hi,
         })
     return pd.DataFrame(rows)
 
@@ -143,7 +157,9 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
 # Split learning: label leakage from the gradients the non-label party receives
 # --------------------------------------------------------------------------------------------
 def label_leakage_scores(gradients: np.ndarray) -> dict[str, np.ndarray]:
-    """Two label-free attacks on captured embedding gradients ``(n, k)`` → a score per example (high = positive).
+    """Two label-free attacks on the captured embedding gradients ``(n, k)``; a score per example.
+
+    Higher scores mean "more likely positive".
 
     * ``norm``: ‖g‖₂ (Li et al. 2022, norm attack — rare positives get large gradients);
     * ``direction``: cosine of g with the leading right singular vector of the (uncentred) gradient
@@ -167,8 +183,8 @@ def label_leakage_report(gradients: np.ndarray, labels: np.ndarray) -> dict[str,
 
     y = np.asarray(labels).astype(int).reshape(-1)
     if y.shape[0] != np.asarray(gradients).shape[0] or np.unique(y).size != 2:
-        raise ValueError(f"labels: shape {y.shape}, classes {np.unique(y)}; allowed: one 0/1 label per gradient "
-                         "row, both classes present")
+        raise ValueError(f"labels: shape {y.shape}, classes {np.unique(y)}; allowed: one 0/1 label per "
+                         "gradient row, both classes present")
     scores = label_leakage_scores(gradients)
     out = {f"auc_{name}": float(roc_auc_score(y, s)) for name, s in scores.items()}
     out.update(n=float(y.size), positives=float(y.sum()))

@@ -25,15 +25,16 @@ Scorer = Callable[[pd.DataFrame], np.ndarray]
 
 def fit_scorer(ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *,
                groups: np.ndarray | None = None) -> tuple[Scorer, dict[str, float]]:
-    """Fit the unit's model on ``X`` ``(n, d)``, labels ``y`` ``(n,)``, weights ``(n,)``; return (scorer, info).
+    """Fit the unit's model on ``X`` ``(n, d)``, labels ``y`` ``(n,)``, weights ``(n,)``; → (scorer, info).
 
     groups: ``(n, 2)`` (partner, entity id) per row — the unit of privacy under DP; required then.
     info: ``dp_*`` metrics when trained with DP, else empty. Bad privacy settings (e.g. DP with
     ``gbt``) raise :class:`fedsim.privacy.PrivacyError` before anything is trained.
     """
     privacy = privacy_for(ctx)
-    dp = privacy is not None and privacy.record_level
-    if dp and groups is None:
+    if privacy is not None and not privacy.record_level:
+        privacy = None  # client-level DP only: a federated regime's business, nothing to do here
+    if privacy is not None and groups is None:
         raise ValueError("groups: None under DP; allowed: the (partner, entity id) of every training row")
     if y.sum() == 0 or y.sum() == len(y):
         # Nothing reported yet at these partners: no model can learn; every row gets the same score.
@@ -49,8 +50,7 @@ def fit_scorer(ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *,
     cfg = TrainConfig(epochs=ctx.training.epochs, batch_size=ctx.training.batch_size,
                       learning_rate=ctx.training.learning_rate, seed=ctx.seed, class_weight="balanced")
     info: dict[str, float] = {}
-    if dp:
-        assert privacy is not None and groups is not None
+    if privacy is not None and groups is not None:
         info = _private_fit(ctx, model, Xs, y, weight, groups, privacy, cfg)
     else:
         fit(model, Xs, y.astype(np.float32), config=cfg, sample_weight=weight)
