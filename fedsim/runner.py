@@ -170,7 +170,11 @@ def run_experiment(
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     partners = _partners_of(spec)
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...
-    cells = expand(spec, partners)
+    from fedsim.regimes.horizontal import admits
+
+    # Feature block of each partner (bank_2 → bank): horizontal cells need two partners of one block.
+    blocks = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
+    cells = expand(spec, partners, admits=admits(blocks))
     tracker = Tracker(tracking_uri, spec.name)
     with progress_bar(disable=not progress) as bar:
         world = load_or_generate_world(spec, root / "worlds", bar)

@@ -27,6 +27,7 @@ Each partner's scores stay in ``<out-dir>/<partner>/`` on its own machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -195,10 +196,8 @@ class LocalDeployment:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(timeout=5)
         self.processes.clear()
 
@@ -270,9 +269,10 @@ def _cmd_write_app(args: argparse.Namespace) -> None:
     training = TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate)
     ctx = RunContext(world=None, coalition=(), model=model, seed=args.seed, split=split,  # type: ignore[arg-type]
                      training=training, features={}, truth={})
-    settings = HorizontalSettings(rounds=f.rounds, local_epochs=f.local_epochs, strategy=f.strategy,
-                                  proximal_mu=f.proximal_mu, secure_aggregation=f.secure_aggregation, model=model,
-                                  seed=args.seed, batch_size=t.batch_size, learning_rate=t.learning_rate)
+    settings = HorizontalSettings.model_validate({
+        "rounds": f.rounds, "local_epochs": f.local_epochs, "strategy": f.strategy, "proximal_mu": f.proximal_mu,
+        "secure_aggregation": f.secure_aggregation, "model": model, "seed": args.seed, "batch_size": t.batch_size,
+        "learning_rate": t.learning_rate})
     config = run_config(ctx, settings, out_dir=Path(args.out_dir).resolve(), num_partners=args.partners)
     print(write_app_dir(Path(args.out), name="fedsim-horizontal", components=COMPONENTS, config=config))
 

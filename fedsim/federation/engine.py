@@ -14,7 +14,8 @@ chosen here: :func:`keep_ray_warm` swaps in :class:`PersistentRayBackend`, a ``R
 ``terminate`` keeps Ray and its idle actor pool, and whose ``build`` reuses that pool for the next
 simulation of the same process. A grid pays Ray start-up once; every later cell reuses warm actors
 (``ClientAppActor.run`` receives the ClientApp with each message, so one pool serves any app).
-Measured (benchmarks/bench_federation.py): see the module docstring there and the project notes.
+Measured on the demo grid (benchmarks/bench_federation.py): ≈ 26–30 s per cell before, ≈ 3–4 s per
+cell after the first (which still pays Ray once, ≈ 30 s).
 It relies on two Flower internals — the module attribute
 ``flwr.server.superlink.fleet.vce.backend.raybackend.RayBackend`` (looked up by ``start_vce`` at each
 call) and ``BasicActorPool``'s ``pool`` / ``num_actors`` — so it is enabled only for the Flower
@@ -96,6 +97,7 @@ class WarmRayStats:
 
 
 RAY_STATS = WarmRayStats()
+_PREFERENCE = {"warm": True}  # what run_in_simulation does when the caller does not say
 _PERSISTENT: dict[str, Any] = {}   # "class": the backend class, "original": Flower's RayBackend, "pool": warm pool
 _LOCK = threading.Lock()
 
@@ -126,7 +128,7 @@ def _persistent_backend_class() -> type:
 
         def terminate(self) -> None:
             # Deliberately no ray.shutdown(): the next simulation of this process reuses Ray + actors.
-            self.app_fn = None
+            self.app_fn = None  # type: ignore[assignment]
 
     _PERSISTENT.update({"class": PersistentRayBackend, "original": original})
     return PersistentRayBackend
@@ -146,7 +148,9 @@ def _terminate_pool(pool: Any) -> None:
 
 
 def keep_ray_warm(enabled: bool = True) -> bool:
-    """Install (or remove) :class:`PersistentRayBackend`; returns whether it is active.
+    """Install (or remove) :class:`PersistentRayBackend` for this process; returns whether it is active.
+
+    The choice sticks: later :func:`run_in_simulation` calls without ``warm`` follow it.
 
     Active only on the tested Flower version (:data:`TESTED_FLOWER`); otherwise logs a warning and
     leaves Flower's backend (Ray restarts per simulation).
@@ -154,16 +158,19 @@ def keep_ray_warm(enabled: bool = True) -> bool:
     with _LOCK:
         from flwr.server.superlink.fleet.vce.backend import raybackend
 
+        _PREFERENCE["warm"] = enabled
         if not enabled:
             if "original" in _PERSISTENT:
-                raybackend.RayBackend = _PERSISTENT["original"]
+                setattr(raybackend, "RayBackend", _PERSISTENT["original"])  # noqa: B010 - a module attribute
+            if RAY_STATS.installed:
+                shutdown_ray()  # the next simulation starts (and stops) its own Ray, as Flower does
             RAY_STATS.installed = False
             return False
         if not flower_version().startswith(TESTED_FLOWER):
             logger.warning("flwr %s: keeping Ray warm is tested on %sx only; Ray restarts per federated run",
                            flower_version(), TESTED_FLOWER)
             return False
-        raybackend.RayBackend = _persistent_backend_class()
+        setattr(raybackend, "RayBackend", _persistent_backend_class())  # noqa: B010 - start_vce looks it up
         if not RAY_STATS.installed:
             atexit.register(shutdown_ray)
         RAY_STATS.installed = True
@@ -213,7 +220,7 @@ def quiet_flower(verbose: bool = False) -> Iterator[None]:
 
 
 def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_per_client: float = 1.0,
-                      warm: bool = True, verbose: bool = False) -> float:
+                      warm: bool | None = None, verbose: bool = False) -> float:
     """Run ``server_app`` with ``num_nodes`` SuperNodes of ``client_app`` on Flower's simulation engine (Ray).
 
     Args:
@@ -221,7 +228,8 @@ def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_
             come back through objects the server app closes over).
         num_nodes: virtual SuperNodes (count); node ``partition-id`` = 0 … num_nodes − 1.
         cpus_per_client: Ray CPUs per ClientApp actor; actors = cores / this.
-        warm: keep Ray and its actors for the next run of this process (:func:`keep_ray_warm`).
+        warm: keep Ray and its actors for the next run of this process (:func:`keep_ray_warm`);
+            None (default): the process-wide choice, warm unless ``keep_ray_warm(False)`` was called.
         verbose: Flower's INFO logs and actor output on the console.
 
     Returns the wall time in seconds.
@@ -231,8 +239,10 @@ def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_
     apply_offline_env()
     from flwr.simulation import run_simulation
 
-    keep_ray_warm(warm)
-    backend_config = {"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+    wanted = _PREFERENCE["warm"] if warm is None else warm
+    if wanted != RAY_STATS.installed:
+        keep_ray_warm(wanted)
+    backend_config: Any = {"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
                       "init_args": {"include_dashboard": False, "log_to_driver": verbose,
                                     "logging_level": "WARNING"}}
     started = time.perf_counter()

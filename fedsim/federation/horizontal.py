@@ -24,6 +24,12 @@ What crosses a partner's boundary: model weights, the moment vectors above (leng
 scalar metrics (rows, summed weights, loss, rows scored), the partner name and feature column names.
 No rows, labels, scores or identifiers (checked by tests/federation/test_horizontal_boundary.py).
 
+Differential privacy: with record-level DP settings (:func:`fedsim.privacy.privacy_for`) each partner
+trains every round with DP-SGD (:func:`fedsim.privacy.make_private_fit`; its entity is the unit of
+privacy), keeps its accountant state in its own Flower ``context.state`` so ε accumulates over the
+rounds, and reports its ledger (``dp_epsilon``, ``dp_sigma``, …) with its update. Not covered by ε: the
+column moments and class-weight sums of step 1. Client-level DP (Flower's DP wrappers) is refused.
+
 Dropout: a partner whose ClientApp fails in a round is left out of that round's average; the run
 completes with the rest and the outcome records who failed when (``dropouts``). If *every* partner
 fails in a round, or one fails before training (statistics) or while scoring, the run stops with a
@@ -42,7 +48,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -60,14 +66,17 @@ from fedsim.federation.standardize import (
     standardizer_to_lists,
 )
 from fedsim.models import make_model
+from fedsim.privacy import PrivacyError, PrivacySettings, privacy_for
 from fedsim.regimes.base import RunContext, entity_days
 from fedsim.training import TrainConfig, fit, get_weights, predict_scores, set_weights, weight_names
 
 logger = logging.getLogger("fedsim.federation")
 
-Engine = Literal["simulation", "deployment"]
-ENGINES: tuple[str, ...] = ("simulation", "deployment")
+Engine = Literal["simulation", "deployment", "in_process"]
+ENGINES: tuple[str, ...] = ("simulation", "deployment", "in_process")
+"""``in_process`` runs the same rounds without Flower (a baseline for tests and benchmarks, not FL)."""
 STATS, SCORE = "query.stats", "query.score"
+MAX_OVER_PARTNERS = "max_over_partners"
 
 
 class HorizontalSettings(BaseModel):
@@ -85,6 +94,8 @@ class HorizontalSettings(BaseModel):
     batch_size: int = Field(512, ge=1, description="rows per local batch (count)")
     learning_rate: float = Field(0.01, gt=0, le=10, description="local optimizer step size")
     round_timeout_s: float = Field(900.0, gt=0, description="seconds to wait for the partners' replies")
+    privacy: PrivacySettings | None = Field(None, description="record-level DP-SGD inside every partner "
+                                            "(fedsim.privacy); None = no DP")
 
     @classmethod
     def from_context(cls, ctx: RunContext) -> HorizontalSettings:
@@ -93,10 +104,16 @@ class HorizontalSettings(BaseModel):
         if ctx.model not in ("logistic", "mlp"):
             raise FedsimError(f"model = {ctx.model!r}: horizontal FL trains torch models only; "
                               "allowed: logistic, mlp")
-        return cls(rounds=o.get("rounds", 5), local_epochs=o.get("local_epochs", 1),
-                   strategy=o.get("strategy", "fedavg"), proximal_mu=o.get("proximal_mu", 0.01),
-                   secure_aggregation=o.get("secure_aggregation", False), model=ctx.model, seed=ctx.seed,
-                   batch_size=ctx.training.batch_size, learning_rate=ctx.training.learning_rate)
+        privacy = privacy_for(ctx)
+        if privacy is not None and privacy.client_level is not None:
+            raise PrivacyError("privacy.client_level: client-level DP (Flower's DP wrappers) is not wired into "
+                               "horizontal FL; allowed: record-level DP-SGD (epsilon / noise_multiplier) or none")
+        return cls.model_validate({
+            "rounds": o.get("rounds", 5), "local_epochs": o.get("local_epochs", 1),
+            "strategy": o.get("strategy", "fedavg"), "proximal_mu": o.get("proximal_mu", 0.01),
+            "secure_aggregation": o.get("secure_aggregation", False), "model": ctx.model, "seed": ctx.seed,
+            "batch_size": ctx.training.batch_size, "learning_rate": ctx.training.learning_rate,
+            "privacy": privacy if privacy is not None and privacy.record_level else None})
 
     @property
     def mu(self) -> float:
@@ -105,8 +122,9 @@ class HorizontalSettings(BaseModel):
 
     def client_config(self) -> dict[str, Any]:
         """Training settings every train message carries (ConfigRecord keys)."""
-        return {"model": self.model, "seed": self.seed, "local-epochs": self.local_epochs,
-                "batch-size": self.batch_size, "learning-rate": self.learning_rate, "proximal-mu": self.mu}
+        return {"model": self.model, "seed": self.seed, "local-epochs": self.local_epochs, "rounds": self.rounds,
+                "batch-size": self.batch_size, "learning-rate": self.learning_rate, "proximal-mu": self.mu,
+                "dp-settings": self.privacy.model_dump_json() if self.privacy is not None else ""}
 
 
 @dataclass
@@ -118,7 +136,9 @@ class HorizontalOutcome:
     (NaN where it failed). dropouts: partner → rounds in which its ClientApp failed. n_examples:
     training rows per partner. pos_weight: global class balance Σw₋/Σw₊ (NaN if no positives).
     uninformative: no partner had a reported case in the training window, so nothing was trained and
-    every row scores 0 (as the siloed regime does).
+    every row scores 0 (as the siloed regime does). rounds_seconds: wall time of the training rounds.
+    dp: partner → its DP ledger after its last completed round (``dp_epsilon``, ``dp_sigma``, …; under
+    SecAgg+ only ``"max over partners"``, since the server cannot tell the partners' replies apart).
     """
 
     partners: list[str]
@@ -132,7 +152,9 @@ class HorizontalOutcome:
     uninformative: bool
     secure_aggregation: bool
     strategy: str
+    rounds_seconds: float = math.nan
     failure_reasons: dict[str, str] = field(default_factory=dict)
+    dp: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,26 +180,49 @@ def partner_summary(data: PartnerData) -> tuple[ColumnMoments, float, float]:
     return column_moments(data.X), positive, float(data.weight.sum()) - positive
 
 
-def train_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any]
-                  ) -> tuple[list[np.ndarray], int, float]:
+@dataclass
+class LocalRound:
+    """What one partner's round produced: weights (get_weights order), num-examples (rows), the final
+    epoch's train loss, and under DP the accountant state to keep and the ledger as ``dp_*`` metrics."""
+
+    weights: list[np.ndarray]
+    n_examples: int
+    loss: float
+    dp_state: dict[str, Any] | None = None
+    dp_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def train_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any], *,
+                  dp_state: dict[str, Any] | None = None) -> LocalRound:
     """One round at one partner: global weights in, locally trained weights out (shared loop ``fit``).
 
     Rows are weighted by their subsampling weight times the global ``pos-weight`` for positives (the
-    pooled regime's balanced class weight, identical to BCE's ``pos_weight`` for 0/1 labels).
-    Returns (weights in get_weights order, num-examples, final epoch's train loss).
+    pooled regime's balanced class weight, identical to BCE's ``pos_weight`` for 0/1 labels). With
+    ``dp-settings`` in ``config`` the round runs DP-SGD (:func:`fedsim.privacy.make_private_fit`, the
+    partner entity as unit of privacy) and ``dp_state`` carries the accountant across rounds.
     """
     std = standardizer_from_lists(dict(config))
-    X = std.transform(data.X)
+    X, y = std.transform(data.X), data.y.astype(np.float32)
     model = make_model(str(config["model"]), n_features=X.shape[1], seed=int(config["seed"]))
     set_weights(model, arrays)
     mu = float(config.get("proximal-mu", 0.0))
-    cfg = TrainConfig(epochs=int(config["local-epochs"]), batch_size=int(config["batch-size"]),
-                      learning_rate=float(config["learning-rate"]), proximal_mu=mu, class_weight=None,
-                      seed=round_seed(int(config["seed"]), int(config["server-round"]), data.partner))
+    cfg = TrainConfig.model_validate({
+        "epochs": int(config["local-epochs"]), "batch_size": int(config["batch-size"]),
+        "learning_rate": float(config["learning-rate"]), "proximal_mu": mu, "class_weight": None,
+        "seed": round_seed(int(config["seed"]), int(config["server-round"]), data.partner)})
     weight = data.weight * np.where(data.y == 1, float(config["pos-weight"]), 1.0)
-    report = fit(model, X, data.y.astype(np.float32), config=cfg, sample_weight=weight,
-                 reference_params=list(arrays) if mu > 0 else None)
-    return get_weights(model), data.n_rows, float(report.final_loss)
+    reference = list(arrays) if mu > 0 else None
+    if not config.get("dp-settings"):
+        report = fit(model, X, y, config=cfg, sample_weight=weight, reference_params=reference)
+        return LocalRound(get_weights(model), data.n_rows, float(report.final_loss))
+    from fedsim.privacy import AccountantState, make_private_fit
+
+    out = make_private_fit(model, X, y, privacy=PrivacySettings.model_validate_json(str(config["dp-settings"])),
+                           config=cfg, seed=round_seed(int(config["seed"]), 0, data.partner), groups=data.entity,
+                           sample_weight=weight, state=AccountantState.from_dict(dp_state) if dp_state else None,
+                           total_rounds=int(config["rounds"]), reference_params=reference)
+    return LocalRound(get_weights(model), data.n_rows, float(out.report.final_loss), out.state.to_dict(),
+                      out.ledger.as_metrics())
 
 
 def score_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any],
@@ -226,16 +271,21 @@ class PartnerFault(RuntimeError):
     """A failure injected on purpose (dropout tests): the partner's ClientApp raises from a given round on."""
 
 
-_DATA_CACHE: dict[str, PartnerData] = {}
+_DATA_CACHE: dict[str, dict[str, PartnerData]] = {}
 
 
 def load_partner_data(directory: Path) -> PartnerData:
-    """Read a partner's saved rows, keeping only the most recent directory per process in memory."""
-    key = str(directory)
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()  # one run at a time per actor: never hold an old run's rows
-        _DATA_CACHE[key] = PartnerData.load(directory)
-    return _DATA_CACHE[key]
+    """Read a partner's saved rows once per process and run (an actor serves several partners of a run).
+
+    Only the current run's directory is kept: a new run's first read drops the previous run's rows.
+    """
+    root, partner = str(directory.parent), directory.name
+    if root not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[root] = {}
+    if partner not in _DATA_CACHE[root]:
+        _DATA_CACHE[root][partner] = PartnerData.load(directory)
+    return _DATA_CACHE[root][partner]
 
 
 @dataclass(frozen=True)
@@ -277,18 +327,28 @@ def _optional_secagg_mod(message: Any, context: Any, call_next: Callable[[Any, A
     return call_next(message, context)
 
 
-def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config: dict[str, Any]
-                 ) -> tuple[list[np.ndarray], int, float]:
+DP_STATE = "fedsim.dp"
+"""Key of the partner's DP accountant state in its Flower ``context.state`` (kept between rounds)."""
+
+
+def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config: dict[str, Any]) -> LocalRound:
     partner, server_round = env.partner(context), int(config["server-round"])
     fault = env.fault_round(context)
     if fault is not None and server_round >= fault:
         raise PartnerFault(f"partner {partner}: injected failure in round {server_round}")
     _limit_threads()
+    saved = context.state.config_records.get(DP_STATE)
     try:
-        return train_locally(env.data(context), arrays, config)
+        result = train_locally(env.data(context), arrays, config,
+                               dp_state=json.loads(str(saved["state"])) if saved is not None else None)
     except Exception as err:
         raise FedsimError(f"partner {partner}, round {server_round}: local training failed: "
                           f"{type(err).__name__}: {err}") from err
+    if result.dp_state is not None:
+        from flwr.app import ConfigRecord
+
+        context.state.config_records[DP_STATE] = ConfigRecord({"state": json.dumps(result.dp_state)})
+    return result
 
 
 def make_client_app(env: ClientEnv, *, capture_dir: str | Path | None = None,
@@ -318,18 +378,18 @@ def make_client_app(env: ClientEnv, *, capture_dir: str | Path | None = None,
     def train(msg: Message, context: Any) -> Message:
         if "fitins.parameters" in msg.content.array_records:  # SecAgg+ runs on the legacy record layout
             return _legacy_train(env, msg, context)
-        record = msg.content["arrays"]
+        record = cast(Any, msg.content["arrays"])
         names = list(record.keys())
-        new, n, loss = _local_round(env, context, record.to_numpy_ndarrays(), dict(msg.content["config"]))
+        done = _local_round(env, context, record.to_numpy_ndarrays(), dict(msg.content["config"]))
         return Message(RecordDict({
-            "arrays": ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, new, strict=True)}),
-            "metrics": MetricRecord({"train-loss": loss, "num-examples": n}),
+            "arrays": ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, done.weights, strict=True)}),
+            "metrics": MetricRecord({"train-loss": done.loss, "num-examples": done.n_examples, **done.dp_metrics}),
         }), reply_to=msg)
 
     @app.query("score")
     def score(msg: Message, context: Any) -> Message:
         _limit_threads()
-        arrays = msg.content["arrays"].to_numpy_ndarrays()
+        arrays = cast(Any, msg.content["arrays"]).to_numpy_ndarrays()
         written = score_locally(env.data(context), arrays, dict(msg.content["config"]), env.out_dir(context))
         return Message(RecordDict({"metrics": MetricRecord({"rows-scored": written})}), reply_to=msg)
 
@@ -344,8 +404,9 @@ def _legacy_train(env: ClientEnv, msg: Any, context: Any) -> Any:
 
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     config = from_legacy_config(dict(fitins.config))
-    new, n, loss = _local_round(env, context, parameters_to_ndarrays(fitins.parameters), config)
-    res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(new), n, {"train-loss": loss})
+    done = _local_round(env, context, parameters_to_ndarrays(fitins.parameters), config)
+    res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(done.weights), done.n_examples,
+                 {"train-loss": done.loss, **done.dp_metrics})
     return Message(compat.fitres_to_recorddict(res, keep_input=False), reply_to=msg)
 
 
@@ -375,6 +436,7 @@ class RoundLog:
     partner_loss: dict[str, list[float]] = field(default_factory=dict)
     dropouts: dict[str, list[int]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    dp: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.partner_loss = {p: [math.nan] * self.rounds for p in self.partner_of.values()}
@@ -391,6 +453,9 @@ class RoundLog:
             else:
                 metrics = next(iter(reply.content.metric_records.values()))
                 self.partner_loss[partner][server_round - 1] = float(metrics["train-loss"])
+                ledger = {k: float(v) for k, v in metrics.items() if k.startswith("dp_")}
+                if ledger:
+                    self.dp[partner] = ledger
         for node in set(self.partner_of) - seen:
             self._fail(self.partner_of[node], server_round, "no reply before the round timeout")
         ok = [p for p in self.partner_loss if not math.isnan(self.partner_loss[p][server_round - 1])]
@@ -463,14 +528,13 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
     stats = _ask_all(grid, nodes, STATS, RecordDict({"config": ConfigRecord({})}), timeout)
     _require_all(stats, nodes, {}, "before round 1 (column statistics)")
     partner_of, _columns, moments, positive, negative = _collect_stats(stats)
-    std = standardizer_from_moments(moments)
-    uninformative = positive <= 0
-    pos_weight = negative / positive if positive > 0 else math.nan
-    config = {**settings.client_config(), **standardizer_to_lists(std), "pos-weight": pos_weight}
+    std, config = global_setup(settings, moments, positive=positive, negative=negative)
+    uninformative, pos_weight = positive <= 0, float(config["pos-weight"])
     initial = make_model(settings.model, n_features=std.n_features_out_, seed=settings.seed)
     names, arrays = weight_names(initial), get_weights(initial)
     log = RoundLog(partner_of, settings.rounds)
     round_loss = [math.nan] * settings.rounds
+    rounds_started = time.perf_counter()
     if uninformative:
         logger.warning("horizontal: no reported fraud at %s in the training window; nothing to train, "
                        "every row scores 0", ", ".join(sorted(partner_of.values())))
@@ -479,6 +543,7 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
                                             max_weight=float(moments.n_rows))
     else:
         arrays, round_loss = _message_api_rounds(grid, settings, config, names, arrays, log)
+    rounds_seconds = time.perf_counter() - rounds_started
     final = ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, arrays, strict=True)})
     score_config = ConfigRecord({**config, "constant": uninformative})
     scored = _ask_all(grid, nodes, SCORE, RecordDict({"arrays": final, "config": score_config}), timeout)
@@ -488,7 +553,71 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
                              partner_loss=log.partner_loss, dropouts=log.dropouts, n_examples=n_examples,
                              n_features=std.n_features_out_, pos_weight=pos_weight, uninformative=uninformative,
                              secure_aggregation=settings.secure_aggregation, strategy=settings.strategy,
-                             failure_reasons=log.reasons)
+                             rounds_seconds=rounds_seconds, failure_reasons=log.reasons, dp=log.dp)
+
+
+def global_setup(settings: HorizontalSettings, moments: ColumnMoments, *, positive: float, negative: float
+                 ) -> tuple[Any, dict[str, Any]]:
+    """The global standardiser and the config every partner trains with (settings + scaling + class balance).
+
+    ``pos-weight`` = Σw₋ / Σw₊ over all partners (NaN when no partner has a positive row).
+    """
+    std = standardizer_from_moments(moments)
+    pos_weight = negative / positive if positive > 0 else math.nan
+    return std, {**settings.client_config(), **standardizer_to_lists(std), "pos-weight": pos_weight}
+
+
+def fedavg(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) -> list[np.ndarray]:
+    """Federated averaging: Σ_k (n_k / Σ n) · w_k, tensor by tensor (McMahan et al. 2017, Algorithm 1).
+
+    updates: one list of arrays per partner (same shapes, same order); weights: n_k (rows) per partner.
+    """
+    if not updates or len(updates) != len(weights):
+        raise ValueError(f"updates: {len(updates)} partners, weights: {len(weights)}; allowed: one weight per "
+                         "partner, at least one partner")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"weights: sum {total}; allowed: a positive total")
+    return [np.sum([np.asarray(u[i], dtype=np.float64) * (w / total) for u, w in zip(updates, weights, strict=True)],
+                   axis=0) for i in range(len(updates[0]))]
+
+
+def run_in_process(datas: Sequence[PartnerData], settings: HorizontalSettings
+                   ) -> tuple[list[np.ndarray], HorizontalOutcome, dict[str, Any]]:
+    """The same federation with no Flower at all: statistics, then rounds of local training + :func:`fedavg`.
+
+    The ``in_process`` engine: a reference for tests (a Flower run must give the same model) and the
+    benchmark's baseline (Flower's overhead = Flower run time ÷ this). Same maths, same order, same
+    seeds as the ServerApp/ClientApp pair. Returns (final weights, outcome, partner config).
+    """
+    datas = sorted(datas, key=lambda d: d.partner)
+    summaries = [partner_summary(d) for d in datas]
+    positive, negative = sum(p for _, p, _ in summaries), sum(n for _, _, n in summaries)
+    moments = combine_moments([m for m, _, _ in summaries])
+    std, config = global_setup(settings, moments, positive=positive, negative=negative)
+    arrays = get_weights(make_model(settings.model, n_features=std.n_features_out_, seed=settings.seed))
+    log = RoundLog({i: d.partner for i, d in enumerate(datas)}, settings.rounds)
+    round_loss = [math.nan] * settings.rounds
+    states: dict[str, dict[str, Any] | None] = {d.partner: None for d in datas}
+    started = time.perf_counter()
+    for server_round in range(1, settings.rounds + 1 if positive > 0 else 1):
+        results = [train_locally(d, arrays, {**config, "server-round": server_round}, dp_state=states[d.partner])
+                   for d in datas]
+        sizes = [r.n_examples for r in results]
+        arrays = fedavg([r.weights for r in results], sizes)
+        round_loss[server_round - 1] = sum(r.n_examples * r.loss for r in results) / sum(sizes)
+        for d, r in zip(datas, results, strict=True):
+            log.partner_loss[d.partner][server_round - 1] = r.loss
+            states[d.partner] = r.dp_state
+            if r.dp_metrics:
+                log.dp[d.partner] = r.dp_metrics
+    outcome = HorizontalOutcome(
+        partners=[d.partner for d in datas], rounds=settings.rounds, round_loss=round_loss,
+        partner_loss=log.partner_loss, dropouts={}, n_examples={d.partner: d.n_rows for d in datas},
+        n_features=std.n_features_out_, pos_weight=float(config["pos-weight"]), uninformative=positive <= 0,
+        secure_aggregation=False, strategy=settings.strategy, rounds_seconds=time.perf_counter() - started,
+        dp=log.dp)
+    return arrays, outcome, {**config, "constant": positive <= 0}
 
 
 def _message_api_rounds(grid: Any, settings: HorizontalSettings, config: dict[str, Any], names: list[str],
@@ -536,11 +665,15 @@ def _secagg_rounds(grid: Any, context: Any, settings: HorizontalSettings, config
 
     def weighted_loss(results: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
         total = sum(k for k, _ in results)
+        epsilons = [float(m["dp_epsilon"]) for _, m in results if "dp_epsilon" in m]
+        if epsilons:  # the replies are anonymous under SecAgg+: keep the worst partner's ε, δ
+            log.dp[MAX_OVER_PARTNERS] = {"dp_epsilon": max(epsilons),
+                                         "dp_delta": max(float(m["dp_delta"]) for _, m in results)}
         return {"train-loss": sum(k * float(m["train-loss"]) for k, m in results) / total} if total else {}
 
     strategy = LegacyFedAvg(
         fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_evaluate_clients=0, min_available_clients=n,
-        initial_parameters=ndarrays_to_parameters(arrays), fit_metrics_aggregation_fn=weighted_loss,
+        initial_parameters=ndarrays_to_parameters(arrays), fit_metrics_aggregation_fn=cast(Any, weighted_loss),
         on_fit_config_fn=lambda server_round: to_legacy_config({**config, "server-round": server_round}))
     legacy = LegacyContext(context, config=ServerConfig(num_rounds=settings.rounds,
                                                         round_timeout=settings.round_timeout_s), strategy=strategy)
@@ -598,8 +731,9 @@ def run_horizontal(ctx: RunContext, members: Sequence[str], settings: Horizontal
         ctx: the run; each member's rows are built from ``partner_only(ctx, member)``.
         members: two or more partner names.
         settings: rounds, strategy, μ, secure aggregation, model, seed, local training settings.
-        engine: ``"simulation"`` (Flower simulation engine, Ray kept warm) or ``"deployment"`` (a local
-            SuperLink and one SuperNode per member, :mod:`fedsim.federation.deployment`).
+        engine: ``"simulation"`` (Flower simulation engine, Ray kept warm), ``"deployment"`` (a local
+            SuperLink and one SuperNode per member, :mod:`fedsim.federation.deployment`) or
+            ``"in_process"`` (the same rounds without Flower: a baseline, not federated learning).
         capture_dir: if set, every message in and out of each ClientApp is recorded there.
         faults: partner → round from which its ClientApp raises (dropout tests only).
         work_dir: parent of the run's scratch directory (default: the system temp dir); removed after.
@@ -617,6 +751,8 @@ def run_horizontal(ctx: RunContext, members: Sequence[str], settings: Horizontal
     try:
         if engine == "simulation":
             outcome, prepare = _simulate(ctx, members, settings, work, capture_dir, faults or {})
+        elif engine == "in_process":
+            outcome, prepare = _in_process(ctx, members, settings, work)
         else:
             from fedsim.federation.deployment import run_horizontal_deployment
 
@@ -638,14 +774,37 @@ def _simulate(ctx: RunContext, members: list[str], settings: HorizontalSettings,
     for partner in members:  # each partner's rows from its own data only, one directory each
         build_partner_data(partner_only(ctx, partner), partner).save(work / "partners" / partner)
     prepare = time.perf_counter() - t0
+    return simulate_saved(members, settings, work, capture_dir=capture_dir, faults=faults), prepare
+
+
+def _in_process(ctx: RunContext, members: list[str], settings: HorizontalSettings, work: Path
+                ) -> tuple[HorizontalOutcome, float]:
+    t0 = time.perf_counter()
+    datas = [build_partner_data(partner_only(ctx, partner), partner) for partner in members]
+    prepare = time.perf_counter() - t0
+    arrays, outcome, config = run_in_process(datas, settings)
+    for d in datas:
+        score_locally(d, arrays, config, work / "out" / d.partner)
+    return outcome, prepare
+
+
+def simulate_saved(members: Sequence[str], settings: HorizontalSettings, work: Path, *,
+                   capture_dir: str | Path | None = None, faults: Mapping[str, int] | None = None
+                   ) -> HorizontalOutcome:
+    """Run the federation on the simulation engine over rows saved in ``work/partners/<member>/``.
+
+    Scores land in ``work/out/<member>/``. Lower level than :func:`run_horizontal` (used by the benchmark
+    to federate any set of saved :class:`PartnerData`).
+    """
+    members = list(members)
     env = SimulationClientEnv(partners=tuple(members), data_root=str(work / "partners"),
-                              out_root=str(work / "out"), faults=tuple(sorted(faults.items())))
+                              out_root=str(work / "out"), faults=tuple(sorted((faults or {}).items())))
     box: dict[str, HorizontalOutcome] = {}
     server = make_server_app(settings, expected=len(members), sink=lambda o: box.__setitem__("outcome", o))
     run_in_simulation(server, make_client_app(env, capture_dir=capture_dir), num_nodes=len(members))
     if "outcome" not in box:
         raise FedsimError("horizontal: the simulation ended without a result from the ServerApp")
-    return box["outcome"], prepare
+    return box["outcome"]
 
 
 def collect_scores(out_root: Path, members: Sequence[str], window: str) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from fedsim.data import Split
 from fedsim.federation.engine import apply_offline_env, capture_mod
 from fedsim.federation.horizontal import HorizontalSettings, make_client_app, run_server
 from fedsim.federation.partner_data import PartnerData, build_partner_data, load_partner_context
+from fedsim.privacy import PrivacySettings
 from fedsim.regimes.base import RunContext, TrainingSettings
 
 apply_offline_env()
@@ -50,15 +51,18 @@ def run_config(ctx: RunContext, settings: HorizontalSettings, *, out_dir: Path, 
             "second-test-end": second[1], "epochs": ctx.training.epochs,
             "negative-rate": ctx.training.negative_rate, "out-dir": str(out_dir),
             "faults": ",".join(f"{p}:{r}" for p, r in sorted((faults or {}).items())),
-            "capture-dir": str(capture_dir) if capture_dir else ""}
+            "capture-dir": str(capture_dir) if capture_dir else "",
+            "dp-settings": settings.privacy.model_dump_json() if settings.privacy is not None else ""}
 
 
 def settings_from(rc: dict[str, Any]) -> HorizontalSettings:
-    return HorizontalSettings(rounds=int(rc["rounds"]), local_epochs=int(rc["local-epochs"]),
-                              strategy=str(rc["strategy"]), proximal_mu=float(rc["proximal-mu"]),
-                              secure_aggregation=bool(rc["secure-aggregation"]), model=str(rc["model"]),
-                              seed=int(rc["seed"]), batch_size=int(rc["batch-size"]),
-                              learning_rate=float(rc["learning-rate"]), round_timeout_s=float(rc["round-timeout-s"]))
+    """The federation's settings from the run config written by :func:`run_config`."""
+    return HorizontalSettings.model_validate({
+        "rounds": int(rc["rounds"]), "local_epochs": int(rc["local-epochs"]), "strategy": str(rc["strategy"]),
+        "proximal_mu": float(rc["proximal-mu"]), "secure_aggregation": bool(rc["secure-aggregation"]),
+        "model": str(rc["model"]), "seed": int(rc["seed"]), "batch_size": int(rc["batch-size"]),
+        "learning_rate": float(rc["learning-rate"]), "round_timeout_s": float(rc["round-timeout-s"]),
+        "privacy": PrivacySettings.model_validate_json(str(rc["dp-settings"])) if rc.get("dp-settings") else None})
 
 
 def split_from(rc: dict[str, Any]) -> Split:

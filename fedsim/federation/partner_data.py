@@ -49,8 +49,9 @@ class PartnerData:
 
     columns: feature names (d). X: training features ``(n, d)`` float64, NaN = missing (raw, unscaled).
     y: 0/1 labels ``(n,)``. weight: ``(n,)`` inverse negative-subsampling weights (1 for positives,
-    1 / negative_rate for kept negatives). tests: window name → frame with ``entity_id``,
-    ``decision_ts`` and the feature columns (rows of the test windows, unlabelled).
+    1 / negative_rate for kept negatives). entity: ``(n,)`` the partner's entity id of each training
+    row (the unit of privacy under DP-SGD; never leaves the partner). tests: window name → frame with
+    ``entity_id``, ``decision_ts`` and the feature columns (rows of the test windows, unlabelled).
     """
 
     partner: str
@@ -58,6 +59,7 @@ class PartnerData:
     X: np.ndarray
     y: np.ndarray
     weight: np.ndarray
+    entity: np.ndarray
     tests: dict[str, pd.DataFrame]
 
     @property
@@ -67,7 +69,8 @@ class PartnerData:
     def save(self, directory: Path) -> Path:
         """Write as Parquet + a small JSON header into ``directory`` (created)."""
         directory.mkdir(parents=True, exist_ok=True)
-        train = pd.DataFrame(self.X, columns=self.columns).assign(**{_Y: self.y, _W: self.weight})
+        train = pd.DataFrame(self.X, columns=self.columns).assign(**{_Y: self.y, _W: self.weight,
+                                                                     _ENTITY: self.entity})
         train.to_parquet(directory / "train.parquet", index=False)
         for name, frame in self.tests.items():
             frame.rename(columns={"entity_id": _ENTITY, "decision_ts": _TS}).to_parquet(
@@ -84,7 +87,8 @@ class PartnerData:
             columns={_ENTITY: "entity_id", _TS: "decision_ts"}) for name in header["tests"]}
         cols = header["columns"]
         return cls(partner=header["partner"], columns=cols, X=train[cols].to_numpy(np.float64),
-                   y=train[_Y].to_numpy(np.int8), weight=train[_W].to_numpy(np.float64), tests=tests)
+                   y=train[_Y].to_numpy(np.int8), weight=train[_W].to_numpy(np.float64),
+                   entity=train[_ENTITY].to_numpy(np.int64), tests=tests)
 
 
 def scoring_windows(split: Split) -> dict[str, tuple[int, int]]:
@@ -111,7 +115,7 @@ def build_partner_data(ctx: RunContext, partner: str) -> PartnerData:
         frame = Xt.reindex(columns=X.columns).astype(np.float64)
         tests[name] = pd.concat([it[["entity_id", "decision_ts"]], frame], axis=1)
     return PartnerData(partner=partner, columns=[str(c) for c in X.columns], X=X.to_numpy(np.float64),
-                       y=y, weight=weight, tests=tests)
+                       y=y, weight=weight, entity=idx["entity_id"].to_numpy(np.int64), tests=tests)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ Payloads travel as one ``RecordDict``: numpy arrays in the ArrayRecord ``"arrays
 (PSI bytes, counts, flags, names) in the ConfigRecord ``"config"``. Party state in
 ``context.state`` is one ArrayRecord ``"vfl"``.
 
-Engines: ``simulation`` (Flower's simulation engine via :func:`fedsim.federation.engine.run_in_simulation`)
-and ``deployment`` (a SuperLink and one SuperNode per partner, see :func:`run_split_learning`); the
-in-process ``local`` engine runs the same node code without Flower (tests and debugging).
+Engines (:func:`run_split_learning`): ``simulation`` (Flower's simulation engine,
+:func:`fedsim.federation.engine.run_in_simulation`), ``deployment`` (a SuperLink and one SuperNode per
+partner on this machine, :func:`run_deployment`; the module-level apps are in
+:mod:`fedsim.federation.vertical_app`) and ``local`` (the same node code in-process, without Flower:
+tests and debugging).
 """
 
 from __future__ import annotations
@@ -65,7 +67,9 @@ def to_records(payload: Payload) -> Any:
         elif isinstance(v, bytes | str | bool | int | float):
             config[k] = v
         else:
-            raise TypeError(f"payload[{k}]: {type(v).__name__}; allowed: numpy array, bytes, str, bool, int, float")
+            raise TypeError(
+                f"payload[{k}]: {type(v).__name__}; allowed: numpy array, bytes, str, bool, int, float"
+            )
     return RecordDict({"arrays": ArrayRecord(array_dict=arrays), "config": ConfigRecord(config)})
 
 
@@ -97,8 +101,10 @@ def _bundle_of(context: Any, bundles: Sequence[str] | None) -> str:
     if "bundle" in cfg:
         return str(cfg["bundle"])
     if bundles is None or "partition-id" not in cfg:
-        raise ValueError(f"node_config: {dict(cfg)}; allowed: a 'bundle' path (deployment) or a partition-id "
-                         "with the simulation's bundle list")
+        raise ValueError(
+            f"node_config: {dict(cfg)}; allowed: a 'bundle' path (deployment) or a partition-id "
+            "with the simulation's bundle list"
+        )
     return bundles[int(cfg["partition-id"])]
 
 
@@ -134,6 +140,7 @@ def make_client_app(bundles: Sequence[str] | None = None, *, capture_dir: str | 
             reply = handle(_bundle_of(context, paths), action, from_records(message.content), state)
             save_state(context, state)
             return Message(to_records(reply), reply_to=message)
+
         handler.__name__ = f"vfl_{action}"
         return handler
 
@@ -151,7 +158,9 @@ class FlowerExchange:
     The first call must be the ``hello`` step: it goes to every connected node, and the replies tell
     which node is which partner (a node's name is its organisation, public within the federation)."""
 
-    def __init__(self, grid: Any, *, n_nodes: int, timeout_s: float = 3600.0, connect_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, grid: Any, *, n_nodes: int, timeout_s: float = 3600.0, connect_timeout_s: float = 300.0
+    ) -> None:
         self.grid, self.n_nodes, self.timeout_s = grid, n_nodes, timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.nodes: dict[str, int] = {}
@@ -163,17 +172,23 @@ class FlowerExchange:
             if len(ids) >= self.n_nodes:
                 return ids
             if time.monotonic() - started > self.connect_timeout_s:
-                raise TimeoutError(f"{len(ids)} of {self.n_nodes} nodes connected after {self.connect_timeout_s:.0f} s")
+                raise TimeoutError(
+                    f"{len(ids)} of {self.n_nodes} nodes connected after {self.connect_timeout_s:.0f} s"
+                )
             time.sleep(0.5)
 
     def _send(self, targets: list[tuple[int, str, Payload]]) -> dict[int, Payload]:
         from flwr.app import Message
 
-        msgs = [Message(content=to_records(p), dst_node_id=node, message_type=f"query.{action}")
-                for node, action, p in targets]
+        msgs = [
+            Message(content=to_records(p), dst_node_id=node, message_type=f"query.{action}")
+            for node, action, p in targets
+        ]
         replies = list(self.grid.send_and_receive(msgs, timeout=self.timeout_s))
         if len(replies) != len(msgs):
-            raise TimeoutError(f"{len(replies)} of {len(msgs)} replies to {targets[0][1]!r} within {self.timeout_s} s")
+            raise TimeoutError(
+                f"{len(replies)} of {len(msgs)} replies to {targets[0][1]!r} within {self.timeout_s} s"
+            )
         out = {}
         for r in replies:
             node = r.metadata.src_node_id
@@ -187,7 +202,9 @@ class FlowerExchange:
         if not self.nodes:
             actions = {a for a, _ in requests.values()}
             if actions != {"hello"}:
-                raise ValueError(f"first exchange: {sorted(actions)}; allowed: 'hello' (it maps nodes to partners)")
+                raise ValueError(
+                    f"first exchange: {sorted(actions)}; allowed: 'hello' (it maps nodes to partners)"
+                )
             payload = next(iter(requests.values()))[1]
             got = self._send([(node, "hello", payload) for node in self._wait_for_nodes()])
             self.nodes = {str(p["partner"]): node for node, p in got.items()}
@@ -196,15 +213,15 @@ class FlowerExchange:
                 raise ValueError(f"partners {missing} have no node; connected: {sorted(self.nodes)}")
             return {n: got[self.nodes[n]] for n in requests}
         got = self._send([(self.nodes[n], action, p) for n, (action, p) in requests.items()])
-        by_name = {n: node for n, node in self.nodes.items()}
-        return {n: got[by_name[n]] for n in requests}
+        return {n: got[self.nodes[n]] for n in requests}
 
 
 def write_result(plan: Plan, result: coordinator.CoordinatorResult) -> None:
     if plan.out_dir:
         Path(plan.out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(plan.out_dir) / RESULT_FILE).write_text(json.dumps({"step_metrics": result.step_metrics,
-                                                                    "metrics": result.metrics}))
+        (Path(plan.out_dir) / RESULT_FILE).write_text(
+            json.dumps({"step_metrics": result.step_metrics, "metrics": result.metrics})
+        )
 
 
 def make_server_app(plan: Plan | None = None) -> Any:
@@ -221,7 +238,9 @@ def make_server_app(plan: Plan | None = None) -> Any:
         except Exception as err:
             # The launcher reads this: a ServerApp failure must not look like an empty run.
             if p.out_dir:
-                (Path(p.out_dir) / ERROR_FILE).write_text(f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}")
+                (Path(p.out_dir) / ERROR_FILE).write_text(
+                    f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}"
+                )
             raise
         write_result(p, result)
 
@@ -241,8 +260,14 @@ class SplitRun:
     engine: str
 
 
-def run_split_learning(plan: Plan, bundles: dict[str, str], *, engine: str = "simulation",
-                       capture_dir: str | None = None, deployment: dict[str, Any] | None = None) -> SplitRun:
+def run_split_learning(
+    plan: Plan,
+    bundles: dict[str, str],
+    *,
+    engine: str = "simulation",
+    capture_dir: str | None = None,
+    deployment: dict[str, Any] | None = None,
+) -> SplitRun:
     """Run one split-learning federation.
 
     Args:
@@ -266,24 +291,45 @@ def run_split_learning(plan: Plan, bundles: dict[str, str], *, engine: str = "si
         from fedsim.federation.engine import run_in_simulation
 
         names = list(bundles)
-        run_in_simulation(make_server_app(plan), make_client_app([bundles[n] for n in names], capture_dir=capture_dir),
-                          num_nodes=len(names))
+        run_in_simulation(
+            make_server_app(plan),
+            make_client_app([bundles[n] for n in names], capture_dir=capture_dir),
+            num_nodes=len(names),
+        )
     else:
         run_deployment(plan, bundles, capture_dir=capture_dir, **(deployment or {}))
     error = Path(plan.out_dir) / ERROR_FILE
     if error.is_file():
         raise RuntimeError(f"split learning ({engine}): {error.read_text().splitlines()[0]}")
     out = json.loads((Path(plan.out_dir) / RESULT_FILE).read_text())
-    return SplitRun(out["step_metrics"], out["metrics"], time.perf_counter() - started, engine)
+    seconds = time.perf_counter() - started
+    logger.info(
+        "split learning (%s, %s): %d holder(s), %d part(ies), %d rounds in %.1f s",
+        plan.mode,
+        engine,
+        len(plan.holders),
+        len(plan.parties),
+        plan.rounds,
+        seconds,
+    )
+    return SplitRun(out["step_metrics"], out["metrics"], seconds, engine)
 
 
-COMPONENTS = {"serverapp": "fedsim.federation.vertical_app:server_app",
-              "clientapp": "fedsim.federation.vertical_app:client_app"}
+COMPONENTS = {
+    "serverapp": "fedsim.federation.vertical_app:server_app",
+    "clientapp": "fedsim.federation.vertical_app:client_app",
+}
 """The apps ``flwr run`` loads on the deployment engine (module-level, configured by run/node config)."""
 
 
-def run_deployment(plan: Plan, bundles: dict[str, str], *, capture_dir: str | None = None,
-                   work_dir: str | Path | None = None, timeout_s: float = 1800.0) -> None:
+def run_deployment(
+    plan: Plan,
+    bundles: dict[str, str],
+    *,
+    capture_dir: str | None = None,
+    work_dir: str | Path | None = None,
+    timeout_s: float = 1800.0,
+) -> None:
     """Run the federation on Flower's deployment engine: a SuperLink and one SuperNode per partner on this
     machine (:class:`fedsim.federation.deployment.LocalDeployment`), then ``flwr run``.
 
@@ -295,8 +341,12 @@ def run_deployment(plan: Plan, bundles: dict[str, str], *, capture_dir: str | No
     work = Path(work_dir) if work_dir is not None else Path(plan.out_dir) / "deployment"
     work.mkdir(parents=True, exist_ok=True)
     plan_path = plan.write(work / "plan.json")
-    nodes = {n: {"bundle": str(Path(path).resolve()), **({"capture-dir": str(capture_dir)} if capture_dir else {})}
-             for n, path in bundles.items()}
-    app = write_app_dir(work / "app", name="fedsim-vertical", components=COMPONENTS, config={"plan": str(plan_path)})
+    nodes = {
+        n: {"bundle": str(Path(path).resolve()), **({"capture-dir": str(capture_dir)} if capture_dir else {})}
+        for n, path in bundles.items()
+    }
+    app = write_app_dir(
+        work / "app", name="fedsim-vertical", components=COMPONENTS, config={"plan": str(plan_path)}
+    )
     with LocalDeployment(nodes, work / "flower") as deployment:
         deployment.run(app, timeout_s=timeout_s)

@@ -12,11 +12,13 @@ Protocol of one run (``exchange`` sends one message to each listed partner and r
 1. ``hello`` — each node reports its name, role and which key types it holds; gets the settings.
 2. PSI: holder ``psi_start`` → party ``psi_answer`` → holder ``psi_finish`` → party ``schedule``
    (forward ECDH-PSI with the holder as client, then the reverse one; see :mod:`fedsim.alignment`).
-3. ``init`` — one :func:`fedsim.models.make_split_net` per holder from the run's seed, cut into the
-   holder's part (own bottom + top) and each party's bottom.
-4. Per round and local epoch, per batch: parties ``step`` (apply last gradient, embed this batch) →
-   holders ``step`` (loss, backward, gradient slices, next batch). Hybrid: after each round, holders
-   send ``weights``, the coordinator FedAvg-s them and parties ``average`` their own copies.
+3. Initial weights — one :func:`fedsim.models.make_split_net` per holder from the run's seed, cut
+   into the holder's part (own bottom + top) and each party's bottom; they travel with the first
+   ``begin`` / party ``step`` messages.
+4. Per round and local epoch: holders ``begin`` (batch order), then per batch parties ``step`` (apply
+   the last gradient, embed this batch) → holders ``step`` (loss, backward, gradient slices, next
+   batch). Hybrid: after each round, holders send ``weights``, the coordinator FedAvg-s them and
+   parties ``average`` their own copies.
 5. Scoring: the same loop without gradients; holders keep their scores locally.
 """
 
@@ -64,10 +66,23 @@ class MessageLog:
     records: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, direction: str, partner: str, action: str, payload: Payload) -> None:
-        entries = {k: (type(v).__name__, str(getattr(v, "dtype", "")), tuple(np.shape(v)) if isinstance(v, np.ndarray)
-                       else (), payload_bytes(v)) for k, v in payload.items()}
-        rec: dict[str, Any] = {"stage": self.stage, "direction": direction, "partner": partner, "action": action,
-                               "entries": entries, "bytes": sum(e[3] for e in entries.values())}
+        entries = {
+            k: (
+                type(v).__name__,
+                str(getattr(v, "dtype", "")),
+                tuple(np.shape(v)) if isinstance(v, np.ndarray) else (),
+                payload_bytes(v),
+            )
+            for k, v in payload.items()
+        }
+        rec: dict[str, Any] = {
+            "stage": self.stage,
+            "direction": direction,
+            "partner": partner,
+            "action": action,
+            "entries": entries,
+            "bytes": sum(e[3] for e in entries.values()),
+        }
         if self.keep_payloads:
             rec["payload"] = dict(payload)
         self.records.append(rec)
@@ -78,6 +93,7 @@ class MessageLog:
 
 def logged(exchange: Exchange, log: MessageLog) -> Exchange:
     """Wrap an exchange so every request and reply is recorded in ``log``."""
+
     def send(requests: dict[str, tuple[str, Payload]]) -> dict[str, Payload]:
         for n, (action, payload) in requests.items():
             log.add("to", n, action, payload)
@@ -85,6 +101,7 @@ def logged(exchange: Exchange, log: MessageLog) -> Exchange:
         for n, reply in replies.items():
             log.add("from", n, requests[n][0], reply)
         return replies
+
     return send
 
 
@@ -99,14 +116,22 @@ def fedavg(models: Sequence[dict[str, np.ndarray]], weights: Sequence[float]) ->
     """
     w = np.asarray(weights, dtype=np.float64)
     if len(models) == 0 or len(w) != len(models) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights: {w.tolist()} for {len(models)} models; allowed: one weight >= 0 per model, "
-                         "positive sum")
+        raise ValueError(
+            f"weights: {w.tolist()} for {len(models)} models; allowed: one weight >= 0 per model, "
+            "positive sum"
+        )
     keys = set(models[0])
     for i, m in enumerate(models):
         if set(m) != keys:
-            raise ValueError(f"models[{i}]: keys {sorted(set(m) ^ keys)} differ; allowed: the same arrays in each")
-    return {k: (sum(wi * np.asarray(m[k], np.float64) for wi, m in zip(w, models, strict=True)) / w.sum())
-            .astype(np.asarray(models[0][k]).dtype) for k in keys}
+            raise ValueError(
+                f"models[{i}]: keys {sorted(set(m) ^ keys)} differ; allowed: the same arrays in each"
+            )
+    return {
+        k: (sum(wi * np.asarray(m[k], np.float64) for wi, m in zip(w, models, strict=True)) / w.sum()).astype(
+            np.asarray(models[0][k]).dtype
+        )
+        for k in keys
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -128,19 +153,37 @@ def run(plan: Plan, exchange: Exchange, *, log: MessageLog | None = None) -> Coo
     keys = _hello(plan, send)
     widths = _align(plan, send, keys, metrics)
     train_rows = {b: metrics[f"train_rows.{b}"] for b in plan.holders}
-    _init(plan, send, widths)
+    # The initial weights ride on the first pass's messages, and each pass's last gradients on the
+    # next pass's first party message: on the deployment engine every exchange costs a process start.
+    begin_extra, carry = _initial_weights(plan, widths)
     for r in range(plan.rounds):
         log.stage = f"round_{r + 1}"
         t0 = time.perf_counter()
-        losses = {}
+        losses: dict[str, tuple[float, int]] = {}
         for e in range(plan.local_epochs):
-            losses = _pass(plan, send, phase="train", reset=plan.mode == "hybrid" and e == 0)
+            losses, carry = _pass(
+                plan,
+                send,
+                phase="train",
+                reset=plan.mode == "hybrid" and e == 0,
+                begin_extra=begin_extra,
+                carry=carry,
+            )
+            begin_extra = {}
         if plan.mode == "hybrid":
-            _average(plan, send, train_rows)
-        _record_round(steps, losses, train_rows, seconds=time.perf_counter() - t0,
-                      sent=log.total_bytes(log.stage))
+            _average(plan, send, train_rows, carry)
+            carry = {}
+        _record_round(steps, losses, seconds=time.perf_counter() - t0, sent=log.total_bytes(log.stage))
+        logger.info(
+            "%s round %d/%d: train loss %.4f (%.1f s)",
+            plan.mode,
+            r + 1,
+            plan.rounds,
+            steps["train_loss"][-1],
+            steps["round_seconds"][-1],
+        )
     log.stage = "scoring"
-    _pass(plan, send, phase="score", reset=False)
+    _pass(plan, send, phase="score", reset=False, begin_extra=begin_extra, carry=carry)
     metrics["messages"] = float(len(log.records))
     metrics["boundary_mbytes"] = log.total_bytes() / 1e6
     if plan.capture and plan.out_dir:
@@ -155,26 +198,75 @@ def _hello(plan: Plan, send: Exchange) -> dict[str, str]:
     for n in everyone:
         want = "holder" if n in plan.holders else "party"
         if replies[n]["role"] != want or replies[n]["partner"] != n:
-            raise ValueError(f"node {n}: answered as {replies[n]['partner']} ({replies[n]['role']}); "
-                             f"allowed: {n} as {want}")
+            raise ValueError(
+                f"node {n}: answered as {replies[n]['partner']} ({replies[n]['role']}); "
+                f"allowed: {n} as {want}"
+            )
     return {n: str(replies[n]["keys"]) for n in everyone}
 
 
-def _align(plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, float]) -> dict[str, list[int]]:
+def _align(
+    plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, float]
+) -> dict[str, list[int]]:
     """PSI between every holder and every party; returns per holder the input widths [own, parties…]."""
     hs, ps = ",".join(plan.holders), ",".join(plan.parties)
-    r1 = send({b: ("psi_start", {"parties": ps, **{f"keys/{p}": keys[p] for p in plan.parties}}) for b in plan.holders})
-    r2 = send({p: ("psi_answer", {"holders": hs, **{f"keys/{b}": keys[b] for b in plan.holders},
-                                  **{f"psi_request/{b}": r1[b][f"psi_request/{p}"] for b in plan.holders}})
-               for p in plan.parties})
-    r3 = send({b: ("psi_finish", {"parties": ps, **{f"keys/{p}": keys[p] for p in plan.parties},
-                                  **{f"{k}/{p}": r2[p][f"{k}/{b}"] for p in plan.parties
-                                     for k in ("psi_setup", "psi_response", "psi_rev_request")}})
-               for b in plan.holders})
-    sched = ("psi_rev_setup", "psi_rev_response", "schedule_anchor", "schedule_ts", "schedule_train", "unmatched_train")
-    r4 = send({p: ("schedule", {"holders": hs, **{f"keys/{b}": keys[b] for b in plan.holders},
-                                **{f"{k}/{b}": r3[b][f"{k}/{p}"] for b in plan.holders for k in sched}})
-               for p in plan.parties})
+    r1 = send(
+        {
+            b: ("psi_start", {"parties": ps, **{f"keys/{p}": keys[p] for p in plan.parties}})
+            for b in plan.holders
+        }
+    )
+    r2 = send(
+        {
+            p: (
+                "psi_answer",
+                {
+                    "holders": hs,
+                    **{f"keys/{b}": keys[b] for b in plan.holders},
+                    **{f"psi_request/{b}": r1[b][f"psi_request/{p}"] for b in plan.holders},
+                },
+            )
+            for p in plan.parties
+        }
+    )
+    r3 = send(
+        {
+            b: (
+                "psi_finish",
+                {
+                    "parties": ps,
+                    **{f"keys/{p}": keys[p] for p in plan.parties},
+                    **{
+                        f"{k}/{p}": r2[p][f"{k}/{b}"]
+                        for p in plan.parties
+                        for k in ("psi_setup", "psi_response", "psi_rev_request")
+                    },
+                },
+            )
+            for b in plan.holders
+        }
+    )
+    sched = (
+        "psi_rev_setup",
+        "psi_rev_response",
+        "schedule_anchor",
+        "schedule_ts",
+        "schedule_train",
+        "unmatched_train",
+    )
+    r4 = send(
+        {
+            p: (
+                "schedule",
+                {
+                    "holders": hs,
+                    **{f"keys/{b}": keys[b] for b in plan.holders},
+                    **{f"{k}/{b}": r3[b][f"{k}/{p}"] for b in plan.holders for k in sched},
+                },
+            )
+            for p in plan.parties
+        }
+    )
     widths = {}
     for b in plan.holders:
         metrics[f"train_rows.{b}"] = float(r3[b]["train_rows"])
@@ -185,36 +277,66 @@ def _align(plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, 
     return widths
 
 
-def _init(plan: Plan, send: Exchange, widths: dict[str, list[int]]) -> None:
-    """One seeded SplitNet per holder, cut into the holder's part and each party's bottom."""
+def _initial_weights(
+    plan: Plan, widths: dict[str, list[int]]
+) -> tuple[dict[str, Payload], dict[str, Payload]]:
+    """One seeded SplitNet per holder, cut into the holder's part (own bottom + top) and each party's
+    bottom; returns (holder → payload, party → payload)."""
     if plan.mode == "hybrid" and len({tuple(w) for w in widths.values()}) > 1:
-        raise ValueError(f"input widths per holder {widths}: hybrid averages the models, so allowed: the same "
-                         "widths for every holder (same feature schema)")
-    requests: dict[str, tuple[str, Payload]] = {}
-    party_payload: dict[str, Payload] = {p: {} for p in plan.parties}
+        raise ValueError(
+            f"input widths per holder {widths}: hybrid averages the models, so allowed: the "
+            "same widths for every holder (same feature schema)"
+        )
+    holders: dict[str, Payload] = {}
+    parties: dict[str, Payload] = {p: {} for p in plan.parties}
     for b in plan.holders:
         net = make_split_net(widths[b], embedding_dim=plan.embedding_dim, hidden=plan.hidden, seed=plan.seed)
-        requests[b] = ("init", {**module_arrays(net.bottoms[0], "model/own."), **module_arrays(net.top, "model/top.")})
+        holders[b] = {**module_arrays(net.bottoms[0], "model/own."), **module_arrays(net.top, "model/top.")}
         for i, p in enumerate(plan.parties, start=1):
-            party_payload[p].update(module_arrays(net.bottoms[i], f"model/{b}/"))
-    requests.update({p: ("init", pl) for p, pl in party_payload.items()})
-    send(requests)
+            parties[p].update(module_arrays(net.bottoms[i], f"model/{b}/"))
+    return holders, parties
 
 
-def _pass(plan: Plan, send: Exchange, *, phase: str, reset: bool) -> dict[str, tuple[float, int]]:
+def _pass(
+    plan: Plan,
+    send: Exchange,
+    *,
+    phase: str,
+    reset: bool,
+    begin_extra: dict[str, Payload],
+    carry: dict[str, Payload],
+) -> tuple[dict[str, tuple[float, int]], dict[str, Payload]]:
     """One pass of every holder over its rows, batch by batch, all holders side by side.
 
-    Returns per holder (epoch loss, rows) for a training pass."""
+    ``begin_extra``/``carry``: entries added to the holders' ``begin`` and to the parties' first
+    ``step`` message. Returns per holder (epoch loss, rows) of a training pass, and the gradients
+    still to deliver to each party (they travel with the next message to that party)."""
     train = phase == "train"
-    replies = send({b: ("begin", {"phase": phase, "reset_optimizer": reset}) for b in plan.holders})
+    replies = send(
+        {
+            b: ("begin", {"phase": phase, "reset_optimizer": reset, **begin_extra.get(b, {})})
+            for b in plan.holders
+        }
+    )
     active = [b for b in plan.holders if not replies[b]["done"]]
-    pending: dict[str, Payload] = {p: {} for p in plan.parties}
+    pending: dict[str, Payload] = {p: dict(carry.get(p, {})) for p in plan.parties}
     losses: dict[str, tuple[float, int]] = {}
     first = True
     while active:
-        party_req = {p: ("step", {"train": train, "reset_optimizer": reset and first, **pending[p],
-                                  **{f"rows/{b}": replies[b][f"rows/{p}"] for b in active}}) for p in plan.parties}
-        emb = send(party_req)
+        emb = send(
+            {
+                p: (
+                    "step",
+                    {
+                        "train": train,
+                        "reset_optimizer": reset and first,
+                        **pending[p],
+                        **{f"rows/{b}": replies[b][f"rows/{p}"] for b in active},
+                    },
+                )
+                for p in plan.parties
+            }
+        )
         first = False
         pending = {p: {} for p in plan.parties}
         out = send({b: ("step", {f"emb/{p}": emb[p][f"emb/{b}"] for p in plan.parties}) for b in active})
@@ -226,20 +348,26 @@ def _pass(plan: Plan, send: Exchange, *, phase: str, reset: bool) -> dict[str, t
                 losses[b] = (float(out[b]["loss"]), int(out[b]["rows"]))
             replies[b] = out[b]
         active = [b for b in active if not out[b]["done"]]
-    if any(pending.values()):
-        send({p: ("step", pl) for p, pl in pending.items() if pl})
-    return losses
+    return losses, {p: pl for p, pl in pending.items() if pl}
 
 
-def _average(plan: Plan, send: Exchange, train_rows: dict[str, float]) -> None:
+def _average(plan: Plan, send: Exchange, train_rows: dict[str, float], carry: dict[str, Payload]) -> None:
+    """Hybrid: FedAvg of the holders' models here; each party applies its last gradients, then averages
+    its own per-holder bottoms with the same weights."""
     got = send({b: ("weights", {}) for b in plan.holders})
     mean = fedavg([got[b] for b in plan.holders], [train_rows[b] for b in plan.holders])
-    send({**{b: ("set_weights", mean) for b in plan.holders},
-          **{p: ("average", {f"weight/{b}": train_rows[b] for b in plan.holders}) for p in plan.parties}})
+    weights = {f"weight/{b}": train_rows[b] for b in plan.holders}
+    send(
+        {
+            **{b: ("set_weights", mean) for b in plan.holders},
+            **{p: ("average", {**weights, **carry.get(p, {})}) for p in plan.parties},
+        }
+    )
 
 
-def _record_round(steps: dict[str, list[float]], losses: dict[str, tuple[float, int]], rows: dict[str, float], *,
-                  seconds: float, sent: int) -> None:
+def _record_round(
+    steps: dict[str, list[float]], losses: dict[str, tuple[float, int]], *, seconds: float, sent: int
+) -> None:
     for b, (loss, _) in losses.items():
         steps.setdefault(f"train_loss.{b}", []).append(loss)
     total = sum(n for _, n in losses.values())

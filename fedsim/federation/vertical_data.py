@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,9 +90,12 @@ def write_bundle(bundle: Bundle, run_dir: Path) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=6)
 def load_bundle(path: str) -> Bundle:
-    """A partner's bundle, read once per process (a simulation actor serves many messages)."""
+    """A partner's bundle, read once per process (a simulation actor serves many messages).
+
+    Six slots: the largest chain (three banks, telco, marketplace, placebo); a later run's bundles
+    push out an earlier run's, so a warm actor holds at most one run's worth of partner data."""
     with Path(path).open("rb") as f:
         bundle = pickle.load(f)  # noqa: S301 - our own file, written by write_bundle for this run
     if not isinstance(bundle, HolderData | PartyData):
@@ -131,7 +134,6 @@ class Plan:
     out_dir: str
     capture: bool = False
     score_chunk: int = SCORE_CHUNK
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("vertical", "hybrid"):
@@ -141,15 +143,22 @@ class Plan:
         if set(self.holders) & set(self.parties):
             raise ValueError(f"holders {self.holders} and parties {self.parties}: allowed: disjoint sets")
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        raw = json.loads(text)
+        raw["holders"], raw["parties"] = tuple(raw["holders"]), tuple(raw["parties"])
+        return cls(**raw)
+
     def write(self, path: Path) -> Path:
-        path.write_text(json.dumps(asdict(self), indent=1))
+        path.write_text(self.to_json())
         return path
 
     @classmethod
     def read(cls, path: str | Path) -> Plan:
-        raw = json.loads(Path(path).read_text())
-        raw["holders"], raw["parties"] = tuple(raw["holders"]), tuple(raw["parties"])
-        return cls(**raw)
+        return cls.from_json(Path(path).read_text())
 
     @property
     def always_indicators(self) -> bool:
@@ -184,14 +193,10 @@ def load_adam(optimizer: torch.optim.Optimizer, arrays: dict[str, np.ndarray], p
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in arrays.items():
         if key.startswith(prefix):
-            i, name = key[len(prefix):].split(".", 1)
+            i, name = key[len(prefix) :].split(".", 1)
             state.setdefault(int(i), {})[name] = torch.as_tensor(np.asarray(value))
     if state:
         optimizer.load_state_dict({"state": state, "param_groups": sd["param_groups"]})
-
-
-def drop_prefix(state: State, prefix: str) -> State:
-    return {k: v for k, v in state.items() if not k.startswith(prefix)}
 
 
 def fit_standardizer(x: np.ndarray, *, add_missing_row: bool) -> Standardizer:
@@ -207,8 +212,11 @@ def fit_standardizer(x: np.ndarray, *, add_missing_row: bool) -> Standardizer:
 
 
 def standardizer_arrays(std: Standardizer, prefix: str) -> State:
-    return {f"{prefix}mean": std.mean_, f"{prefix}scale": std.scale_,
-            f"{prefix}missing": np.asarray(std.missing_columns_, dtype=np.int64)}
+    return {
+        f"{prefix}mean": std.mean_,
+        f"{prefix}scale": std.scale_,
+        f"{prefix}missing": np.asarray(std.missing_columns_, dtype=np.int64),
+    }
 
 
 def load_standardizer(arrays: dict[str, np.ndarray], prefix: str) -> Standardizer:

@@ -11,8 +11,8 @@ vertical FL pattern): every party sends the embeddings ``E_p`` of the matched ro
 one embedding of an all-missing row (used for the batch rows the party does not hold); the holder
 forms ``z = [own_bottom(x_own), E_1[idx_1], …]``, computes the weighted BCE of ``top(z)`` exactly as
 :func:`fedsim.training.fit` does, steps its own Adam, and returns ``∂loss/∂E_p`` to each party.
-Batches come from :func:`fedsim.training.make_loader` with the run's seed, so one vertical run and a
-central :class:`~fedsim.models.SplitNet` trained by ``fit`` see the same batches in the same order.
+Batches are drawn as :func:`fedsim.training.fit` draws them, with the run's seed, so one vertical run
+and a central :class:`~fedsim.models.SplitNet` trained by ``fit`` see the same batches in the same order.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from fedsim.federation.vertical_data import (
     standardizer_arrays,
 )
 from fedsim.models import BottomModel, TopModel
-from fedsim.training import TrainConfig, balanced_pos_weight, make_loader, make_optimizer
+from fedsim.training import ShuffledBatches, TrainConfig, balanced_pos_weight, make_loader, make_optimizer
 
 
 class LabelSide(nn.Module):
@@ -57,14 +57,16 @@ def psi_start(data: HolderData, state: State, payload: Payload) -> Payload:
     """Forward PSI, step 1: blind the holder's key elements for each party (key kept in state)."""
     reply: Payload = {}
     for p in names(payload["parties"]):
-        cols = _shared_columns(data.keys, names(payload[f"keys/{p}"]))
+        cols = alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{p}"]))
         req = alignment.psi_client_request(alignment.unique_elements(alignment.key_elements(data.keys, cols)))
         state[f"psi_key/{p}"] = np.frombuffer(req.key, dtype=np.uint8).copy()
         reply[f"psi_request/{p}"] = req.request
     return reply
 
 
-def psi_finish(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[Payload, dict[str, pd.DataFrame]]:
+def psi_finish(
+    data: HolderData, state: State, payload: Payload, plan: Plan
+) -> tuple[Payload, dict[str, pd.DataFrame]]:
     """Forward PSI step 3 and reverse PSI step 2, then the schedule each party needs.
 
     Returns the reply and, per party, the holder's half of the alignment (entity → anchor) for its
@@ -76,11 +78,12 @@ def psi_finish(data: HolderData, state: State, payload: Payload, plan: Plan) -> 
     std = fit_standardizer(data.x_train, add_missing_row=plan.always_indicators)
     state.update(standardizer_arrays(std, "std/"))
     for p in names(payload["parties"]):
-        cols = _shared_columns(data.keys, names(payload[f"keys/{p}"]))
+        cols = alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{p}"]))
         elements = alignment.key_elements(data.keys, cols)
         mine = alignment.unique_elements(elements)
-        found = alignment.psi_client_intersection(bytes(state.pop(f"psi_key/{p}")), payload[f"psi_setup/{p}"],
-                                                  payload[f"psi_response/{p}"])
+        found = alignment.psi_client_intersection(
+            bytes(state.pop(f"psi_key/{p}")), payload[f"psi_setup/{p}"], payload[f"psi_response/{p}"]
+        )
         anchors = alignment.holder_anchors(elements, [mine[i] for i in np.asarray(found)])
         halves[p] = anchors
         setup, response = alignment.psi_server_answer(mine, payload[f"psi_rev_request/{p}"])
@@ -91,10 +94,6 @@ def psi_finish(data: HolderData, state: State, payload: Payload, plan: Plan) -> 
     return reply, halves
 
 
-def _shared_columns(keys: pd.DataFrame, other: list[str]) -> tuple[str, ...]:
-    return tuple(c for c in alignment.KEY_PRIORITY if c in keys.columns and c in other)
-
-
 def _schedule(data: HolderData, state: State, party: str, anchors: pd.DataFrame) -> Payload:
     anchor_of = anchors.set_index("entity_id")["anchor"]
     rows_anchor = anchor_of.reindex(np.r_[data.entity_train, data.entity_test]).to_numpy()
@@ -103,11 +102,13 @@ def _schedule(data: HolderData, state: State, party: str, anchors: pd.DataFrame)
     pos[matched] = np.arange(int(matched.sum()))
     state[f"pos/{party}"] = pos
     n_train = len(data.entity_train)
-    return {f"schedule_anchor/{party}": rows_anchor[matched].astype(np.int64),
-            f"schedule_ts/{party}": np.r_[data.ts_train, data.ts_test][matched].astype(np.int64),
-            f"schedule_train/{party}": int(matched[:n_train].sum()),
-            f"unmatched_train/{party}": bool((~matched[:n_train]).any()),
-            f"matched/{party}": len(anchors)}
+    return {
+        f"schedule_anchor/{party}": rows_anchor[matched].astype(np.int64),
+        f"schedule_ts/{party}": np.r_[data.ts_train, data.ts_test][matched].astype(np.int64),
+        f"schedule_train/{party}": int(matched[:n_train].sum()),
+        f"unmatched_train/{party}": bool((~matched[:n_train]).any()),
+        f"matched/{party}": len(anchors),
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -127,15 +128,20 @@ def _optimizer(model: nn.Module, state: State, plan: Plan) -> torch.optim.Optimi
 
 
 def _train_config(plan: Plan) -> TrainConfig:
-    return TrainConfig(epochs=1, batch_size=plan.batch_size, learning_rate=plan.learning_rate, seed=plan.seed,
-                       optimizer="adam", class_weight="balanced")
+    return TrainConfig(
+        epochs=1,
+        batch_size=plan.batch_size,
+        learning_rate=plan.learning_rate,
+        seed=plan.seed,
+        optimizer="adam",
+        class_weight="balanced",
+    )
 
 
-def init(data: HolderData, state: State, payload: Payload) -> Payload:
+def init(state: State, payload: Payload) -> None:
     """Load the initial own-bottom and top weights the coordinator drew from the run's seed."""
     state.update({k: np.asarray(v) for k, v in payload.items() if k.startswith("model/")})
     reset_optimizer(state)
-    return {}
 
 
 def weights(state: State) -> Payload:
@@ -147,7 +153,9 @@ def set_weights(state: State, payload: Payload) -> Payload:
     for k, v in payload.items():
         if k.startswith("model/"):
             if k not in state or state[k].shape != np.shape(v):
-                raise ValueError(f"payload[{k}]: shape {np.shape(v)}; allowed: {state[k].shape if k in state else 'none'}")
+                raise ValueError(
+                    f"payload[{k}]: shape {np.shape(v)}; allowed: {state[k].shape if k in state else 'none'}"
+                )
             state[k] = np.asarray(v)
     return {}
 
@@ -181,25 +189,35 @@ def begin(data: HolderData, state: State, payload: Payload, plan: Plan) -> Paylo
 
 
 def _epoch_batches(data: HolderData, state: State, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """This epoch's batches from the very loader fit() would build; the generator state is carried."""
+    """This epoch's batches, drawn exactly as :func:`fedsim.training.fit` draws them (its loader's
+    dataset, :class:`~fedsim.training.ShuffledBatches` with the run's seed, one permutation per epoch);
+    the rows are identified by an index column in place of the features."""
     n = len(data.y_train)
-    loader = make_loader(np.arange(n, dtype=np.float32)[:, None], data.y_train.astype(np.float32),
-                         batch_size=plan.batch_size, seed=plan.seed, sample_weight=data.w_train)
-    if "loader_rng" in state:
-        loader.generator.set_state(torch.from_numpy(state["loader_rng"].copy()))
-    else:
+    loader = make_loader(
+        np.arange(n, dtype=np.float32)[:, None],
+        data.y_train.astype(np.float32),
+        batch_size=plan.batch_size,
+        seed=plan.seed,
+        sample_weight=data.w_train,
+    )
+    if "w_norm" not in state:
         _, y, w = loader.dataset.tensors
         state["w_norm"] = w.numpy().copy()
         state["pos_weight"] = np.asarray(balanced_pos_weight(y, w))
-    batches = [xb[:, 0].long().numpy() for xb, _, _ in loader]
-    state["loader_rng"] = loader.generator.get_state().numpy().copy()
-    sizes = np.array([len(b) for b in batches], dtype=np.int64)
-    return np.concatenate(batches), np.r_[0, np.cumsum(sizes)].astype(np.int64)
+    batches = ShuffledBatches(loader.dataset, batch_size=plan.batch_size, seed=plan.seed)
+    epoch = int(state.get("epoch", 0))
+    for _ in range(epoch):  # replay the permutations of the epochs already trained (cheap: no model)
+        for _ in batches:
+            pass
+    order = [xb[:, 0].long().numpy() for xb, _, _ in batches]
+    state["epoch"] = np.asarray(epoch + 1)
+    sizes = np.array([len(b) for b in order], dtype=np.int64)
+    return np.concatenate(order), np.r_[0, np.cumsum(sizes)].astype(np.int64)
 
 
 def _current(state: State) -> np.ndarray:
     c = int(state["cursor"])
-    return state["order"][state["bounds"][c]:state["bounds"][c + 1]]
+    return state["order"][state["bounds"][c] : state["bounds"][c + 1]]
 
 
 def _next_rows(data: HolderData, state: State, plan: Plan) -> Payload:
@@ -214,8 +232,9 @@ def _next_rows(data: HolderData, state: State, plan: Plan) -> Payload:
     return out
 
 
-def _party_embeddings(state: State, payload: Payload, plan: Plan, rows: np.ndarray, offset: int,
-                      *, train: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _party_embeddings(
+    state: State, payload: Payload, plan: Plan, rows: np.ndarray, offset: int, *, train: bool
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Per party: the received (m+1, d) block (a leaf when training) and the (B, d) rows it gives."""
     leaves, per_row = [], []
     for p in plan.parties:
@@ -223,8 +242,10 @@ def _party_embeddings(state: State, payload: Payload, plan: Plan, rows: np.ndarr
         pos = state[f"pos/{p}"][rows + offset]
         matched = pos >= 0
         if block.shape[0] != int(matched.sum()) + 1:
-            raise ValueError(f"payload[emb/{p}]: {block.shape[0]} rows; allowed: {int(matched.sum()) + 1} "
-                             "(one per matched row of the batch plus the all-missing row)")
+            raise ValueError(
+                f"payload[emb/{p}]: {block.shape[0]} rows; allowed: {int(matched.sum()) + 1} "
+                "(one per matched row of the batch plus the all-missing row)"
+            )
         idx = np.full(len(rows), int(matched.sum()), dtype=np.int64)
         idx[matched] = np.arange(int(matched.sum()))
         leaves.append(block)
@@ -250,15 +271,21 @@ def step(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[
     reply: Payload = {}
     if train:
         leaves, per_row = _party_embeddings(state, payload, plan, rows, offset, train=True)
-        reply.update(_train_step(data, state, plan, model, xb, per_row, rows))
+        _train_step(data, state, plan, model, xb, per_row, rows)
         reply.update({f"grad/{p}": leaf.grad.numpy() for p, leaf in zip(plan.parties, leaves, strict=True)})
     else:
         model.eval()
         with torch.no_grad():
             _, per_row = _party_embeddings(state, payload, plan, rows, offset, train=False)
             logits = model.top(torch.cat([model.own(xb), *per_row], dim=1))
-            scores = pd.DataFrame({"entity_id": data.entity_test[rows], "decision_ts": data.ts_test[rows],
-                                   "window": data.window_test[rows], "score": torch.sigmoid(logits).numpy().astype(float)})
+            scores = pd.DataFrame(
+                {
+                    "entity_id": data.entity_test[rows],
+                    "decision_ts": data.ts_test[rows],
+                    "window": data.window_test[rows],
+                    "score": torch.sigmoid(logits).numpy().astype(float),
+                }
+            )
     state["cursor"] = np.asarray(int(state["cursor"]) + 1)
     reply.update(_next_rows(data, state, plan))
     if train and reply["done"]:
@@ -266,8 +293,15 @@ def step(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[
     return reply, scores
 
 
-def _train_step(data: HolderData, state: State, plan: Plan, model: LabelSide, xb: torch.Tensor,
-                per_row: list[torch.Tensor], rows: np.ndarray) -> Payload:
+def _train_step(
+    data: HolderData,
+    state: State,
+    plan: Plan,
+    model: LabelSide,
+    xb: torch.Tensor,
+    per_row: list[torch.Tensor],
+    rows: np.ndarray,
+) -> None:
     """One optimiser step; the loss is fit()'s: Σ wᵢ·BCE(pos_weight)ᵢ / B over the batch."""
     opt = _optimizer(model, state, plan)
     yb = torch.from_numpy(data.y_train[rows].astype(np.float32))
@@ -285,7 +319,6 @@ def _train_step(data: HolderData, state: State, plan: Plan, model: LabelSide, xb
     state.update(adam_arrays(opt, "adam/"))
     state["loss_sum"] = np.asarray(float(state["loss_sum"]) + float(total.detach()))
     state["loss_rows"] = np.asarray(int(state["loss_rows"]) + len(rows))
-    return {}
 
 
 def epoch_loss(state: State) -> Payload:

@@ -9,8 +9,7 @@ run the very same party code.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +19,19 @@ from fedsim.federation import vertical_holder as holder
 from fedsim.federation import vertical_party as party
 from fedsim.federation.vertical_data import HolderData, PartyData, Payload, Plan, State, load_bundle, out_dir
 
-HOLDER_ACTIONS = ("hello", "psi_start", "psi_finish", "init", "begin", "step", "weights", "set_weights")
-PARTY_ACTIONS = ("hello", "psi_answer", "schedule", "init", "step", "average")
+HOLDER_ACTIONS = ("hello", "psi_start", "psi_finish", "begin", "step", "weights", "set_weights")
+PARTY_ACTIONS = ("hello", "psi_answer", "schedule", "step", "average")
 
 
 def _plan(state: State) -> Plan:
     if "plan" not in state:
         raise ValueError("state: no run settings; allowed: a 'hello' message first")
-    raw = json.loads(bytes(state["plan"]).decode())
-    raw["holders"], raw["parties"] = tuple(raw["holders"]), tuple(raw["parties"])
-    return Plan(**raw)
+    return Plan.from_json(bytes(state["plan"]).decode())
 
 
 def encode_plan(plan: Plan) -> str:
-    """Run settings as sent in the 'hello' message (no data, no paths the partner needs)."""
-    return json.dumps({**asdict(plan), "out_dir": ""})
+    """Run settings as sent in the 'hello' message (the coordinator's output path stays with it)."""
+    return replace(plan, out_dir="").to_json()
 
 
 def handle(bundle_path: str, action: str, payload: Payload, state: State) -> Payload:
@@ -45,8 +42,12 @@ def handle(bundle_path: str, action: str, payload: Payload, state: State) -> Pay
         raise ValueError(f"action: {action!r} at {data.name} ({data.role}); allowed: {', '.join(allowed)}")
     if action == "hello":
         state["plan"] = np.frombuffer(str(payload["plan"]).encode(), dtype=np.uint8).copy()
-        return {"partner": data.name, "block": data.block, "role": data.role,
-                "keys": ",".join(c for c in data.keys.columns if c != "entity_id")}
+        return {
+            "partner": data.name,
+            "block": data.block,
+            "role": data.role,
+            "keys": ",".join(c for c in data.keys.columns if c != "entity_id"),
+        }
     plan = _plan(state)
     if isinstance(data, HolderData):
         return _holder(data, Path(out_dir(bundle_path)), action, payload, state, plan)
@@ -61,9 +62,9 @@ def _holder(data: HolderData, out: Path, action: str, payload: Payload, state: S
         for p, half in halves.items():
             half.to_parquet(out / f"anchors_{p}.parquet", index=False)
         return reply
-    if action == "init":
-        return holder.init(data, state, payload)
     if action == "begin":
+        if any(k.startswith("model/") for k in payload):
+            holder.init(state, payload)
         return holder.begin(data, state, payload, plan)
     if action == "weights":
         return holder.weights(state)
@@ -84,12 +85,11 @@ def _party(data: PartyData, out: Path, action: str, payload: Payload, state: Sta
         for b, half in halves.items():
             half.to_parquet(out / f"owners_{b}.parquet", index=False)
         return reply
-    if action == "init":
-        return party.init(state, payload)
+    if any(k.startswith("model/") for k in payload):
+        party.init(state, payload)
     if action == "average":
+        party.step(data, state, payload, plan)  # the round's last gradients first
         return party.average(state, payload, plan)
-    if payload.get("reset_optimizer"):
-        party.reset_optimizers(state)
     return party.step(data, state, payload, plan)
 
 
@@ -115,5 +115,7 @@ class LocalExchange:
         unknown = [n for n in requests if n not in self.bundles]
         if unknown:
             raise ValueError(f"requests: partner(s) {unknown}; allowed: {sorted(self.bundles)}")
-        return {n: handle(self.bundles[n], action, payload, self.states[n])
-                for n, (action, payload) in requests.items()}
+        return {
+            n: handle(self.bundles[n], action, payload, self.states[n])
+            for n, (action, payload) in requests.items()
+        }

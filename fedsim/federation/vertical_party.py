@@ -38,10 +38,6 @@ from fedsim.models import BottomModel, Standardizer
 from fedsim.training import TrainConfig, make_optimizer
 
 
-def _shared_columns(keys: pd.DataFrame, other: list[str]) -> tuple[str, ...]:
-    return tuple(c for c in alignment.KEY_PRIORITY if c in keys.columns and c in other)
-
-
 # ------------------------------------------------------------------------------------------------
 # Alignment (PSI server, then PSI client of the reverse run) and schedule
 # ------------------------------------------------------------------------------------------------
@@ -49,33 +45,45 @@ def psi_answer(data: PartyData, state: State, payload: Payload) -> Payload:
     """Forward PSI step 2 for each holder, and step 1 of the reverse PSI (this party as client)."""
     reply: Payload = {}
     for b in names(payload["holders"]):
-        mine = alignment.unique_elements(alignment.key_elements(
-            data.keys, _shared_columns(data.keys, names(payload[f"keys/{b}"]))))
+        mine = alignment.unique_elements(
+            alignment.key_elements(
+                data.keys, alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{b}"]))
+            )
+        )
         setup, response = alignment.psi_server_answer(mine, payload[f"psi_request/{b}"])
         rev = alignment.psi_client_request(mine)
         state[f"psi_key/{b}"] = np.frombuffer(rev.key, dtype=np.uint8).copy()
-        reply.update({f"psi_setup/{b}": setup, f"psi_response/{b}": response, f"psi_rev_request/{b}": rev.request})
+        reply.update(
+            {f"psi_setup/{b}": setup, f"psi_response/{b}": response, f"psi_rev_request/{b}": rev.request}
+        )
     return reply
 
 
-def schedule(data: PartyData, state: State, payload: Payload, plan: Plan) -> tuple[Payload, dict[str, pd.DataFrame]]:
+def schedule(
+    data: PartyData, state: State, payload: Payload, plan: Plan
+) -> tuple[Payload, dict[str, pd.DataFrame]]:
     """Reverse PSI step 3, then turn each holder's schedule (anchor, time) into own entities and fit
     the standardiser on the training part. Returns the reply (input width per holder) and, per holder,
     this party's half of the alignment (anchor → entity) for its local output."""
     reply: Payload = {}
     halves = {}
     for b in names(payload["holders"]):
-        elements = alignment.key_elements(data.keys, _shared_columns(data.keys, names(payload[f"keys/{b}"])))
+        elements = alignment.key_elements(
+            data.keys, alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{b}"]))
+        )
         mine = alignment.unique_elements(elements)
-        found = alignment.psi_client_intersection(bytes(state.pop(f"psi_key/{b}")), payload[f"psi_rev_setup/{b}"],
-                                                  payload[f"psi_rev_response/{b}"])
+        found = alignment.psi_client_intersection(
+            bytes(state.pop(f"psi_key/{b}")), payload[f"psi_rev_setup/{b}"], payload[f"psi_rev_response/{b}"]
+        )
         owners = alignment.party_owners(elements, [mine[i] for i in np.asarray(found)])
         anchor = np.asarray(payload[f"schedule_anchor/{b}"], dtype=np.int64)
         entity = owners[anchor] if len(anchor) else np.zeros(0, np.int64)
         ts = np.asarray(payload[f"schedule_ts/{b}"], dtype=np.int64)
         n_train = int(payload[f"schedule_train/{b}"])
         x_train = _features(data, entity[:n_train], ts[:n_train])
-        std = fit_standardizer(x_train, add_missing_row=bool(payload[f"unmatched_train/{b}"]) or plan.always_indicators)
+        std = fit_standardizer(
+            x_train, add_missing_row=bool(payload[f"unmatched_train/{b}"]) or plan.always_indicators
+        )
         state.update(standardizer_arrays(std, f"std/{b}/"))
         state[f"entity/{b}"], state[f"ts/{b}"] = entity, ts
         reply[f"width/{b}"] = int(std.n_features_out_)
@@ -106,13 +114,12 @@ def _inputs(data: PartyData, state: State, holder: str, rows: np.ndarray) -> tor
     return torch.from_numpy(std.transform(x))
 
 
-def init(state: State, payload: Payload) -> Payload:
+def init(state: State, payload: Payload) -> None:
     """Load the initial bottom weights for each holder (drawn by the coordinator from the run's seed)."""
     for k, v in payload.items():
         if k.startswith("model/"):
             state[k] = np.asarray(v)
     reset_optimizers(state)
-    return {}
 
 
 def reset_optimizers(state: State) -> None:
@@ -121,8 +128,16 @@ def reset_optimizers(state: State) -> None:
 
 
 def _optimizer(model: BottomModel, state: State, holder: str, plan: Plan) -> torch.optim.Optimizer:
-    opt = make_optimizer(model, TrainConfig(epochs=1, batch_size=plan.batch_size, learning_rate=plan.learning_rate,
-                                            seed=plan.seed, optimizer="adam"))
+    opt = make_optimizer(
+        model,
+        TrainConfig(
+            epochs=1,
+            batch_size=plan.batch_size,
+            learning_rate=plan.learning_rate,
+            seed=plan.seed,
+            optimizer="adam",
+        ),
+    )
     load_adam(opt, state, f"adam/{holder}/")
     return opt
 
@@ -131,14 +146,18 @@ def _optimizer(model: BottomModel, state: State, holder: str, plan: Plan) -> tor
 # One exchange: apply last batch's gradient, embed this batch
 # ------------------------------------------------------------------------------------------------
 def step(data: PartyData, state: State, payload: Payload, plan: Plan) -> Payload:
-    """For each holder in the payload: apply ``grad/<holder>`` (if any) to the previous training batch,
-    then answer ``rows/<holder>`` (if any) with ``emb/<holder>`` of shape (m + 1, embedding_dim).
-    ``train`` (bool) says whether the rows are a training batch (remembered for its gradient)."""
+    """For each holder in the payload: apply ``grad/<holder>`` (if any) to the previous training batch;
+    restart the optimisers if ``reset_optimizer``; then answer ``rows/<holder>`` (if any) with
+    ``emb/<holder>`` of shape (m + 1, embedding_dim). ``train`` (bool) says whether the rows are a
+    training batch (remembered until its gradient arrives)."""
     reply: Payload = {}
     train = bool(payload.get("train", False))
     for b in plan.holders:
         if f"grad/{b}" in payload:
             _apply_gradient(data, state, b, np.asarray(payload[f"grad/{b}"], dtype=np.float32), plan)
+    if payload.get("reset_optimizer"):
+        reset_optimizers(state)
+    for b in plan.holders:
         if f"rows/{b}" in payload:
             rows = np.asarray(payload[f"rows/{b}"], dtype=np.int64)
             model = _bottom(state, b, plan)
@@ -151,15 +170,19 @@ def step(data: PartyData, state: State, payload: Payload, plan: Plan) -> Payload
 
 def _apply_gradient(data: PartyData, state: State, holder: str, grad: np.ndarray, plan: Plan) -> None:
     if f"pending/{holder}" not in state:
-        raise ValueError(f"grad/{holder}: no training batch awaiting a gradient; allowed: a gradient only "
-                         "after a training embedding request")
+        raise ValueError(
+            f"grad/{holder}: no training batch awaiting a gradient; allowed: a gradient only "
+            "after a training embedding request"
+        )
     rows = state.pop(f"pending/{holder}")
     model = _bottom(state, holder, plan)
     opt = _optimizer(model, state, holder, plan)
     opt.zero_grad(set_to_none=True)
     out = model(_inputs(data, state, holder, rows))
     if out.shape != grad.shape:
-        raise ValueError(f"grad/{holder}: shape {grad.shape}; allowed: {tuple(out.shape)} (the embeddings sent)")
+        raise ValueError(
+            f"grad/{holder}: shape {grad.shape}; allowed: {tuple(out.shape)} (the embeddings sent)"
+        )
     out.backward(torch.from_numpy(grad))
     opt.step()
     state.update(module_arrays(model, f"model/{holder}/"))
@@ -174,7 +197,9 @@ def average(state: State, payload: Payload, plan: Plan) -> Payload:
     holders = [b for b in plan.holders if f"weight/{b}" in payload]
     w = np.array([float(payload[f"weight/{b}"]) for b in holders])
     if not holders or w.sum() <= 0:
-        raise ValueError(f"weights: {dict(zip(holders, w, strict=True))}; allowed: positive row counts per holder")
+        raise ValueError(
+            f"weights: {dict(zip(holders, w, strict=True))}; allowed: positive row counts per holder"
+        )
     keys = [k.removeprefix(f"model/{holders[0]}/") for k in state if k.startswith(f"model/{holders[0]}/")]
     for k in keys:
         mean = sum(wi * state[f"model/{b}/{k}"] for wi, b in zip(w, holders, strict=True)) / w.sum()

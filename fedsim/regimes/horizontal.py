@@ -12,6 +12,13 @@ of two or more partners is one federation. Members without a same-kind peer in t
 the telco of bank_1 + bank_2 + telco) are **run siloed** next to it — the honest status quo for a
 partner that has nobody of its kind to federate with — and named in the ``siloed_members`` param.
 A coalition without any same-kind pair is refused (:func:`admits` lets a grid skip such cells).
+
+Decisions recorded with every run: standardisation is *federated* (one global mean/scale from the
+partners' column moments, equal to the pooled standardiser) and so is the class balance (global
+Σw₋/Σw₊); engine, rounds, strategy, μ, local epochs and SecAgg+ are params (``fl_*``); the weighted
+train loss per round is the step metric ``train_loss.<kind>`` (and ``train_loss.<partner>`` per
+partner); a partner that fails a round is left out of it and named in ``fl_dropouts``. Under DP each
+partner's ledger is logged as ``dp_<field>.<partner>``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from fedsim.errors import FedsimError
+from fedsim.privacy import run_params
 from fedsim.regimes.base import RegimeResult, RunContext, run_units
 from fedsim.regimes.siloed import silo
 
@@ -54,13 +62,13 @@ class Horizontal:
     def run(self, ctx: RunContext) -> RegimeResult:
         from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
 
-        _check_privacy(ctx)
         groups = kind_groups(ctx)
         federated = {block: members for block, members in groups.items() if len(members) >= 2}
         alone = [m for members in groups.values() if len(members) < 2 for m in members]
         if not federated:
-            raise FedsimError(f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners of "
-                              f"one kind; kinds here: {', '.join(f'{p} ({b})' for b, ms in groups.items() for p in ms)}")
+            kinds = ", ".join(f"{p} ({b})" for b, ms in groups.items() for p in ms)
+            raise FedsimError(f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners "
+                              f"of one kind; kinds here: {kinds}")
         settings = HorizontalSettings.from_context(ctx)
         engine = ctx.options.get("engine", "simulation")
         scores, seconds, metrics, steps = [], [], {}, {}
@@ -79,10 +87,15 @@ class Horizontal:
             metrics.update({f"train_rows.{p}": float(n) for p, n in out.n_examples.items()})
             metrics[f"fl_seconds.{block}"] = run.seconds
             metrics[f"fl_prepare_seconds.{block}"] = run.prepare_seconds
+            metrics[f"fl_rounds_seconds.{block}"] = out.rounds_seconds
             metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
             metrics[f"fl_partners_dropped.{block}"] = float(len(out.dropouts))
+            for partner, ledger in out.dp.items():  # each partner's ε, δ, σ, … after its last round
+                metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
             dropouts += [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(out.dropouts.items())]
-        params = _params(settings, engine, federated, alone, dropouts)
+        params = {**_params(settings, engine, federated, alone, dropouts), **run_params(settings.privacy)}
+        if settings.privacy is not None:
+            params["dp_not_covered"] = "column moments and class-weight sums sent before training"
         if alone:
             siloed = run_units(ctx, [silo(p) for p in alone], {})
             scores.append(siloed.scores)
@@ -109,12 +122,3 @@ def _params(settings: Any, engine: str, federated: dict[str, list[str]], alone: 
 def _last_finite(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return finite[-1] if finite else math.nan
-
-
-def _check_privacy(ctx: RunContext) -> None:
-    from fedsim.privacy import PrivacyError, privacy_for
-
-    settings = privacy_for(ctx)
-    if settings is not None:
-        raise PrivacyError(f"horizontal with {settings.mode} DP: not wired into the federated clients yet; "
-                           "allowed: epsilon inf (no DP) for horizontal runs")

@@ -35,8 +35,10 @@ def hybrid_roles(ctx: RunContext) -> Roles:
     if wanted in ctx.coalition:
         wanted = ctx.features[wanted].block
     if wanted not in {ctx.features[p].block for p in ctx.coalition}:
-        raise FedsimError(f"federation.label_holder = {ctx.options.get('label_holder', 'bank')!r}: no partner of that "
-                          f"kind in coalition {'+'.join(ctx.coalition)}; allowed: a kind present in it")
+        raise FedsimError(
+            f"federation.label_holder = {ctx.options.get('label_holder', 'bank')!r}: no partner of that "
+            f"kind in coalition {'+'.join(ctx.coalition)}; allowed: a kind present in it"
+        )
     return resolve_roles(replace(ctx, options={**ctx.options, "label_holder": wanted}))
 
 

@@ -27,6 +27,7 @@ Protocol, engines and messages: :mod:`fedsim.federation.vertical`; entity alignm
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,17 +64,23 @@ def resolve_roles(ctx: RunContext) -> Roles:
     elif wanted in block.values():
         holders = tuple(p for p in ctx.coalition if block[p] == wanted)
     else:
-        raise FedsimError(f"federation.label_holder = {wanted!r}: not in coalition {'+'.join(ctx.coalition)}; "
-                          f"allowed: a kind present in it ({', '.join(sorted(set(block.values())))}) or a member")
+        raise FedsimError(
+            f"federation.label_holder = {wanted!r}: not in coalition {'+'.join(ctx.coalition)}; "
+            f"allowed: a kind present in it ({', '.join(sorted(set(block.values())))}) or a member"
+        )
     kinds = {block[h] for h in holders}
     stray = [p for p in ctx.coalition if p not in holders and block[p] in kinds]
     if stray:
-        raise FedsimError(f"coalition member(s) {stray}: same kind as label holder(s) {list(holders)} but not holders; "
-                          "allowed: label_holder set to the kind (each holds its own labels) or leave them out")
+        raise FedsimError(
+            f"coalition member(s) {stray}: same kind as label holder(s) {list(holders)} but not holders; "
+            "allowed: label_holder set to the kind (each holds its own labels) or leave them out"
+        )
     parties = tuple(p for p in ctx.coalition if block[p] not in kinds)
     if not parties:
-        raise FedsimError(f"coalition = {'+'.join(ctx.coalition)}: no partner of another kind than the label holder; "
-                          "allowed: at least one feature party (vertical FL joins different kinds)")
+        raise FedsimError(
+            f"coalition = {'+'.join(ctx.coalition)}: no partner of another kind than the label holder; "
+            "allowed: at least one feature party (vertical FL joins different kinds)"
+        )
     return Roles(holders, parties)
 
 
@@ -85,22 +92,34 @@ def holder_data(ctx: RunContext, holder: str) -> Any:
     from fedsim.federation.vertical_data import HolderData
 
     unit = silo(holder)
-    X, idx = unit_frame(ctx, unit, (ctx.split.train_start, ctx.split.train_end),
-                        labels_before=ctx.split.train_end, train=True)
+    X, idx = unit_frame(
+        ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
+    )
     y = idx["y"].to_numpy().astype(np.int8)
-    windows = [(ctx.split.test_start, ctx.split.test_end)] + ([ctx.split.second_test] if ctx.split.second_test else [])
+    windows = [(ctx.split.test_start, ctx.split.test_end)] + (
+        [ctx.split.second_test] if ctx.split.second_test else []
+    )
     tests = []
     for i, window in enumerate(windows):
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
         tests.append((Xt.reindex(columns=X.columns), it.assign(window=i)))
     xt = pd.concat([t[0] for t in tests], ignore_index=True)
     it = pd.concat([t[1] for t in tests], ignore_index=True)
-    return HolderData(name=holder, block=ctx.features[holder].block, keys=ctx.features[holder].keys(),
-                      feature_names=[str(c) for c in X.columns], x_train=X.to_numpy(np.float64), y_train=y,
-                      w_train=np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate),
-                      entity_train=idx["entity_id"].to_numpy(np.int64), ts_train=idx["decision_ts"].to_numpy(np.int64),
-                      x_test=xt.to_numpy(np.float64), entity_test=it["entity_id"].to_numpy(np.int64),
-                      ts_test=it["decision_ts"].to_numpy(np.int64), window_test=it["window"].to_numpy(np.int64))
+    return HolderData(
+        name=holder,
+        block=ctx.features[holder].block,
+        keys=ctx.features[holder].keys(),
+        feature_names=[str(c) for c in X.columns],
+        x_train=X.to_numpy(np.float64),
+        y_train=y,
+        w_train=np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate),
+        entity_train=idx["entity_id"].to_numpy(np.int64),
+        ts_train=idx["decision_ts"].to_numpy(np.int64),
+        x_test=xt.to_numpy(np.float64),
+        entity_test=it["entity_id"].to_numpy(np.int64),
+        ts_test=it["decision_ts"].to_numpy(np.int64),
+        window_test=it["window"].to_numpy(np.int64),
+    )
 
 
 def party_data(ctx: RunContext, party: str) -> Any:
@@ -125,32 +144,51 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
     from fedsim.privacy import privacy_for
 
     if privacy_for(ctx) is not None:
-        raise FedsimError(f"epsilon = {ctx.epsilon}: DP-SGD is not available for split learning ({mode}) yet; "
-                          "allowed: inf")
+        raise FedsimError(
+            f"epsilon = {ctx.epsilon}: DP-SGD is not available for split learning ({mode}) yet; allowed: inf"
+        )
     run_dir = Path(tempfile.mkdtemp(prefix=f"fedsim-{mode}-"))
     data = {h: holder_data(ctx, h) for h in roles.holders}
     idle = [h for h in roles.holders if not trainable(data[h])]
     for h in idle:
-        logger.warning("%s: no reported fraud (or only fraud) among its training rows; it scores uninformatively "
-                       "and stays out of the federation", h)
+        logger.warning(
+            "%s: no reported fraud (or only fraud) among its training rows; it scores uninformatively "
+            "and stays out of the federation",
+            h,
+        )
     active = tuple(h for h in roles.holders if h not in idle)
     bundles = {h: str(write_bundle(data[h], run_dir)) for h in active}
     bundles.update({p: str(write_bundle(party_data(ctx, p), run_dir)) for p in roles.parties})
     (run_dir / "coordinator").mkdir(exist_ok=True)
     engine = str(ctx.options.get("engine", "simulation"))
-    params = _params(ctx, mode, roles, idle, engine)
+    params = _params(mode, roles, idle, engine)
     if not active:
+        shutil.rmtree(run_dir, ignore_errors=True)
         scores = pd.concat([_constant_scores(data[h]) for h in idle], ignore_index=True)
         return _result(scores, params, {}, {})
-    plan = Plan(mode=mode, holders=active, parties=roles.parties, seed=ctx.seed,  # type: ignore[arg-type]
-                rounds=int(ctx.options.get("rounds", 5)), local_epochs=int(ctx.options.get("local_epochs", 1)),
-                batch_size=ctx.training.batch_size, learning_rate=ctx.training.learning_rate,
-                embedding_dim=int(ctx.options.get("embedding_dim", 8)), hidden=HIDDEN,
-                out_dir=str(run_dir / "coordinator"))
+    plan = Plan(
+        mode=mode,  # type: ignore[arg-type]  # "vertical" | "hybrid", checked by Plan
+        holders=active,
+        parties=roles.parties,
+        seed=ctx.seed,
+        rounds=int(ctx.options.get("rounds", 5)),
+        local_epochs=int(ctx.options.get("local_epochs", 1)),
+        batch_size=ctx.training.batch_size,
+        learning_rate=ctx.training.learning_rate,
+        embedding_dim=int(ctx.options.get("embedding_dim", 8)),
+        hidden=HIDDEN,
+        out_dir=str(run_dir / "coordinator"),
+    )
     run = run_split_learning(plan, bundles, engine=engine, capture_dir=ctx.options.get("capture_dir"))
     scored = [_read_scores(bundles[h], h) for h in active] + [_constant_scores(data[h]) for h in idle]
-    metrics = {**run.metrics, "federation_seconds": run.seconds,
-               **alignment_metrics(ctx, bundles, active, roles.parties)}
+    metrics = {
+        **run.metrics,
+        "federation_seconds": run.seconds,
+        **alignment_metrics(ctx, bundles, active, roles.parties),
+    }
+    # Bundles hold copies of every partner's data: gone once the partners' outputs are collected
+    # (kept when a run fails, with the Flower logs, for inspection).
+    shutil.rmtree(run_dir, ignore_errors=True)
     return _result(pd.concat(scored, ignore_index=True), params, metrics, run.step_metrics)
 
 
@@ -161,20 +199,31 @@ def _read_scores(bundle: str, holder: str) -> pd.DataFrame:
 
 
 def _constant_scores(data: Any) -> pd.DataFrame:
-    return pd.DataFrame({"partner": data.name, "entity_id": data.entity_test, "decision_ts": data.ts_test,
-                         "window": data.window_test, "score": 0.0})
+    return pd.DataFrame(
+        {
+            "partner": data.name,
+            "entity_id": data.entity_test,
+            "decision_ts": data.ts_test,
+            "window": data.window_test,
+            "score": 0.0,
+        }
+    )
 
 
-def _result(scores: pd.DataFrame, params: dict[str, Any], metrics: dict[str, float],
-            steps: dict[str, list[float]]) -> RegimeResult:
+def _result(
+    scores: pd.DataFrame, params: dict[str, Any], metrics: dict[str, float], steps: dict[str, list[float]]
+) -> RegimeResult:
     first = entity_days(scores[scores["window"] == 0].drop(columns="window"))
     later = scores[scores["window"] == 1]
     second = entity_days(later.drop(columns="window")) if len(later) else None
-    return RegimeResult(scores=first, params=params, metrics=metrics, second_scores=second, step_metrics=steps)
+    return RegimeResult(
+        scores=first, params=params, metrics=metrics, second_scores=second, step_metrics=steps
+    )
 
 
-def alignment_metrics(ctx: RunContext, bundles: dict[str, str], holders: tuple[str, ...],
-                      parties: tuple[str, ...]) -> dict[str, float]:
+def alignment_metrics(
+    ctx: RunContext, bundles: dict[str, str], holders: tuple[str, ...], parties: tuple[str, ...]
+) -> dict[str, float]:
     """Match rate, precision and recall of each holder–party PSI alignment, from the two halves each side
     kept locally, judged against the hidden person ids (evaluation only)."""
     from fedsim.federation.vertical_data import out_dir
@@ -184,21 +233,26 @@ def alignment_metrics(ctx: RunContext, bundles: dict[str, str], holders: tuple[s
         n_entities = int(ctx.features[h].keys()["entity_id"].nunique())
         for p in parties:
             anchors = pd.read_parquet(out_dir(bundles[h]) / f"anchors_{p}.parquet")
-            owners = pd.read_parquet(out_dir(bundles[p]) / f"owners_{h}.parquet").set_index("anchor")["entity_id"]
-            pairs = pd.DataFrame({"holder_entity": anchors["entity_id"].to_numpy(),
-                                  "party_entity": owners.reindex(anchors["anchor"]).to_numpy()})
-            q = alignment.match_quality(pairs, ctx.truth["entities"], holder=h, party=p, holder_entities=n_entities)
+            owners = pd.read_parquet(out_dir(bundles[p]) / f"owners_{h}.parquet").sort_values("anchor")
+            pairs = alignment.entity_pairs(anchors, owners["entity_id"].to_numpy())
+            q = alignment.match_quality(
+                pairs, ctx.truth["entities"], holder=h, party=p, holder_entities=n_entities
+            )
             out.update(q.as_metrics(f"psi.{h}.{p}"))
     return out
 
 
-def _params(ctx: RunContext, mode: str, roles: Roles, idle: list[str], engine: str) -> dict[str, Any]:
+def _params(mode: str, roles: Roles, idle: list[str], engine: str) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "sharing": "embeddings and gradients (split learning)" + (" + FedAvg among holders" if mode == "hybrid" else ""),
-        "label_holders": "+".join(roles.holders), "feature_parties": "+".join(roles.parties),
-        "idle_holders": "+".join(idle) or "none", "join": "ECDH-PSI on salted-hash keys (openmined-psi)",
+        "sharing": "embeddings and gradients (split learning)"
+        + (" + FedAvg among holders" if mode == "hybrid" else ""),
+        "label_holders": "+".join(roles.holders),
+        "feature_parties": "+".join(roles.parties),
+        "idle_holders": "+".join(idle) or "none",
+        "join": "ECDH-PSI on salted-hash keys (openmined-psi)",
         "architecture": f"split net: bottom Linear+ReLU per party -> top MLP ({HIDDEN} hidden)",
-        "unmatched_rows": "party's embedding of an all-missing row", "engine": engine,
+        "unmatched_rows": "party's embedding of an all-missing row",
+        "engine": engine,
     }
     params.update({f"leakage.{k}": v for k, v in leakage_register(mode, roles).items()})
     return params
@@ -212,23 +266,25 @@ def leakage_register(mode: str, roles: Roles) -> dict[str, str]:
     h, p = "+".join(roles.holders), "+".join(roles.parties)
     reg = {
         "psi": f"ECDH-PSI both ways: {h} and {p} each learn which of their own key hashes the other holds "
-               "(the intersection) and the size of the other's key set; nothing about the rest.",
-        "schedule": f"{p} learn {h}'s decision times for every matched person (train and test rows) and which "
-                    "matched persons are in the training sample (all reported-fraud rows, a share of the "
-                    "rest: a weak label signal).",
+        "(the intersection) and the size of the other's key set; nothing about the rest.",
+        "schedule": f"{p} learn {h}'s decision times for every matched person (train and test rows) "
+        "and which matched persons are in the training sample (all reported-fraud rows, a share of "
+        "the rest: a weak label signal).",
         "batches": f"{p} learn which matched rows share a training batch and when a scoring chunk starts.",
         "embeddings": f"{h} (and the coordinator) receive {p}'s embeddings of matched rows: a learned, "
-                      "lower-dimensional function of the party's features.",
+        "lower-dimensional function of the party's features.",
         "gradients": f"{p} receive d loss / d embedding for their rows; its sign and size can reveal labels "
-                     "(label leakage in split learning, Li et al. 2022, ICLR 'Label leakage and protection "
-                     "in two-party split learning').",
+        "(label leakage in split learning, Li et al. 2022, ICLR 'Label leakage and protection "
+        "in two-party split learning').",
         "coordinator": "the coordinator relays every message: it sees schedules, row positions, embeddings, "
-                       "gradients and counts, never raw features, labels or identifiers.",
+        "gradients and counts, never raw features, labels or identifiers.",
         "counts": "training-row and match counts per holder reach the coordinator (run metrics).",
     }
     if mode == "hybrid":
-        reg["model_arrays"] = (f"the coordinator receives each of {h}'s label-side model (own bottom + top) after "
-                               "every round (FedAvg, no secure aggregation); the averaged model goes back to all.")
+        reg["model_arrays"] = (
+            f"the coordinator receives each of {h}'s label-side model (own bottom + top) after "
+            "every round (FedAvg, no secure aggregation); the averaged model goes back to all."
+        )
     return reg
 
 
@@ -247,20 +303,39 @@ def central_split_scores(ctx: RunContext, holder: str, parties: tuple[str, ...])
     for p in parties:
         pairs = alignment.plain_pairs(data.keys, ctx.features[p].keys())
         match = pairs.set_index("holder_entity")["party_entity"]
-        for ent, ts, out in ((data.entity_train, data.ts_train, blocks_train), (data.entity_test, data.ts_test, blocks_test)):
+        for ent, ts, out in (
+            (data.entity_train, data.ts_train, blocks_train),
+            (data.entity_test, data.ts_test, blocks_test),
+        ):
             e = match.reindex(ent).fillna(-1).to_numpy(np.int64)
             out.append(ctx.features[p].context(e, ts).to_numpy(float))
     stds = [Standardizer().fit(b) for b in blocks_train]
     x_train = np.hstack([s.transform(b) for s, b in zip(stds, blocks_train, strict=True)])
     x_test = np.hstack([s.transform(b) for s, b in zip(stds, blocks_test, strict=True)])
-    net = make_split_net([s.n_features_out_ for s in stds], embedding_dim=int(ctx.options.get("embedding_dim", 8)),
-                         hidden=HIDDEN, seed=ctx.seed)
+    net = make_split_net(
+        [s.n_features_out_ for s in stds],
+        embedding_dim=int(ctx.options.get("embedding_dim", 8)),
+        hidden=HIDDEN,
+        seed=ctx.seed,
+    )
     epochs = int(ctx.options.get("rounds", 5)) * int(ctx.options.get("local_epochs", 1))
-    cfg = TrainConfig(epochs=epochs, batch_size=ctx.training.batch_size, learning_rate=ctx.training.learning_rate,
-                      seed=ctx.seed, class_weight="balanced")
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=ctx.training.batch_size,
+        learning_rate=ctx.training.learning_rate,
+        seed=ctx.seed,
+        class_weight="balanced",
+    )
     fit(net, x_train, data.y_train.astype(np.float32), config=cfg, sample_weight=data.w_train)
-    return pd.DataFrame({"partner": holder, "entity_id": data.entity_test, "decision_ts": data.ts_test,
-                         "window": data.window_test, "score": predict_scores(net, x_test)})
+    return pd.DataFrame(
+        {
+            "partner": holder,
+            "entity_id": data.entity_test,
+            "decision_ts": data.ts_test,
+            "window": data.window_test,
+            "score": predict_scores(net, x_test),
+        }
+    )
 
 
 def scores_frame(scores: pd.DataFrame) -> RegimeResult:

@@ -4,7 +4,6 @@ localhost, driven by the experiment runner, ending in the same kind of MLflow ru
 from __future__ import annotations
 
 import os
-import signal
 
 import pytest
 
@@ -48,4 +47,4 @@ def test_local_deployment_stops_every_process_it_started(tmp_path) -> None:  # t
         assert len(pids) == 2 and all(p.poll() is None for p in dep.processes.values())
     for pid in pids:
         with pytest.raises(ProcessLookupError):
-            os.kill(pid, signal.SIG_DFL or 0)
+            os.kill(pid, 0)

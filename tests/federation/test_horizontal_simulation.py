@@ -1,5 +1,5 @@
-"""Horizontal FL on Flower's simulation engine: accuracy against pooled, non-IID, SecAgg+, FedProx,
-the partner boundary, dropout, Ray kept warm, and a tracked run through the experiment runner.
+"""Horizontal FL on Flower's simulation engine: accuracy against pooled, the in-process reference, non-IID,
+SecAgg+, FedProx, DP-SGD, dropout, mixed kinds, Ray kept warm, and a tracked run through the runner.
 
 All on a known-answer world (3 banks × 1,000 people, 20 days), 1–3 rounds. Ray-using tests share one
 xdist worker (``xdist_group("flower")``) so Ray starts once per test session.
@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from fedsim.errors import FedsimError
-from fedsim.federation.boundary import BoundaryRules, check_messages, identifier_values
-from fedsim.federation.engine import RAY_STATS, read_capture
+from fedsim.federation.engine import RAY_STATS
 from fedsim.federation.partner_data import build_partner_data, partner_only
 from fedsim.regimes import get_regime
 from tests.federation.horizontal_worlds import BANKS, average_precision, context, workspace
@@ -37,6 +36,31 @@ def test_fedavg_reaches_pooled_average_precision_on_similar_banks() -> None:
     assert (fed.params["fl_rounds"], fed.params["fl_strategy"], fed.params["fl_proximal_mu"]) == (3, "fedavg", 0.0)
     assert set(fed.scores["partner"]) == set(BANKS)
     assert len(fed.scores) == len(pooled.scores)
+
+
+def test_flower_run_gives_the_in_process_fedavg_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from fedsim.federation.horizontal import HorizontalSettings, run_horizontal, run_in_process, score_locally
+
+    ws = workspace()
+    ctx = context(ws, rounds=2, strategy="fedprox")
+    settings = HorizontalSettings.from_context(ctx)
+    # execute: the Flower simulation, and the same rounds in one process without Flower
+    flower = run_horizontal(ctx, BANKS, settings)
+    datas = [build_partner_data(partner_only(ctx, p), p) for p in BANKS]
+    arrays, reference_outcome, config = run_in_process(datas, settings)
+    losses = reference_outcome.round_loss
+    for d in datas:
+        score_locally(d, arrays, config, tmp_path / d.partner)
+    reference = pd.concat([pd.read_parquet(tmp_path / p / "scores_test.parquet") for p in BANKS])
+    # assert: same per-round loss and the same scores for every entity-day (float32 sums aside)
+    assert flower.outcome.round_loss == pytest.approx(losses, rel=1e-5)
+    keys = ["partner", "entity_id", "day"]
+    merged = flower.scores.merge(reference, on=keys, suffixes=("_flower", "_ref"), validate="one_to_one")
+    assert len(merged) == len(reference) == len(flower.scores)
+    np.testing.assert_allclose(merged["score_flower"], merged["score_ref"], atol=1e-5)
+    assert flower.outcome.rounds_seconds > 0
 
 
 def test_non_iid_case_split_runs_and_records() -> None:
@@ -63,22 +87,17 @@ def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation() ->
     assert "train_loss.bank_1" not in secure.step_metrics  # per-partner losses stay hidden under SecAgg+
 
 
-def test_only_model_updates_and_aggregates_cross_the_partner_boundary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dp_sgd_inside_each_partner_reports_each_partners_epsilon() -> None:
+    from fedsim.privacy import PrivacySettings
+
     ws = workspace()
-    ctx = context(ws, rounds=2, capture_dir=str(tmp_path / "capture"))
-    data = {p: build_partner_data(partner_only(ctx, p), p) for p in BANKS}
-    rules = BoundaryRules(
-        identifiers=identifier_values([ws.features[p].keys() for p in BANKS] + [ws.truth["entities"][["entity_id"]]]),
-        row_counts=frozenset(n for d in data.values() for n in [d.n_rows, *map(len, d.tests.values())]),
-        weight_names=frozenset({"net.weight", "net.bias"}))
-    # execute
-    get_regime("horizontal").run(ctx)
-    messages = read_capture(tmp_path / "capture")
-    # assert: every message of every partner was seen (stats + 2 rounds + score, in and out) and is clean
-    assert len(messages) == len(BANKS) * 4 * 2
-    assert sum(1 for m in messages if m.message_type == "train" and m.direction == "from_partner") == 6
-    assert all(m.arrays for m in messages if m.message_type == "train")
-    assert check_messages(messages, rules) == []
+    privacy = PrivacySettings(target_epsilon=4.0, max_rows_per_entity=4)
+    result = get_regime("horizontal").run(context(ws, rounds=2, privacy=privacy))
+    epsilons = [result.metrics[f"dp_epsilon.{p}"] for p in BANKS]
+    assert all(0 < e <= 4.0 * (1 + 1e-6) for e in epsilons), epsilons
+    assert all(result.metrics[f"dp_rounds.{p}"] == 2.0 for p in BANKS)
+    assert result.params["dp_mode"] == "target_epsilon" and "dp_not_covered" in result.params
+    assert 0 < average_precision(ws, result.scores) <= 1
 
 
 def test_a_partner_dropping_out_is_recorded_and_the_rest_completes() -> None:
