@@ -63,7 +63,12 @@ DEFAULT_FPR = 1e-9
 # ------------------------------------------------------------------------------------------------
 def shared_key_columns(a: pd.DataFrame, b: pd.DataFrame) -> tuple[str, ...]:
     """Key columns both key tables hold, in :data:`KEY_PRIORITY` order (the schema is public)."""
-    return tuple(k for k in KEY_PRIORITY if k in a.columns and k in b.columns)
+    return key_columns_shared_with(a, list(b.columns))
+
+
+def key_columns_shared_with(keys: pd.DataFrame, other: Sequence[str]) -> tuple[str, ...]:
+    """Key columns of ``keys`` that the other party also holds (it names them; key types are public)."""
+    return tuple(k for k in KEY_PRIORITY if k in keys.columns and k in other)
 
 
 def key_elements(keys: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -78,13 +83,22 @@ def key_elements(keys: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """
     missing = [c for c in ("entity_id", *columns) if c not in keys.columns]
     if missing:
-        raise ValueError(f"keys: lacks column(s) {missing}; allowed: entity_id plus the key columns {list(columns)}")
+        raise ValueError(
+            f"keys: lacks column(s) {missing}; allowed: entity_id plus the key columns {list(columns)}"
+        )
     parts = []
     for col in columns:
         k = keys[["entity_id", col]].dropna()
         values = k[col].astype("int64").astype(str)
-        parts.append(pd.DataFrame({"entity_id": k["entity_id"].to_numpy(np.int64), "key": col,
-                                   "element": (col + ":") + values.to_numpy(dtype=object)}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "entity_id": k["entity_id"].to_numpy(np.int64),
+                    "key": col,
+                    "element": (col + ":") + values.to_numpy(dtype=object),
+                }
+            )
+        )
     if not parts:
         return pd.DataFrame({"entity_id": np.zeros(0, np.int64), "key": [], "element": []})
     return pd.concat(parts, ignore_index=True)
@@ -106,7 +120,11 @@ def _psi():  # type: ignore[no-untyped-def]
 
 def _structure(ds: str):  # type: ignore[no-untyped-def]
     psi = _psi()
-    table = {"raw": psi.DataStructure.RAW, "gcs": psi.DataStructure.GCS, "bloom": psi.DataStructure.BLOOM_FILTER}
+    table = {
+        "raw": psi.DataStructure.RAW,
+        "gcs": psi.DataStructure.GCS,
+        "bloom": psi.DataStructure.BLOOM_FILTER,
+    }
     if ds not in table:
         raise ValueError(f"data_structure: {ds!r}; allowed: one of {sorted(table)}")
     return table[ds]
@@ -132,8 +150,14 @@ def psi_client_request(elements: Sequence[str], *, reveal_intersection: bool = T
     return ClientRequest(key=bytes(client.GetPrivateKeyBytes()), request=request)
 
 
-def psi_server_answer(elements: Sequence[str], request: bytes, *, reveal_intersection: bool = True,
-                      data_structure: DataStructure = "raw", fpr: float = DEFAULT_FPR) -> tuple[bytes, bytes]:
+def psi_server_answer(
+    elements: Sequence[str],
+    request: bytes,
+    *,
+    reveal_intersection: bool = True,
+    data_structure: DataStructure = "raw",
+    fpr: float = DEFAULT_FPR,
+) -> tuple[bytes, bytes]:
     """Step 2 (server): blind its own set (``setup``) and re-blind the client's request (``response``).
 
     The server learns only the size of the client's set (the number of blinded values it received).
@@ -146,14 +170,16 @@ def psi_server_answer(elements: Sequence[str], request: bytes, *, reveal_interse
     req = psi.Request()
     req.ParseFromString(request)
     server = psi.server.CreateWithNewKey(reveal_intersection)
-    setup = server.CreateSetupMessage(fpr, max(len(req.encrypted_elements), 1), list(elements),
-                                      _structure(data_structure))
+    setup = server.CreateSetupMessage(
+        fpr, max(len(req.encrypted_elements), 1), list(elements), _structure(data_structure)
+    )
     response = server.ProcessRequest(req)
     return setup.SerializeToString(), response.SerializeToString()
 
 
-def psi_client_intersection(key: bytes, setup: bytes, response: bytes, *,
-                            reveal_intersection: bool = True) -> np.ndarray | int:
+def psi_client_intersection(
+    key: bytes, setup: bytes, response: bytes, *, reveal_intersection: bool = True
+) -> np.ndarray | int:
     """Step 3 (client): positions of the client's elements that the server also holds (sorted int64),
     or — in cardinality-only mode — just their number."""
     psi = _psi()
@@ -192,12 +218,28 @@ def party_owners(elements: pd.DataFrame, intersection: Sequence[str]) -> np.ndar
     Returns an int64 array of length ``len(intersection)``; entry ``a`` is the party's entity for anchor a.
     """
     shared = sorted(set(intersection))
-    owner = elements.drop_duplicates("element").set_index("element")["entity_id"]
-    missing = [e for e in shared[:3] if e not in owner.index]
-    if missing:
-        raise ValueError(f"intersection: element(s) {missing} not among this party's elements; allowed: a "
-                         "subset of the party's own elements (run PSI on the same key table)")
-    return owner.reindex(shared).to_numpy(np.int64)
+    owner = elements.drop_duplicates("element").set_index("element")["entity_id"].reindex(shared)
+    if owner.isna().any():
+        missing = list(owner.index[owner.isna()][:3])
+        raise ValueError(
+            f"intersection: element(s) {missing} not among this party's elements; allowed: a "
+            "subset of the party's own elements (run PSI on the same key table)"
+        )
+    return owner.to_numpy(np.int64)
+
+
+def entity_pairs(anchors: pd.DataFrame, owners: np.ndarray) -> pd.DataFrame:
+    """Join the two halves (only the experimenter, or a test, ever holds both): ``holder_entity``,
+    ``party_entity``, ``key``, ``anchor`` per matched holder entity."""
+    a = anchors["anchor"].to_numpy(np.int64)
+    return pd.DataFrame(
+        {
+            "holder_entity": anchors["entity_id"].to_numpy(np.int64),
+            "party_entity": np.asarray(owners, dtype=np.int64)[a],
+            "key": anchors["key"].to_numpy(),
+            "anchor": a,
+        }
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -230,8 +272,15 @@ class Alignment:
         return len(self.pairs) / self.holder_entities if self.holder_entities else 0.0
 
 
-def align(holder_keys: pd.DataFrame, party_keys: pd.DataFrame, *, holder: str = "holder", party: str = "party",
-          cardinality_only: bool = False, data_structure: DataStructure = "raw") -> Alignment:
+def align(
+    holder_keys: pd.DataFrame,
+    party_keys: pd.DataFrame,
+    *,
+    holder: str = "holder",
+    party: str = "party",
+    cardinality_only: bool = False,
+    data_structure: DataStructure = "raw",
+) -> Alignment:
     """Align a label holder (PSI client) with another party (PSI server), both roles in this process.
 
     Runs the forward PSI (holder learns the intersection) and, unless ``cardinality_only``, the
@@ -242,7 +291,9 @@ def align(holder_keys: pd.DataFrame, party_keys: pd.DataFrame, *, holder: str = 
     h_set, p_set = unique_elements(h_el), unique_elements(p_el)
     reveal = not cardinality_only
     req = psi_client_request(h_set, reveal_intersection=reveal)
-    setup, response = psi_server_answer(p_set, req.request, reveal_intersection=reveal, data_structure=data_structure)
+    setup, response = psi_server_answer(
+        p_set, req.request, reveal_intersection=reveal, data_structure=data_structure
+    )
     found = psi_client_intersection(req.key, setup, response, reveal_intersection=reveal)
     n_holder = int(holder_keys["entity_id"].nunique())
     if cardinality_only:
@@ -252,18 +303,16 @@ def align(holder_keys: pd.DataFrame, party_keys: pd.DataFrame, *, holder: str = 
     rev = psi_client_request(p_set)
     r_setup, r_response = psi_server_answer(h_set, rev.request, data_structure=data_structure)
     party_view = [p_set[i] for i in np.asarray(psi_client_intersection(rev.key, r_setup, r_response))]
-    anchors = holder_anchors(h_el, holder_view)
-    owners = party_owners(p_el, party_view)
-    pairs = pd.DataFrame({"holder_entity": anchors["entity_id"].to_numpy(np.int64),
-                          "party_entity": owners[anchors["anchor"].to_numpy()],
-                          "key": anchors["key"].to_numpy(), "anchor": anchors["anchor"].to_numpy(np.int64)})
+    pairs = entity_pairs(holder_anchors(h_el, holder_view), party_owners(p_el, party_view))
     return Alignment(holder, party, pairs, len(holder_view), n_holder, len(h_set), len(p_set))
 
 
 def plain_intersection(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> set[str]:
     """The same intersection computed in the clear (a reference; it reveals both key sets)."""
     columns = shared_key_columns(holder_keys, party_keys)
-    return set(key_elements(holder_keys, columns)["element"]) & set(key_elements(party_keys, columns)["element"])
+    return set(key_elements(holder_keys, columns)["element"]) & set(
+        key_elements(party_keys, columns)["element"]
+    )
 
 
 def plain_pairs(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> pd.DataFrame:
@@ -271,11 +320,7 @@ def plain_pairs(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> pd.DataF
     columns = shared_key_columns(holder_keys, party_keys)
     h_el, p_el = key_elements(holder_keys, columns), key_elements(party_keys, columns)
     shared = sorted(set(h_el["element"]) & set(p_el["element"]))
-    anchors = holder_anchors(h_el, shared)
-    owners = party_owners(p_el, shared)
-    return pd.DataFrame({"holder_entity": anchors["entity_id"].to_numpy(np.int64),
-                         "party_entity": owners[anchors["anchor"].to_numpy()],
-                         "key": anchors["key"].to_numpy(), "anchor": anchors["anchor"].to_numpy(np.int64)})
+    return entity_pairs(holder_anchors(h_el, shared), party_owners(p_el, shared))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -306,8 +351,14 @@ class MatchQuality:
         return {f"{prefix}.{k}": float(v) for k, v in self.__dict__.items()}
 
 
-def match_quality(pairs: pd.DataFrame, truth_entities: pd.DataFrame, *, holder: str, party: str,
-                  holder_entities: int | None = None) -> MatchQuality:
+def match_quality(
+    pairs: pd.DataFrame,
+    truth_entities: pd.DataFrame,
+    *,
+    holder: str,
+    party: str,
+    holder_entities: int | None = None,
+) -> MatchQuality:
     """Score ``pairs`` (``holder_entity``, ``party_entity``) against truth ``entities`` (partner,
     entity_id, person_id); entities with person_id < 0 are nobody's and never count as correct."""
     ent = truth_entities[["partner", "entity_id", "person_id"]]
@@ -321,8 +372,11 @@ def match_quality(pairs: pd.DataFrame, truth_entities: pd.DataFrame, *, holder: 
     overlap = h[(h >= 0) & h.isin(party_people)]
     right = pd.Series(correct, index=pairs["holder_entity"].to_numpy())
     recalled = int(right[right].index.isin(overlap.index).sum())
-    return MatchQuality(match_rate=len(pairs) / n_holder if n_holder else 0.0,
-                        precision=float(correct.mean()) if len(pairs) else 1.0,
-                        recall=recalled / len(overlap) if len(overlap) else 1.0,
-                        true_overlap=len(overlap) / n_holder if n_holder else 0.0,
-                        pairs=len(pairs), holder_entities=n_holder)
+    return MatchQuality(
+        match_rate=len(pairs) / n_holder if n_holder else 0.0,
+        precision=float(correct.mean()) if len(pairs) else 1.0,
+        recall=recalled / len(overlap) if len(overlap) else 1.0,
+        true_overlap=len(overlap) / n_holder if n_holder else 0.0,
+        pairs=len(pairs),
+        holder_entities=n_holder,
+    )

@@ -66,6 +66,8 @@ WORLD_PRESETS: tuple[str, ...] = get_args(WorldPreset)
 
 GBT_REGIMES: frozenset[str] = frozenset({"status_quo", "siloed", "watchlist", "pooled", "pooled_oracle"})
 FEDERATED_REGIMES: frozenset[str] = frozenset({"horizontal", "vertical", "hybrid"})
+SPLIT_REGIMES: frozenset[str] = frozenset({"vertical", "hybrid"})
+"""Split-learning regimes: their model is the split network whatever `models` lists (cells use `mlp`)."""
 """Regimes where one party trains on rows it holds, so a non-torch tree model can run there.
 Federated regimes (horizontal, vertical, hybrid) need the shared torch training loop."""
 
@@ -805,7 +807,9 @@ def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Se
 def _model_eps_seed(spec: ExperimentSpec, regime: str
                     ) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
     federated = regime in FEDERATED_REGIMES
-    for model in spec.models:
+    # Split learning always trains the split network (an MLP per party + top model): one model per cell.
+    models = ("mlp",) if regime in SPLIT_REGIMES else spec.models
+    for model in models:
         if model == "gbt" and regime not in GBT_REGIMES:
             continue
         for epsilon, sigma in spec.privacy.points():

@@ -31,8 +31,9 @@ def _keys(rows: list[tuple]) -> pd.DataFrame:
 
 # Bank: entity 1 shares a phone with telco 10, entity 2 an e-mail with marketplace-like party 20,
 # entity 3 shares nothing, entity 4 has two accounts (two IBANs), the second one known to the party.
-HOLDER = _keys([(1, 111, 901, 5001), (2, 222, 902, 5002), (3, 333, NA, 5003), (4, 444, NA, 5004),
-                (4, 444, NA, 5005)])
+HOLDER = _keys(
+    [(1, 111, 901, 5001), (2, 222, 902, 5002), (3, 333, NA, 5003), (4, 444, NA, 5004), (4, 444, NA, 5005)]
+)
 PARTY = _keys([(10, 111, NA, NA), (20, NA, 902, NA), (30, 999, NA, 5005), (40, 111, NA, NA)])
 
 
@@ -44,7 +45,10 @@ def test_psi_pairs_equal_the_hand_computed_join() -> None:
     # 4↔30 by its second IBAN; 3 shares nothing.
     assert got == {1: 10, 2: 20, 4: 30}
     assert dict(zip(a.pairs["holder_entity"], a.pairs["key"], strict=True)) == {
-        1: "phone_hash", 2: "email_hash", 4: "iban_hash"}
+        1: "phone_hash",
+        2: "email_hash",
+        4: "iban_hash",
+    }
     assert a.match_rate == pytest.approx(3 / 4)
     assert a.intersection_size == 3  # phone 111, e-mail 902, IBAN 5005
 
@@ -83,8 +87,13 @@ def test_cardinality_only_reveals_the_size_and_no_pairs() -> None:
 
 def test_match_quality_hand_computed() -> None:
     pairs = pd.DataFrame({"holder_entity": [1, 2, 4], "party_entity": [10, 20, 30]})
-    truth = pd.DataFrame({"partner": ["bank"] * 4 + ["market"] * 4, "entity_id": [1, 2, 3, 4, 10, 20, 30, 40],
-                          "person_id": [7, 8, 9, 6, 7, 5, 6, 9]})
+    truth = pd.DataFrame(
+        {
+            "partner": ["bank"] * 4 + ["market"] * 4,
+            "entity_id": [1, 2, 3, 4, 10, 20, 30, 40],
+            "person_id": [7, 8, 9, 6, 7, 5, 6, 9],
+        }
+    )
 
     q = match_quality(pairs, truth, holder="bank", party="market")
 
@@ -107,8 +116,10 @@ def test_missing_key_column_is_named() -> None:
 def _features(preset: str, **overrides: object) -> tuple[dict[str, PartnerFeatures], pd.DataFrame]:
     cfg = build_config(preset=preset, config_file=None, overrides=overrides)
     world = generate(cfg, 2)
-    return ({n: PartnerFeatures.for_view(v) for n, v in world.partners.items()},
-            to_pandas(world.truth["entities"]))
+    return (
+        {n: PartnerFeatures.for_view(v) for n, v in world.partners.items()},
+        to_pandas(world.truth["entities"]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +128,9 @@ def realistic() -> tuple[dict[str, PartnerFeatures], pd.DataFrame]:
 
 
 def test_known_answer_alignment_is_complete_and_exact() -> None:
-    feats, truth = _features("known-answer", known_answer={"entities": 400, "days": 14, "bank_shifts": [1.0, 1.0]})
+    feats, truth = _features(
+        "known-answer", known_answer={"entities": 400, "days": 14, "bank_shifts": [1.0, 1.0]}
+    )
 
     a = align(feats["bank_1"].keys(), feats["telco"].keys(), holder="bank_1", party="telco")
     q = match_quality(a.pairs, truth, holder="bank_1", party="telco", holder_entities=a.holder_entities)

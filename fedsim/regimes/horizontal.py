@@ -43,15 +43,20 @@ def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dic
 
 
 def admits(kinds: dict[str, str]) -> Any:
-    """An ``expand(..., admits=...)`` filter: horizontal cells need two partners of one kind.
+    """An ``expand(..., admits=...)`` filter for the federated regimes: horizontal cells need two partners of
+    one kind; vertical a bank (default label holder) and another kind; hybrid two banks and another kind.
 
     kinds: partner → kind (feature block), e.g. ``{n: PartnerFeatures.for_view(v).block ...}``.
     """
     def _admits(regime: str, coalition: tuple[str, ...]) -> bool:
-        if regime != "horizontal":
-            return True
         blocks = [kinds[p] for p in coalition]
-        return any(blocks.count(b) >= 2 for b in set(blocks))
+        if regime == "horizontal":
+            return any(blocks.count(b) >= 2 for b in set(blocks))
+        if regime == "vertical":  # a label holder (bank by default) and at least one other kind
+            return "bank" in blocks and len(set(blocks)) >= 2
+        if regime == "hybrid":  # banks horizontal (2+) and at least one other kind vertical
+            return blocks.count("bank") >= 2 and len(set(blocks)) >= 2
+        return True
 
     return _admits
 
