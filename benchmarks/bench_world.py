@@ -25,6 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -56,15 +61,11 @@ def child_generate(*, persons: int, days: int, workers: int, out: Path) -> dict[
             "total_s": t2 - t0, "peak_rss_mb": _peak_rss_mb()}
 
 
-def _random_table(schema: object, n: int, rng: object) -> object:
-    """n random rows with the columns and types of `schema` (a pyarrow schema)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
+def _random_table(schema: pa.Schema, n: int, rng: np.random.Generator) -> pa.Table:
+    """n random rows with the columns and types of `schema`."""
     vocab = pa.array(["app", "web", "transfer", "match", "in", "out", "call", "sms"])
-    cols = {}
-    for field in schema:  # type: ignore[attr-defined]
+    cols: dict[str, object] = {}
+    for field in schema:
         t = field.type
         if pa.types.is_int64(t):
             cols[field.name] = rng.integers(0, 1 << 62, n, dtype=np.int64)
@@ -80,9 +81,6 @@ def _random_table(schema: object, n: int, rng: object) -> object:
 
 
 def child_baseline(*, world_dir: Path, out: Path) -> dict[str, float]:
-    import numpy as np
-    import pyarrow.parquet as pq
-
     from synthetic.schema import TABLES_BY_KIND, TRUTH_TABLES
 
     manifest = json.loads((world_dir / "manifest.json").read_text())

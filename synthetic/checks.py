@@ -37,7 +37,6 @@ from synthetic.world import World
 NL_PERSONS_15PLUS = 14_500_000
 """People aged 15+ in the Netherlands (CBS StatLine, 2022–2023: ≈ 14.5 million); national figures scale to it."""
 
-SECONDS_PER_YEAR = 365 * 86_400
 LEAK_AUC = 0.8
 """A single column whose AUC (either direction) reaches this and is not a designed signal is a leak."""
 METADATA_AUC_RANGE = (0.45, 0.55)
@@ -66,6 +65,8 @@ class CalibrationTarget:
     source: str
     note: str = ""
     context: bool = False
+    ref: str = ""
+    """Short citation for tables (e.g. "CBS 2022"); ``source`` holds the full one."""
 
     @property
     def target_text(self) -> str:
@@ -94,53 +95,55 @@ _PAYMENT_MAPPING = (
     "businesses, outside a survey of persons) and sale fraud's phishing link (counted under verkoopfraude)."
 )
 
+_T = CalibrationTarget
 CALIBRATION_TARGETS: tuple[CalibrationTarget, ...] = (
-    CalibrationTarget("purchase_victims_pct", "purchase fraud victims per year", "%", *_pm25(5.6),
-                      source=f"{_CBS_2022} — aankoopfraude 5.6%"),
-    CalibrationTarget("sale_victims_pct", "sale fraud victims per year", "%", *_pm25(1.3),
-                      source=f"{_CBS_2022} — verkoopfraude 1.3%"),
-    CalibrationTarget("payment_victims_pct", "payment fraud victims per year (helpdesk + whatsapp)", "%",
-                      *_pm25(1.0), source=f"{_CBS_2022} — fraude betalingsverkeer 1.0%", note=_PAYMENT_MAPPING),
-    CalibrationTarget("purchase_loss_median", "purchase fraud loss, median", "EUR", None, None, 50.0,
-                      source="CBS 2022: half of purchase-fraud victims lost < €50"),
-    CalibrationTarget("purchase_loss_p75", "purchase fraud loss, 75th percentile", "EUR", None, None, 100.0,
-                      source="CBS 2022: three quarters lost < €100"),
-    CalibrationTarget("helpdesk_victims_nl", "bank-helpdesk victims per year, NL", "persons", *_pm25(10_000),
-                      source=_NVB_2024),
-    CalibrationTarget("helpdesk_eur_nl", "bank-helpdesk loss per year, NL", "EUR", *_pm25(28e6), source=_NVB_2024),
-    CalibrationTarget("helpdesk_share_70plus", "share of bank-helpdesk victims aged 70+", "share", None, 0.5, 1.0,
-                      source="Betaalvereniging Nederland / police (2021–2023): victims are mostly elderly (70+)",
-                      note="'mostly' read as more than half"),
-    CalibrationTarget("whatsapp_loss_mean", "WhatsApp fraud loss, mean", "EUR", *_pm25(3_000),
-                      source="Fraudehelpdesk: average WhatsApp ('hi mum') fraud damage ≈ €3,000"),
-    CalibrationTarget("whatsapp_loss_median", "WhatsApp fraud loss, median", "EUR", *_pm25(2_000),
-                      source="Fraudehelpdesk / CBS: half of the victims lose ≥ €2,000"),
-    CalibrationTarget("victims_per_mule", "victims per mule account (all types)", "victims", None, 1.0, 3.0,
-                      source="NVB 2024: a mule account typically receives money of 1–3 victims"),
-    CalibrationTarget(
-        "helpdesk_mules_nl", "mule accounts per year, NL (bank-helpdesk mules)", "accounts", *_pm25(5_300),
-        source="NVB figures to the Minister of Justice, Dec 2024: ≈5,300 accounts blocked for fraud in 2023, "
-               "'often mules used for WhatsApp and bank-helpdesk fraud'",
-        note="Counts the mules of bank-helpdesk fraud: 5,300 are accounts banks *blocked* (a subset of all mules). "
-             "All types together cannot match it: ≈1% of persons are payment-fraud victims (≈140k a year), "
-             "which at ≤3 victims per mule needs ≥45k mule accounts; the all-type count is a context row."),
-    CalibrationTarget("helpdesk_contact_to_loss_h", "bank-helpdesk call → first money-out, median", "hours",
-                      None, 1.0, 2.0, source="press reports (anecdotal): the money is gone within 1–2 hours"),
-    # ---- context rows: shown, never pass/fail
-    CalibrationTarget("online_crime_pct", "victims of any modelled online fraud per year", "%", 15.0, None, None,
-                      source="CBS Veiligheidsmonitor 2022–2023: ≈15–16% of people aged 15+ victim of online crime "
-                             "(≈2.2M)", context=True,
-                      note="NOT MODELLED FULLY: CBS counts hacking, online threats, identity fraud and more, which "
-                           "fedsim does not generate; shown for orientation only"),
-    CalibrationTarget("online_fraud_pct", "victims of any modelled online fraud per year (fraud only)", "%", 7.6,
-                      None, None, source=f"{_CBS_2022} — online oplichting en fraude totaal 7.6%", context=True,
-                      note="includes phishing and identity fraud, which fedsim does not model separately"),
-    CalibrationTarget("helpdesk_loss_mean", "bank-helpdesk loss per victim, mean", "EUR", None, 8_000, 10_000,
-                      source="police / Betaalvereniging press 2021: '≈€8–10k per victim'", context=True,
-                      note="inconsistent with NVB 2023 (€28M / 10,000 ≈ €2,800); fedsim follows NVB"),
-    CalibrationTarget("all_mules_nl", "mule accounts per year, NL (all types)", "accounts", None, None, None,
-                      source="no public figure", context=True, note="every type's mules, multiplier divided out"),
+    _T("purchase_victims_pct", "purchase fraud victims per year", "%", *_pm25(5.6), ref="CBS 2022",
+       source=f"{_CBS_2022} — aankoopfraude 5.6%"),
+    _T("sale_victims_pct", "sale fraud victims per year", "%", *_pm25(1.3), ref="CBS 2022",
+       source=f"{_CBS_2022} — verkoopfraude 1.3%"),
+    _T("payment_victims_pct", "payment fraud victims per year (helpdesk + whatsapp)", "%", *_pm25(1.0),
+       ref="CBS 2022", source=f"{_CBS_2022} — fraude betalingsverkeer 1.0%", note=_PAYMENT_MAPPING),
+    _T("purchase_loss_median", "purchase fraud loss, median", "EUR", None, None, 50.0, ref="CBS 2022",
+       source="CBS 2022: half of purchase-fraud victims lost < €50"),
+    _T("purchase_loss_p75", "purchase fraud loss, 75th percentile", "EUR", None, None, 100.0, ref="CBS 2022",
+       source="CBS 2022: three quarters lost < €100"),
+    _T("helpdesk_victims_nl", "bank-helpdesk victims per year, NL", "persons", *_pm25(10_000), ref="NVB 2024",
+       source=_NVB_2024),
+    _T("helpdesk_eur_nl", "bank-helpdesk loss per year, NL", "EUR", *_pm25(28e6), ref="NVB 2024", source=_NVB_2024),
+    _T("helpdesk_share_70plus", "share of bank-helpdesk victims aged 70+", "share", None, 0.5, 1.0,
+       ref="BVN / police", note="'mostly' read as more than half",
+       source="Betaalvereniging Nederland / police (2021–2023): victims are mostly elderly (70+)"),
+    _T("whatsapp_loss_mean", "WhatsApp fraud loss, mean", "EUR", *_pm25(3_000), ref="Fraudehelpdesk",
+       source="Fraudehelpdesk: average WhatsApp ('hi mum') fraud damage ≈ €3,000"),
+    _T("whatsapp_loss_median", "WhatsApp fraud loss, median", "EUR", *_pm25(2_000), ref="Fraudehelpdesk / CBS",
+       source="Fraudehelpdesk / CBS: half of the victims lose ≥ €2,000"),
+    _T("victims_per_mule", "victims per mule account (all types)", "victims", None, 1.0, 3.0, ref="NVB 2024",
+       source="NVB 2024: a mule account typically receives money of 1–3 victims"),
+    _T("helpdesk_mules_nl", "mule accounts per year, NL (bank-helpdesk mules)", "accounts", *_pm25(5_300),
+       ref="NVB / J&V 2024",
+       source="NVB figures to the Minister of Justice and Security, Dec 2024: ≈5,300 accounts blocked for fraud "
+              "in 2023, 'often mules used for WhatsApp and bank-helpdesk fraud'",
+       note="counts bank-helpdesk mules (multiplier divided out): the 5,300 are accounts banks *blocked*, a "
+            "subset of all mules. All types together cannot match it: ≈1% of persons are payment-fraud victims "
+            "(≈140k a year), which at ≤ 3 victims per mule needs ≥ 45k accounts (see the all-types context row)"),
+    _T("helpdesk_contact_to_loss_h", "bank-helpdesk call → first money-out, median", "hours", None, 1.0, 2.0,
+       ref="press", source="press reports (anecdotal): the money is gone within 1–2 hours of the call"),
+    # ---- context rows: shown for orientation, never pass/fail
+    _T("online_crime_pct", "victims of any modelled online fraud per year", "%", 15.0, None, None,
+       ref="CBS VM 2022–23", context=True,
+       source="CBS Veiligheidsmonitor 2022–2023: ≈15–16% of people aged 15+ victim of online crime (≈2.2M)",
+       note="NOT MODELLED FULLY: CBS counts hacking, online threats, identity fraud and more, which fedsim "
+            "does not generate; not pass/fail"),
+    _T("online_fraud_pct", "victims of any modelled online fraud per year (fraud only)", "%", 7.6, None, None,
+       ref="CBS 2022", context=True, source=f"{_CBS_2022} — online oplichting en fraude totaal 7.6%",
+       note="CBS also counts phishing and identity fraud, which fedsim does not model separately"),
+    _T("helpdesk_loss_mean", "bank-helpdesk loss per victim, mean", "EUR", None, 8_000, 10_000,
+       ref="police 2021", context=True, source="police / Betaalvereniging press 2021: '≈€8–10k per victim'",
+       note="inconsistent with NVB 2023 (€28M / 10,000 ≈ €2,800); fedsim follows NVB"),
+    _T("all_mules_nl", "mule accounts per year, NL (all types)", "accounts", None, None, None, ref="—",
+       context=True, source="no public figure", note="every type's mules, multiplier divided out"),
 )
+"""Every calibration target with its source; :func:`calibration_table` compares a world against them."""
 
 
 # ================================================================================================
@@ -260,6 +263,30 @@ def auc_standard_error(auc: float, *, n_pos: int, n_neg: int) -> float:
     q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
     var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc**2) + (n_neg - 1) * (q2 - auc**2)) / (n_pos * n_neg)
     return math.sqrt(max(var, 0.0))
+
+
+def cluster_jackknife_auc_se(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Standard error of an AUC whose positives come in clusters (rows of one crew), by the jackknife.
+
+    The Mann–Whitney count splits over positives, U = Σ_p c_p with c_p = #{negatives below s_p} + ½ #{ties},
+    so leaving cluster g out gives AUC₋g = (U − Σ_{p∈g} c_p) / ((n⁺ − n_g) n⁻) without re-ranking. The
+    delete-one-group jackknife variance is (G−1)/G · Σ_g (AUC₋g − mean)² (Efron & Tibshirani 1993, §11.2;
+    for clustered ROC data, Obuchowski 1997, Biometrics 53:567). NaN with fewer than two clusters.
+    """
+    y = np.asarray(labels, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    g = np.asarray(groups)[y]
+    neg = np.sort(s[~y])
+    lo, hi = np.searchsorted(neg, s[y], side="left"), np.searchsorted(neg, s[y], side="right")
+    c = lo + 0.5 * (hi - lo)
+    uniq, inv = np.unique(g, return_inverse=True)
+    if len(uniq) < 2 or len(neg) == 0:
+        return float("nan")
+    per_group_c = np.bincount(inv, weights=c)
+    per_group_n = np.bincount(inv)
+    jack = (c.sum() - per_group_c) / ((len(c) - per_group_n) * len(neg))
+    n_groups = len(uniq)
+    return float(math.sqrt((n_groups - 1) / n_groups * np.sum((jack - jack.mean()) ** 2)))
 
 
 def two_proportion_p_value(*, hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
@@ -475,18 +502,19 @@ def calibration_table(world: World) -> list[dict[str, Any]]:
             (t.low is None or value >= t.low) and (t.high is None or value <= t.high))
         rows.append({"key": t.key, "quantity": t.quantity, "unit": t.unit, "generated": value, "n": n,
                      "target": t.target_text, "low": t.low, "high": t.high, "ok": ok, "context": t.context,
-                     "source": t.source, "note": t.note})
+                     "ref": t.ref, "source": t.source, "note": t.note})
     return rows
 
 
 # ================================================================================================
 # Leak screen
 # ================================================================================================
-def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int = 5_000,
-                seed: int = 0) -> dict[str, Any]:
+def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int = 5_000, seed: int = 0,
+                only: Iterable[str] | None = None) -> dict[str, Any]:
     """The four screens of world.md §8 on samples of every partner table (realistic worlds).
 
     Args:
+        only: restrict the screens to these ``partner/table`` names (default: every table).
         max_negatives: legitimate rows sampled per table (count).
         max_positives: fraud rows sampled per table and type (count).
         seed: sampling seed (the screen is deterministic for a given world and seed).
@@ -496,14 +524,16 @@ def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int
     """
     truth = _Truth.of(world)
     rng = np.random.default_rng(seed)
-    samples = list(_samples(world, truth, rng, max_negatives=max_negatives, max_positives=max_positives))
+    chosen = None if only is None else set(only)
+    samples = list(_samples(world, truth, rng, max_negatives=max_negatives, max_positives=max_positives,
+                            only=chosen))
     single = single_column_screen(samples)
     meta = metadata_model_screen(samples, truth, seed=seed)
-    named = truth_named_columns(world)
-    keys = key_presence_screen(world, truth)
+    named = [c for c in truth_named_columns(world) if chosen is None or c.split(".")[0] in chosen]
+    keys = key_presence_screen(world, truth, only=chosen)
     leaks = [r for r in single if r["leak"]]
     designed = [r for r in single if r["designed"] and r["separation"] >= LEAK_AUC]
-    out = {
+    out: dict[str, Any] = {
         "single_column": single, "leaks": leaks, "designed_signals": designed,
         "metadata_model": meta, "truth_named_columns": named, "key_presence": keys,
         "verdicts": {
@@ -516,7 +546,7 @@ def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int
                        "key_presence_alpha": KEY_PRESENCE_ALPHA},
     }
     out["ok"] = all(out["verdicts"].values())
-    return out
+    return _jsonable(out)
 
 
 @dataclass
@@ -598,12 +628,12 @@ def _entity_labels(truth: _Truth, partner: str, ids: np.ndarray) -> tuple[np.nda
 
 
 def _samples(world: World, truth: _Truth, rng: np.random.Generator, *, max_negatives: int,
-             max_positives: int) -> Iterable[_Sample]:
+             max_positives: int, only: set[str] | None = None) -> Iterable[_Sample]:
     for partner, view in world.partners.items():
         kind = view.kind
         tables = [(t, None) for t in EVENT_TABLES.get(kind, ())] + list(ENTITY_TABLES.get(kind, {}).items())
         for table, id_col in tables:
-            if table not in view.tables:
+            if table not in view.tables or (only is not None and f"{partner}/{table}" not in only):
                 continue
             full = view.tables[table]
             n = full.num_rows
@@ -726,31 +756,35 @@ def single_column_screen(samples: list[_Sample], *, min_positives: int = 20) -> 
 
 
 def _lookalikes(r: dict[str, Any]) -> int | None:
-    """Legitimate rows in the whole table with the value fraud rows have, for 0/1 features; else None."""
-    values, keep, pos = r["_values"]
-    v = values[keep]
-    if not np.isin(v, (0.0, 1.0)).all():
-        return None
-    fraud_value = 1.0 if r["auc"] >= 0.5 else 0.0
+    """Legitimate rows in the whole table with the value fraud rows have, for 0/1 features; else None.
+
+    0/1 features are booleans, one-hot levels and null indicators; the value fraud rows have is 1 if the
+    AUC is ≥ 0.5, else 0. Joined columns are estimated from the sample, scaled to the table's legit rows.
+    """
+    values, keep, _ = r["_values"]
     s: _Sample = r["_sample"]
     fname = r["feature"]
-    if "." in fname.split("=")[0].split(" is null")[0]:
-        # joined column: estimate from the sample, scaled to the whole table
-        legit = (s.label == "")
-        share = float((values[legit] == fraud_value).mean()) if legit.any() else 0.0
-        n_legit = int((s.full_label == "").sum())
-        return int(round(share * n_legit))
     column = re.split(r"=| is null", fname, maxsplit=1)[0]
+    is_level, is_null = "=" in fname, fname.endswith(" is null")
+    col_type = s.data.column(column).type
+    if not (is_level or is_null or pa.types.is_boolean(col_type)):
+        return None
+    fraud_value = 1.0 if r["auc"] >= 0.5 else 0.0
+    legit_full = s.full_label == ""
+    if "." in column:  # joined column
+        legit = s.label == ""
+        share = float((values[legit] == fraud_value).mean()) if legit.any() else 0.0
+        return int(round(share * int(legit_full.sum())))
     col = s.full.column(column)
-    if fname.endswith(" is null"):
+    if is_null:
         hit = col.is_null().to_numpy(zero_copy_only=False)
-    elif "=" in fname:
+    elif is_level:
         hit = np.asarray(pc.fill_null(pc.equal(col, fname.split("=", 1)[1]), False).to_numpy(zero_copy_only=False))
     else:
         hit = np.asarray(pc.fill_null(col, False).to_numpy(zero_copy_only=False)).astype(bool)
     if fraud_value == 0.0:
         hit = ~hit
-    return int((hit & (s.full_label == "")).sum())
+    return int((hit & legit_full).sum())
 
 
 # ------------------------------------------------------------------------------------------------
@@ -805,32 +839,37 @@ def metadata_features(s: _Sample) -> tuple[np.ndarray, list[str]]:
 
 
 def metadata_model_screen(samples: list[_Sample], truth: _Truth, *, seed: int = 0, folds: int = 3,
-                          min_positives: int = 50) -> list[dict[str, Any]]:
+                          min_positives: int = 50, min_crews: int = 5) -> list[dict[str, Any]]:
     """Out-of-fold AUC of a small gradient-boosted model on :func:`metadata_features`, per partner table.
 
     Positives are all fraud rows (any type). Folds are grouped by crew (rows of one crew never straddle
     train and test, so a crew's shared burner or device cannot be memorised); legitimate rows are spread
-    over the folds. A table passes if the AUC lies in METADATA_AUC_RANGE; tables with fewer than
-    ``min_positives`` fraud rows are reported but not judged (``ok`` None). The strongest single metadata
-    feature is reported to show what to fix.
+    over the folds. ``in_range``: the AUC lies in METADATA_AUC_RANGE. ``ok``: it does, or misses it by
+    less than 1.96 standard errors — a table with ~150 fraud rows has an SE of ≈ 0.025, so a model with no
+    information lands outside [0.45, 0.55] one time in twenty; only a miss beyond the noise is a leak. The SE
+    is the larger of Hanley–McNeil (:func:`auc_standard_error`) and the crew jackknife
+    (:func:`cluster_jackknife_auc_se`), because a crew's rows are not independent. Tables with fewer than
+    ``min_positives`` fraud rows or ``min_crews`` crews are reported but not judged (``ok`` None). The
+    strongest single metadata feature is reported to show what to fix.
     """
     import sklearn.ensemble  # noqa: F401 - load the OpenMP runtime first, so the limit below applies to it
     from threadpoolctl import threadpool_limits
 
     # One OpenMP thread: the models are tiny, and on a shared machine spinning threads made them 100× slower.
     with threadpool_limits(limits=1, user_api="openmp"):
-        return [_metadata_model(s, seed=seed, folds=folds, min_positives=min_positives) for s in samples]
+        return [_metadata_model(s, seed=seed, folds=folds, min_positives=min_positives, min_crews=min_crews)
+                for s in samples]
 
 
-def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int) -> dict[str, Any]:
+def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int, min_crews: int) -> dict[str, Any]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold
 
     defined = np.array([v is not None for v in s.label.tolist()])
     y = np.array([bool(v) for v in s.label.tolist()])[defined]
     row = {"partner": s.partner, "kind": s.kind, "table": s.table, "positives": int(y.sum()),
-           "negatives": int((~y).sum()), "auc": None, "se": None, "ok": None, "top_feature": None,
-           "top_feature_auc": None}
+           "negatives": int((~y).sum()), "auc": None, "se": None, "crews": None, "in_range": None, "ok": None,
+           "top_feature": None, "top_feature_auc": None}
     if y.sum() < min_positives or (~y).sum() < min_positives:
         return row
     x, names = metadata_features(s)
@@ -846,8 +885,12 @@ def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int) ->
     auc = roc_auc(pred, y)
     single = [(max(a, 1 - a), n) for n, a in ((n, roc_auc(x[:, j], y)) for j, n in enumerate(names))]
     top = max(single)
-    row.update(auc=auc, se=auc_standard_error(auc, n_pos=int(y.sum()), n_neg=int((~y).sum())),
-               ok=METADATA_AUC_RANGE[0] <= auc <= METADATA_AUC_RANGE[1], top_feature=top[1],
+    crews = len(np.unique(groups[y]))
+    se = max(auc_standard_error(auc, n_pos=int(y.sum()), n_neg=int((~y).sum())),
+             cluster_jackknife_auc_se(pred, y, groups))
+    lo, hi = METADATA_AUC_RANGE
+    ok = None if crews < min_crews else bool((auc - 1.96 * se <= hi) and (auc + 1.96 * se >= lo))
+    row.update(auc=auc, se=se, crews=crews, in_range=lo <= auc <= hi, ok=ok, top_feature=top[1],
                top_feature_auc=top[0])
     return row
 
@@ -865,20 +908,22 @@ def truth_named_columns(world: World) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # 4. Join-key presence
 # ------------------------------------------------------------------------------------------------
-def key_presence_screen(world: World, truth: _Truth | None = None, *, min_group: int = 20) -> list[dict[str, Any]]:
+def key_presence_screen(world: World, truth: _Truth | None = None, *, min_group: int = 20,
+                        only: set[str] | None = None) -> list[dict[str, Any]]:
     """Is a join key's presence independent of taking part in fraud? Per partner, key and role.
 
     Compares the share of entities holding the key among victims / mules / fraudsters (from
     ``truth/case_entities``) with the share among ordinary entities in no case, by
     :func:`two_proportion_p_value`. A test passes if p ≥ KEY_PRESENCE_ALPHA ÷ (number of tests judged)
     (Bonferroni). :data:`DESIGNED_KEY_GAPS` are reported with ``designed`` and not judged; groups smaller
-    than ``min_group`` are not judged either (``ok`` None).
+    than ``min_group`` are not judged either (``ok`` None). ``only`` restricts the test to these
+    ``partner/table`` names.
     """
     truth = truth or _Truth.of(world)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for partner, view in world.partners.items():
         for table, keys in KEY_COLUMNS.get(view.kind, {}).items():
-            if table not in view.tables:
+            if table not in view.tables or (only is not None and f"{partner}/{table}" not in only):
                 continue
             tbl = view.tables[table]
             ids = tbl.column(ENTITY_TABLES[view.kind][table]).to_numpy()
@@ -900,11 +945,11 @@ def key_presence_screen(world: World, truth: _Truth | None = None, *, min_group:
                                      hits_a=int(present[grp].sum()), n_a=int(grp.sum()),
                                      hits_b=int(present[ordinary].sum()), n_b=int(ordinary.sum())),
                                  "designed": gap in DESIGNED_KEY_GAPS, "why": DESIGNED_KEY_GAPS.get(gap)})
-    judged = [r for r in rows if not r["designed"] and r["n_role"] >= min_group]
-    threshold = KEY_PRESENCE_ALPHA / max(len(judged), 1)
-    for r in rows:
-        r["ok"] = (r["p_value"] >= threshold) if r in judged else None
-        r["threshold"] = threshold if r in judged else None
+    judged = [not r["designed"] and r["n_role"] >= min_group for r in rows]
+    threshold = KEY_PRESENCE_ALPHA / max(sum(judged), 1)
+    for r, judge in zip(rows, judged, strict=True):
+        r["ok"] = bool(r["p_value"] >= threshold) if judge else None
+        r["threshold"] = threshold if judge else None
     return rows
 
 
@@ -919,7 +964,9 @@ def _fmt(value: Any, unit: str = "") -> str:
     if unit == "share":
         return f"{100 * value:.0f}%"
     if unit == "EUR":
-        return f"€{value / 1e6:.1f}M" if abs(value) >= 1e6 else f"€{value:,.0f}"
+        if abs(value) >= 1e6:
+            return f"€{value / 1e6:.1f}M"
+        return f"€{value / 1e3:.0f}k" if abs(value) >= 1e5 else f"€{value:,.0f}"
     if unit == "hours":
         return f"{value:.2f} h"
     if isinstance(value, float) and not value.is_integer():
@@ -971,14 +1018,13 @@ def _render_known_answer(console: Any, ka: dict[str, Any]) -> None:
 
 
 def _render_fraud_types(console: Any, types: list[dict[str, Any]]) -> None:
-    t = _table("Fraud types (national figures: multiplier divided out, scaled to 14.5M people aged 15+)",
-               "type", "cases", "reported", "loss total", "median", "×mult", "per 100k/yr", "NL victims/yr",
-               "NL €/yr", "victims/mule")
+    t = _table(f"Fraud types — national figures divide the multiplier out and scale to "
+               f"{NL_PERSONS_15PLUS / 1e6:.1f}M people aged 15+", "type", "cases", "reported", "median loss",
+               "×mult", "per 100k/yr", "NL victims/yr", "NL €/yr", "victims/mule")
     for r in types:
         t.add_row(r["fraud_type"], f"{r['cases']:,}", _fmt(r["reported_share"], "share"),
-                  _fmt(r["loss_total_eur"], "EUR"), _fmt(r["loss_median_eur"], "EUR"), f"{r['multiplier']:g}",
-                  _fmt(r["per_100k_year"]), _fmt(r["nl_victims_year"]), _fmt(r["nl_eur_year"], "EUR"),
-                  _fmt(r["victims_per_mule"]))
+                  _fmt(r["loss_median_eur"], "EUR"), f"{r['multiplier']:g}", _fmt(r["per_100k_year"]),
+                  _fmt(r["nl_victims_year"]), _fmt(r["nl_eur_year"], "EUR"), _fmt(r["victims_per_mule"]))
     console.print(t)
 
 
@@ -987,12 +1033,20 @@ def _mark(ok: bool | None) -> str:
 
 
 def _render_calibration(console: Any, rows: list[dict[str, Any]]) -> None:
-    t = _table("Calibration (world.md §6)", "quantity", "generated", "n", "target", "ok", "source")
+    t = _table("Calibration against Dutch figures (world.md §6; ±25% unless a range or bound is given)",
+               "quantity", "generated", "n", "target", "ok", "ref")
+    notes: list[str] = []
     for r in rows:
         mark = "[dim]—[/]" if r["ok"] is None and not r["context"] else _mark(r["ok"])
-        t.add_row(r["quantity"], _fmt(r["generated"], r["unit"]), f"{r['n']:,}", r["target"], mark,
-                  r["source"] + (f" [dim]({r['note']})[/]" if r["note"] else ""))
+        quantity = r["quantity"]
+        if r["note"]:
+            notes.append(f"[{len(notes) + 1}] {r['quantity']}: {r['note']}")
+            quantity += f" [{len(notes)}]"
+        t.add_row(quantity, _fmt(r["generated"], r["unit"]), f"{r['n']:,}", r["target"], mark, r["ref"])
     console.print(t)
+    for n in notes:
+        console.print(n, style="dim", highlight=False, markup=False)
+    console.print("Full sources: `fedsim world describe --json` (calibration[].source)", style="dim")
 
 
 def _render_leak_screen(console: Any, ls: dict[str, Any]) -> None:
@@ -1014,12 +1068,13 @@ def _render_leak_screen(console: Any, ls: dict[str, Any]) -> None:
         t.add_row(f"{r['partner']}/{r['table']}", r["feature"], r["fraud_type"], f"{r['auc']:.3f}", look)
     console.print(t)
     lo, hi = ls["thresholds"]["metadata_auc_range"]
-    t = _table(f"Metadata-only model (out-of-fold AUC must lie in [{lo}, {hi}])", "partner/table", "fraud rows",
-               "AUC", "ok", "strongest metadata feature")
+    t = _table(f"Metadata-only model (out-of-fold AUC must lie in [{lo}, {hi}], up to 1.96 SE)", "partner/table",
+               "fraud rows (crews)", "AUC ± SE", "ok", "strongest metadata feature")
     for r in ls["metadata_model"]:
         auc = "—" if r["auc"] is None else f"{r['auc']:.3f} ± {r['se']:.3f}"
         top = "" if r["top_feature"] is None else f"{r['top_feature']} ({r['top_feature_auc']:.3f})"
-        t.add_row(f"{r['partner']}/{r['table']}", f"{r['positives']:,}", auc,
+        rows = f"{r['positives']:,}" + ("" if r["crews"] is None else f" ({r['crews']})")
+        t.add_row(f"{r['partner']}/{r['table']}", rows, auc,
                   "[dim]too few[/]" if r["ok"] is None else _mark(r["ok"]), top)
     console.print(t)
     t = _table("Join-key presence vs role (two-proportion test)", "partner/table", "key", "role", "present (role)",
@@ -1051,7 +1106,8 @@ def _jsonable(obj: Any) -> Any:
 
 __all__ = [
     "CALIBRATION_TARGETS", "DESIGNED_KEY_GAPS", "DESIGNED_SIGNALS", "NL_PERSONS_15PLUS", "CalibrationTarget",
-    "auc_standard_error", "calibration_quantities", "calibration_table", "describe_world", "fraud_type_table",
-    "key_presence_screen", "leak_screen", "metadata_features", "metadata_model_screen", "render_description",
-    "roc_auc", "single_column_screen", "truth_named_columns", "two_proportion_p_value",
+    "auc_standard_error", "calibration_quantities", "calibration_table", "cluster_jackknife_auc_se",
+    "describe_world", "fraud_type_table", "key_presence_screen", "leak_screen", "metadata_features",
+    "metadata_model_screen", "render_description", "roc_auc", "single_column_screen", "truth_named_columns",
+    "two_proportion_p_value",
 ]

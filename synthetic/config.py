@@ -107,17 +107,17 @@ def _default_fraud() -> dict[str, FraudTypeConfig]:
             multiplier=25,
             report_probability=0.5,
             report_delay_hours=6,
-            loss_median_eur=2300,
+            loss_median_eur=2500,
             loss_sigma=0.6,
             victim_age_skew=1.0,
-            victims_per_mule=2.0,
+            victims_per_mule=2.5,
         ),
         "purchase": FraudTypeConfig(
             victims_per_100k_year=5_600,
             report_probability=0.25,
             report_delay_hours=24 * 6,
-            loss_median_eur=45,
-            loss_sigma=1.1,
+            loss_median_eur=40,
+            loss_sigma=1.0,
             victim_age_skew=-0.25,
             victims_per_mule=8.0,
         ),
@@ -308,7 +308,12 @@ class WorldConfig(_Frozen):
                         )
                     if not (0.0 <= p <= 1.0) or math.isnan(p):
                         raise ValueError(f"signal.{ft}.{ph}.{kind}: {p}; allowed: a probability in [0, 1]")
-        return v
+        # A partial override changes only the knobs it names; every other knob keeps its default.
+        merged = _default_signal()
+        for ft, phases in v.items():
+            for ph, kinds in phases.items():
+                merged[ft][ph] = {**merged[ft][ph], **kinds}
+        return merged
 
     def signal_p(self, fraud_type: str, phase: str, kind: str) -> float:
         return self.signal.get(fraud_type, {}).get(phase, {}).get(kind, 0.0)

@@ -118,6 +118,7 @@ def inject(ctx: FraudContext) -> None:
         mule_acct=mules.account,
         device=device,
     )
+    t_prep = t_contact - rng.integers(DAY, 4 * DAY, n)
     record_cases(
         ctx,
         rng,
@@ -127,8 +128,9 @@ def inject(ctx: FraudContext) -> None:
         crew=crew,
         victim=victim,
         phases={
-            "orientation": t_list,
-            "preparation": t_contact - rng.integers(DAY, 4 * DAY, n),
+            # the crew may prepare before it spots this victim's listing: the journey starts at the earlier
+            "orientation": np.minimum(t_list, t_prep),
+            "preparation": t_prep,
             "contact": t_contact,
             "convincing": t_pay - 300,
             "money_transfer": t_pay,
