@@ -156,6 +156,35 @@ def crew_device(ctx: FraudContext, rng: np.random.Generator, crew: np.ndarray) -
     return np.array([ctx.crews.devices[c][rng.integers(0, len(ctx.crews.devices[c]))] for c in crew], dtype=np.int64)
 
 
+@dataclass
+class CaseDraw:
+    """The cases of one fraud type, sorted by contact time: who, by which crew, when, under which id."""
+
+    victim: np.ndarray
+    crew: np.ndarray
+    t_contact: np.ndarray
+    case_id: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.victim)
+
+
+def draw_cases(
+    ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, eligible: np.ndarray, variant: str, lead_days: int
+) -> CaseDraw | None:
+    """How many victims, who, which crew, when first contacted — the start every fraud type shares.
+
+    Returns None when the world has no case of this type."""
+    victim = pick_victims(ctx, rng, fraud_type, n_cases(ctx, fraud_type), eligible=eligible)
+    if len(victim) == 0:
+        return None
+    crew = form_crews(ctx, rng, fraud_type, variant, len(victim), adapted_variant=variant)
+    t_contact = contact_times(ctx, rng, len(victim), lead_days=lead_days)
+    order = np.argsort(t_contact, kind="stable")
+    return CaseDraw(victim[order], crew[order], t_contact[order], ctx.new_case_ids(len(victim)))
+
+
 def activate_burners(
     ctx: FraudContext,
     rng: np.random.Generator,

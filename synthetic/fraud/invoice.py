@@ -11,12 +11,9 @@ import numpy as np
 from synthetic.fraud.common import (
     FraudContext,
     assign_mules,
-    contact_times,
-    form_crews,
+    draw_cases,
     losses,
-    n_cases,
     pay_mule,
-    pick_victims,
     record_cases,
 )
 from synthetic.population import DAY
@@ -27,16 +24,10 @@ TYPE = "invoice"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    n = n_cases(ctx, TYPE)
-    victim = pick_victims(ctx, rng, TYPE, n, eligible=pop.business_acct >= 0)
-    n = len(victim)
-    if n == 0:
+    cases = draw_cases(ctx, rng, TYPE, eligible=pop.business_acct >= 0, variant="changed_iban", lead_days=8)
+    if cases is None:
         return
-    crew = form_crews(ctx, rng, TYPE, "changed_iban", n, adapted_variant="changed_iban")
-    t_contact = contact_times(ctx, rng, n, lead_days=8)
-    order = np.argsort(t_contact, kind="stable")
-    victim, crew, t_contact = victim[order], crew[order], t_contact[order]
-    case_id = ctx.new_case_ids(n)
+    victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "bank", n))
     t_pay = t_contact + rng.integers(2 * 3600, 3 * DAY, n)
     sent, cashout_ts = pay_mule(

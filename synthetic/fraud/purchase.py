@@ -17,14 +17,11 @@ from synthetic.fraud.common import (
     HOUR,
     FraudContext,
     assign_mules,
-    contact_times,
     crew_burner,
+    draw_cases,
     fake_market_users,
-    form_crews,
     losses,
-    n_cases,
     pay_mule,
-    pick_victims,
     record_cases,
 )
 from synthetic.population import DAY
@@ -35,16 +32,10 @@ TYPE = "purchase"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    n = n_cases(ctx, TYPE)
-    victim = pick_victims(ctx, rng, TYPE, n, eligible=pop.market_user >= 0)
-    n = len(victim)
-    if n == 0:
+    cases = draw_cases(ctx, rng, TYPE, eligible=pop.market_user >= 0, variant="fake_seller", lead_days=5)
+    if cases is None:
         return
-    crew = form_crews(ctx, rng, TYPE, "fake_seller", n, adapted_variant="fake_seller")
-    t_contact = contact_times(ctx, rng, n, lead_days=5)
-    order = np.argsort(t_contact, kind="stable")
-    victim, crew, t_contact = victim[order], crew[order], t_contact[order]
-    case_id = ctx.new_case_ids(n)
+    victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n
     prep_bank = ctx.shows(rng, TYPE, "preparation", "bank", n)
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, prep_bank)
     # one fake seller per (mule account, marketplace)

@@ -17,15 +17,12 @@ from synthetic.fraud.common import (
     FraudContext,
     activate_burners,
     assign_mules,
-    contact_times,
     crew_burner,
     crew_device,
+    draw_cases,
     fake_market_users,
-    form_crews,
     losses,
-    n_cases,
     pay_mule,
-    pick_victims,
     record_cases,
 )
 from synthetic.population import DAY
@@ -36,16 +33,10 @@ TYPE = "sale"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    n = n_cases(ctx, TYPE)
-    victim = pick_victims(ctx, rng, TYPE, n, eligible=pop.market_user >= 0)
-    n = len(victim)
-    if n == 0:
+    cases = draw_cases(ctx, rng, TYPE, eligible=pop.market_user >= 0, variant="payment_link", lead_days=6)
+    if cases is None:
         return
-    crew = form_crews(ctx, rng, TYPE, "payment_link", n, adapted_variant="payment_link")
-    t_contact = contact_times(ctx, rng, n, lead_days=6)
-    order = np.argsort(t_contact, kind="stable")
-    victim, crew, t_contact = victim[order], crew[order], t_contact[order]
-    case_id = ctx.new_case_ids(n)
+    victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n
     burner = crew_burner(ctx, rng, crew)
     activate_burners(ctx, rng, TYPE, case_id, burner, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "telco", n))
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "bank", n))

@@ -14,13 +14,10 @@ from synthetic.fraud.common import (
     FraudContext,
     activate_burners,
     assign_mules,
-    contact_times,
     crew_burner,
-    form_crews,
+    draw_cases,
     losses,
-    n_cases,
     pay_mule,
-    pick_victims,
     record_cases,
 )
 from synthetic.population import DAY
@@ -31,16 +28,10 @@ TYPE = "whatsapp"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    n = n_cases(ctx, TYPE)
-    victim = pick_victims(ctx, rng, TYPE, n, eligible=pop.age >= 45)
-    n = len(victim)
-    if n == 0:
+    cases = draw_cases(ctx, rng, TYPE, eligible=pop.age >= 45, variant="new_number", lead_days=6)
+    if cases is None:
         return
-    crew = form_crews(ctx, rng, TYPE, "new_number", n, adapted_variant="new_number")
-    t_contact = contact_times(ctx, rng, n, lead_days=6)
-    order = np.argsort(t_contact, kind="stable")
-    victim, crew, t_contact = victim[order], crew[order], t_contact[order]
-    case_id = ctx.new_case_ids(n)
+    victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n
     burner = crew_burner(ctx, rng, crew)
     activate_burners(ctx, rng, TYPE, case_id, burner, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "telco", n))
     mules = assign_mules(ctx, rng, TYPE, crew, t_contact, ctx.shows(rng, TYPE, "preparation", "bank", n))
