@@ -60,7 +60,7 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
     done = _fedsim("run", str(exp), "--tracking-uri", uri, "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     out = _fedsim("runs", "cli_test", "--tracking-uri", uri, "--json", cwd=tmp_path)
-    rows = json.loads(out.stdout)
+    rows = json.loads(out.stdout)["runs"]
     assert sorted(r["regime"] for r in rows) == ["pooled", "status_quo", "watchlist"]
     assert all(r["ed_h0_k0.005_lo"] <= r["ed_h0_k0.005"] <= r["ed_h0_k0.005_hi"] for r in rows)
 
@@ -139,7 +139,8 @@ def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, fiel
 @pytest.mark.slow
 def test_same_config_and_seed_give_the_same_metrics_in_fresh_processes(tmp_path: Path) -> None:
     """Reproducible end to end: two processes (different PYTHONHASHSEED, separate stores and caches)."""
-    spec = {**SPEC, "name": "repro", "regimes": ["siloed", "pooled"], "coalitions": [["bank_1", "telco"]]}
+    spec = {**SPEC, "name": "repro", "regimes": ["siloed", "pooled"], "coalitions": [["bank_1", "telco"]],
+            "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "siloed"]}}
     exp = _write(tmp_path, spec)
     metrics = []
     for i, hashseed in enumerate(("1", "2")):
