@@ -103,9 +103,14 @@ class ViewBuilder:
         return raw[order], op[order]
 
     def operator(self, phone: np.ndarray) -> np.ndarray:
+        """Operator of each raw number (hash lookup: the queries are millions of unsorted call ends)."""
+        import pandas as pd
+
         raw, op = self._phone_operator
-        i = np.clip(np.searchsorted(raw, phone), 0, len(raw) - 1)
-        return np.where(raw[i] == phone, op[i], OTHER)
+        if not hasattr(self, "_phone_index"):
+            self._phone_index = pd.Index(raw)
+        i = self._phone_index.get_indexer(phone)
+        return np.where(i >= 0, op[np.maximum(i, 0)], OTHER)
 
     def _noisy_key(
         self,
@@ -172,8 +177,8 @@ class ViewBuilder:
             customers = pa.table(
                 {
                     "customer_id": cust[order],
-                    "age_band": age_band(pop.age[p_sorted]).astype(str),
-                    "region": pop.region[p_sorted].astype(str),
+                    "age_band": age_band(pop.age[p_sorted]).astype(object, copy=False),
+                    "region": pop.region[p_sorted].astype(object, copy=False),
                     "customer_since": pop.customer_since[p_sorted],
                     "is_business": pop.business_acct[p_sorted] >= 0,
                     "phone_hash": self._noisy_key(
@@ -205,7 +210,7 @@ class ViewBuilder:
                     "account_id": acct_id[r],
                     "customer_id": person_to_cust[acc.owner[r]],
                     "iban_hash": keys.iban(acc.iban[r]),
-                    "product": acc.product[r].astype(str),
+                    "product": acc.product[r].astype(object, copy=False),
                     "opened_ts": acc.opened_ts[r],
                     "daily_limit_eur": acc.daily_limit[r],
                 },
@@ -259,15 +264,15 @@ class ViewBuilder:
             {
                 "ts": tr["ts"][rows],
                 "account_id": acct_id[own_acct],
-                "direction": direction.astype(str),
-                "kind": tr["kind"][rows].astype(str),
+                "direction": direction.astype(object, copy=False),
+                "kind": tr["kind"][rows].astype(object, copy=False),
                 "counterparty_iban_hash": pa.array(self.keys.iban(acc.iban[np.maximum(other, 0)]), mask=other < 0),
                 "counterparty_bank": pa.array(cp_bank, type=pa.string()),
                 "amount_eur": tr["amount"][rows].astype(float),
-                "channel": tr["channel"][rows].astype(str),
+                "channel": tr["channel"][rows].astype(object, copy=False),
                 "is_instant": tr["is_instant"][rows].astype(bool),
                 "new_payee": is_out & tr["new_payee"][rows].astype(bool),
-                "name_check": np.where(is_out, tr["name_check"][rows], "none").astype(str),
+                "name_check": np.where(is_out, tr["name_check"][rows], "none").astype(object, copy=False),
             },
             schema=BANK_TABLES["transactions"],
         )
@@ -302,7 +307,7 @@ class ViewBuilder:
                 "reported_iban_hash": pa.array(
                     self.keys.iban(self.pop.accounts.iban[np.maximum(mule, 0)]), mask=mule < 0
                 ),
-                "fraud_type": c["fraud_type"][rows].astype(str),
+                "fraud_type": c["fraud_type"][rows].astype(object, copy=False),
                 "amount_eur": c["loss_eur"][rows],
             },
             schema=BANK_TABLES["reports"],
@@ -342,7 +347,7 @@ class ViewBuilder:
                     "phone_hash": keys.phone(phones[order]),
                     "prepaid": prepaid[order],
                     "activated_ts": np.concatenate([pop.phone_since[persons], activated])[order],
-                    "age_band": pa.array(band[order].astype(str), mask=anonymous[order]),
+                    "age_band": pa.array(band[order].astype(object, copy=False), mask=anonymous[order]),
                 },
                 schema=TELCO_TABLES["subscribers"],
             )
@@ -352,7 +357,7 @@ class ViewBuilder:
                 {
                     "ts": sims["ts"][srows],
                     "subscriber_id": lookup(sims["phone"][srows]),
-                    "event": sims["event"][srows].astype(str),
+                    "event": sims["event"][srows].astype(object, copy=False),
                     "handset_hash": keys.handset(sims["handset"][srows]),
                 },
                 schema=TELCO_TABLES["sim_events"],
@@ -404,11 +409,11 @@ class ViewBuilder:
             {
                 "ts": calls["ts"][rows],
                 "subscriber_id": np.where(inbound, lookup(calls["to_phone"][rows]), lookup(calls["from_phone"][rows])),
-                "direction": np.where(inbound, "in", "out").astype(str),
-                "kind": calls["kind"][rows].astype(str),
+                "direction": np.where(inbound, "in", "out").astype(object, copy=False),
+                "kind": calls["kind"][rows].astype(object, copy=False),
                 "other_party_hash": keys.phone(np.where(inbound, calls["from_phone"][rows], calls["to_phone"][rows])),
                 "presented_caller_id_hash": keys.phone(presented),
-                "origin": origin.astype(str),
+                "origin": origin.astype(object, copy=False),
                 "caller_id_mismatch": inbound & intl & domestic_presented,
                 "duration_s": calls["duration"][rows].astype(np.int64),
             },
@@ -493,7 +498,7 @@ class ViewBuilder:
                 "ts": li["ts"][lr],
                 "listing_id": id_pool(rng, len(lr)),
                 "user_id": uid[li["user"][lr]],
-                "category": li["category"][lr].astype(str),
+                "category": li["category"][lr].astype(object, copy=False),
                 "price_eur": li["price"][lr].astype(float),
                 "price_ratio": li["ratio"][lr].astype(float),
                 "photos_reused": li["photos_reused"][lr].astype(bool),
@@ -525,7 +530,7 @@ class ViewBuilder:
                 "buyer_user_id": uid[od["buyer"][orr]],
                 "seller_user_id": uid[od["seller"][orr]],
                 "amount_eur": od["amount"][orr].astype(float),
-                "payment_method": od["method"][orr].astype(str),
+                "payment_method": od["method"][orr].astype(object, copy=False),
                 "shipping_label_ts": pa.array(label, mask=label < 0),
                 "delivered_ts": pa.array(deliv, mask=deliv < 0),
             },
@@ -555,7 +560,9 @@ class ViewBuilder:
                 "ts": ts[order],
                 "reporter_user_id": np.concatenate([uid[c["victim"][rows]], uid[reporter]])[order],
                 "reported_user_id": np.concatenate([uid[fake[rows]], uid[reported]])[order],
-                "reason": np.concatenate([reason, np.full(n_false, "other", dtype=object)])[order].astype(str),
+                "reason": np.concatenate([reason, np.full(n_false, "other", dtype=object)])[order].astype(
+                    object, copy=False
+                ),
             },
             schema=MARKETPLACE_TABLES["reports"],
         )
@@ -597,8 +604,8 @@ class ViewBuilder:
         cases = pa.table(
             {
                 "case_id": c["case_id"],
-                "fraud_type": c["fraud_type"].astype(str),
-                "variant": c["variant"].astype(str) if n else np.zeros(0, str),
+                "fraud_type": c["fraud_type"].astype(object, copy=False),
+                "variant": c["variant"].astype(object, copy=False) if n else np.zeros(0, str),
                 "crew_id": c["crew_id"] if n else np.zeros(0, np.int64),
                 "victim_person_id": pop.person_id[c["victim"]],
                 **{f"ts_{p}": c[f"ts_{p}"].astype(np.int64) if n else np.zeros(0, np.int64) for p in PHASES},
@@ -653,13 +660,13 @@ class ViewBuilder:
         partner = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
         role = np.concatenate([np.full(len(p[0]), p[3], dtype=object) for p in parts])
         keep = ent >= 0
-        order = np.lexsort((ent[keep], partner[keep].astype(str), cid[keep]))
+        order = np.lexsort((ent[keep], partner[keep].astype(object, copy=False), cid[keep]))
         return pa.table(
             {
                 "case_id": cid[keep][order],
-                "partner": partner[keep][order].astype(str),
+                "partner": partner[keep][order].astype(object, copy=False),
                 "entity_id": ent[keep][order],
-                "role": role[keep][order].astype(str),
+                "role": role[keep][order].astype(object, copy=False),
             },
             schema=TRUTH_TABLES["case_entities"],
         )
@@ -678,7 +685,12 @@ class ViewBuilder:
         cols = ("partner", "table", "row", "case_id", "phase")
         data = {k: np.concatenate([x[k] for x in p]) if p else np.zeros(0) for k in cols}
         return pa.table(
-            {k: data[k].astype(str) if k in ("partner", "table", "phase") else data[k].astype(np.int64) for k in cols},
+            {
+                k: data[k].astype(object, copy=False)
+                if k in ("partner", "table", "phase")
+                else data[k].astype(np.int64)
+                for k in cols
+            },
             schema=TRUTH_TABLES["provenance"],
         )
 
@@ -686,10 +698,10 @@ class ViewBuilder:
         e = self.entity_rows
         return pa.table(
             {
-                "partner": np.concatenate([x["partner"] for x in e]).astype(str),
+                "partner": np.concatenate([x["partner"] for x in e]).astype(object, copy=False),
                 "entity_id": np.concatenate([x["entity_id"] for x in e]),
                 "person_id": np.concatenate([x["person_id"] for x in e]),
-                "role": np.concatenate([x["role"] for x in e]).astype(str),
+                "role": np.concatenate([x["role"] for x in e]).astype(object, copy=False),
             },
             schema=TRUTH_TABLES["entities"],
         )
@@ -702,13 +714,13 @@ class ViewBuilder:
                 "person_id": pop.person_id,
                 "birth_year": (start_year - pop.age).astype(np.int32),
                 "age": pop.age.astype(np.int32),
-                "region": pop.region.astype(str),
+                "region": pop.region.astype(object, copy=False),
                 "household_id": pop.household.astype(np.int64),
                 "digital_skill": pop.digital_skill,
                 "savings_eur": np.round(pop.savings, 2),
                 "income_eur": np.round(pop.income, 2),
                 "susceptibility": pop.susceptibility,
-                "role": pop.role.astype(str),
+                "role": pop.role.astype(object, copy=False),
                 "crew_id": pop.crew.astype(np.int64),
             },
             schema=TRUTH_TABLES["persons"],

@@ -51,6 +51,7 @@ class World:
     partners: dict[str, PartnerView]
     truth: dict[str, pa.Table]
     manifest: dict[str, Any] = field(default_factory=dict)
+    blobs: dict[str, bytes] = field(default_factory=dict, repr=False)  # Parquet bytes made while hashing
 
     @property
     def content_hash(self) -> str:
@@ -90,7 +91,8 @@ def generate(config: WorldConfig, seed: int, *, workers: int = 1, progress: Any 
 
         world = generate_realistic(config, seed, workers=workers, progress=progress)
     _check_schemas(world)
-    world.manifest = build_manifest(world)
+    world.blobs = {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
+    world.manifest = build_manifest(world, world.blobs)
     return world
 
 
@@ -159,7 +161,8 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
     except OSError as exc:
         raise WorldError(f"cannot write to {str(parent)!r}: {exc.strerror or exc}") from None
     try:
-        blobs = {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
+        # The bytes hashed by generate() are the bytes written: serialise once.
+        blobs = world.blobs or {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
         for key, blob in blobs.items():
             path = tmp / f"{key}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
