@@ -675,8 +675,9 @@ class RunSpec(_Spec):
     seed: Seed = Field(description="Training seed; integer >= 0.")
     epsilon: Epsilon = Field(description="Target DP ε; inf = no DP.")
     world: WorldSpec = Field(description="World of the experiment.")
-    world_digest: str = Field(description="sha256 of the resolved world config; `fedsim run` replaces it by the "
-                              "world's content hash once the world exists, so another generator version never reuses runs.")
+    world_digest: str = Field(
+        description="sha256 of the resolved world config; `fedsim run` replaces it by the world's content hash "
+        "once the world exists, so another generator version never reuses runs.")
     split: SplitSpec = Field(description="Temporal split, days.")
     training: TrainingSpec = Field(description="Shared training settings.")
     metrics: MetricsSpec = Field(description="Evaluation settings.")
