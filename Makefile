@@ -33,8 +33,11 @@ test: $(VENV)/.installed-dev
 ui: $(VENV)/.installed
 	$(BIN)/fedsim ui
 
+# Quick sizes by default; `make bench BENCH_ARGS=` runs the full sizes (the world at 100k persons x 365 days
+# needs ~20 GB of memory).
+BENCH_ARGS ?= --quick
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
