@@ -333,15 +333,16 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
     from_phone = np.where(inbound_foreign, foreign, pop.phone[other])
     kind = np.where(rng.random(n) < 0.35, "sms", "call").astype(object)
     duration = np.where(kind == "call", np.exp(rng.normal(np.log(90), 1.1, n)).astype(np.int64), 0)
+    exists = (ts >= pop.phone_since[who]) & (inbound_foreign | (ts >= pop.phone_since[other]))  # no calls before
     led.add(
         "calls",
-        ts=ts,
-        from_phone=from_phone,
-        to_phone=pop.phone[who],
-        presented=from_phone,
-        intl=inbound_foreign | roaming,
-        kind=kind,
-        duration=duration,
+        ts=ts[exists],
+        from_phone=from_phone[exists],
+        to_phone=pop.phone[who][exists],
+        presented=from_phone[exists],
+        intl=(inbound_foreign | roaming)[exists],
+        kind=kind[exists],
+        duration=duration[exists],
     )
     # Look-alike: real calls from the person's bank (domestic, long), often followed by a transfer.
     who_b, ts_b = _events(rng, beh.real_bank_call_rate / 365 * np.ones(pop.n), d0, d1)
@@ -398,6 +399,8 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
     act = pop.activity[users]
     who, ts = _events(rng, beh.listings_per_user_day * act, d0, d1)
     seller = users[who]
+    alive = ts >= pop.market_created[seller]  # nobody lists before their account exists
+    seller, ts = seller[alive], ts[alive]
     n = len(seller)
     cat = rng.integers(0, len(CATEGORIES), n)
     cheap = rng.random(n) < beh.cheap_listing_share
@@ -417,6 +420,8 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
     same_market = users[pop.market[users] >= -1]
     seller_o = same_market[rng.integers(0, len(same_market), len(buyer))]
     ok = (pop.market[seller_o] == pop.market[buyer]) & (seller_o != buyer)
+    # both accounts exist (with a day's margin for the chat that precedes the order)
+    ok &= ts_o >= np.maximum(pop.market_created[buyer], pop.market_created[seller_o]) + 2 * DAY
     buyer, seller_o, ts_o = buyer[ok], seller_o[ok], ts_o[ok]
     m = len(buyer)
     cat_o = rng.integers(0, len(CATEGORIES), m)
@@ -459,6 +464,13 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
         instant_p=0.8,
         known_p=0.05,
     )
+
+
+def activate_new_numbers(config: WorldConfig, seed: int, pop: Population, led: Ledger) -> None:
+    """Numbers activated during the horizon get their `activate` SIM event (once, not per shard)."""
+    new = np.flatnonzero(pop.phone_since >= 0)
+    led.add("sims", ts=pop.phone_since[new], phone=pop.phone[new],
+            event=np.full(len(new), "activate", dtype=object), handset=pop.handset[new])
 
 
 def open_young_accounts(config: WorldConfig, seed: int, pop: Population, ids: RawIds, led: Ledger) -> None:

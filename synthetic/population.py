@@ -204,6 +204,14 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     market = np.where(has_market, pick_partner(rng_m, n, parts.resolved_shares("marketplace")), -2)
     market_user = np.where(has_market, ids.take(n), -1)
     market_created = -rng_m.integers(10 * DAY, 10 * 365 * DAY, n)
+    # Look-alikes of crews' fresh accounts and numbers: some honest people join the marketplace or get a new
+    # number during the horizon (own streams, so adding them shifts no other draw).
+    horizon = pc.days * DAY
+    rng_new = rng_for(seed, "new-accounts-and-numbers")
+    new_market = rng_new.random(n) < beh.new_marketplace_user_share
+    market_created = np.where(new_market, rng_new.integers(0, horizon, n), market_created)
+    new_number = rng_new.random(n) < beh.new_number_share
+    phone_since = np.where(new_number, rng_new.integers(0, horizon, n), phone_since)
 
     rng_c = rng_for(seed, "contacts")
     contacts = rng_c.integers(0, n, size=(n, 12))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from synthetic.behaviour import legit_shard, open_young_accounts, shards
+from synthetic.behaviour import activate_new_numbers, legit_shard, open_young_accounts, shards
 from synthetic.config import WorldConfig
 from synthetic.fraud import INJECTORS
 from synthetic.fraud.common import Crews, FraudContext, MarketAccounts
@@ -62,6 +62,7 @@ def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, prog
     market = _market_accounts(pop, ids)
     ledger = Ledger()
     open_young_accounts(config, seed, pop, ids, ledger)
+    activate_new_numbers(config, seed, pop, ledger)
     for shard in _run_shards(config, seed, pop, workers, progress):
         for table, chunks in shard.chunks.items():
             ledger.chunks[table].extend(chunks)
