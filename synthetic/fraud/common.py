@@ -171,16 +171,31 @@ class CaseDraw:
 
 
 def draw_cases(
-    ctx: FraudContext, rng: np.random.Generator, fraud_type: str, *, eligible: np.ndarray, variant: str, lead_days: int
+    ctx: FraudContext,
+    rng: np.random.Generator,
+    fraud_type: str,
+    *,
+    eligible: np.ndarray,
+    variant: str,
+    lead_days: int,
+    exists_since: np.ndarray | None = None,
 ) -> CaseDraw | None:
     """How many victims, who, which crew, when first contacted — the start every fraud type shares.
 
+    ``exists_since`` (per person, ts): when the account or number the contact goes through came into being;
+    a contact is never earlier than a day after it (a case that would fall past the horizon is dropped).
     Returns None when the world has no case of this type."""
     victim = pick_victims(ctx, rng, fraud_type, n_cases(ctx, fraud_type), eligible=eligible)
     if len(victim) == 0:
         return None
     crew = form_crews(ctx, rng, fraud_type, variant, len(victim), adapted_variant=variant)
     t_contact = contact_times(ctx, rng, len(victim), lead_days=lead_days)
+    if exists_since is not None:
+        t_contact = np.maximum(t_contact, exists_since[victim] + rng.integers(DAY, 6 * DAY, len(victim)))
+        keep = t_contact < ctx.horizon - 3 * DAY
+        victim, crew, t_contact = victim[keep], crew[keep], t_contact[keep]
+        if len(victim) == 0:
+            return None
     order = np.argsort(t_contact, kind="stable")
     return CaseDraw(victim[order], crew[order], t_contact[order], ctx.new_case_ids(len(victim)))
 

@@ -57,7 +57,10 @@ def inject(ctx: FraudContext) -> None:
     n = len(victim)
     crew = form_crews(ctx, rng, TYPE, SPOOFED, n, adapted_variant=DOMESTIC)
     t_contact = contact_times(ctx, rng, n, lead_days=7)
+    # the call goes to the victim's current number: never before it was activated
+    t_contact = np.maximum(t_contact, pop.phone_since[victim] + rng.integers(DAY, 6 * DAY, n))
     variant, happens = case_variants(ctx, crew, t_contact)
+    happens &= t_contact < ctx.horizon - 3 * DAY
     order = np.argsort(t_contact, kind="stable")[happens[np.argsort(t_contact, kind="stable")]]
     victim, crew, t_contact, variant = victim[order], crew[order], t_contact[order], variant[order]
     n = len(victim)

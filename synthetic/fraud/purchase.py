@@ -32,7 +32,15 @@ TYPE = "purchase"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    cases = draw_cases(ctx, rng, TYPE, eligible=pop.market_user >= 0, variant="fake_seller", lead_days=5)
+    cases = draw_cases(
+        ctx,
+        rng,
+        TYPE,
+        eligible=pop.market_user >= 0,
+        variant="fake_seller",
+        lead_days=5,
+        exists_since=np.maximum(pop.market_created, pop.phone_since),
+    )
     if cases is None:
         return
     victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n

@@ -33,7 +33,15 @@ TYPE = "sale"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    cases = draw_cases(ctx, rng, TYPE, eligible=pop.market_user >= 0, variant="payment_link", lead_days=6)
+    cases = draw_cases(
+        ctx,
+        rng,
+        TYPE,
+        eligible=pop.market_user >= 0,
+        variant="payment_link",
+        lead_days=6,
+        exists_since=np.maximum(pop.market_created, pop.phone_since),
+    )
     if cases is None:
         return
     victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n

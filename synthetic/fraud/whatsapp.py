@@ -28,7 +28,15 @@ TYPE = "whatsapp"
 def inject(ctx: FraudContext) -> None:
     rng = ctx.rng(TYPE)
     pop = ctx.pop
-    cases = draw_cases(ctx, rng, TYPE, eligible=pop.age >= 45, variant="new_number", lead_days=6)
+    cases = draw_cases(
+        ctx,
+        rng,
+        TYPE,
+        eligible=pop.age >= 45,
+        variant="new_number",
+        lead_days=6,
+        exists_since=pop.phone_since,
+    )
     if cases is None:
         return
     victim, crew, t_contact, case_id, n = cases.victim, cases.crew, cases.t_contact, cases.case_id, cases.n
