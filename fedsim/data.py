@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fedsim.errors import FedsimError
-
 DAY = 86_400
 REPORT_CHANNELS = {
     "bank": {"helpdesk", "purchase", "sale", "whatsapp", "invoice", "known_answer"},
@@ -41,23 +39,6 @@ class Split:
     test_start: int
     test_end: int
     second_test: tuple[int, int] | None = None
-
-    @classmethod
-    def from_days(
-        cls, *, world_days: int, train_days: int, gap_days: int, test_days: int, second_test_days: int = 0
-    ) -> Split:
-        need = train_days + gap_days + test_days + second_test_days
-        if need > world_days:
-            raise FedsimError(
-                f"split: train_days + gap_days + test_days + second_test_days = {need} days; "
-                f"allowed: at most the world's horizon ({world_days} days)"
-            )
-        start = world_days - need
-        tr_end = (start + train_days) * DAY
-        te_start = tr_end + gap_days * DAY
-        te_end = te_start + test_days * DAY
-        second = (te_end, te_end + second_test_days * DAY) if second_test_days else None
-        return cls(start * DAY, tr_end, te_start, te_end, second)
 
 
 def case_windows(cases: pd.DataFrame, money_outs: pd.DataFrame) -> pd.DataFrame:

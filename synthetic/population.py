@@ -139,7 +139,6 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     rng = rng_for(seed, "population")
     band = rng.choice(len(_AGE_WEIGHTS), size=n, p=_AGE_WEIGHTS / _AGE_WEIGHTS.sum())
     age = (_AGE_EDGES[band] + rng.random(n) * (_AGE_EDGES[band + 1] - _AGE_EDGES[band])).astype(np.int64)
-    start_year = int(pc.start_date[:4])
     region = np.asarray(REGIONS, dtype=object)[
         rng.choice(len(REGIONS), size=n, p=_REGION_WEIGHTS / _REGION_WEIGHTS.sum())
     ]
@@ -255,7 +254,6 @@ def build_population(config: WorldConfig, seed: int, ids: RawIds) -> Population:
     pop.crypto_accounts = np.arange(n + n_sav + n_bus + n_org, len(acc.iban))
     pop.bank_numbers = ids.take(max(parts.banks, 1) + 1)  # service number per partner bank; last = other banks
     pop.foreign_numbers = ids.take(max(200, n // 100))
-    _ = start_year
     return pop
 
 

@@ -208,14 +208,6 @@ TABLES_BY_KIND: dict[str, dict[str, pa.Schema]] = {
     "signals": SIGNALS_TABLES,
 }
 
-ENTITY_TABLE: dict[str, tuple[str, str]] = {
-    # kind -> (table, id column) of the entity a partner scores
-    "bank": ("customers", "customer_id"),
-    "telco": ("subscribers", "subscriber_id"),
-    "marketplace": ("users", "user_id"),
-    "signals": ("entities", "entity_id"),
-}
-
 # --------------------------------------------------------------------------------------------
 # Hidden truth (never given to a partner; used for labels-with-timestamps and checks)
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import numpy as np
 
 from synthetic.behaviour import own_transfer, payment
 from synthetic.fraud.common import (
-    HOUR,
     FraudContext,
     activate_burners,
     assign_mules,
@@ -155,4 +154,3 @@ def inject(ctx: FraudContext) -> None:
             "fake_user": np.full(n, -1),
         },
     )
-    _ = HOUR
