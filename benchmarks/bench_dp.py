@@ -46,8 +46,9 @@ def _time_dp(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, cfg: objec
     from fedsim.privacy import PrivacySettings, make_private_fit
 
     model = make_model("mlp", n_features=X.shape[1], seed=0)
-    out = make_private_fit(model, X, y, privacy=PrivacySettings(noise_multiplier=1.0, accountant="rdp"),
-                           config=cfg, seed=0, groups=groups)  # type: ignore[arg-type]
+    out = make_private_fit(
+        model, X, y, privacy=PrivacySettings(noise_multiplier=1.0, accountant="rdp"), config=cfg, seed=0, groups=groups
+    )  # type: ignore[arg-type]
     r = out.report  # fit() time only: no accounting, no wrapping
     return r.seconds / r.steps, r.seconds / r.epochs
 
@@ -71,8 +72,11 @@ def main() -> None:
     warnings.simplefilter("ignore")
     X, y, groups = _data(args.rows, args.features, args.rows_per_entity, seed=0)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch, learning_rate=0.01, seed=0)
-    runs = {"plain": lambda: _time_plain(X, y, cfg), "dp_rows": lambda: _time_dp(X, y, None, cfg),
-            "dp_entity": lambda: _time_dp(X, y, groups, cfg)}
+    runs = {
+        "plain": lambda: _time_plain(X, y, cfg),
+        "dp_rows": lambda: _time_dp(X, y, None, cfg),
+        "dp_entity": lambda: _time_dp(X, y, groups, cfg),
+    }
     best: dict[str, tuple[float, float]] = {}
     for run in runs.values():
         run()  # warm-up
@@ -81,15 +85,17 @@ def main() -> None:
             step, epoch = run()
             old = best.get(name, (float("inf"), float("inf")))
             best[name] = (min(old[0], step), min(old[1], epoch))
-    print(f"[{time.strftime('%Y-%m-%d %H:%M')}] rows={args.rows} features={args.features} batch={args.batch} "
-          f"threads={args.threads} rows/entity={args.rows_per_entity}")
+    print(
+        f"[{time.strftime('%Y-%m-%d %H:%M')}] rows={args.rows} features={args.features} batch={args.batch} "
+        f"threads={args.threads} rows/entity={args.rows_per_entity}"
+    )
     for name, (step, epoch) in best.items():
         print(f"{name:10s} {1000 * step:8.2f} ms/step {1000 * epoch:9.1f} ms/epoch")
     plain_step, plain_epoch = best["plain"]
     for name in ("dp_rows", "dp_entity"):
         step, epoch = best[name]
-        print(f"{name} / plain: per step {step / plain_step:.2f}, per epoch {epoch / plain_epoch:.2f} "
-              "(goal <= 2)")
+        print(f"{name} / plain: per step {step / plain_step:.2f}, per epoch {epoch / plain_epoch:.2f} (goal <= 2)")
+
 
 if __name__ == "__main__":
     main()

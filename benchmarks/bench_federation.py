@@ -69,9 +69,17 @@ BANKS = ("bank_1", "bank_2", "bank_3")
 
 def _context(ws: Workspace, coalition: tuple[str, ...], seed: int, engine: str = "simulation") -> RunContext:
     t, f = ws.spec.training, ws.spec.federation
-    return RunContext(world=ws.world, coalition=coalition, model="logistic", seed=seed, split=ws.split,
-                      training=TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate),
-                      features=ws.features, truth=ws.truth, options={**f.model_dump(), "engine": engine})
+    return RunContext(
+        world=ws.world,
+        coalition=coalition,
+        model="logistic",
+        seed=seed,
+        split=ws.split,
+        training=TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate),
+        features=ws.features,
+        truth=ws.truth,
+        options={**f.model_dump(), "engine": engine},
+    )
 
 
 def _save(datas: list[PartnerData], work: Path) -> list[str]:
@@ -85,16 +93,31 @@ def _cell(ws: Workspace, seed: int, engine: str) -> dict[str, float]:
     m = ws.spec.metrics
     started = time.perf_counter()
     result = get_regime("horizontal").run(_context(ws, BANKS, seed, engine))
-    evaluate(result.scores, ws.truth, partner_sizes=ws.partner_sizes, seed=seed,
-             test_window_ts=(ws.split.test_start, ws.split.test_end), capacities=m.capacities,
-             horizons_h=m.horizons_h, latencies_h=m.latencies_h, interdiction=m.interdiction, n_boot=m.bootstrap)
+    evaluate(
+        result.scores,
+        ws.truth,
+        partner_sizes=ws.partner_sizes,
+        seed=seed,
+        test_window_ts=(ws.split.test_start, ws.split.test_end),
+        capacities=m.capacities,
+        horizons_h=m.horizons_h,
+        latencies_h=m.latencies_h,
+        interdiction=m.interdiction,
+        n_boot=m.bootstrap,
+    )
     training = result.metrics["fl_seconds.bank"] - result.metrics["fl_prepare_seconds.bank"]
-    return {"cell": time.perf_counter() - started, "training": training,
-            "prepare": result.metrics["fl_prepare_seconds.bank"]}
+    return {
+        "cell": time.perf_counter() - started,
+        "training": training,
+        "prepare": result.metrics["fl_prepare_seconds.bank"],
+    }
 
 
-MODES = (("in_process", "in_process", True), ("flower_ray_per_cell", "simulation", False),
-         ("flower_ray_warm", "simulation", True))
+MODES = (
+    ("in_process", "in_process", True),
+    ("flower_ray_per_cell", "simulation", False),
+    ("flower_ray_warm", "simulation", True),
+)
 
 
 def overhead(workdir: Path, seeds: list[int]) -> dict[str, Any]:
@@ -105,16 +128,24 @@ def overhead(workdir: Path, seeds: list[int]) -> dict[str, Any]:
     for name, engine, warm in MODES:
         keep_ray_warm(warm)
         times[name] = [_cell(ws, seed, engine) for seed in seeds]
-    out: dict[str, Any] = {"grid": f"demo world, horizontal FedAvg on {'+'.join(BANKS)}, {spec.federation.rounds} "
-                                   f"rounds x {spec.federation.local_epochs} local epoch, seeds {seeds}, "
-                                   f"evaluation with {spec.metrics.bootstrap} bootstrap resamples"}
+    out: dict[str, Any] = {
+        "grid": f"demo world, horizontal FedAvg on {'+'.join(BANKS)}, {spec.federation.rounds} "
+        f"rounds x {spec.federation.local_epochs} local epoch, seeds {seeds}, "
+        f"evaluation with {spec.metrics.bootstrap} bootstrap resamples"
+    }
     for part in ("training", "cell"):
         base = [t[part] for t in times["in_process"]]
-        out[part] = {"seconds": {k: [round(t[part], 2) for t in v] for k, v in times.items()},
-                     "ratio_grid": {k: round(sum(t[part] for t in v) / sum(base), 2)
-                                    for k, v in times.items() if k != "in_process"},
-                     "ratio_after_first_cell": {k: round(sum(t[part] for t in v[1:]) / sum(base[1:]), 2)
-                                                for k, v in times.items() if k != "in_process" and len(v) > 1}}
+        out[part] = {
+            "seconds": {k: [round(t[part], 2) for t in v] for k, v in times.items()},
+            "ratio_grid": {
+                k: round(sum(t[part] for t in v) / sum(base), 2) for k, v in times.items() if k != "in_process"
+            },
+            "ratio_after_first_cell": {
+                k: round(sum(t[part] for t in v[1:]) / sum(base[1:]), 2)
+                for k, v in times.items()
+                if k != "in_process" and len(v) > 1
+            },
+        }
     out["prepare_seconds"] = [round(t["prepare"], 2) for t in times["in_process"]]
     out["warm_pools"] = {"built": RAY_STATS.pools_built, "reused": RAY_STATS.pools_reused}
     return out
@@ -124,17 +155,38 @@ def _split_in_two(d: PartnerData) -> list[PartnerData]:
     half = d.n_rows // 2
     out = []
     for tag, rows in (("a", slice(0, half)), ("b", slice(half, None))):
-        tests = {k: v.iloc[: len(v) // 2] if tag == "a" else v.iloc[len(v) // 2:] for k, v in d.tests.items()}
-        out.append(PartnerData(partner=f"{d.partner}{tag}", columns=d.columns, X=d.X[rows], y=d.y[rows],
-                               weight=d.weight[rows], entity=d.entity[rows], tests=tests))
+        tests = {k: v.iloc[: len(v) // 2] if tag == "a" else v.iloc[len(v) // 2 :] for k, v in d.tests.items()}
+        out.append(
+            PartnerData(
+                partner=f"{d.partner}{tag}",
+                columns=d.columns,
+                X=d.X[rows],
+                y=d.y[rows],
+                weight=d.weight[rows],
+                entity=d.entity[rows],
+                tests=tests,
+            )
+        )
     return out
 
 
 def throughput(partner_counts: list[int], rounds: int) -> dict[str, Any]:
-    spec = parse_experiment({"name": "bench-ka", "world": {"preset": "known-answer", "seed": 1, "overrides": {
-        "known_answer": {"entities": 20_000, "bank_shifts": [1.5] * 10, "days": 30, "placebo": False}}},
-        "split": {"train_days": 20, "gap_days": 0, "test_days": 10}, "regimes": ["horizontal"],
-        "models": ["logistic"], "seeds": [0]})
+    spec = parse_experiment(
+        {
+            "name": "bench-ka",
+            "world": {
+                "preset": "known-answer",
+                "seed": 1,
+                "overrides": {
+                    "known_answer": {"entities": 20_000, "bank_shifts": [1.5] * 10, "days": 30, "placebo": False}
+                },
+            },
+            "split": {"train_days": 20, "gap_days": 0, "test_days": 10},
+            "regimes": ["horizontal"],
+            "models": ["logistic"],
+            "seeds": [0],
+        }
+    )
     world = generate(spec.world.world_config(), spec.world.seed)
     ws = Workspace.build(spec, world, Path(tempfile.mkdtemp(prefix="bench-ka-")))
     banks = [f"bank_{i}" for i in range(1, 11)]
@@ -153,9 +205,12 @@ def throughput(partner_counts: list[int], rounds: int) -> dict[str, Any]:
         outcome = simulate_saved(_save(datas, work), settings, work)
         seconds = time.perf_counter() - started
         shutil.rmtree(work)
-        out[str(n)] = {"rounds_per_s": round(rounds / outcome.rounds_seconds, 3),
-                       "round_seconds": round(outcome.rounds_seconds / rounds, 3), "run_seconds": round(seconds, 2),
-                       "rows_per_partner": int(statistics.median(d.n_rows for d in datas))}
+        out[str(n)] = {
+            "rounds_per_s": round(rounds / outcome.rounds_seconds, 3),
+            "round_seconds": round(outcome.rounds_seconds / rounds, 3),
+            "run_seconds": round(seconds, 2),
+            "rows_per_partner": int(statistics.median(d.n_rows for d in datas)),
+        }
     return {"rounds": rounds, "partners": out}
 
 
@@ -166,8 +221,10 @@ def main() -> None:
     args = parser.parse_args()
     np.seterr(all="ignore")
     seeds = [0] if args.quick else [0, 1, 2]
-    report = {"overhead": overhead(Path(args.workdir), seeds),
-              "throughput": throughput([3, 10] if args.quick else [3, 10, 20], rounds=5)}
+    report = {
+        "overhead": overhead(Path(args.workdir), seeds),
+        "throughput": throughput([3, 10] if args.quick else [3, 10, 20], rounds=5),
+    }
     print(json.dumps(report, indent=2))
 
 

@@ -40,9 +40,21 @@ def feature_speed(persons: int, days: int) -> dict[str, tuple[int, float]]:
 def demo_wall_time() -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([str(Path(sys.executable).with_name("fedsim")), "run", str(ROOT / "experiments/demo.yaml"),
-                        "--tracking-uri", f"sqlite:///{tmp}/mlflow.db", "--workdir", f"{tmp}/w", "--quiet"],
-                       check=True, cwd=tmp, capture_output=True)
+        subprocess.run(
+            [
+                str(Path(sys.executable).with_name("fedsim")),
+                "run",
+                str(ROOT / "experiments/demo.yaml"),
+                "--tracking-uri",
+                f"sqlite:///{tmp}/mlflow.db",
+                "--workdir",
+                f"{tmp}/w",
+                "--quiet",
+            ],
+            check=True,
+            cwd=tmp,
+            capture_output=True,
+        )
         return time.perf_counter() - t0
 
 
@@ -57,9 +69,11 @@ def main() -> None:
     results = {n: feature_speed(n, days) for n in (small, large)}
     for partner in results[small]:
         (r1, t1), (r2, t2) = results[small][partner], results[large][partner]
-        print(f"  {partner:12s} {small:>7,d} persons: {r1:>10,d} rows {r1 / t1:>12,.0f} rows/s | "
-              f"{large:>7,d}: {r2:>11,d} rows {r2 / t2:>12,.0f} rows/s | time x{t2 / t1:5.1f} for rows x{r2 / r1:5.1f}"
-              f" (scaling {(t2 / t1) / (r2 / r1):.2f}; 1.0 = linear)")
+        print(
+            f"  {partner:12s} {small:>7,d} persons: {r1:>10,d} rows {r1 / t1:>12,.0f} rows/s | "
+            f"{large:>7,d}: {r2:>11,d} rows {r2 / t2:>12,.0f} rows/s | time x{t2 / t1:5.1f} for rows x{r2 / r1:5.1f}"
+            f" (scaling {(t2 / t1) / (r2 / r1):.2f}; 1.0 = linear)"
+        )
     print(f"demo (experiments/demo.yaml, end to end incl. world + MLflow): {demo_wall_time():.1f} s")
 
 

@@ -57,8 +57,14 @@ def child_generate(*, persons: int, days: int, workers: int, out: Path) -> dict[
     t2 = time.perf_counter()
     rows = sum(t["rows"] for t in world.manifest["tables"].values())
     partner_rows = sum(t["rows"] for k, t in world.manifest["tables"].items() if k.startswith("partners/"))
-    return {"rows": rows, "partner_rows": partner_rows, "generate_s": t1 - t0, "write_s": t2 - t1,
-            "total_s": t2 - t0, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "rows": rows,
+        "partner_rows": partner_rows,
+        "generate_s": t1 - t0,
+        "write_s": t2 - t1,
+        "total_s": t2 - t0,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def _random_table(schema: pa.Schema, n: int, rng: np.random.Generator) -> pa.Table:
@@ -89,14 +95,16 @@ def child_baseline(*, world_dir: Path, out: Path) -> dict[str, float]:
     rows = 0
     for key, info in manifest["tables"].items():
         parts = key.split("/")
-        schema = TRUTH_TABLES[parts[1]] if parts[0] == "truth" else \
-            TABLES_BY_KIND[manifest["partners"][parts[1]]][parts[2]]
+        schema = (
+            TRUTH_TABLES[parts[1]] if parts[0] == "truth" else TABLES_BY_KIND[manifest["partners"][parts[1]]][parts[2]]
+        )
         table = _random_table(schema, info["rows"], rng)
         path = out / f"{key}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
         # the generator's writer settings (synthetic.world._parquet_bytes)
-        pq.write_table(table, path, compression="zstd", use_dictionary=True, write_statistics=True,
-                       row_group_size=1 << 20)
+        pq.write_table(
+            table, path, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=1 << 20
+        )
         rows += info["rows"]
     return {"rows": rows, "total_s": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb()}
 
@@ -136,13 +144,19 @@ def main() -> None:
         size_base = sum(p.stat().st_size for p in base_dir.rglob("*.parquet")) / 2**20
     gen_rate, base_rate = gen["rows"] / gen["total_s"], base["rows"] / base["total_s"]
     ratio = gen_rate / base_rate
-    print(f"[{time.strftime('%Y-%m-%d %H:%M')}] world generation, default preset, {persons:,} persons × {days} days, "
-          f"workers={args.workers}")
+    print(
+        f"[{time.strftime('%Y-%m-%d %H:%M')}] world generation, default preset, {persons:,} persons × {days} days, "
+        f"workers={args.workers}"
+    )
     print(f"  events (rows written) {gen['rows']:>14,.0f}   of which partner views {gen['partner_rows']:,.0f}")
-    print(f"  generator  {gen_rate:>12,.0f} events/s   {gen['total_s']:7.1f} s (generate {gen['generate_s']:.1f} + "
-          f"write {gen['write_s']:.1f})   peak {gen['peak_rss_mb']:,.0f} MiB   {size_gen:,.0f} MiB on disk")
-    print(f"  baseline   {base_rate:>12,.0f} events/s   {base['total_s']:7.1f} s (numpy draw + Parquet)"
-          f"              peak {base['peak_rss_mb']:,.0f} MiB   {size_base:,.0f} MiB on disk")
+    print(
+        f"  generator  {gen_rate:>12,.0f} events/s   {gen['total_s']:7.1f} s (generate {gen['generate_s']:.1f} + "
+        f"write {gen['write_s']:.1f})   peak {gen['peak_rss_mb']:,.0f} MiB   {size_gen:,.0f} MiB on disk"
+    )
+    print(
+        f"  baseline   {base_rate:>12,.0f} events/s   {base['total_s']:7.1f} s (numpy draw + Parquet)"
+        f"              peak {base['peak_rss_mb']:,.0f} MiB   {size_base:,.0f} MiB on disk"
+    )
     verdict = "meets" if ratio >= GOAL_RATIO else "below"
     print(f"  ratio generator / baseline = {ratio:.2f} ({verdict} the goal of ≥ {GOAL_RATIO})")
 

@@ -83,9 +83,7 @@ def key_elements(keys: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """
     missing = [c for c in ("entity_id", *columns) if c not in keys.columns]
     if missing:
-        raise ValueError(
-            f"keys: lacks column(s) {missing}; allowed: entity_id plus the key columns {list(columns)}"
-        )
+        raise ValueError(f"keys: lacks column(s) {missing}; allowed: entity_id plus the key columns {list(columns)}")
     parts = []
     for col in columns:
         k = keys[["entity_id", col]].dropna()
@@ -291,9 +289,7 @@ def align(
     h_set, p_set = unique_elements(h_el), unique_elements(p_el)
     reveal = not cardinality_only
     req = psi_client_request(h_set, reveal_intersection=reveal)
-    setup, response = psi_server_answer(
-        p_set, req.request, reveal_intersection=reveal, data_structure=data_structure
-    )
+    setup, response = psi_server_answer(p_set, req.request, reveal_intersection=reveal, data_structure=data_structure)
     found = psi_client_intersection(req.key, setup, response, reveal_intersection=reveal)
     n_holder = int(holder_keys["entity_id"].nunique())
     if cardinality_only:
@@ -310,9 +306,7 @@ def align(
 def plain_intersection(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> set[str]:
     """The same intersection computed in the clear (a reference; it reveals both key sets)."""
     columns = shared_key_columns(holder_keys, party_keys)
-    return set(key_elements(holder_keys, columns)["element"]) & set(
-        key_elements(party_keys, columns)["element"]
-    )
+    return set(key_elements(holder_keys, columns)["element"]) & set(key_elements(party_keys, columns)["element"])
 
 
 def plain_pairs(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> pd.DataFrame:

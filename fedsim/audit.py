@@ -50,8 +50,9 @@ class PersonSplit:
     reference: np.ndarray
 
 
-def split_persons(groups: np.ndarray, *, seed: int, shares: tuple[float, float, float] = (0.4, 0.4, 0.2)
-                  ) -> PersonSplit:
+def split_persons(
+    groups: np.ndarray, *, seed: int, shares: tuple[float, float, float] = (0.4, 0.4, 0.2)
+) -> PersonSplit:
     """Random disjoint pools of entities (not rows): members, non-members, reference."""
     entities = np.unique(np.asarray(groups))
     if entities.size < 10:
@@ -71,8 +72,17 @@ def person_losses(model: nn.Module, X: np.ndarray, y: np.ndarray, groups: np.nda
     return pd.Series(loss).groupby(np.asarray(groups)).mean()
 
 
-def _train(model_name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, epsilon: float,
-           config: TrainConfig, privacy: PrivacySettings, seed: int) -> tuple[nn.Module, float, float]:
+def _train(
+    model_name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    epsilon: float,
+    config: TrainConfig,
+    privacy: PrivacySettings,
+    seed: int,
+) -> tuple[nn.Module, float, float]:
     """One fresh model on (X, y); DP-SGD at finite ε (entity level). Returns (model, ε spent, δ)."""
     from fedsim.models import make_model
     from fedsim.privacy import make_private_fit
@@ -88,10 +98,19 @@ def _train(model_name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *,
     return model, out.ledger.epsilon, out.ledger.delta
 
 
-def membership_audit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, config: TrainConfig,
-                     model: str = "mlp", epsilons: Sequence[float] = DEFAULT_EPSILONS,
-                     privacy: PrivacySettings | None = None, fprs: tuple[float, ...] = DEFAULT_FPRS,
-                     calibrated: bool = True, seed: int = 0) -> pd.DataFrame:
+def membership_audit(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    config: TrainConfig,
+    model: str = "mlp",
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    privacy: PrivacySettings | None = None,
+    fprs: tuple[float, ...] = DEFAULT_FPRS,
+    calibrated: bool = True,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Train at each ε on member entities, attack, and tabulate (one row per ε × target FPR).
 
     Args:
@@ -112,30 +131,58 @@ def membership_audit(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, config
     audited = in_pool["members"] | in_pool["nonmembers"]
     ref_loss: pd.Series | float = 0.0
     if calibrated:
-        ref_model, _, _ = _train(model, X[in_pool["reference"]], y[in_pool["reference"]],
-                                 groups[in_pool["reference"]], epsilon=math.inf, config=config, privacy=base,
-                                 seed=seed + 1)
+        ref_model, _, _ = _train(
+            model,
+            X[in_pool["reference"]],
+            y[in_pool["reference"]],
+            groups[in_pool["reference"]],
+            epsilon=math.inf,
+            config=config,
+            privacy=base,
+            seed=seed + 1,
+        )
         ref_loss = person_losses(ref_model, X[audited], y[audited], groups[audited])
     tables = []
     for eps in epsilons:
         m = in_pool["members"]
-        target, spent, delta = _train(model, X[m], y[m], groups[m], epsilon=float(eps), config=config,
-                                      privacy=base, seed=seed)
+        target, spent, delta = _train(
+            model, X[m], y[m], groups[m], epsilon=float(eps), config=config, privacy=base, seed=seed
+        )
         score = ref_loss - person_losses(target, X[audited], y[audited], groups[audited])
-        t = membership_table(score[pools.members].to_numpy(), score[pools.nonmembers].to_numpy(),
-                             epsilon=spent, delta=delta, fprs=fprs, seed=seed)
+        t = membership_table(
+            score[pools.members].to_numpy(),
+            score[pools.nonmembers].to_numpy(),
+            epsilon=spent,
+            delta=delta,
+            fprs=fprs,
+            seed=seed,
+        )
         tables.append(t.assign(epsilon=float(eps), epsilon_spent=spent, delta=delta))
     out = pd.concat(tables, ignore_index=True)
-    return out[["epsilon", "epsilon_spent", "delta", *[c for c in out.columns if c not in
-                                                        ("epsilon", "epsilon_spent", "delta")]]]
+    return out[
+        [
+            "epsilon",
+            "epsilon_spent",
+            "delta",
+            *[c for c in out.columns if c not in ("epsilon", "epsilon_spent", "delta")],
+        ]
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # Split learning: capture what the non-label party receives
 # --------------------------------------------------------------------------------------------
-def capture_split_gradients(X_passive: np.ndarray, X_active: np.ndarray, y: np.ndarray, *, epochs: int = 3,
-                            batch_size: int = 128, learning_rate: float = 0.01, embedding_dim: int = 4,
-                            seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def capture_split_gradients(
+    X_passive: np.ndarray,
+    X_active: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int = 3,
+    batch_size: int = 128,
+    learning_rate: float = 0.01,
+    embedding_dim: int = 4,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Two-party split learning with :func:`fedsim.models.make_split_net`; record the passive party's view.
 
     The passive party (no labels) holds ``X_passive`` ``(n, d_p)`` and bottom model 0; the active party
@@ -160,13 +207,13 @@ def capture_split_gradients(X_passive: np.ndarray, X_active: np.ndarray, y: np.n
     grads, labels = [], []
     for epoch in range(epochs):
         for idx in torch.randperm(len(yt), generator=generator).split(batch_size):
-            sent = passive(xp[idx])                       # leaves the passive party
+            sent = passive(xp[idx])  # leaves the passive party
             received = sent.detach().requires_grad_(True)  # what the active party holds
             loss = loss_fn(net.top(torch.cat([received, active(xa[idx])], dim=1)), yt[idx])
             opt_a.zero_grad()
             opt_p.zero_grad()
             loss.backward()
-            sent.backward(received.grad)                   # the gradient sent back to the passive party
+            sent.backward(received.grad)  # the gradient sent back to the passive party
             opt_a.step()
             opt_p.step()
             if epoch == 0:
@@ -178,10 +225,18 @@ def capture_split_gradients(X_passive: np.ndarray, X_active: np.ndarray, y: np.n
 # --------------------------------------------------------------------------------------------
 # CLI command
 # --------------------------------------------------------------------------------------------
-def audit_command(experiment: str | Path, *, partner: str | None = None,
-                  epsilons: Sequence[float] = DEFAULT_EPSILONS, seed: int = 0,
-                  workdir: str | Path = ".fedsim", out: str | Path | None = None, epochs: int | None = None,
-                  language: str = "en", show: bool = True) -> pd.DataFrame:
+def audit_command(
+    experiment: str | Path,
+    *,
+    partner: str | None = None,
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    seed: int = 0,
+    workdir: str | Path = ".fedsim",
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    language: str = "en",
+    show: bool = True,
+) -> pd.DataFrame:
     """`fedsim audit EXPERIMENT [--partner P] [--epsilon 1 --epsilon 4 --epsilon inf] [--seed] [--out DIR]`.
 
     Builds (or reuses) the experiment's world, takes ``partner``'s siloed training set (default: the
@@ -192,8 +247,7 @@ def audit_command(experiment: str | Path, *, partner: str | None = None,
     """
     from fedsim.experiment import load_experiment
     from fedsim.models import Standardizer
-    from fedsim.regimes.base import RunContext, TrainingSettings, unit_frame
-    from fedsim.regimes.siloed import silo
+    from fedsim.rows import RunContext, TrainingSettings, silo, unit_frame
     from fedsim.runner import Workspace, load_or_generate_world
     from fedsim.training import TrainConfig
 
@@ -204,22 +258,46 @@ def audit_command(experiment: str | Path, *, partner: str | None = None,
     if name not in ws.features:
         raise ValueError(f"partner: {name!r}; allowed: one of {sorted(ws.features)}")
     tr = spec.training
-    ctx = RunContext(world=ws.world, coalition=(name,), model="mlp", seed=seed, split=ws.split,
-                     training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate, tr.negative_rate),
-                     features=ws.features, truth=ws.truth)
-    X, idx = unit_frame(ctx, silo(name), (ws.split.train_start, ws.split.train_end),
-                        labels_before=ws.split.train_end, train=True)
+    ctx = RunContext(
+        world=ws.world,
+        coalition=(name,),
+        model="mlp",
+        seed=seed,
+        split=ws.split,
+        training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate, tr.negative_rate),
+        features=ws.features,
+        truth=ws.truth,
+    )
+    X, idx = unit_frame(
+        ctx, silo(name), (ws.split.train_start, ws.split.train_end), labels_before=ws.split.train_end, train=True
+    )
     Xs = Standardizer().fit_transform(X.to_numpy(float))
     p = spec.privacy
-    privacy = PrivacySettings(target_epsilon=1.0, delta=p.delta, max_grad_norm=p.max_grad_norm,
-                              accountant=p.accountant, max_rows_per_entity=p.max_rows_per_entity)
-    config = TrainConfig(epochs=epochs or tr.epochs, batch_size=tr.batch_size, learning_rate=tr.learning_rate,
-                         seed=seed)
+    privacy = PrivacySettings(
+        target_epsilon=1.0,
+        delta=p.delta,
+        max_grad_norm=p.max_grad_norm,
+        accountant=p.accountant,
+        max_rows_per_entity=p.max_rows_per_entity,
+    )
+    config = TrainConfig(
+        epochs=epochs or tr.epochs, batch_size=tr.batch_size, learning_rate=tr.learning_rate, seed=seed
+    )
     model = "logistic" if set(spec.models) <= {"logistic", "gbt"} and "logistic" in spec.models else "mlp"
-    table = membership_audit(Xs, idx["y"].to_numpy(), idx["entity_id"].to_numpy(), config=config, model=model,
-                             epsilons=epsilons, privacy=privacy, seed=seed).assign(partner=name, model=model)
-    table["odds"] = [explain_epsilon(e, delta=d, language=language) for e, d in
-                     zip(table["epsilon_spent"], table["delta"], strict=True)]
+    table = membership_audit(
+        Xs,
+        idx["y"].to_numpy(),
+        idx["entity_id"].to_numpy(),
+        config=config,
+        model=model,
+        epsilons=epsilons,
+        privacy=privacy,
+        seed=seed,
+    ).assign(partner=name, model=model)
+    table["odds"] = [
+        explain_epsilon(e, delta=d, language=language)
+        for e, d in zip(table["epsilon_spent"], table["delta"], strict=True)
+    ]
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
@@ -236,16 +314,20 @@ def render_audit(table: pd.DataFrame) -> None:
     from rich.table import Table
 
     console = Console()
-    t = Table(title="Membership inference on entities (persons): TPR at fixed FPR vs the DP bound "
-                    "e^ε·FPR + δ")
-    for col in ("ε target", "ε spent", "FPR target", "FPR [95% CI]", "TPR [95% CI]", "bound", "ε lower bound",
-                "AUC"):
+    t = Table(title="Membership inference on entities (persons): TPR at fixed FPR vs the DP bound e^ε·FPR + δ")
+    for col in ("ε target", "ε spent", "FPR target", "FPR [95% CI]", "TPR [95% CI]", "bound", "ε lower bound", "AUC"):
         t.add_column(col)
     for _, r in table.iterrows():
-        t.add_row(f"{r['epsilon']:g}", f"{r['epsilon_spent']:.2f}", f"{r['fpr_target']:.1%}",
-                  f"{r['fpr']:.2%} [{r['fpr_lo']:.2%}, {r['fpr_hi']:.2%}]",
-                  f"{r['tpr']:.2%} [{r['tpr_lo']:.2%}, {r['tpr_hi']:.2%}]", f"{r['bound_hi']:.2%}",
-                  f"{r['epsilon_lower_bound']:.2f}", f"{r['auc']:.3f}")
+        t.add_row(
+            f"{r['epsilon']:g}",
+            f"{r['epsilon_spent']:.2f}",
+            f"{r['fpr_target']:.1%}",
+            f"{r['fpr']:.2%} [{r['fpr_lo']:.2%}, {r['fpr_hi']:.2%}]",
+            f"{r['tpr']:.2%} [{r['tpr_lo']:.2%}, {r['tpr_hi']:.2%}]",
+            f"{r['bound_hi']:.2%}",
+            f"{r['epsilon_lower_bound']:.2f}",
+            f"{r['auc']:.3f}",
+        )
     console.print(t)
     for line in dict.fromkeys(table.get("odds", [])):
         console.print(f"• {line}")

@@ -174,8 +174,10 @@ def runs(
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     if as_json:
-        payload = {"runs": json.loads(table.to_json(orient="records")),
-                   "privacy_utility": json.loads(curve.to_json(orient="records")) if curve is not None else []}
+        payload = {
+            "runs": json.loads(table.to_json(orient="records")),
+            "privacy_utility": json.loads(curve.to_json(orient="records")) if curve is not None else [],
+        }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
         render_runs(table, experiment_name)

@@ -21,13 +21,21 @@ HEADLINE = (("ed", {"h": 0.0}), ("prevented_eur", {"delta_h": 0.0, "rho": 1.0}),
 def _runs_of(runs: pd.DataFrame, regime: str) -> pd.DataFrame:
     out = runs[runs["regime"] == regime]
     if out.empty:
-        raise FedsimError(f"contrast: no finished {regime!r} run on this experiment's current world; "
-                          "run `fedsim run` first")
+        raise FedsimError(
+            f"contrast: no finished {regime!r} run on this experiment's current world; run `fedsim run` first"
+        )
     return out
 
 
-def primary_contrast(experiment: str | Path, *, tracking_uri: str | None = None, workdir: str | Path = ".fedsim",
-                     a: str | None = None, b: str | None = None, capacity: float | None = None) -> pd.DataFrame:
+def primary_contrast(
+    experiment: str | Path,
+    *,
+    tracking_uri: str | None = None,
+    workdir: str | Path = ".fedsim",
+    a: str | None = None,
+    b: str | None = None,
+    capacity: float | None = None,
+) -> pd.DataFrame:
     """Paired A − B table: model, seed, coalitions, metric, fraud type, values, diff [lo, hi], P(A > B)."""
     from mlflow.tracking import MlflowClient
 
@@ -54,16 +62,30 @@ def primary_contrast(experiment: str | Path, *, tracking_uri: str | None = None,
     with tempfile.TemporaryDirectory() as tmp:
         for _, ra in _runs_of(runs, a).iterrows():
             match = _runs_of(runs, b)
-            match = match[(match["model"] == ra["model"]) & (match["seed"] == ra["seed"])
-                          & (match["epsilon"] == ra["epsilon"])]
+            match = match[
+                (match["model"] == ra["model"]) & (match["seed"] == ra["seed"]) & (match["epsilon"] == ra["epsilon"])
+            ]
             if match.empty:
                 continue
             rb = match.iloc[0]
-            sa, sb = (pd.read_parquet(client.download_artifacts(r["run_id"], "scores/scores.parquet",
-                                                                 tempfile.mkdtemp(dir=tmp))) for r in (ra, rb))
-            c = compare(sa, sb, ws.truth, partner_sizes=ws.partner_sizes, seed=0, n_boot=spec.metrics.bootstrap,
-                        test_window_ts=(ws.split.test_start, ws.split.test_end), capacities=[k],
-                        latencies_h=[0.0], interdiction=[1.0])
+            sa, sb = (
+                pd.read_parquet(
+                    client.download_artifacts(r["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
+                )
+                for r in (ra, rb)
+            )
+            c = compare(
+                sa,
+                sb,
+                ws.truth,
+                partner_sizes=ws.partner_sizes,
+                seed=0,
+                n_boot=spec.metrics.bootstrap,
+                test_window_ts=(ws.split.test_start, ws.split.test_end),
+                capacities=[k],
+                latencies_h=[0.0],
+                interdiction=[1.0],
+            )
             t = c.table
             for metric, where in HEADLINE:
                 sel = t[t["metric"] == metric]
@@ -72,11 +94,23 @@ def primary_contrast(experiment: str | Path, *, tracking_uri: str | None = None,
                 for col, val in where.items():
                     sel = sel[sel[col] == val]
                 for _, r in sel.iterrows():
-                    rows.append({"model": ra["model"], "seed": ra["seed"], "epsilon": ra["epsilon"],
-                                 "a": f"{a} ({ra['coalition']})", "b": f"{b} ({rb['coalition']})",
-                                 "metric": metric if metric == "ap" else f"{metric}@{k:g}",
-                                 "fraud_type": r["fraud_type"], "value_a": r["value_a"], "value_b": r["value_b"],
-                                 "diff": r["diff"], "lo": r["lo"], "hi": r["hi"], "p_a_gt_b": r["p_a_gt_b"]})
+                    rows.append(
+                        {
+                            "model": ra["model"],
+                            "seed": ra["seed"],
+                            "epsilon": ra["epsilon"],
+                            "a": f"{a} ({ra['coalition']})",
+                            "b": f"{b} ({rb['coalition']})",
+                            "metric": metric if metric == "ap" else f"{metric}@{k:g}",
+                            "fraud_type": r["fraud_type"],
+                            "value_a": r["value_a"],
+                            "value_b": r["value_b"],
+                            "diff": r["diff"],
+                            "lo": r["lo"],
+                            "hi": r["hi"],
+                            "p_a_gt_b": r["p_a_gt_b"],
+                        }
+                    )
     if not rows:
         raise FedsimError(f"contrast: no {a!r} run has a {b!r} run with the same model, seed and ε")
     return pd.DataFrame(rows)
@@ -92,7 +126,15 @@ def render_contrast(table: pd.DataFrame) -> None:
         t.add_column(col)
     for _, r in table.iterrows():
         fmt = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
-        t.add_row(str(r["model"]), str(r["seed"]), str(r["epsilon"]), r["metric"], r["fraud_type"],
-                  fmt.format(r["value_a"]), fmt.format(r["value_b"]),
-                  f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]", f"{r['p_a_gt_b']:.2f}")
+        t.add_row(
+            str(r["model"]),
+            str(r["seed"]),
+            str(r["epsilon"]),
+            r["metric"],
+            r["fraud_type"],
+            fmt.format(r["value_a"]),
+            fmt.format(r["value_b"]),
+            f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]",
+            f"{r['p_a_gt_b']:.2f}",
+        )
     Console().print(t)

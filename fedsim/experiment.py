@@ -117,8 +117,9 @@ Coalitions = Annotated[
 
 def _fail(path: str, value: Any, problem: str) -> PydanticCustomError:
     """An error that carries its own field path (for checks that span several fields)."""
-    return PydanticCustomError("fedsim", "{path} = {value}: {problem}",
-                               {"path": path, "value": repr(value), "problem": problem})
+    return PydanticCustomError(
+        "fedsim", "{path} = {value}: {problem}", {"path": path, "value": repr(value), "problem": problem}
+    )
 
 
 def _unique(values: Sequence[Any], *, path: str) -> None:
@@ -165,8 +166,11 @@ class WorldSpec(_Spec):
     @model_validator(mode="after")
     def _one_source(self) -> WorldSpec:
         if (self.preset is None) == (self.config is None):
-            raise _fail("world", {"preset": self.preset, "config": self.config},
-                        "give exactly one of preset (small, default, known-answer, placebo) or config")
+            raise _fail(
+                "world",
+                {"preset": self.preset, "config": self.config},
+                "give exactly one of preset (small, default, known-answer, placebo) or config",
+            )
         return self
 
     def world_config(self) -> WorldConfig:
@@ -214,8 +218,7 @@ class SplitSpec(_Spec):
     test_days: PositiveDays = Field(description="Length of the test window, days; integer >= 1.")
     second_test_days: NonNegativeDays = Field(
         default=0,
-        description="Length of a second test window right after the first (drift); integer >= 0; "
-        "0 = none. Default 0.",
+        description="Length of a second test window right after the first (drift); integer >= 0; 0 = none. Default 0.",
     )
 
     @property
@@ -237,14 +240,18 @@ class SplitSpec(_Spec):
 class TrainingSpec(_Spec):
     """Training settings shared by every torch model of the grid."""
 
-    epochs: int = Field(default=5, ge=1, strict=True,
-                        description="Local epochs (per round when federated); int >= 1. Default 5.")
-    batch_size: int = Field(default=512, ge=1, strict=True,
-                            description="Rows per mini-batch; int >= 1. Default 512.")
-    learning_rate: float = Field(default=0.01, gt=0, allow_inf_nan=False,
-                                 description="Optimizer step size; float > 0. Default 0.01.")
+    epochs: int = Field(
+        default=5, ge=1, strict=True, description="Local epochs (per round when federated); int >= 1. Default 5."
+    )
+    batch_size: int = Field(default=512, ge=1, strict=True, description="Rows per mini-batch; int >= 1. Default 512.")
+    learning_rate: float = Field(
+        default=0.01, gt=0, allow_inf_nan=False, description="Optimizer step size; float > 0. Default 0.01."
+    )
     negative_rate: float = Field(
-        default=0.1, gt=0, le=1, allow_inf_nan=False,
+        default=0.1,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
         description="Share of legitimate entity-days kept for training (recorded with each run); "
         "0 < rate <= 1. Evaluation always uses every scored entity-day. Default 0.1.",
     )
@@ -264,26 +271,38 @@ class PrivacySpec(_Spec):
     """
 
     epsilon: tuple[Epsilon, ...] = Field(
-        default=(math.inf,), min_length=1,
+        default=(math.inf,),
+        min_length=1,
         description="Target-ε mode: ε values, each a float > 0 or inf (= no DP). One run per value; "
         "Opacus picks the noise to end at (or under) ε. Default [inf].",
     )
     noise_multiplier: tuple[Sigma, ...] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="Noise mode: σ values (noise std / clipping norm), each 0 < σ <= 1e4; one run each, ε is "
         "reported after training. Give either epsilon or noise_multiplier, not both. Default: none.",
     )
     delta: float | None = Field(
-        default=None, gt=0, lt=1, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
         description="δ of every DP run, 0 < δ < 1. Default none = 1/(10·n) per training set, n = its "
         "entities (persons).",
     )
-    max_grad_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
-                                 description="C: per-entity L2 gradient clipping norm; > 0. Default 1.")
-    accountant: Literal["prv", "rdp"] = Field(default="prv", description="Opacus accountant: prv or rdp. "
-                                              "Default prv.")
+    max_grad_norm: float = Field(
+        default=1.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="C: per-entity L2 gradient clipping norm; > 0. Default 1.",
+    )
+    accountant: Literal["prv", "rdp"] = Field(default="prv", description="Opacus accountant: prv or rdp. Default prv.")
     max_rows_per_entity: int = Field(
-        default=DEFAULT_ROWS_PER_ENTITY, ge=1, le=10_000, strict=True,
+        default=DEFAULT_ROWS_PER_ENTITY,
+        ge=1,
+        le=10_000,
+        strict=True,
         description="Cap on one entity's rows per training set (its positive rows kept first); int >= 1. "
         f"Default {DEFAULT_ROWS_PER_ENTITY}.",
     )
@@ -310,9 +329,12 @@ class PrivacySpec(_Spec):
     @model_validator(mode="after")
     def _one_mode(self) -> PrivacySpec:
         if self.noise_multiplier is not None and "epsilon" in self.model_fields_set:
-            raise _fail("privacy", {"epsilon": list(self.epsilon), "noise_multiplier": list(self.noise_multiplier)},
-                        "give epsilon (target-ε mode: Opacus picks the noise) or noise_multiplier (noise mode: "
-                        "ε is reported), not both")
+            raise _fail(
+                "privacy",
+                {"epsilon": list(self.epsilon), "noise_multiplier": list(self.noise_multiplier)},
+                "give epsilon (target-ε mode: Opacus picks the noise) or noise_multiplier (noise mode: "
+                "ε is reported), not both",
+            )
         return self
 
     def points(self) -> list[tuple[float, float | None]]:
@@ -321,33 +343,50 @@ class PrivacySpec(_Spec):
             return [(math.inf, sigma) for sigma in self.noise_multiplier]
         return [(eps, None) for eps in self.epsilon]
 
-    def settings(self, *, epsilon: float, noise_multiplier: float | None, federated: bool
-                 ) -> PrivacySettings | None:
+    def settings(self, *, epsilon: float, noise_multiplier: float | None, federated: bool) -> PrivacySettings | None:
         """The cell's DP settings, or None when the cell trains without any DP."""
         client = self.client_level if federated else None
         target = None if math.isinf(epsilon) else epsilon
         if target is None and noise_multiplier is None and client is None:
             return None
-        return PrivacySettings(target_epsilon=target, noise_multiplier=noise_multiplier, delta=self.delta,
-                               max_grad_norm=self.max_grad_norm, accountant=self.accountant,
-                               max_rows_per_entity=self.max_rows_per_entity, client_level=client)
+        return PrivacySettings(
+            target_epsilon=target,
+            noise_multiplier=noise_multiplier,
+            delta=self.delta,
+            max_grad_norm=self.max_grad_norm,
+            accountant=self.accountant,
+            max_rows_per_entity=self.max_rows_per_entity,
+            client_level=client,
+        )
 
 
 class FederationSpec(_Spec):
     """Settings of the federated regimes (horizontal, vertical, hybrid); ignored by the others."""
 
     rounds: int = Field(default=5, ge=1, le=1000, strict=True, description="Federated rounds; default 5.")
-    local_epochs: int = Field(default=1, ge=1, le=100, strict=True,
-                              description="Local epochs per round at each client (horizontal); default 1.")
+    local_epochs: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        strict=True,
+        description="Local epochs per round at each client (horizontal); default 1.",
+    )
     strategy: Literal["fedavg", "fedprox"] = Field(default="fedavg", description="Aggregation strategy.")
-    proximal_mu: float = Field(default=0.01, ge=0, le=100, allow_inf_nan=False,
-                               description="FedProx proximal term μ (used when strategy = fedprox).")
+    proximal_mu: float = Field(
+        default=0.01,
+        ge=0,
+        le=100,
+        allow_inf_nan=False,
+        description="FedProx proximal term μ (used when strategy = fedprox).",
+    )
     secure_aggregation: bool = Field(default=False, description="SecAgg+ for horizontal updates.")
     engine: Literal["simulation", "deployment"] = Field(
-        default="simulation", description="Flower engine: simulation (Ray) or deployment (SuperLink + SuperNodes).")
+        default="simulation", description="Flower engine: simulation (Ray) or deployment (SuperLink + SuperNodes)."
+    )
     label_holder: str = Field(default="bank", description="Partner kind (or name) holding labels in vertical FL.")
-    embedding_dim: int = Field(default=8, ge=1, le=256, strict=True,
-                               description="Width of each party's bottom-model output (vertical FL).")
+    embedding_dim: int = Field(
+        default=8, ge=1, le=256, strict=True, description="Width of each party's bottom-model output (vertical FL)."
+    )
 
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
@@ -358,26 +397,32 @@ class MetricsSpec(_Spec):
     """What the evaluation computes for each run (see evaluation.md §2)."""
 
     capacities: tuple[Fraction, ...] = Field(
-        default=(0.001, 0.005, 0.01), min_length=1,
+        default=(0.001, 0.005, 0.01),
+        min_length=1,
         description="Alert capacity k: fraction of a partner's entities it can investigate per day; "
         "each 0 < k <= 1. Default [0.001, 0.005, 0.01].",
     )
     horizons_h: tuple[Hours, ...] = Field(
-        default=(0, 1, 6, 24, 72), min_length=1,
+        default=(0, 1, 6, 24, 72),
+        min_length=1,
         description="Early-detection horizons h, hours before the first irreversible money-out; "
         "each >= 0. Default [0, 1, 6, 24, 72].",
     )
     latencies_h: tuple[Hours, ...] = Field(
-        default=(0, 1, 4), min_length=1,
+        default=(0, 1, 4),
+        min_length=1,
         description="Intervention latency Δ after an alert, hours; each >= 0. Default [0, 1, 4].",
     )
     interdiction: tuple[Fraction, ...] = Field(
-        default=(1.0, 0.7), min_length=1,
+        default=(1.0, 0.7),
+        min_length=1,
         description="Interdiction success ρ: share of money-outs after t_alert + Δ that is stopped; "
         "each 0 < ρ <= 1. Default [1.0, 0.7].",
     )
     bootstrap: int = Field(
-        default=1000, ge=1, strict=True,
+        default=1000,
+        ge=1,
+        strict=True,
         description="Case-level cluster-bootstrap resamples for the 95% CIs; int >= 1 "
         "(evaluation.md asks >= 1000; use fewer only for smoke tests). Default 1000.",
     )
@@ -389,12 +434,22 @@ class MetricsSpec(_Spec):
         return self
 
 
-PRIMARY_METRICS = ("ed_h<h>", "ap", "lift", "detected", "recall", "precision",
-                   "prevented_eur_d<Δ>_r<ρ>", "prevented_share_d<Δ>_r<ρ>")
+PRIMARY_METRICS = (
+    "ed_h<h>",
+    "ap",
+    "lift",
+    "detected",
+    "recall",
+    "precision",
+    "prevented_eur_d<Δ>_r<ρ>",
+    "prevented_share_d<Δ>_r<ρ>",
+)
 """Primary outcomes, named as fedsim.evaluation flattens them (without the ``_k<k>`` suffix:
 the capacity is its own field). h, Δ, ρ must be values listed under ``metrics``."""
-_PRIMARY_RE = re.compile(r"^(?:ed_h(?P<h>[0-9.]+)|ap|lift|detected|recall|precision"
-                         r"|prevented_(?:eur|share)_d(?P<d>[0-9.]+)_r(?P<r>[0-9.]+))$")
+_PRIMARY_RE = re.compile(
+    r"^(?:ed_h(?P<h>[0-9.]+)|ap|lift|detected|recall|precision"
+    r"|prevented_(?:eur|share)_d(?P<d>[0-9.]+)_r(?P<r>[0-9.]+))$"
+)
 
 
 class PrimarySpec(_Spec):
@@ -420,24 +475,22 @@ class ExperimentSpec(_Spec):
     split: SplitSpec = Field(description="Temporal train | gap | test split, days.")
     regimes: tuple[Regime, ...] = Field(
         min_length=1,
-        description="Regimes to run; allowed: status_quo, siloed, watchlist, pooled, horizontal, "
-        "vertical, hybrid.",
+        description="Regimes to run; allowed: status_quo, siloed, watchlist, pooled, horizontal, vertical, hybrid.",
     )
     coalitions: Coalitions = Field(
         default=ALL,
         description="List of coalitions (each a list of partner names of the world), or the word "
         "'all' = one coalition of every partner. Default 'all'.",
     )
-    models: tuple[Model, ...] = Field(
-        min_length=1, description="Model families; allowed: logistic, mlp, gbt."
-    )
+    models: tuple[Model, ...] = Field(min_length=1, description="Model families; allowed: logistic, mlp, gbt.")
     seeds: tuple[Seed, ...] = Field(
         min_length=1, description="Training seeds, one run each; integers >= 0 (>= 3 advised)."
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Shared training settings.")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="DP sweep; default no DP.")
-    federation: FederationSpec = Field(default_factory=FederationSpec,
-                                       description="Federated-regime settings; default 5 rounds FedAvg.")
+    federation: FederationSpec = Field(
+        default_factory=FederationSpec, description="Federated-regime settings; default 5 rounds FedAvg."
+    )
     metrics: MetricsSpec = Field(default_factory=MetricsSpec, description="Evaluation settings.")
     primary: PrimarySpec | None = Field(
         default=None,
@@ -463,32 +516,48 @@ class ExperimentSpec(_Spec):
             config = self.world.world_config()
         except ConfigError as err:
             lines = str(err).replace("\n", "\n      ")
-            raise _fail("world", self.world.model_dump(mode="json", exclude_defaults=True),
-                        f"the world generator refuses this world:\n      {lines}") from None
+            raise _fail(
+                "world",
+                self.world.model_dump(mode="json", exclude_defaults=True),
+                f"the world generator refuses this world:\n      {lines}",
+            ) from None
         days = world_days(config)
         if self.split.total_days > days:
-            raise _fail("split", self.split.model_dump(), f"train + gap + test + second_test = "
-                        f"{self.split.total_days} days; allowed: at most the world's {days} days")
+            raise _fail(
+                "split",
+                self.split.model_dump(),
+                f"train + gap + test + second_test = "
+                f"{self.split.total_days} days; allowed: at most the world's {days} days",
+            )
 
     def _check_primary(self) -> None:
         p = self.primary
         if p is None:
             if len(self.regimes) >= 2:
-                raise _fail("primary", None, "missing; an experiment with several regimes pre-declares "
-                            "one primary contrast {metric, capacity, contrast: [A, B]}")
+                raise _fail(
+                    "primary",
+                    None,
+                    "missing; an experiment with several regimes pre-declares "
+                    "one primary contrast {metric, capacity, contrast: [A, B]}",
+                )
             return
         if not _is_primary_metric(p.metric, self.metrics):
             m = self.metrics
-            raise _fail("primary.metric", p.metric,
-                        f"allowed: {', '.join(PRIMARY_METRICS)} with h in {_numbers(m.horizons_h)}, "
-                        f"Δ in {_numbers(m.latencies_h)}, ρ in {_numbers(m.interdiction)}")
+            raise _fail(
+                "primary.metric",
+                p.metric,
+                f"allowed: {', '.join(PRIMARY_METRICS)} with h in {_numbers(m.horizons_h)}, "
+                f"Δ in {_numbers(m.latencies_h)}, ρ in {_numbers(m.interdiction)}",
+            )
         if p.capacity not in self.metrics.capacities:
-            raise _fail("primary.capacity", p.capacity, f"allowed: one of metrics.capacities "
-                        f"{list(self.metrics.capacities)}")
+            raise _fail(
+                "primary.capacity", p.capacity, f"allowed: one of metrics.capacities {list(self.metrics.capacities)}"
+            )
         for i, regime in enumerate(p.contrast):
             if regime not in self.regimes:
-                raise _fail(f"primary.contrast[{i}]", regime, f"allowed: a regime of this experiment "
-                            f"{list(self.regimes)}")
+                raise _fail(
+                    f"primary.contrast[{i}]", regime, f"allowed: a regime of this experiment {list(self.regimes)}"
+                )
         if p.contrast[0] == p.contrast[1]:
             raise _fail("primary.contrast", list(p.contrast), "compare two different regimes")
 
@@ -590,8 +659,9 @@ def load_experiment(path: str | Path) -> ExperimentSpec:
 def parse_experiment(data: Any, *, source: str = "<dict>", base_dir: str | Path = ".") -> ExperimentSpec:
     """Validate a mapping (as read from YAML) into an :class:`ExperimentSpec`."""
     if data is None:
-        raise ExperimentError(f"experiment {source} is empty; it needs at least name, world, split, "
-                              "regimes, models and seeds")
+        raise ExperimentError(
+            f"experiment {source} is empty; it needs at least name, world, split, regimes, models and seeds"
+        )
     if not isinstance(data, Mapping):
         raise ExperimentError(f"experiment {source}: expected a mapping of fields, got {type(data).__name__}")
     try:
@@ -677,23 +747,31 @@ class RunSpec(_Spec):
     world: WorldSpec = Field(description="World of the experiment.")
     world_digest: str = Field(
         description="sha256 of the resolved world config; `fedsim run` replaces it by the world's content hash "
-        "once the world exists, so another generator version never reuses runs.")
+        "once the world exists, so another generator version never reuses runs."
+    )
     split: SplitSpec = Field(description="Temporal split, days.")
     training: TrainingSpec = Field(description="Shared training settings.")
     metrics: MetricsSpec = Field(description="Evaluation settings.")
     federation: FederationSpec | None = Field(
-        default=None, description="Federated settings; only for federated regimes (so they never change the "
-        "hash of a non-federated run).")
+        default=None,
+        description="Federated settings; only for federated regimes (so they never change the "
+        "hash of a non-federated run).",
+    )
     privacy: PrivacySettings | None = Field(
-        default=None, description="DP settings of this cell (mode, δ, C, accountant, row cap, client-level); "
-        "None = no DP. Left out of the hash when None, so non-private runs keep their hash.")
+        default=None,
+        description="DP settings of this cell (mode, δ, C, accountant, row cap, client-level); "
+        "None = no DP. Left out of the hash when None, so non-private runs keep their hash.",
+    )
 
     @model_validator(mode="after")
     def _privacy_matches_epsilon(self) -> RunSpec:
         target = None if self.privacy is None else self.privacy.target_epsilon
         if not math.isinf(self.epsilon) and target != self.epsilon:
-            raise _fail("privacy.target_epsilon", target, f"must equal epsilon ({format_epsilon(self.epsilon)}) "
-                        "for a DP cell; build cells with expand()")
+            raise _fail(
+                "privacy.target_epsilon",
+                target,
+                f"must equal epsilon ({format_epsilon(self.epsilon)}) for a DP cell; build cells with expand()",
+            )
         return self
 
     @field_validator("coalition")
@@ -785,18 +863,29 @@ def expand(
             for model, epsilon, privacy, seed in _model_eps_seed(spec, regime):
                 key = (regime, coalition, model, epsilon, privacy, seed)
                 if key not in cells:
-                    cells[key] = RunSpec(regime=regime, coalition=coalition, model=model, seed=seed,
-                                         epsilon=epsilon, privacy=privacy, world=spec.world, world_digest=digest,
-                                         split=spec.split, training=spec.training, metrics=spec.metrics,
-                                         federation=spec.federation if regime in FEDERATED_REGIMES else None)
+                    cells[key] = RunSpec(
+                        regime=regime,
+                        coalition=coalition,
+                        model=model,
+                        seed=seed,
+                        epsilon=epsilon,
+                        privacy=privacy,
+                        world=spec.world,
+                        world_digest=digest,
+                        split=spec.split,
+                        training=spec.training,
+                        metrics=spec.metrics,
+                        federation=spec.federation if regime in FEDERATED_REGIMES else None,
+                    )
     if not cells:
-        raise ExperimentError(f"experiment {spec.name!r} expands to no runs: check regimes, coalitions "
-                              "(non-status-quo regimes other than siloed need 2+ partners) and models")
+        raise ExperimentError(
+            f"experiment {spec.name!r} expands to no runs: check regimes, coalitions "
+            "(non-status-quo regimes other than siloed need 2+ partners) and models"
+        )
     return list(cells.values())
 
 
-def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Sequence[str]
-                    ) -> list[tuple[str, ...]]:
+def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Sequence[str]) -> list[tuple[str, ...]]:
     if regime == "status_quo":
         return [tuple(sorted(partners))]
     if regime == "siloed":
@@ -805,8 +894,7 @@ def _coalitions_for(regime: str, coalitions: list[tuple[str, ...]], partners: Se
     return [c for c in coalitions if len(c) >= 2]
 
 
-def _model_eps_seed(spec: ExperimentSpec, regime: str
-                    ) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
+def _model_eps_seed(spec: ExperimentSpec, regime: str) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
     federated = regime in FEDERATED_REGIMES
     # Split learning always trains the split network (an MLP per party + top model): one model per cell.
     models = ("mlp",) if regime in SPLIT_REGIMES else spec.models
@@ -847,8 +935,9 @@ class GridTracker(Protocol):
 
     def delete_run(self, run_id: str) -> None: ...
 
-    def start_run(self, cell: RunSpec, *, world_hash: str | None = None,
-                  tags: Mapping[str, str] | None = None) -> AbstractContextManager[str]: ...
+    def start_run(
+        self, cell: RunSpec, *, world_hash: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> AbstractContextManager[str]: ...
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
@@ -914,13 +1003,16 @@ def run_grid(
             summary.run_ids.append(_execute_one(cell, execute, tracker, world_hash=world_hash, head=head))
             summary.executed += 1
             report.advance()
-        report.say(f"experiment {spec.name}: {summary.executed} run(s) done, {summary.reused} reused, "
-                    f"{summary.replaced} unfinished run(s) replaced")
+        report.say(
+            f"experiment {spec.name}: {summary.executed} run(s) done, {summary.reused} reused, "
+            f"{summary.replaced} unfinished run(s) replaced"
+        )
     return summary
 
 
-def _execute_one(cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker: GridTracker, *,
-                 world_hash: str | None, head: str) -> str:
+def _execute_one(
+    cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker: GridTracker, *, world_hash: str | None, head: str
+) -> str:
     try:
         with tracker.start_run(cell, world_hash=world_hash) as run_id:
             result = execute(cell)
@@ -949,8 +1041,13 @@ class _Reporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=Console(stderr=True))
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
             self._bar.start()
             self._task = self._bar.add_task(f"experiment {self._spec.name}", total=self._total)
         return self

@@ -281,8 +281,10 @@ class TelcoFeatures(PartnerFeatures):
         # Calls in progress right now: started in the last 4 h minus ended in the last 4 h (a telco knows
         # in real time that a line is busy, with whom and over which trunk — not yet how long it will last).
         voice_in = inbound & (ca["kind"] == "call").to_numpy()
-        flags = {"mismatch": ca["caller_id_mismatch"].to_numpy()[voice_in],
-                 "intl": (ca["origin"] == "international").to_numpy()[voice_in]}
+        flags = {
+            "mismatch": ca["caller_id_mismatch"].to_numpy()[voice_in],
+            "intl": (ca["origin"] == "international").to_numpy()[voice_in],
+        }
         self.call_start = EventIndex(e[voice_in], ts[voice_in], flags)
         self.call_end = EventIndex(e[voice_in], ended[voice_in], flags)
         self.out_idx = EventIndex(e[~inbound], ts[~inbound], {"sms": sms[~inbound]})

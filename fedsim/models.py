@@ -89,8 +89,10 @@ def make_model(name: str, *, n_features: int, hidden: int = 32, seed: int) -> nn
         net: nn.Module = nn.Linear(n_features, 1)
     elif name == "mlp":
         net = nn.Sequential(
-            nn.Linear(n_features, hidden), nn.ReLU(),
-            nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(n_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
             nn.Linear(hidden, 1),
         )
     else:
@@ -134,8 +136,7 @@ class TopModel(nn.Module):
             raise ValueError("embedding_dims: []; allowed: one positive width per party (at least one)")
         self.embedding_dims = [_check_positive_int("embedding_dims", d) for d in embedding_dims]
         self.hidden = _check_positive_int("hidden", hidden)
-        self.net = nn.Sequential(nn.Linear(sum(self.embedding_dims), self.hidden), nn.ReLU(),
-                                 nn.Linear(self.hidden, 1))
+        self.net = nn.Sequential(nn.Linear(sum(self.embedding_dims), self.hidden), nn.ReLU(), nn.Linear(self.hidden, 1))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).squeeze(-1)
@@ -153,8 +154,9 @@ class SplitNet(nn.Module):
         super().__init__()
         dims = [b.embedding_dim for b in bottoms]
         if dims != list(top.embedding_dims):
-            raise ValueError(f"top.embedding_dims: {top.embedding_dims}; allowed: the bottoms' embedding "
-                             f"widths in order, {dims}")
+            raise ValueError(
+                f"top.embedding_dims: {top.embedding_dims}; allowed: the bottoms' embedding widths in order, {dims}"
+            )
         self.bottoms = nn.ModuleList(bottoms)
         self.top = top
         self.feature_blocks = [b.n_features for b in bottoms]
@@ -162,8 +164,9 @@ class SplitNet(nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``(n, sum(feature_blocks))`` → joined embeddings ``(n, sum(embedding_dims))``."""
         if x.shape[-1] != sum(self.feature_blocks):
-            raise ValueError(f"x: {x.shape[-1]} columns; allowed: {sum(self.feature_blocks)} "
-                             f"(party blocks {self.feature_blocks})")
+            raise ValueError(
+                f"x: {x.shape[-1]} columns; allowed: {sum(self.feature_blocks)} (party blocks {self.feature_blocks})"
+            )
         parts = torch.split(x, self.feature_blocks, dim=-1)
         return torch.cat([bottom(part) for bottom, part in zip(self.bottoms, parts, strict=True)], dim=-1)
 
@@ -171,8 +174,7 @@ class SplitNet(nn.Module):
         return self.top(self.embed(x))
 
 
-def make_split_net(feature_blocks: Sequence[int], *, embedding_dim: int = 8, hidden: int = 32,
-                   seed: int) -> SplitNet:
+def make_split_net(feature_blocks: Sequence[int], *, embedding_dim: int = 8, hidden: int = 32, seed: int) -> SplitNet:
     """Build a seeded :class:`SplitNet` with one bottom per party.
 
     Args:
@@ -221,8 +223,9 @@ class Standardizer:
         counts = observed.sum(axis=0)
         filled = np.where(observed, arr, 0.0)
         mean = np.divide(filled.sum(axis=0), counts, out=np.zeros(arr.shape[1]), where=counts > 0)
-        var = np.divide((np.where(observed, arr - mean, 0.0) ** 2).sum(axis=0), counts,
-                        out=np.zeros(arr.shape[1]), where=counts > 0)
+        var = np.divide(
+            (np.where(observed, arr - mean, 0.0) ** 2).sum(axis=0), counts, out=np.zeros(arr.shape[1]), where=counts > 0
+        )
         std = np.sqrt(var)
         self.mean_ = mean
         self.scale_ = np.where(std > 0, std, 1.0)  # constant column: centre only, avoid 0/0
@@ -269,9 +272,17 @@ class GBTBaseline:
     early-stopping's validation split and feature subsampling, but is fixed either way).
     """
 
-    def __init__(self, *, seed: int, max_iter: int = 300, learning_rate: float = 0.1,
-                 max_leaf_nodes: int = 31, l2_regularization: float = 0.0,
-                 class_weight: Literal["balanced"] | None = None, early_stopping: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int,
+        max_iter: int = 300,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
+        l2_regularization: float = 0.0,
+        class_weight: Literal["balanced"] | None = None,
+        early_stopping: bool = False,
+    ) -> None:
         self.seed = seed
         self.max_iter = max_iter
         self.learning_rate = learning_rate
@@ -293,9 +304,13 @@ class GBTBaseline:
         if np.unique(labels).size < 2:
             raise ValueError(f"y: only class {labels[:1]}; allowed: both 0 and 1 present")
         self.model_ = HistGradientBoostingClassifier(
-            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-            l2_regularization=self.l2_regularization, class_weight=self.class_weight,
-            early_stopping=self.early_stopping, random_state=self.seed,
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            l2_regularization=self.l2_regularization,
+            class_weight=self.class_weight,
+            early_stopping=self.early_stopping,
+            random_state=self.seed,
         )
         self.model_.fit(arr, labels.astype(np.int64), sample_weight=sample_weight)
         return self

@@ -90,15 +90,22 @@ class ClientLevelDP(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    noise_multiplier: float = Field(default=1.0, gt=0, le=1e3, allow_inf_nan=False,
-                                    description="σ of the Gaussian noise on the summed clipped updates (× C)")
-    clipping_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
-                                 description="C: L2 bound on one partner's update (fixed clipping; initial "
-                                 "value for adaptive clipping)")
-    clipping: Literal["fixed", "adaptive"] = Field(default="fixed",
-                                                   description="fixed C, or adaptive (quantile) C")
-    side: Literal["server", "client"] = Field(default="server",
-                                              description="who clips: the server or each client mod")
+    noise_multiplier: float = Field(
+        default=1.0,
+        gt=0,
+        le=1e3,
+        allow_inf_nan=False,
+        description="σ of the Gaussian noise on the summed clipped updates (× C)",
+    )
+    clipping_norm: float = Field(
+        default=1.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="C: L2 bound on one partner's update (fixed clipping; initial value for adaptive clipping)",
+    )
+    clipping: Literal["fixed", "adaptive"] = Field(default="fixed", description="fixed C, or adaptive (quantile) C")
+    side: Literal["server", "client"] = Field(default="server", description="who clips: the server or each client mod")
 
 
 class PrivacySettings(BaseModel):
@@ -111,30 +118,51 @@ class PrivacySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    target_epsilon: float | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                         description="ε to reach at the end of training; finite > 0")
-    noise_multiplier: float | None = Field(default=None, gt=0, le=1e4, allow_inf_nan=False,
-                                           description="σ: noise std / clipping norm; > 0")
-    delta: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False,
-                                description="δ; None → 1/(10·n), n = entities (persons) in the training set")
-    max_grad_norm: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False,
-                                 description="C: per-example (per-entity) L2 clipping norm of the gradient")
-    accountant: Accountant = Field(default="prv", description="Opacus accountant: 'prv' (Gopi et al. "
-                                   "2021) or 'rdp' (Mironov 2017)")
-    max_rows_per_entity: int = Field(default=DEFAULT_ROWS_PER_ENTITY, ge=1, le=10_000, strict=True,
-                                     description="cap on one entity's rows per training set (count)")
-    client_level: ClientLevelDP | None = Field(default=None,
-                                               description="client-level DP across partners (federated)")
+    target_epsilon: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, description="ε to reach at the end of training; finite > 0"
+    )
+    noise_multiplier: float | None = Field(
+        default=None, gt=0, le=1e4, allow_inf_nan=False, description="σ: noise std / clipping norm; > 0"
+    )
+    delta: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="δ; None → 1/(10·n), n = entities (persons) in the training set",
+    )
+    max_grad_norm: float = Field(
+        default=1.0,
+        gt=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="C: per-example (per-entity) L2 clipping norm of the gradient",
+    )
+    accountant: Accountant = Field(
+        default="prv", description="Opacus accountant: 'prv' (Gopi et al. 2021) or 'rdp' (Mironov 2017)"
+    )
+    max_rows_per_entity: int = Field(
+        default=DEFAULT_ROWS_PER_ENTITY,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="cap on one entity's rows per training set (count)",
+    )
+    client_level: ClientLevelDP | None = Field(default=None, description="client-level DP across partners (federated)")
 
     @model_validator(mode="after")
     def _one_mode(self) -> PrivacySettings:
         if self.target_epsilon is not None and self.noise_multiplier is not None:
-            raise ValueError(f"target_epsilon = {self.target_epsilon} and noise_multiplier = "
-                             f"{self.noise_multiplier}: give one of them (target-ε mode: Opacus picks the "
-                             "noise; noise mode: ε is reported), not both")
+            raise ValueError(
+                f"target_epsilon = {self.target_epsilon} and noise_multiplier = "
+                f"{self.noise_multiplier}: give one of them (target-ε mode: Opacus picks the "
+                "noise; noise mode: ε is reported), not both"
+            )
         if self.target_epsilon is None and self.noise_multiplier is None and self.client_level is None:
-            raise ValueError("target_epsilon, noise_multiplier and client_level are all None; allowed: "
-                             "one mode (or pass privacy=None to train without DP)")
+            raise ValueError(
+                "target_epsilon, noise_multiplier and client_level are all None; allowed: "
+                "one mode (or pass privacy=None to train without DP)"
+            )
         return self
 
     @property
@@ -165,8 +193,10 @@ def privacy_for(ctx: Any) -> PrivacySettings | None:
         settings = raw if isinstance(raw, PrivacySettings) else PrivacySettings.model_validate(raw)
     model = getattr(ctx, "model", None)
     if settings is not None and settings.record_level and model == "gbt":
-        raise PrivacyError(f"model = 'gbt' with {settings.mode} DP: gradient-boosted trees cannot be trained "
-                           "with DP-SGD; allowed: logistic or mlp (gbt runs only at ε = inf)")
+        raise PrivacyError(
+            f"model = 'gbt' with {settings.mode} DP: gradient-boosted trees cannot be trained "
+            "with DP-SGD; allowed: logistic or mlp (gbt runs only at ε = inf)"
+        )
     return settings
 
 
@@ -175,16 +205,23 @@ def run_params(settings: PrivacySettings | None) -> dict[str, str]:
     if settings is None or not settings.record_level:
         out = {"dp_mode": "none", "dp_unit": "none (no record-level DP)"}
     else:
-        out = {"dp_mode": settings.mode, "dp_accountant": settings.accountant,
-               "dp_unit": unit_of_privacy(grouped=True, cap=settings.max_rows_per_entity),
-               "dp_max_grad_norm": f"{settings.max_grad_norm:g}",
-               "dp_delta_rule": "1/(10·n entities)" if settings.delta is None else f"{settings.delta:g}",
-               "dp_noise_seeded": "yes (secure_mode off)"}
+        out = {
+            "dp_mode": settings.mode,
+            "dp_accountant": settings.accountant,
+            "dp_unit": unit_of_privacy(grouped=True, cap=settings.max_rows_per_entity),
+            "dp_max_grad_norm": f"{settings.max_grad_norm:g}",
+            "dp_delta_rule": "1/(10·n entities)" if settings.delta is None else f"{settings.delta:g}",
+            "dp_noise_seeded": "yes (secure_mode off)",
+        }
     if settings is not None and settings.client_level is not None:
         c = settings.client_level
-        out.update({"client_dp": f"{c.side}-side {c.clipping} clipping",
-                    "client_dp_sigma": f"{c.noise_multiplier:g}",
-                    "client_dp_clipping_norm": f"{c.clipping_norm:g}"})
+        out.update(
+            {
+                "client_dp": f"{c.side}-side {c.clipping} clipping",
+                "client_dp_sigma": f"{c.noise_multiplier:g}",
+                "client_dp_clipping_norm": f"{c.clipping_norm:g}",
+            }
+        )
     return out
 
 
@@ -192,8 +229,10 @@ def unit_of_privacy(*, grouped: bool, cap: int | None) -> str:
     """The unit of privacy in words, as every report states it."""
     if not grouped:
         return "row (each training row is treated as one person)"
-    return (f"person = partner entity (customer / subscriber / user): at most {cap} rows per entity per "
-            "training set, trained as one example (entity-level DP-SGD)")
+    return (
+        f"person = partner entity (customer / subscriber / user): at most {cap} rows per entity per "
+        "training set, trained as one example (entity-level DP-SGD)"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,8 +277,7 @@ def epsilon_spent(history: Sequence[tuple[float, float, int]], *, delta: float, 
     return float(acc.get_epsilon(delta=delta))
 
 
-def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float, steps: int,
-                     accountant: str) -> float:
+def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
     """Smallest σ (to Opacus' 0.01 ε tolerance) whose ε after ``steps`` steps at rate q stays ≤ target.
 
     Opacus' ``get_noise_multiplier`` (binary search on the accountant; it returns the upper end of the
@@ -251,25 +289,34 @@ def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float,
         raise PrivacyError(f"target_epsilon: {target_epsilon!r}; allowed: a finite number > 0")
     if not 0 < delta < 1:
         raise PrivacyError(f"delta: {delta!r}; allowed: 0 < delta < 1")
-    return _noise_for_target(float(target_epsilon), float(delta), float(sample_rate), int(steps),
-                             _check_accountant(accountant))
+    return _noise_for_target(
+        float(target_epsilon), float(delta), float(sample_rate), int(steps), _check_accountant(accountant)
+    )
 
 
 @functools.lru_cache(maxsize=512)
-def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int,
-                      accountant: str) -> float:
+def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
         with warnings.catch_warnings():
             # the search probes very large σ, where RDP's best order is the largest one: expected there
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
-            return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                              sample_rate=sample_rate, steps=steps, accountant=accountant))
+            return float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=accountant,
+                )
+            )
     except ValueError as err:  # Opacus: "The privacy budget is too low."
-        raise PrivacyError(f"target_epsilon = {target_epsilon:g} at δ = {delta:.3g}, q = {sample_rate:.4g}, "
-                           f"{steps} steps: no noise multiplier up to 1e6 reaches it ({err}); allowed: a "
-                           "larger ε, fewer epochs/rounds or a smaller batch") from None
+        raise PrivacyError(
+            f"target_epsilon = {target_epsilon:g} at δ = {delta:.3g}, q = {sample_rate:.4g}, "
+            f"{steps} steps: no noise multiplier up to 1e6 reaches it ({err}); allowed: a "
+            "larger ε, fewer epochs/rounds or a smaller batch"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -282,8 +329,9 @@ class CrossCheck:
     relative_difference: float
 
 
-def crosscheck_epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float,
-                       accountant: str) -> CrossCheck:
+def crosscheck_epsilon(
+    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+) -> CrossCheck:
     """Same (σ, q, steps, δ) through Opacus and through dp-accounting; relative difference |a − b| / b.
 
     Reference: ``rdp`` ↔ dp-accounting ``RdpAccountant``; ``prv`` ↔ dp-accounting ``PLDAccountant``
@@ -293,12 +341,10 @@ def crosscheck_epsilon(*, noise_multiplier: float, sample_rate: float, steps: in
     try:
         import dp_accounting
     except ImportError:  # a dev dependency
-        raise PrivacyError("the accountant cross-check needs dp-accounting: "
-                           "pip install -e '.[dev]'") from None
+        raise PrivacyError("the accountant cross-check needs dp-accounting: pip install -e '.[dev]'") from None
     ours = epsilon_spent([(noise_multiplier, sample_rate, steps)], delta=delta, accountant=accountant)
     gaussian = dp_accounting.GaussianDpEvent(noise_multiplier)
-    event = dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(sample_rate, gaussian),
-                                              int(steps))
+    event = dp_accounting.SelfComposedDpEvent(dp_accounting.PoissonSampledDpEvent(sample_rate, gaussian), int(steps))
     if accountant == "rdp":
         ref_acc: Any = dp_accounting.rdp.RdpAccountant()
         name = "dp_accounting.rdp.RdpAccountant"
@@ -310,8 +356,9 @@ def crosscheck_epsilon(*, noise_multiplier: float, sample_rate: float, steps: in
     return CrossCheck(ours, ref, name, abs(ours - ref) / ref if ref > 0 else math.inf)
 
 
-def client_level_epsilon(*, noise_multiplier: float, rounds: int, delta: float,
-                         sampled_clients: int, total_clients: int) -> float:
+def client_level_epsilon(
+    *, noise_multiplier: float, rounds: int, delta: float, sampled_clients: int, total_clients: int
+) -> float:
     """ε of client-level DP after ``rounds`` (RDP of the subsampled Gaussian with q = sampled / total).
 
     With every partner in every round q = 1: no amplification, plain composition of Gaussian
@@ -319,8 +366,7 @@ def client_level_epsilon(*, noise_multiplier: float, rounds: int, delta: float,
     """
     if not 1 <= sampled_clients <= total_clients:
         raise PrivacyError(f"sampled_clients: {sampled_clients}; allowed: 1..total_clients ({total_clients})")
-    return epsilon_spent([(noise_multiplier, sampled_clients / total_clients, rounds)], delta=delta,
-                         accountant="rdp")
+    return epsilon_spent([(noise_multiplier, sampled_clients / total_clients, rounds)], delta=delta, accountant="rdp")
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,30 +404,40 @@ def explain_epsilon(epsilon: float, *, delta: float | None = None, language: str
     if language not in ("en", "nl"):
         raise PrivacyError(f"language: {language!r}; allowed: 'en' or 'nl'")
     if math.isinf(epsilon):
-        return ("ε = ∞: no formal privacy guarantee (the model was trained without differential privacy)."
-                if language == "en" else
-                "ε = ∞: geen formele privacygarantie (het model is zonder differentiële privacy getraind).")
+        return (
+            "ε = ∞: no formal privacy guarantee (the model was trained without differential privacy)."
+            if language == "en"
+            else "ε = ∞: geen formele privacygarantie (het model is zonder differentiële privacy getraind)."
+        )
     fold = _fold(odds_factor(epsilon), language)
     eps_text = f"{epsilon:g}".replace(".", ",") if language == "nl" else f"{epsilon:g}"
     tail_en = f", except with probability δ = {delta:.0e}" if delta else ""
     tail_nl = f", behalve met kans δ = {delta:.0e}" if delta else ""
     if language == "en":
-        return (f"ε = {eps_text}: whatever an attacker believed beforehand, the model raises their odds "
-                f"that a given person's data was used at most {fold}-fold (×e^ε){tail_en}.")
-    return (f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, het model vergroot de kans (odds) dat de "
-            f"gegevens van een bepaalde persoon zijn gebruikt hooguit {fold} keer (×e^ε){tail_nl}.")
+        return (
+            f"ε = {eps_text}: whatever an attacker believed beforehand, the model raises their odds "
+            f"that a given person's data was used at most {fold}-fold (×e^ε){tail_en}."
+        )
+    return (
+        f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, het model vergroot de kans (odds) dat de "
+        f"gegevens van een bepaalde persoon zijn gebruikt hooguit {fold} keer (×e^ε){tail_nl}."
+    )
 
 
 def client_level_warning(n_partners: int, *, language: str = "en") -> str:
     """Why client-level DP is offered but not the default: few partners, so the noise drowns the signal."""
     if language == "nl":
-        return (f"Client-level DP beschermt de hele bijdrage van één partner. Met maar {n_partners} partners "
-                "overstemt de ruis (σ·C gedeeld door het aantal partners, op het gemiddelde) het signaal: "
-                "reken op een federatief model op of onder het niveau van de beste silo. Aangeboden ter "
-                "vergelijking, niet als standaard.")
-    return (f"Client-level DP protects a whole partner's contribution. With only {n_partners} partners the "
-            "noise (σ·C divided by the number of partners, on the average update) drowns the signal: expect "
-            "the federated model at or below the best silo. Offered for comparison, not as the default.")
+        return (
+            f"Client-level DP beschermt de hele bijdrage van één partner. Met maar {n_partners} partners "
+            "overstemt de ruis (σ·C gedeeld door het aantal partners, op het gemiddelde) het signaal: "
+            "reken op een federatief model op of onder het niveau van de beste silo. Aangeboden ter "
+            "vergelijking, niet als standaard."
+        )
+    return (
+        f"Client-level DP protects a whole partner's contribution. With only {n_partners} partners the "
+        "noise (σ·C divided by the number of partners, on the average update) drowns the signal: expect "
+        "the federated model at or below the best silo. Offered for comparison, not as the default."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -397,8 +453,10 @@ def cap_rows_per_entity(groups: np.ndarray, y: np.ndarray, *, cap: int, seed: in
     """
     groups = np.asarray(groups)
     if groups.ndim not in (1, 2) or len(groups) != len(np.asarray(y)):
-        raise PrivacyError(f"groups: shape {groups.shape}; allowed: one entity id (or key row) per row of "
-                           f"y, ({len(np.asarray(y))},) or ({len(np.asarray(y))}, k)")
+        raise PrivacyError(
+            f"groups: shape {groups.shape}; allowed: one entity id (or key row) per row of "
+            f"y, ({len(np.asarray(y))},) or ({len(np.asarray(y))}, k)"
+        )
     if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 1:
         raise PrivacyError(f"cap: {cap!r}; allowed: an integer >= 1")
     rng = np.random.default_rng(seed)
@@ -438,8 +496,9 @@ class PersonBlocks:
     rows_dropped: int
 
 
-def person_blocks(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int, seed: int,
-                  sample_weight: np.ndarray | None = None) -> PersonBlocks:
+def person_blocks(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int, seed: int, sample_weight: np.ndarray | None = None
+) -> PersonBlocks:
     """Cap each entity at ``cap`` rows (:func:`cap_rows_per_entity`) and pad its rows into one block.
 
     Weights are rescaled to mean 1 over the kept rows (as :func:`fedsim.training.make_loader` does).
@@ -450,8 +509,9 @@ def person_blocks(X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, cap: int,
         raise PrivacyError(f"X, y: shapes {X.shape}, {y.shape}; allowed: (n, d) and (n,)")
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if w.shape != y.shape or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
-        raise PrivacyError(f"sample_weight: shape {w.shape}; allowed: ({len(y)},) finite weights >= 0 with a "
-                           "positive sum")
+        raise PrivacyError(
+            f"sample_weight: shape {w.shape}; allowed: ({len(y)},) finite weights >= 0 with a positive sum"
+        )
     keep = cap_rows_per_entity(groups, y, cap=cap, seed=seed)
     codes = _group_codes(np.asarray(groups))[keep]
     Xk, yk, wk = X[keep], y[keep], w[keep]
@@ -532,10 +592,13 @@ class AccountantState:
     def to_dict(self) -> dict[str, Any]:
         """Flat, JSON- and Flower-``ConfigRecord``-friendly form (scalars and flat lists; unset fields are
         left out); :meth:`from_dict` reverses it."""
-        out: dict[str, Any] = {"accountant": self.accountant, "rounds_done": self.rounds_done,
-                               "history_sigma": [h[0] for h in self.history],
-                               "history_q": [h[1] for h in self.history],
-                               "history_steps": [h[2] for h in self.history]}
+        out: dict[str, Any] = {
+            "accountant": self.accountant,
+            "rounds_done": self.rounds_done,
+            "history_sigma": [h[0] for h in self.history],
+            "history_q": [h[1] for h in self.history],
+            "history_steps": [h[2] for h in self.history],
+        }
         for name in ("noise_multiplier", "sample_rate", "delta", "planned_steps", "total_rounds"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
@@ -543,31 +606,40 @@ class AccountantState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AccountantState:
-        history = tuple((float(s), float(q), int(n)) for s, q, n in
-                        zip(data.get("history_sigma", []), data.get("history_q", []),
-                            data.get("history_steps", []), strict=True))
-        return cls(accountant=str(data["accountant"]), history=history,
-                   noise_multiplier=data.get("noise_multiplier"), sample_rate=data.get("sample_rate"),
-                   delta=data.get("delta"), planned_steps=data.get("planned_steps"),
-                   total_rounds=data.get("total_rounds"), rounds_done=int(data.get("rounds_done", 0)))
+        history = tuple(
+            (float(s), float(q), int(n))
+            for s, q, n in zip(
+                data.get("history_sigma", []), data.get("history_q", []), data.get("history_steps", []), strict=True
+            )
+        )
+        return cls(
+            accountant=str(data["accountant"]),
+            history=history,
+            noise_multiplier=data.get("noise_multiplier"),
+            sample_rate=data.get("sample_rate"),
+            delta=data.get("delta"),
+            planned_steps=data.get("planned_steps"),
+            total_rounds=data.get("total_rounds"),
+            rounds_done=int(data.get("rounds_done", 0)),
+        )
 
 
 @dataclass(frozen=True)
 class DPLedger:
     """Everything to log about one party's DP training so far (units in each field's comment)."""
 
-    epsilon: float                 # ε spent over all rounds so far, at delta
+    epsilon: float  # ε spent over all rounds so far, at delta
     delta: float
-    noise_multiplier: float        # σ (noise std = σ·C on the summed clipped gradients)
-    max_grad_norm: float           # C, L2
-    sample_rate: float             # q: Poisson probability that an entity is in a batch
-    steps: int                     # optimizer steps in this call
-    total_steps: int               # steps over all rounds so far
-    rounds: int                    # rounds done (1 outside federation)
+    noise_multiplier: float  # σ (noise std = σ·C on the summed clipped gradients)
+    max_grad_norm: float  # C, L2
+    sample_rate: float  # q: Poisson probability that an entity is in a batch
+    steps: int  # optimizer steps in this call
+    total_steps: int  # steps over all rounds so far
+    rounds: int  # rounds done (1 outside federation)
     accountant: str
     mode: str
     target_epsilon: float | None
-    n_examples: int                # entities (or rows, ungrouped) in the training set
+    n_examples: int  # entities (or rows, ungrouped) in the training set
     rows_kept: int
     rows_dropped_by_cap: int
     cap: int | None
@@ -576,13 +648,20 @@ class DPLedger:
 
     def as_metrics(self, *, suffix: str = "") -> dict[str, float]:
         """Numeric fields as MLflow metrics ``dp_<name><suffix>`` (e.g. suffix '.bank_1')."""
-        values = {"epsilon": self.epsilon, "delta": self.delta, "sigma": self.noise_multiplier,
-                  "max_grad_norm": self.max_grad_norm, "sample_rate": self.sample_rate,
-                  "steps": self.total_steps,
-                  "rounds": self.rounds, "examples": self.n_examples, "rows_kept": self.rows_kept,
-                  "rows_dropped_by_cap": self.rows_dropped_by_cap,
-                  "target_epsilon": math.nan if self.target_epsilon is None else self.target_epsilon,
-                  **self.extra}
+        values = {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "sigma": self.noise_multiplier,
+            "max_grad_norm": self.max_grad_norm,
+            "sample_rate": self.sample_rate,
+            "steps": self.total_steps,
+            "rounds": self.rounds,
+            "examples": self.n_examples,
+            "rows_kept": self.rows_kept,
+            "rows_dropped_by_cap": self.rows_dropped_by_cap,
+            "target_epsilon": math.nan if self.target_epsilon is None else self.target_epsilon,
+            **self.extra,
+        }
         return {f"dp_{k}{suffix}": float(v) for k, v in values.items()}
 
     def as_params(self) -> dict[str, str]:
@@ -616,9 +695,11 @@ def check_private_model(model: nn.Module) -> None:
         model.train(was_training)
     if errors:
         problems = "; ".join(str(e) for e in errors)
-        raise PrivacyError(f"model {type(model).__name__}: Opacus cannot train it with DP-SGD ({problems}); "
-                           "allowed: layers with per-example gradients (Linear, ReLU, …; no BatchNorm — "
-                           "opacus.validators.ModuleValidator.fix replaces it with GroupNorm)")
+        raise PrivacyError(
+            f"model {type(model).__name__}: Opacus cannot train it with DP-SGD ({problems}); "
+            "allowed: layers with per-example gradients (Linear, ReLU, …; no BatchNorm — "
+            "opacus.validators.ModuleValidator.fix replaces it with GroupNorm)"
+        )
 
 
 def _round_seed(seed: int, round_index: int, stream: int) -> int:
@@ -629,9 +710,17 @@ def _round_seed(seed: int, round_index: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(round_index), int(stream)]).generate_state(1)[0])
 
 
-def _build_loader(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sample_weight: np.ndarray | None,
-                  *, privacy: PrivacySettings, batch_size: int, cap_seed: int, sampling_seed: int
-                  ) -> tuple[Any, np.ndarray, np.ndarray, PersonBlocks | None]:
+def _build_loader(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    sample_weight: np.ndarray | None,
+    *,
+    privacy: PrivacySettings,
+    batch_size: int,
+    cap_seed: int,
+    sampling_seed: int,
+) -> tuple[Any, np.ndarray, np.ndarray, PersonBlocks | None]:
     """Loader over entities (padded blocks) or rows, plus the (X, y) that fit() checks row counts on."""
     import torch
     from torch.utils.data import DataLoader
@@ -646,13 +735,19 @@ def _build_loader(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sampl
         tensors = (X32, y32, (w / w.mean()).astype(np.float32))
         blocks = None
     else:
-        blocks = person_blocks(X, y, np.asarray(groups), cap=privacy.max_rows_per_entity, seed=cap_seed,
-                               sample_weight=sample_weight)
+        blocks = person_blocks(
+            X, y, np.asarray(groups), cap=privacy.max_rows_per_entity, seed=cap_seed, sample_weight=sample_weight
+        )
         tensors = (blocks.X, blocks.y, blocks.w)
     dataset = _tensor_dataset_class()(*(torch.from_numpy(np.ascontiguousarray(t)) for t in tensors))
     # Opacus' DPDataLoader keeps this collate_fn and this generator (it drives Poisson sampling).
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, collate_fn=collate_person_blocks,
-                        generator=torch.Generator().manual_seed(sampling_seed))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        collate_fn=collate_person_blocks,
+        generator=torch.Generator().manual_seed(sampling_seed),
+    )
     if blocks is None:
         return loader, tensors[0], tensors[1], None
     # fit() only checks that its (X, y) have one row per example: give it one cheap row per entity.
@@ -660,56 +755,105 @@ def _build_loader(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, sampl
     return loader, np.zeros((n, 1), np.float32), blocks.y.max(axis=1), blocks
 
 
-def _plan(state: AccountantState | None, *, privacy: PrivacySettings, n_examples: int, sample_rate: float,
-          steps_per_call: int, total_rounds: int) -> AccountantState:
+def _plan(
+    state: AccountantState | None,
+    *,
+    privacy: PrivacySettings,
+    n_examples: int,
+    sample_rate: float,
+    steps_per_call: int,
+    total_rounds: int,
+) -> AccountantState:
     """First round: fix δ and σ for the whole schedule. Later rounds: check nothing changed or ran over."""
     if state is not None:
         if state.accountant != privacy.accountant:
-            raise PrivacyError(f"state.accountant = {state.accountant!r}, privacy.accountant = "
-                               f"{privacy.accountant!r}; allowed: the same accountant in every round")
+            raise PrivacyError(
+                f"state.accountant = {state.accountant!r}, privacy.accountant = "
+                f"{privacy.accountant!r}; allowed: the same accountant in every round"
+            )
         if state.sample_rate is not None and not math.isclose(state.sample_rate, sample_rate):
-            raise PrivacyError(f"sample rate {sample_rate:.6g} differs from round one's "
-                               f"{state.sample_rate:.6g}; allowed: the same training set and batch size in "
-                               "every round")
+            raise PrivacyError(
+                f"sample rate {sample_rate:.6g} differs from round one's "
+                f"{state.sample_rate:.6g}; allowed: the same training set and batch size in "
+                "every round"
+            )
         if state.total_rounds is not None and state.rounds_done >= state.total_rounds:
-            raise PrivacyError(f"round {state.rounds_done + 1}: the privacy budget was planned for "
-                               f"{state.total_rounds} round(s); allowed: at most total_rounds rounds "
-                               "(more would overshoot the target ε)")
+            raise PrivacyError(
+                f"round {state.rounds_done + 1}: the privacy budget was planned for "
+                f"{state.total_rounds} round(s); allowed: at most total_rounds rounds "
+                "(more would overshoot the target ε)"
+            )
         return state
     delta = privacy.delta if privacy.delta is not None else default_delta(n_examples)
     planned = steps_per_call * total_rounds
     if privacy.target_epsilon is not None:
-        sigma = noise_for_target(target_epsilon=privacy.target_epsilon, delta=delta, sample_rate=sample_rate,
-                                 steps=planned, accountant=privacy.accountant)
+        sigma = noise_for_target(
+            target_epsilon=privacy.target_epsilon,
+            delta=delta,
+            sample_rate=sample_rate,
+            steps=planned,
+            accountant=privacy.accountant,
+        )
     else:
         sigma = float(privacy.noise_multiplier or 0.0)  # record_level: one of the two is set
-    return AccountantState(accountant=privacy.accountant, noise_multiplier=sigma, sample_rate=sample_rate,
-                           delta=delta, planned_steps=planned,
-                           total_rounds=total_rounds if privacy.target_epsilon is not None else None)
+    return AccountantState(
+        accountant=privacy.accountant,
+        noise_multiplier=sigma,
+        sample_rate=sample_rate,
+        delta=delta,
+        planned_steps=planned,
+        total_rounds=total_rounds if privacy.target_epsilon is not None else None,
+    )
 
 
-def _ledger(state: AccountantState, *, privacy: PrivacySettings, report: FitReport, n_examples: int,
-            blocks: PersonBlocks | None, n_rows: int, seconds: float) -> DPLedger:
+def _ledger(
+    state: AccountantState,
+    *,
+    privacy: PrivacySettings,
+    report: FitReport,
+    n_examples: int,
+    blocks: PersonBlocks | None,
+    n_rows: int,
+    seconds: float,
+) -> DPLedger:
     """The ledger after a round: ε over the whole carried history, at the δ fixed in round one."""
     delta, sigma = float(state.delta or 0.0), float(state.noise_multiplier or 0.0)  # set by _plan
     sample_rate = float(state.sample_rate or 0.0)
     return DPLedger(
-        epsilon=epsilon_spent(state.history, delta=delta, accountant=state.accountant), delta=delta,
-        noise_multiplier=sigma, max_grad_norm=privacy.max_grad_norm, sample_rate=sample_rate,
-        steps=report.steps, total_steps=sum(n for _, _, n in state.history), rounds=state.rounds_done,
-        accountant=state.accountant, mode=privacy.mode, target_epsilon=privacy.target_epsilon,
-        n_examples=n_examples, rows_kept=blocks.rows_kept if blocks else n_rows,
+        epsilon=epsilon_spent(state.history, delta=delta, accountant=state.accountant),
+        delta=delta,
+        noise_multiplier=sigma,
+        max_grad_norm=privacy.max_grad_norm,
+        sample_rate=sample_rate,
+        steps=report.steps,
+        total_steps=sum(n for _, _, n in state.history),
+        rounds=state.rounds_done,
+        accountant=state.accountant,
+        mode=privacy.mode,
+        target_epsilon=privacy.target_epsilon,
+        n_examples=n_examples,
+        rows_kept=blocks.rows_kept if blocks else n_rows,
         rows_dropped_by_cap=blocks.rows_dropped if blocks else 0,
         cap=privacy.max_rows_per_entity if blocks else None,
         unit=unit_of_privacy(grouped=blocks is not None, cap=privacy.max_rows_per_entity),
-        extra={"seconds": seconds})
+        extra={"seconds": seconds},
+    )
 
 
-def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy: PrivacySettings,
-                     config: TrainConfig, seed: int, groups: np.ndarray | None = None,
-                     sample_weight: np.ndarray | None = None, state: AccountantState | None = None,
-                     total_rounds: int = 1, reference_params: Sequence[np.ndarray] | None = None
-                     ) -> PrivateFit:
+def make_private_fit(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    privacy: PrivacySettings,
+    config: TrainConfig,
+    seed: int,
+    groups: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    state: AccountantState | None = None,
+    total_rounds: int = 1,
+    reference_params: Sequence[np.ndarray] | None = None,
+) -> PrivateFit:
     """Train ``model`` in place with DP-SGD through :func:`fedsim.training.fit`; return report, state, ledger.
 
     Args:
@@ -736,19 +880,34 @@ def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy:
 
     started = time.perf_counter()
     if privacy is None or not privacy.record_level:
-        raise PrivacyError("privacy: no record-level mode; allowed: settings with target_epsilon or "
-                           "noise_multiplier (train with fedsim.training.fit when there is no DP)")
+        raise PrivacyError(
+            "privacy: no record-level mode; allowed: settings with target_epsilon or "
+            "noise_multiplier (train with fedsim.training.fit when there is no DP)"
+        )
     if isinstance(total_rounds, bool) or not isinstance(total_rounds, int) or total_rounds < 1:
         raise PrivacyError(f"total_rounds: {total_rounds!r}; allowed: an integer >= 1")
     check_private_model(model)
     round_index = state.rounds_done if state is not None else 0
     loader, X_check, y_check, blocks = _build_loader(
-        X, y, groups, sample_weight, privacy=privacy, batch_size=config.batch_size, cap_seed=seed,
-        sampling_seed=_round_seed(config.seed, round_index, 1))
+        X,
+        y,
+        groups,
+        sample_weight,
+        privacy=privacy,
+        batch_size=config.batch_size,
+        cap_seed=seed,
+        sampling_seed=_round_seed(config.seed, round_index, 1),
+    )
     sample_rate = 1.0 / len(loader)
     steps_per_call = int(1 / sample_rate) * config.epochs  # Opacus' Poisson sampler: int(1/q) steps per epoch
-    plan = _plan(state, privacy=privacy, n_examples=len(loader.dataset), sample_rate=sample_rate,
-                 steps_per_call=steps_per_call, total_rounds=total_rounds)
+    plan = _plan(
+        state,
+        privacy=privacy,
+        n_examples=len(loader.dataset),
+        sample_rate=sample_rate,
+        steps_per_call=steps_per_call,
+        total_rounds=total_rounds,
+    )
 
     with warnings.catch_warnings():
         # seeded on purpose, see the module doc
@@ -756,20 +915,38 @@ def make_private_fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, privacy:
         engine = PrivacyEngine(accountant=plan.accountant, secure_mode=False)
     engine.accountant.history = [tuple(h) for h in plan.history]  # carry ε across rounds
     dp_model, dp_optimizer, dp_loader = engine.make_private(
-        module=model, optimizer=make_optimizer(model, config), data_loader=loader,
-        noise_multiplier=plan.noise_multiplier, max_grad_norm=privacy.max_grad_norm, poisson_sampling=True,
-        noise_generator=torch.Generator().manual_seed(_round_seed(seed, round_index, 2)))
+        module=model,
+        optimizer=make_optimizer(model, config),
+        data_loader=loader,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=privacy.max_grad_norm,
+        poisson_sampling=True,
+        noise_generator=torch.Generator().manual_seed(_round_seed(seed, round_index, 2)),
+    )
     try:
         with warnings.catch_warnings():
             # Opacus hooks fire on module outputs when inputs need no grad: expected, harmless
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
-            report = fit(dp_model, X_check, y_check, config=config, optimizer=dp_optimizer,
-                         data_loader=dp_loader, reference_params=reference_params)
+            report = fit(
+                dp_model,
+                X_check,
+                y_check,
+                config=config,
+                optimizer=dp_optimizer,
+                data_loader=dp_loader,
+                reference_params=reference_params,
+            )
     finally:
         dp_model.to_standard_module()  # hooks and per-sample grads off: `model` is a plain module again
     history = tuple((float(s), float(q), int(n)) for s, q, n in engine.accountant.history)
     new_state = replace(plan, history=history, rounds_done=plan.rounds_done + 1)
-    ledger = _ledger(new_state, privacy=privacy, report=report, n_examples=len(loader.dataset),
-                     blocks=blocks, n_rows=len(y), seconds=time.perf_counter() - started)
+    ledger = _ledger(
+        new_state,
+        privacy=privacy,
+        report=report,
+        n_examples=len(loader.dataset),
+        blocks=blocks,
+        n_rows=len(y),
+        seconds=time.perf_counter() - started,
+    )
     return PrivateFit(report, new_state, ledger)
-

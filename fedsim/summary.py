@@ -16,8 +16,9 @@ def _metric(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name].astype(float) if name in df else pd.Series(math.nan, index=df.index)
 
 
-def runs_summary(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005,
-                 all_worlds: bool = False) -> pd.DataFrame:
+def runs_summary(
+    experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005, all_worlds: bool = False
+) -> pd.DataFrame:
     """Tidy per-run table: regime, coalition, model, seed, ε and primary outcomes with lo/hi.
 
     By default only the runs on the newest world of the experiment (the world of its latest run), so
@@ -91,8 +92,9 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
     console.print(t)
 
 
-def privacy_curve(experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005,
-                  all_worlds: bool = False) -> pd.DataFrame | None:
+def privacy_curve(
+    experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005, all_worlds: bool = False
+) -> pd.DataFrame | None:
     """The privacy–utility table (ε against the primary outcomes, with CIs), or None without a DP run."""
     from fedsim.evaluation.privacy_utility import privacy_utility_table
     from fedsim.tracking import Tracker

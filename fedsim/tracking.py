@@ -76,7 +76,7 @@ def _artifact_root(tracking_uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not tracking_uri.startswith(prefix) or tracking_uri.endswith(":memory:"):
         return None
-    return Path(tracking_uri[len(prefix):]).parent / "mlartifacts"
+    return Path(tracking_uri[len(prefix) :]).parent / "mlartifacts"
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,10 +84,17 @@ def git_commit() -> str:
     """Commit of the fedsim source tree (``git rev-parse HEAD``), '+dirty' if files changed; 'unknown'."""
     here = Path(__file__).resolve().parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                 capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{head}+dirty" if changed else (head or "unknown")
@@ -142,16 +149,22 @@ def cell_params(cell: RunSpec) -> dict[str, str]:
         "config_hash": cell.config_hash,
         "git_commit": git_commit(),
     }
-    shared = _flatten({
-        "world": {**cell.world.model_dump(mode="json", exclude={"overrides"}), "digest": cell.world_digest,
-                  "overrides": cell.world.overrides},
-        "split": cell.split.model_dump(mode="json"),
-        "training": cell.training.model_dump(mode="json"),
-        "metrics": cell.metrics.model_dump(mode="python"),
-        "privacy": cell.privacy.model_dump(mode="json") if getattr(cell, "privacy", None) is not None else None,
-        "federation": cell.federation.model_dump(mode="json") if getattr(cell, "federation", None) is not None
-        else None,
-    })
+    shared = _flatten(
+        {
+            "world": {
+                **cell.world.model_dump(mode="json", exclude={"overrides"}),
+                "digest": cell.world_digest,
+                "overrides": cell.world.overrides,
+            },
+            "split": cell.split.model_dump(mode="json"),
+            "training": cell.training.model_dump(mode="json"),
+            "metrics": cell.metrics.model_dump(mode="python"),
+            "privacy": cell.privacy.model_dump(mode="json") if getattr(cell, "privacy", None) is not None else None,
+            "federation": cell.federation.model_dump(mode="json")
+            if getattr(cell, "federation", None) is not None
+            else None,
+        }
+    )
     return {**core, **{k: param_value(v) for k, v in shared.items() if v is not None}}
 
 
@@ -244,8 +257,10 @@ class Tracker:
         if not re.fullmatch(r"[0-9a-f]{64}", config_hash):
             raise TrackingError(f"config_hash {config_hash!r}: allowed: 64 lowercase hex digits (sha256)")
         runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}'",
-            run_view_type=ViewType.ACTIVE_ONLY, order_by=["attributes.start_time DESC"],
+            [self.experiment_id],
+            filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time DESC"],
         )
         return [(run.info.run_id, run.info.status) for run in runs]
 
@@ -259,8 +274,9 @@ class Tracker:
 
     # -- one run ----------------------------------------------------------------------------
     @contextmanager
-    def start_run(self, cell: RunSpec, *, world_hash: str | None = None,
-                  tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    def start_run(
+        self, cell: RunSpec, *, world_hash: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> Iterator[str]:
         """Open an MLflow run for a grid cell; yields its run id.
 
         Logs the cell's params (regime, coalition, model, seed, epsilon, config hash, git commit,
@@ -270,8 +286,9 @@ class Tracker:
         if self._active is not None:
             raise TrackingError(f"run {self._active} is still active; runs do not nest here")
         run_tags = {CONFIG_HASH_TAG: cell.config_hash, **_sanitized(dict(tags or {}))}
-        run = self.client.create_run(self.experiment_id, run_name=cell.run_name,
-                                     tags={k: str(v) for k, v in run_tags.items()})
+        run = self.client.create_run(
+            self.experiment_id, run_name=cell.run_name, tags={k: str(v) for k, v in run_tags.items()}
+        )
         self._active = run.info.run_id
         try:
             params: dict[str, Any] = cell_params(cell)
@@ -294,7 +311,7 @@ class Tracker:
 
         items = [Param(k, param_value(v)) for k, v in _sanitized(params).items()]
         for start in range(0, len(items), _BATCH):
-            self.client.log_batch(self.active_run_id, params=items[start:start + _BATCH])
+            self.client.log_batch(self.active_run_id, params=items[start : start + _BATCH])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set tags on the active run."""
@@ -302,7 +319,7 @@ class Tracker:
 
         items = [RunTag(k, str(v)) for k, v in _sanitized(tags).items()]
         for start in range(0, len(items), _BATCH):
-            self.client.log_batch(self.active_run_id, tags=items[start:start + _BATCH])
+            self.client.log_batch(self.active_run_id, tags=items[start : start + _BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
         """Log final metrics of the active run: ``name`` with optional ``name_lo`` / ``name_hi`` (95% CI)."""
@@ -312,7 +329,7 @@ class Tracker:
         values = check_metrics(_sanitized(metrics))
         items = [Metric(k, v, now, step) for k, v in values.items()]
         for start in range(0, len(items), 10 * _BATCH):
-            self.client.log_batch(self.active_run_id, metrics=items[start:start + 10 * _BATCH])
+            self.client.log_batch(self.active_run_id, metrics=items[start : start + 10 * _BATCH])
 
     def log_step_metrics(self, name: str, values: Sequence[float]) -> None:
         """Log a per-round curve: ``values[i]`` at step ``i`` (e.g. loss per federated round)."""
@@ -322,7 +339,7 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(key, _number(f"{key}[{step}]", v), now, step) for step, v in enumerate(values)]
         for start in range(0, len(items), 10 * _BATCH):
-            self.client.log_batch(self.active_run_id, metrics=items[start:start + 10 * _BATCH])
+            self.client.log_batch(self.active_run_id, metrics=items[start : start + 10 * _BATCH])
 
     def log_artifact(self, path: str | Path, *, name: str | None = None) -> None:
         """Store a local file or folder with the active run, under the artifact folder ``name`` if given."""
@@ -362,8 +379,12 @@ class Tracker:
 
         token = None
         while True:
-            page = self.client.search_runs([experiment_id], filter_string="attributes.status = 'FINISHED'",
-                                           run_view_type=ViewType.ACTIVE_ONLY, page_token=token)
+            page = self.client.search_runs(
+                [experiment_id],
+                filter_string="attributes.status = 'FINISHED'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                page_token=token,
+            )
             yield from page
             token = page.token
             if not token:
@@ -373,8 +394,11 @@ class Tracker:
 def _row(run: Any) -> dict[str, Any]:
     import pandas as pd
 
-    row: dict[str, Any] = {"run_id": run.info.run_id, "run_name": run.info.run_name,
-                           "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")}
+    row: dict[str, Any] = {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+    }
     row.update(sorted(run.data.params.items()))
     for key, value in sorted(run.data.metrics.items()):
         row[f"metrics.{key}" if key in row else key] = value

@@ -41,15 +41,18 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     epochs: int = Field(5, ge=1, le=10_000, description="passes over the local training set (count)")
-    batch_size: int = Field(256, ge=1, le=10_000_000,
-                            description="rows per batch (count); under Opacus the *expected* Poisson batch")
+    batch_size: int = Field(
+        256, ge=1, le=10_000_000, description="rows per batch (count); under Opacus the *expected* Poisson batch"
+    )
     learning_rate: float = Field(1e-3, gt=0.0, le=10.0, description="optimizer step size (per step)")
     weight_decay: float = Field(0.0, ge=0.0, le=1.0, description="L2 penalty coefficient (torch convention)")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="'adam' (Kingma & Ba 2015) or plain 'sgd'")
-    proximal_mu: float = Field(0.0, ge=0.0, le=1e4,
-                               description="FedProx μ (Li et al. 2020); 0 = plain local training / FedAvg")
+    proximal_mu: float = Field(
+        0.0, ge=0.0, le=1e4, description="FedProx μ (Li et al. 2020); 0 = plain local training / FedAvg"
+    )
     class_weight: Literal["balanced"] | None = Field(
-        "balanced", description="'balanced': positives weighted by Σ w(negatives) / Σ w(positives); None: 1")
+        "balanced", description="'balanced': positives weighted by Σ w(negatives) / Σ w(positives); None: 1"
+    )
     seed: int = Field(0, ge=0, description="seeds batch shuffling (torch.Generator); init has its own seed")
 
 
@@ -97,13 +100,16 @@ def _as_weights(sample_weight: object, n_rows: int) -> torch.Tensor:
     if arr.shape != (n_rows,):
         raise ValueError(f"sample_weight: shape {arr.shape}; allowed: ({n_rows},), one weight per row")
     if not np.isfinite(arr).all() or (arr < 0).any() or arr.sum() <= 0:
-        raise ValueError("sample_weight: has negative, non-finite or only zero values; "
-                         "allowed: finite weights >= 0 with a positive sum")
+        raise ValueError(
+            "sample_weight: has negative, non-finite or only zero values; "
+            "allowed: finite weights >= 0 with a positive sum"
+        )
     return torch.from_numpy((arr / arr.mean()).astype(np.float32))
 
 
-def make_loader(X: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
-                sample_weight: np.ndarray | None = None) -> DataLoader:
+def make_loader(
+    X: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, sample_weight: np.ndarray | None = None
+) -> DataLoader:
     """Shuffling DataLoader over ``TensorDataset(X, y)`` or ``(X, y, w)``; the order is fixed by ``seed``.
 
     Args:
@@ -145,15 +151,17 @@ class ShuffledBatches:
     def __iter__(self):  # type: ignore[no-untyped-def]
         order = torch.randperm(len(self.dataset), generator=self._generator)
         for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+            idx = order[start : start + self.batch_size]
             yield tuple(t[idx] for t in self.dataset.tensors)
 
 
 def _loader_tensors(data_loader: DataLoader) -> tuple[torch.Tensor, ...]:
     dataset = getattr(data_loader, "dataset", None)
     if not isinstance(dataset, TensorDataset) or len(dataset.tensors) not in (2, 3):
-        raise ValueError(f"data_loader.dataset: {type(dataset).__name__}; allowed: a TensorDataset of "
-                         "(X, y) or (X, y, w), as built by make_loader (Opacus keeps it when wrapping)")
+        raise ValueError(
+            f"data_loader.dataset: {type(dataset).__name__}; allowed: a TensorDataset of "
+            "(X, y) or (X, y, w), as built by make_loader (Opacus keeps it when wrapping)"
+        )
     return dataset.tensors
 
 
@@ -167,8 +175,10 @@ def balanced_pos_weight(y: torch.Tensor, weights: torch.Tensor | None = None) ->
     positive = float((w * y).sum())
     negative = float((w * (1 - y)).sum())
     if positive <= 0 or negative <= 0:
-        raise ValueError(f"y: weighted positives {positive:g}, negatives {negative:g}; "
-                         "allowed: both classes present for class_weight='balanced'")
+        raise ValueError(
+            f"y: weighted positives {positive:g}, negatives {negative:g}; "
+            "allowed: both classes present for class_weight='balanced'"
+        )
     return negative / positive
 
 
@@ -189,14 +199,17 @@ def set_weights(model: nn.Module, arrays: Sequence[np.ndarray]) -> None:
     """Load ``arrays`` (in :func:`get_weights` order) into ``model``, wrapped or not; shapes must match."""
     state = model.state_dict()
     if len(arrays) != len(state):
-        raise ValueError(f"arrays: {len(arrays)} arrays; allowed: {len(state)} (one per entry of "
-                         f"{weight_names(model)})")
+        raise ValueError(
+            f"arrays: {len(arrays)} arrays; allowed: {len(state)} (one per entry of {weight_names(model)})"
+        )
     new_state = {}
     for (key, current), array in zip(state.items(), arrays, strict=True):
         tensor = torch.as_tensor(np.asarray(array), dtype=current.dtype)
         if tensor.shape != current.shape:
-            raise ValueError(f"arrays[{key.removeprefix(OPACUS_PREFIX)}]: shape {tuple(tensor.shape)}; "
-                             f"allowed: {tuple(current.shape)}")
+            raise ValueError(
+                f"arrays[{key.removeprefix(OPACUS_PREFIX)}]: shape {tuple(tensor.shape)}; "
+                f"allowed: {tuple(current.shape)}"
+            )
         new_state[key] = tensor
     model.load_state_dict(new_state, strict=True)
 
@@ -204,15 +217,17 @@ def set_weights(model: nn.Module, arrays: Sequence[np.ndarray]) -> None:
 # --------------------------------------------------------------------------------------------
 # FedProx
 # --------------------------------------------------------------------------------------------
-def _reference_tensors(model: nn.Module, reference_params: Sequence[np.ndarray] | None
-                       ) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+def _reference_tensors(
+    model: nn.Module, reference_params: Sequence[np.ndarray] | None
+) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
     """Pair each trainable parameter with its reference value (default: its value now)."""
     if reference_params is None:
         return [(p, p.detach().clone()) for p in model.parameters() if p.requires_grad]
     names = weight_names(model)
     if len(reference_params) != len(names):
-        raise ValueError(f"reference_params: {len(reference_params)} arrays; allowed: {len(names)} "
-                         f"in get_weights order ({names})")
+        raise ValueError(
+            f"reference_params: {len(reference_params)} arrays; allowed: {len(names)} in get_weights order ({names})"
+        )
     by_name = dict(zip(names, reference_params, strict=True))
     pairs = []
     for name, p in model.named_parameters():
@@ -252,8 +267,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
 
 
-def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], criterion: nn.Module
-                ) -> tuple[torch.Tensor, float, int]:
+def _batch_loss(
+    model: nn.Module, batch: Sequence[torch.Tensor], criterion: nn.Module
+) -> tuple[torch.Tensor, float, int]:
     """Mean weighted loss over the actual rows of one batch (0 for an empty batch), its sum, its size."""
     xb, yb = batch[0], batch[1]
     per_row = criterion(model(xb).reshape(-1), yb)
@@ -264,10 +280,18 @@ def _batch_loss(model: nn.Module, batch: Sequence[torch.Tensor], criterion: nn.M
     return total / max(n_rows, 1), float(total.detach()), n_rows
 
 
-def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
-        sample_weight: np.ndarray | None = None, optimizer: torch.optim.Optimizer | None = None,
-        data_loader: DataLoader | None = None, reference_params: Sequence[np.ndarray] | None = None,
-        progress: Callable[[int, float], None] | None = None) -> FitReport:
+def fit(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    config: TrainConfig,
+    sample_weight: np.ndarray | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    data_loader: DataLoader | None = None,
+    reference_params: Sequence[np.ndarray] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> FitReport:
     """Train ``model`` in place on features ``X`` ``(n, d)`` and 0/1 labels ``y`` ``(n,)``; the shared loop.
 
     Loss: ``BCEWithLogitsLoss(pos_weight)`` per row, times the row's sample weight, averaged over the
@@ -291,13 +315,23 @@ def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
     features = _as_features(X)
     labels = _as_labels(y, features.shape[0])
     if data_loader is None:
-        loader = make_loader(features.numpy(), labels.numpy(), batch_size=config.batch_size,
-                             seed=config.seed, sample_weight=sample_weight)
-        data_loader = ShuffledBatches(loader.dataset, batch_size=config.batch_size,  # type: ignore[assignment]
-                                      seed=config.seed)
+        loader = make_loader(
+            features.numpy(),
+            labels.numpy(),
+            batch_size=config.batch_size,
+            seed=config.seed,
+            sample_weight=sample_weight,
+        )
+        data_loader = ShuffledBatches(
+            loader.dataset,
+            batch_size=config.batch_size,  # type: ignore[assignment]
+            seed=config.seed,
+        )
     elif sample_weight is not None:
-        raise ValueError("sample_weight: given together with data_loader; allowed: put the weights in the "
-                         "loader instead (make_loader(..., sample_weight=...))")
+        raise ValueError(
+            "sample_weight: given together with data_loader; allowed: put the weights in the "
+            "loader instead (make_loader(..., sample_weight=...))"
+        )
     tensors = _loader_tensors(data_loader)
     if tensors[1].shape[0] != labels.shape[0]:
         raise ValueError(f"data_loader: {tensors[1].shape[0]} rows; allowed: {labels.shape[0]} (rows of X)")
@@ -315,7 +349,8 @@ def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
         # original optimizer; hook that one so the proximal gradient survives.
         inner = getattr(optimizer, "original_optimizer", optimizer)
         hook = inner.register_step_pre_hook(
-            lambda _opt, _args, _kwargs: _add_proximal_gradient(pairs, config.proximal_mu))
+            lambda _opt, _args, _kwargs: _add_proximal_gradient(pairs, config.proximal_mu)
+        )
 
     model.train()
     steps, epoch_losses = 0, []
@@ -326,8 +361,10 @@ def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
                 optimizer.zero_grad(set_to_none=True)
                 loss, batch_sum, n_rows = _batch_loss(model, batch, criterion)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch}, step {steps}; "
-                                             "lower config.learning_rate or check the features")
+                    raise FloatingPointError(
+                        f"loss is {float(loss)} at epoch {epoch}, step {steps}; "
+                        "lower config.learning_rate or check the features"
+                    )
                 loss.backward()
                 optimizer.step()  # also on an empty Poisson batch: DP-SGD adds noise every step
                 steps += 1
@@ -339,9 +376,15 @@ def fit(model: nn.Module, X: np.ndarray, y: np.ndarray, *, config: TrainConfig,
         if hook is not None:
             hook.remove()
         optimizer.zero_grad(set_to_none=True)
-    return FitReport(epochs=config.epochs, steps=steps, final_loss=epoch_losses[-1],
-                     epoch_losses=tuple(epoch_losses), n_examples=int(labels.shape[0]),
-                     pos_weight=pos_weight, seconds=time.perf_counter() - started)
+    return FitReport(
+        epochs=config.epochs,
+        steps=steps,
+        final_loss=epoch_losses[-1],
+        epoch_losses=tuple(epoch_losses),
+        n_examples=int(labels.shape[0]),
+        pos_weight=pos_weight,
+        seconds=time.perf_counter() - started,
+    )
 
 
 @torch.no_grad()
@@ -356,8 +399,10 @@ def predict_scores(model: nn.Module, X: np.ndarray, batch_size: int = 8192) -> n
     was_training = model.training
     model.eval()
     try:
-        chunks = [torch.sigmoid(model(features[i:i + batch_size]).reshape(-1))
-                  for i in range(0, features.shape[0], batch_size)]
+        chunks = [
+            torch.sigmoid(model(features[i : i + batch_size]).reshape(-1))
+            for i in range(0, features.shape[0], batch_size)
+        ]
     finally:
         model.train(was_training)
     if not chunks:

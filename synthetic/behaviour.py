@@ -469,8 +469,13 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
 def activate_new_numbers(config: WorldConfig, seed: int, pop: Population, led: Ledger) -> None:
     """Numbers activated during the horizon get their `activate` SIM event (once, not per shard)."""
     new = np.flatnonzero(pop.phone_since >= 0)
-    led.add("sims", ts=pop.phone_since[new], phone=pop.phone[new],
-            event=np.full(len(new), "activate", dtype=object), handset=pop.handset[new])
+    led.add(
+        "sims",
+        ts=pop.phone_since[new],
+        phone=pop.phone[new],
+        event=np.full(len(new), "activate", dtype=object),
+        handset=pop.handset[new],
+    )
 
 
 def open_young_accounts(config: WorldConfig, seed: int, pop: Population, ids: RawIds, led: Ledger) -> None:

@@ -85,8 +85,9 @@ def _pm25(target: float) -> tuple[float, float, float]:
     return target, 0.75 * target, 1.25 * target
 
 
-_CBS_2022 = ("CBS, Online veiligheid en criminaliteit 2022 (2023), §4.1, table 4.1.1: % of people aged 15+ "
-             "victim in 2022")
+_CBS_2022 = (
+    "CBS, Online veiligheid en criminaliteit 2022 (2023), §4.1, table 4.1.1: % of people aged 15+ victim in 2022"
+)
 _NVB_2024 = "NVB, 11 March 2024: bank-helpdesk fraud in 2023 — almost 10,000 victims, €28M damage"
 _PAYMENT_MAPPING = (
     "CBS 'fraude in het betalingsverkeer' = criminal got access to the victim's account (bancaire fraude) or "
@@ -97,51 +98,169 @@ _PAYMENT_MAPPING = (
 
 _T = CalibrationTarget
 CALIBRATION_TARGETS: tuple[CalibrationTarget, ...] = (
-    _T("purchase_victims_pct", "purchase fraud victims per year", "%", *_pm25(5.6), ref="CBS 2022",
-       source=f"{_CBS_2022} — aankoopfraude 5.6%"),
-    _T("sale_victims_pct", "sale fraud victims per year", "%", *_pm25(1.3), ref="CBS 2022",
-       source=f"{_CBS_2022} — verkoopfraude 1.3%"),
-    _T("payment_victims_pct", "payment fraud victims per year (helpdesk + whatsapp)", "%", *_pm25(1.0),
-       ref="CBS 2022", source=f"{_CBS_2022} — fraude betalingsverkeer 1.0%", note=_PAYMENT_MAPPING),
-    _T("purchase_loss_median", "purchase fraud loss, median", "EUR", None, None, 50.0, ref="CBS 2022",
-       source="CBS 2022: half of purchase-fraud victims lost < €50"),
-    _T("purchase_loss_p75", "purchase fraud loss, 75th percentile", "EUR", None, None, 100.0, ref="CBS 2022",
-       source="CBS 2022: three quarters lost < €100"),
-    _T("helpdesk_victims_nl", "bank-helpdesk victims per year, NL", "persons", *_pm25(10_000), ref="NVB 2024",
-       source=_NVB_2024),
+    _T(
+        "purchase_victims_pct",
+        "purchase fraud victims per year",
+        "%",
+        *_pm25(5.6),
+        ref="CBS 2022",
+        source=f"{_CBS_2022} — aankoopfraude 5.6%",
+    ),
+    _T(
+        "sale_victims_pct",
+        "sale fraud victims per year",
+        "%",
+        *_pm25(1.3),
+        ref="CBS 2022",
+        source=f"{_CBS_2022} — verkoopfraude 1.3%",
+    ),
+    _T(
+        "payment_victims_pct",
+        "payment fraud victims per year (helpdesk + whatsapp)",
+        "%",
+        *_pm25(1.0),
+        ref="CBS 2022",
+        source=f"{_CBS_2022} — fraude betalingsverkeer 1.0%",
+        note=_PAYMENT_MAPPING,
+    ),
+    _T(
+        "purchase_loss_median",
+        "purchase fraud loss, median",
+        "EUR",
+        None,
+        None,
+        50.0,
+        ref="CBS 2022",
+        source="CBS 2022: half of purchase-fraud victims lost < €50",
+    ),
+    _T(
+        "purchase_loss_p75",
+        "purchase fraud loss, 75th percentile",
+        "EUR",
+        None,
+        None,
+        100.0,
+        ref="CBS 2022",
+        source="CBS 2022: three quarters lost < €100",
+    ),
+    _T(
+        "helpdesk_victims_nl",
+        "bank-helpdesk victims per year, NL",
+        "persons",
+        *_pm25(10_000),
+        ref="NVB 2024",
+        source=_NVB_2024,
+    ),
     _T("helpdesk_eur_nl", "bank-helpdesk loss per year, NL", "EUR", *_pm25(28e6), ref="NVB 2024", source=_NVB_2024),
-    _T("helpdesk_share_70plus", "share of bank-helpdesk victims aged 70+", "share", None, 0.5, 1.0,
-       ref="BVN / police", note="'mostly' read as more than half",
-       source="Betaalvereniging Nederland / police (2021–2023): victims are mostly elderly (70+)"),
-    _T("whatsapp_loss_mean", "WhatsApp fraud loss, mean", "EUR", *_pm25(3_000), ref="Fraudehelpdesk",
-       source="Fraudehelpdesk: average WhatsApp ('hi mum') fraud damage ≈ €3,000"),
-    _T("whatsapp_loss_median", "WhatsApp fraud loss, median", "EUR", *_pm25(2_000), ref="Fraudehelpdesk / CBS",
-       source="Fraudehelpdesk / CBS: half of the victims lose ≥ €2,000"),
-    _T("victims_per_mule", "victims per mule account (all types)", "victims", None, 1.0, 3.0, ref="NVB 2024",
-       source="NVB 2024: a mule account typically receives money of 1–3 victims"),
-    _T("helpdesk_mules_nl", "mule accounts per year, NL (bank-helpdesk mules)", "accounts", *_pm25(5_300),
-       ref="NVB / J&V 2024",
-       source="NVB figures to the Minister of Justice and Security, Dec 2024: ≈5,300 accounts blocked for fraud "
-              "in 2023, 'often mules used for WhatsApp and bank-helpdesk fraud'",
-       note="counts bank-helpdesk mules (multiplier divided out): the 5,300 are accounts banks *blocked*, a "
-            "subset of all mules. All types together cannot match it: ≈1% of persons are payment-fraud victims "
-            "(≈140k a year), which at ≤ 3 victims per mule needs ≥ 45k accounts (see the all-types context row)"),
-    _T("helpdesk_contact_to_loss_h", "bank-helpdesk call → first money-out, median", "hours", None, 1.0, 2.0,
-       ref="press", source="press reports (anecdotal): the money is gone within 1–2 hours of the call"),
+    _T(
+        "helpdesk_share_70plus",
+        "share of bank-helpdesk victims aged 70+",
+        "share",
+        None,
+        0.5,
+        1.0,
+        ref="BVN / police",
+        note="'mostly' read as more than half",
+        source="Betaalvereniging Nederland / police (2021–2023): victims are mostly elderly (70+)",
+    ),
+    _T(
+        "whatsapp_loss_mean",
+        "WhatsApp fraud loss, mean",
+        "EUR",
+        *_pm25(3_000),
+        ref="Fraudehelpdesk",
+        source="Fraudehelpdesk: average WhatsApp ('hi mum') fraud damage ≈ €3,000",
+    ),
+    _T(
+        "whatsapp_loss_median",
+        "WhatsApp fraud loss, median",
+        "EUR",
+        *_pm25(2_000),
+        ref="Fraudehelpdesk / CBS",
+        source="Fraudehelpdesk / CBS: half of the victims lose ≥ €2,000",
+    ),
+    _T(
+        "victims_per_mule",
+        "victims per mule account (all types)",
+        "victims",
+        None,
+        1.0,
+        3.0,
+        ref="NVB 2024",
+        source="NVB 2024: a mule account typically receives money of 1–3 victims",
+    ),
+    _T(
+        "helpdesk_mules_nl",
+        "mule accounts per year, NL (bank-helpdesk mules)",
+        "accounts",
+        *_pm25(5_300),
+        ref="NVB / J&V 2024",
+        source="NVB figures to the Minister of Justice and Security, Dec 2024: ≈5,300 accounts blocked for fraud "
+        "in 2023, 'often mules used for WhatsApp and bank-helpdesk fraud'",
+        note="counts bank-helpdesk mules (multiplier divided out): the 5,300 are accounts banks *blocked*, a "
+        "subset of all mules. All types together cannot match it: ≈1% of persons are payment-fraud victims "
+        "(≈140k a year), which at ≤ 3 victims per mule needs ≥ 45k accounts (see the all-types context row)",
+    ),
+    _T(
+        "helpdesk_contact_to_loss_h",
+        "bank-helpdesk call → first money-out, median",
+        "hours",
+        None,
+        1.0,
+        2.0,
+        ref="press",
+        source="press reports (anecdotal): the money is gone within 1–2 hours of the call",
+    ),
     # ---- context rows: shown for orientation, never pass/fail
-    _T("online_crime_pct", "victims of any modelled online fraud per year", "%", 15.0, None, None,
-       ref="CBS VM 2022–23", context=True,
-       source="CBS Veiligheidsmonitor 2022–2023: ≈15–16% of people aged 15+ victim of online crime (≈2.2M)",
-       note="NOT MODELLED FULLY: CBS counts hacking, online threats, identity fraud and more, which fedsim "
-            "does not generate; not pass/fail"),
-    _T("online_fraud_pct", "victims of any modelled online fraud per year (fraud only)", "%", 7.6, None, None,
-       ref="CBS 2022", context=True, source=f"{_CBS_2022} — online oplichting en fraude totaal 7.6%",
-       note="CBS also counts phishing and identity fraud, which fedsim does not model separately"),
-    _T("helpdesk_loss_mean", "bank-helpdesk loss per victim, mean", "EUR", None, 8_000, 10_000,
-       ref="police 2021", context=True, source="police / Betaalvereniging press 2021: '≈€8–10k per victim'",
-       note="inconsistent with NVB 2023 (€28M / 10,000 ≈ €2,800); fedsim follows NVB"),
-    _T("all_mules_nl", "mule accounts per year, NL (all types)", "accounts", None, None, None, ref="—",
-       context=True, source="no public figure", note="every type's mules, multiplier divided out"),
+    _T(
+        "online_crime_pct",
+        "victims of any modelled online fraud per year",
+        "%",
+        15.0,
+        None,
+        None,
+        ref="CBS VM 2022–23",
+        context=True,
+        source="CBS Veiligheidsmonitor 2022–2023: ≈15–16% of people aged 15+ victim of online crime (≈2.2M)",
+        note="NOT MODELLED FULLY: CBS counts hacking, online threats, identity fraud and more, which fedsim "
+        "does not generate; not pass/fail",
+    ),
+    _T(
+        "online_fraud_pct",
+        "victims of any modelled online fraud per year (fraud only)",
+        "%",
+        7.6,
+        None,
+        None,
+        ref="CBS 2022",
+        context=True,
+        source=f"{_CBS_2022} — online oplichting en fraude totaal 7.6%",
+        note="CBS also counts phishing and identity fraud, which fedsim does not model separately",
+    ),
+    _T(
+        "helpdesk_loss_mean",
+        "bank-helpdesk loss per victim, mean",
+        "EUR",
+        None,
+        8_000,
+        10_000,
+        ref="police 2021",
+        context=True,
+        source="police / Betaalvereniging press 2021: '≈€8–10k per victim'",
+        note="inconsistent with NVB 2023 (€28M / 10,000 ≈ €2,800); fedsim follows NVB",
+    ),
+    _T(
+        "all_mules_nl",
+        "mule accounts per year, NL (all types)",
+        "accounts",
+        None,
+        None,
+        None,
+        ref="—",
+        context=True,
+        source="no public figure",
+        note="every type's mules, multiplier divided out",
+    ),
 )
 """Every calibration target with its source; :func:`calibration_table` compares a world against them."""
 
@@ -330,14 +449,22 @@ def describe_world(world: World, screen: bool = True) -> dict[str, Any]:
 
 def _summary(world: World) -> dict[str, Any]:
     cfg = world.config
-    out: dict[str, Any] = {"mode": cfg.mode, "seed": world.seed, "content_hash": world.content_hash,
-                           "partners": {n: p.kind for n, p in world.partners.items()}}
+    out: dict[str, Any] = {
+        "mode": cfg.mode,
+        "seed": world.seed,
+        "content_hash": world.content_hash,
+        "partners": {n: p.kind for n, p in world.partners.items()},
+    }
     if cfg.mode == "known_answer":
         out.update(persons=cfg.known_answer.entities, days=cfg.known_answer.days)
     else:
-        out.update(persons=cfg.population.persons, days=cfg.population.days, start_date=cfg.population.start_date,
-                   multipliers={ft: c.multiplier for ft, c in cfg.fraud.items()},
-                   barriers=[b.model_dump(mode="json") for b in cfg.barriers])
+        out.update(
+            persons=cfg.population.persons,
+            days=cfg.population.days,
+            start_date=cfg.population.start_date,
+            multipliers={ft: c.multiplier for ft, c in cfg.fraud.items()},
+            barriers=[b.model_dump(mode="json") for b in cfg.barriers],
+        )
     return out
 
 
@@ -351,12 +478,16 @@ def _known_answer(world: World) -> dict[str, Any]:
     from synthetic.known_answer import coalition_optimal_auc, partner_shifts
 
     shifts = partner_shifts(world.config)
-    per_partner = [{"partner": p, "shift": d, "optimal_auc": coalition_optimal_auc(world.config, [p])}
-                   for p, d in shifts.items()]
-    return {"cases": world.truth["cases"].num_rows, "prevalence": world.config.known_answer.prevalence,
-            "partners": per_partner,
-            "all_partners_optimal_auc": coalition_optimal_auc(world.config, list(shifts)),
-            "formula": "Φ(√(Σ d_p²)/√2) per person group; grouped over banks (synthetic.known_answer)"}
+    per_partner = [
+        {"partner": p, "shift": d, "optimal_auc": coalition_optimal_auc(world.config, [p])} for p, d in shifts.items()
+    ]
+    return {
+        "cases": world.truth["cases"].num_rows,
+        "prevalence": world.config.known_answer.prevalence,
+        "partners": per_partner,
+        "all_partners_optimal_auc": coalition_optimal_auc(world.config, list(shifts)),
+        "formula": "Φ(√(Σ d_p²)/√2) per person group; grouped over banks (synthetic.known_answer)",
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,8 +521,12 @@ def _mules(world: World) -> pd.DataFrame:
     ce = world.truth_table("case_entities")
     mule = ce[ce["role"] == "mule"].merge(cases, on="case_id")
     mule = mule.assign(account=mule["partner"] + ":" + mule["entity_id"].astype(str))
-    return (mule.groupby("fraud_type").agg(cases=("case_id", "nunique"), accounts=("account", "nunique"))
-            .reindex(list(FRAUD_TYPES)).fillna(0))
+    return (
+        mule.groupby("fraud_type")
+        .agg(cases=("case_id", "nunique"), accounts=("account", "nunique"))
+        .reindex(list(FRAUD_TYPES))
+        .fillna(0)
+    )
 
 
 def fraud_type_table(world: World) -> list[dict[str, Any]]:
@@ -409,17 +544,23 @@ def fraud_type_table(world: World) -> list[dict[str, Any]]:
         lost = c[c["t_loss"] >= 0]["loss_eur"]
         mult = world.config.fraud[ft].multiplier
         m_cases, m_accts = float(mules.loc[ft, "cases"]), float(mules.loc[ft, "accounts"])
-        out.append({
-            "fraud_type": ft, "cases": len(c), "victims": int(c["victim_person_id"].nunique()),
-            "reported_share": float(c["reported"].mean()) if len(c) else None,
-            "loss_total_eur": float(lost.sum()), "loss_mean_eur": _stat(lost, "mean"),
-            "loss_median_eur": _stat(lost, "median"), "multiplier": mult,
-            "per_100k_year": sc.per_person_year(len(c), mult) * 1e5,
-            "nl_victims_year": sc.national(len(c), mult),
-            "nl_eur_year": sc.national(len(c), mult) * (_stat(lost, "mean") or 0.0),
-            "victims_per_mule": m_cases / m_accts if m_accts else None,
-            "mule_accounts_partner_banks": int(m_accts),
-        })
+        out.append(
+            {
+                "fraud_type": ft,
+                "cases": len(c),
+                "victims": int(c["victim_person_id"].nunique()),
+                "reported_share": float(c["reported"].mean()) if len(c) else None,
+                "loss_total_eur": float(lost.sum()),
+                "loss_mean_eur": _stat(lost, "mean"),
+                "loss_median_eur": _stat(lost, "median"),
+                "multiplier": mult,
+                "per_100k_year": sc.per_person_year(len(c), mult) * 1e5,
+                "nl_victims_year": sc.national(len(c), mult),
+                "nl_eur_year": sc.national(len(c), mult) * (_stat(lost, "mean") or 0.0),
+                "victims_per_mule": m_cases / m_accts if m_accts else None,
+                "mule_accounts_partner_banks": int(m_accts),
+            }
+        )
     return out
 
 
@@ -444,8 +585,10 @@ def calibration_quantities(world: World) -> dict[str, tuple[float | None, int]]:
     sc = _scale(world)
 
     def pct(*fts: str) -> tuple[float, int]:
-        return (100 * sum(sc.per_person_year(types[f]["victims"], types[f]["multiplier"]) for f in fts),
-                sum(types[f]["victims"] for f in fts))
+        return (
+            100 * sum(sc.per_person_year(types[f]["victims"], types[f]["multiplier"]) for f in fts),
+            sum(types[f]["victims"] for f in fts),
+        )
 
     def loss(ft: str, q: float | str) -> tuple[float | None, int]:
         v = cases[(cases["fraud_type"] == ft) & (cases["t_loss"] >= 0)]["loss_eur"]
@@ -461,8 +604,10 @@ def calibration_quantities(world: World) -> dict[str, tuple[float | None, int]]:
 
     def nl_mules(*fts: str) -> tuple[float | None, int]:
         rows = [types[f] for f in fts if types[f]["victims_per_mule"]]
-        return (sum(r["nl_victims_year"] / r["victims_per_mule"] for r in rows) if rows else None,
-                sum(r["mule_accounts_partner_banks"] for r in rows))
+        return (
+            sum(r["nl_victims_year"] / r["victims_per_mule"] for r in rows) if rows else None,
+            sum(r["mule_accounts_partner_banks"] for r in rows),
+        )
 
     all_types = tuple(FRAUD_TYPES)
     return {
@@ -480,7 +625,8 @@ def calibration_quantities(world: World) -> dict[str, tuple[float | None, int]]:
         "helpdesk_mules_nl": nl_mules("helpdesk"),
         "helpdesk_contact_to_loss_h": (
             (float(((hd_lost["t_loss"] - hd_lost["ts_contact"]) / 3600.0).median()) if len(hd_lost) else None),
-            len(hd_lost)),
+            len(hd_lost),
+        ),
         "online_crime_pct": pct(*all_types),
         "online_fraud_pct": pct(*all_types),
         "helpdesk_loss_mean": loss("helpdesk", "mean"),
@@ -498,19 +644,42 @@ def calibration_table(world: World) -> list[dict[str, Any]]:
     rows = []
     for t in CALIBRATION_TARGETS:
         value, n = values[t.key]
-        ok = None if t.context or value is None else (
-            (t.low is None or value >= t.low) and (t.high is None or value <= t.high))
-        rows.append({"key": t.key, "quantity": t.quantity, "unit": t.unit, "generated": value, "n": n,
-                     "target": t.target_text, "low": t.low, "high": t.high, "ok": ok, "context": t.context,
-                     "ref": t.ref, "source": t.source, "note": t.note})
+        ok = (
+            None
+            if t.context or value is None
+            else ((t.low is None or value >= t.low) and (t.high is None or value <= t.high))
+        )
+        rows.append(
+            {
+                "key": t.key,
+                "quantity": t.quantity,
+                "unit": t.unit,
+                "generated": value,
+                "n": n,
+                "target": t.target_text,
+                "low": t.low,
+                "high": t.high,
+                "ok": ok,
+                "context": t.context,
+                "ref": t.ref,
+                "source": t.source,
+                "note": t.note,
+            }
+        )
     return rows
 
 
 # ================================================================================================
 # Leak screen
 # ================================================================================================
-def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int = 5_000, seed: int = 0,
-                only: Iterable[str] | None = None) -> dict[str, Any]:
+def leak_screen(
+    world: World,
+    *,
+    max_negatives: int = 20_000,
+    max_positives: int = 5_000,
+    seed: int = 0,
+    only: Iterable[str] | None = None,
+) -> dict[str, Any]:
     """The four screens of world.md §8 on samples of every partner table (realistic worlds).
 
     Args:
@@ -525,8 +694,7 @@ def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int
     truth = _Truth.of(world)
     rng = np.random.default_rng(seed)
     chosen = None if only is None else set(only)
-    samples = list(_samples(world, truth, rng, max_negatives=max_negatives, max_positives=max_positives,
-                            only=chosen))
+    samples = list(_samples(world, truth, rng, max_negatives=max_negatives, max_positives=max_positives, only=chosen))
     single = single_column_screen(samples)
     meta = metadata_model_screen(samples, truth, seed=seed)
     named = [c for c in truth_named_columns(world) if chosen is None or c.split(".")[0] in chosen]
@@ -534,16 +702,23 @@ def leak_screen(world: World, *, max_negatives: int = 20_000, max_positives: int
     leaks = [r for r in single if r["leak"]]
     designed = [r for r in single if r["designed"] and r["separation"] >= LEAK_AUC]
     out: dict[str, Any] = {
-        "single_column": single, "leaks": leaks, "designed_signals": designed,
-        "metadata_model": meta, "truth_named_columns": named, "key_presence": keys,
+        "single_column": single,
+        "leaks": leaks,
+        "designed_signals": designed,
+        "metadata_model": meta,
+        "truth_named_columns": named,
+        "key_presence": keys,
         "verdicts": {
             "single_column": not leaks,
             "metadata_model": all(r["ok"] is not False for r in meta),
             "truth_named_columns": not named,
             "key_presence": all(r["ok"] is not False for r in keys),
         },
-        "thresholds": {"leak_auc": LEAK_AUC, "metadata_auc_range": list(METADATA_AUC_RANGE),
-                       "key_presence_alpha": KEY_PRESENCE_ALPHA},
+        "thresholds": {
+            "leak_auc": LEAK_AUC,
+            "metadata_auc_range": list(METADATA_AUC_RANGE),
+            "key_presence_alpha": KEY_PRESENCE_ALPHA,
+        },
     }
     out["ok"] = all(out["verdicts"].values())
     return _jsonable(out)
@@ -571,15 +746,22 @@ class _Truth:
         types: dict[str, dict[int, set[str]]] = {}
         first_case: dict[str, dict[int, int]] = {}
         roles: dict[str, dict[int, set[str]]] = {}
-        for p, e, c, r in zip(ce["partner"], ce["entity_id"].tolist(), ce["case_id"].tolist(), ce["role"],
-                              strict=True):
+        for p, e, c, r in zip(ce["partner"], ce["entity_id"].tolist(), ce["case_id"].tolist(), ce["role"], strict=True):
             types.setdefault(p, {}).setdefault(e, set()).add(case_type[c])
             first_case.setdefault(p, {}).setdefault(e, c)
             roles.setdefault(p, {}).setdefault(e, set()).add(r)
-        role = {p: dict(zip(g["entity_id"].tolist(), g["role"].tolist(), strict=True))
-                for p, g in ent.groupby("partner")}
-        return cls(case_type=case_type, case_crew=case_crew, provenance=world.truth_table("provenance"),
-                   entity_types=types, entity_cases=first_case, entity_role=role, case_roles=roles)
+        role = {
+            p: dict(zip(g["entity_id"].tolist(), g["role"].tolist(), strict=True)) for p, g in ent.groupby("partner")
+        }
+        return cls(
+            case_type=case_type,
+            case_crew=case_crew,
+            provenance=world.truth_table("provenance"),
+            entity_types=types,
+            entity_cases=first_case,
+            entity_role=role,
+            case_roles=roles,
+        )
 
 
 @dataclass
@@ -590,11 +772,11 @@ class _Sample:
     kind: str
     table: str
     table_rows: int
-    rows: np.ndarray          # row numbers in the full table
-    label: np.ndarray         # object: fraud type or ""
-    group: np.ndarray         # int64: crew of the case (positives) or a unique id (negatives) — for CV folds
-    data: pa.Table            # the sampled rows (+ joined columns, named "<table>.<column>")
-    full: pa.Table            # the whole table (for counting look-alikes)
+    rows: np.ndarray  # row numbers in the full table
+    label: np.ndarray  # object: fraud type or ""
+    group: np.ndarray  # int64: crew of the case (positives) or a unique id (negatives) — for CV folds
+    data: pa.Table  # the sampled rows (+ joined columns, named "<table>.<column>")
+    full: pa.Table  # the whole table (for counting look-alikes)
     full_label: np.ndarray
 
 
@@ -627,8 +809,15 @@ def _entity_labels(truth: _Truth, partner: str, ids: np.ndarray) -> tuple[np.nda
     return label, case
 
 
-def _samples(world: World, truth: _Truth, rng: np.random.Generator, *, max_negatives: int,
-             max_positives: int, only: set[str] | None = None) -> Iterable[_Sample]:
+def _samples(
+    world: World,
+    truth: _Truth,
+    rng: np.random.Generator,
+    *,
+    max_negatives: int,
+    max_positives: int,
+    only: set[str] | None = None,
+) -> Iterable[_Sample]:
     for partner, view in world.partners.items():
         kind = view.kind
         tables = [(t, None) for t in EVENT_TABLES.get(kind, ())] + list(ENTITY_TABLES.get(kind, {}).items())
@@ -642,11 +831,22 @@ def _samples(world: World, truth: _Truth, rng: np.random.Generator, *, max_negat
             else:
                 label, case = _entity_labels(truth, partner, full.column(id_col).to_numpy())
             pick = _pick_rows(rng, label, max_negatives=max_negatives, max_positives=max_positives)
-            group = np.where(case[pick] >= 0,
-                             [truth.case_crew.get(int(c), -2) for c in case[pick]], -10 - pick).astype(np.int64)
+            group = np.where(case[pick] >= 0, [truth.case_crew.get(int(c), -2) for c in case[pick]], -10 - pick).astype(
+                np.int64
+            )
             data = _with_joins(view.tables, kind, table, full.take(pa.array(pick)))
-            yield _Sample(partner=partner, kind=kind, table=table, table_rows=n, rows=pick, label=label[pick],
-                          group=group, data=data, full=full, full_label=label)
+            yield _Sample(
+                partner=partner,
+                kind=kind,
+                table=table,
+                table_rows=n,
+                rows=pick,
+                label=label[pick],
+                group=group,
+                data=data,
+                full=full,
+                full_label=label,
+            )
 
 
 def _pick_rows(rng: np.random.Generator, label: np.ndarray, *, max_negatives: int, max_positives: int) -> np.ndarray:
@@ -673,8 +873,9 @@ def _with_joins(tables: dict[str, pa.Table], kind: str, table: str, data: pa.Tab
     found = (ref_keys[idx] == keys) if len(order) else np.zeros(len(keys), bool)
     for col in cols:
         values = ref.column(col).take(pa.array(idx))
-        data = data.append_column(f"{other}.{col}", pc.if_else(pa.array(found), values, pa.nulls(len(keys),
-                                                                                               values.type)))
+        data = data.append_column(
+            f"{other}.{col}", pc.if_else(pa.array(found), values, pa.nulls(len(keys), values.type))
+        )
     return data
 
 
@@ -739,9 +940,19 @@ def single_column_screen(samples: list[_Sample], *, min_positives: int = 20) -> 
                 sep = max(auc, 1.0 - auc)
                 key = (s.kind, s.table, fname)
                 if key not in best or sep > best[key]["separation"]:
-                    best[key] = {"kind": s.kind, "table": s.table, "feature": fname, "partner": s.partner,
-                                 "fraud_type": ft, "auc": auc, "separation": sep, "positives": int(y.sum()),
-                                 "negatives": int((~y).sum()), "_values": (values, keep, pos), "_sample": s}
+                    best[key] = {
+                        "kind": s.kind,
+                        "table": s.table,
+                        "feature": fname,
+                        "partner": s.partner,
+                        "fraud_type": ft,
+                        "auc": auc,
+                        "separation": sep,
+                        "positives": int(y.sum()),
+                        "negatives": int((~y).sum()),
+                        "_values": (values, keep, pos),
+                        "_sample": s,
+                    }
     rows = []
     for (kind, table, fname), r in best.items():
         why = _designed(kind, table, fname)
@@ -838,8 +1049,9 @@ def metadata_features(s: _Sample) -> tuple[np.ndarray, list[str]]:
     return np.column_stack([np.asarray(c, dtype=np.float64) for c in cols]), names
 
 
-def metadata_model_screen(samples: list[_Sample], truth: _Truth, *, seed: int = 0, folds: int = 3,
-                          min_positives: int = 50, min_crews: int = 5) -> list[dict[str, Any]]:
+def metadata_model_screen(
+    samples: list[_Sample], truth: _Truth, *, seed: int = 0, folds: int = 3, min_positives: int = 50, min_crews: int = 5
+) -> list[dict[str, Any]]:
     """Out-of-fold AUC of a small gradient-boosted model on :func:`metadata_features`, per partner table.
 
     Positives are all fraud rows (any type). Folds are grouped by crew (rows of one crew never straddle
@@ -857,8 +1069,10 @@ def metadata_model_screen(samples: list[_Sample], truth: _Truth, *, seed: int = 
 
     # One OpenMP thread: the models are tiny, and on a shared machine spinning threads made them 100× slower.
     with threadpool_limits(limits=1, user_api="openmp"):
-        return [_metadata_model(s, seed=seed, folds=folds, min_positives=min_positives, min_crews=min_crews)
-                for s in samples]
+        return [
+            _metadata_model(s, seed=seed, folds=folds, min_positives=min_positives, min_crews=min_crews)
+            for s in samples
+        ]
 
 
 def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int, min_crews: int) -> dict[str, Any]:
@@ -867,15 +1081,27 @@ def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int, mi
 
     defined = np.array([v is not None for v in s.label.tolist()])
     y = np.array([bool(v) for v in s.label.tolist()])[defined]
-    row = {"partner": s.partner, "kind": s.kind, "table": s.table, "positives": int(y.sum()),
-           "negatives": int((~y).sum()), "auc": None, "se": None, "crews": None, "in_range": None, "ok": None,
-           "top_feature": None, "top_feature_auc": None}
+    row = {
+        "partner": s.partner,
+        "kind": s.kind,
+        "table": s.table,
+        "positives": int(y.sum()),
+        "negatives": int((~y).sum()),
+        "auc": None,
+        "se": None,
+        "crews": None,
+        "in_range": None,
+        "ok": None,
+        "top_feature": None,
+        "top_feature_auc": None,
+    }
     if y.sum() < min_positives or (~y).sum() < min_positives:
         return row
     x, names = metadata_features(s)
     x, groups = x[defined], s.group[defined]
-    model = HistGradientBoostingClassifier(max_iter=60, max_depth=3, learning_rate=0.1, early_stopping=False,
-                                           random_state=seed)
+    model = HistGradientBoostingClassifier(
+        max_iter=60, max_depth=3, learning_rate=0.1, early_stopping=False, random_state=seed
+    )
     pred = np.zeros(len(y))
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
         if y[train].all() or not y[train].any():
@@ -886,12 +1112,12 @@ def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int, mi
     single = [(max(a, 1 - a), n) for n, a in ((n, roc_auc(x[:, j], y)) for j, n in enumerate(names))]
     top = max(single)
     crews = len(np.unique(groups[y]))
-    se = max(auc_standard_error(auc, n_pos=int(y.sum()), n_neg=int((~y).sum())),
-             cluster_jackknife_auc_se(pred, y, groups))
+    se = max(
+        auc_standard_error(auc, n_pos=int(y.sum()), n_neg=int((~y).sum())), cluster_jackknife_auc_se(pred, y, groups)
+    )
     lo, hi = METADATA_AUC_RANGE
     ok = None if crews < min_crews else bool((auc - 1.96 * se <= hi) and (auc + 1.96 * se >= lo))
-    row.update(auc=auc, se=se, crews=crews, in_range=lo <= auc <= hi, ok=ok, top_feature=top[1],
-               top_feature_auc=top[0])
+    row.update(auc=auc, se=se, crews=crews, in_range=lo <= auc <= hi, ok=ok, top_feature=top[1], top_feature_auc=top[0])
     return row
 
 
@@ -901,15 +1127,21 @@ def _metadata_model(s: _Sample, *, seed: int, folds: int, min_positives: int, mi
 def truth_named_columns(world: World) -> list[str]:
     """``partner/table.column`` of every partner column whose name contains a :data:`TRUTH_WORDS` word."""
     pattern = re.compile("|".join(TRUTH_WORDS))
-    return [f"{p}/{t}.{c}" for p, view in world.partners.items() for t, tbl in view.tables.items()
-            for c in tbl.column_names if pattern.search(c.lower())]
+    return [
+        f"{p}/{t}.{c}"
+        for p, view in world.partners.items()
+        for t, tbl in view.tables.items()
+        for c in tbl.column_names
+        if pattern.search(c.lower())
+    ]
 
 
 # ------------------------------------------------------------------------------------------------
 # 4. Join-key presence
 # ------------------------------------------------------------------------------------------------
-def key_presence_screen(world: World, truth: _Truth | None = None, *, min_group: int = 20,
-                        only: set[str] | None = None) -> list[dict[str, Any]]:
+def key_presence_screen(
+    world: World, truth: _Truth | None = None, *, min_group: int = 20, only: set[str] | None = None
+) -> list[dict[str, Any]]:
     """Is a join key's presence independent of taking part in fraud? Per partner, key and role.
 
     Compares the share of entities holding the key among victims / mules / fraudsters (from
@@ -937,14 +1169,26 @@ def key_presence_screen(world: World, truth: _Truth | None = None, *, min_group:
                     if not grp.any():
                         continue
                     gap = f"{view.kind}.{table}.{key}:{role}"
-                    rows.append({"partner": partner, "table": table, "key": key, "role": role,
-                                 "n_role": int(grp.sum()), "present_role": float(present[grp].mean()),
-                                 "n_ordinary": int(ordinary.sum()),
-                                 "present_ordinary": float(present[ordinary].mean()) if ordinary.any() else None,
-                                 "p_value": two_proportion_p_value(
-                                     hits_a=int(present[grp].sum()), n_a=int(grp.sum()),
-                                     hits_b=int(present[ordinary].sum()), n_b=int(ordinary.sum())),
-                                 "designed": gap in DESIGNED_KEY_GAPS, "why": DESIGNED_KEY_GAPS.get(gap)})
+                    rows.append(
+                        {
+                            "partner": partner,
+                            "table": table,
+                            "key": key,
+                            "role": role,
+                            "n_role": int(grp.sum()),
+                            "present_role": float(present[grp].mean()),
+                            "n_ordinary": int(ordinary.sum()),
+                            "present_ordinary": float(present[ordinary].mean()) if ordinary.any() else None,
+                            "p_value": two_proportion_p_value(
+                                hits_a=int(present[grp].sum()),
+                                n_a=int(grp.sum()),
+                                hits_b=int(present[ordinary].sum()),
+                                n_b=int(ordinary.sum()),
+                            ),
+                            "designed": gap in DESIGNED_KEY_GAPS,
+                            "why": DESIGNED_KEY_GAPS.get(gap),
+                        }
+                    )
     judged = [not r["designed"] and r["n_role"] >= min_group for r in rows]
     threshold = KEY_PRESENCE_ALPHA / max(sum(judged), 1)
     for r, judge in zip(rows, judged, strict=True):
@@ -980,8 +1224,10 @@ def render_description(desc: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     s = desc["summary"]
-    console.rule(f"[bold]{s['mode']} world[/] · seed {s['seed']} · {s.get('persons', 0):,} persons × "
-                 f"{s.get('days', 0)} days · hash {str(s['content_hash'])[:16]}")
+    console.rule(
+        f"[bold]{s['mode']} world[/] · seed {s['seed']} · {s.get('persons', 0):,} persons × "
+        f"{s.get('days', 0)} days · hash {str(s['content_hash'])[:16]}"
+    )
     _render_rows(console, desc["rows"], s["partners"])
     if "known_answer" in desc:
         _render_known_answer(console, desc["known_answer"])
@@ -1009,8 +1255,12 @@ def _render_rows(console: Any, rows: dict[str, dict[str, int]], partners: dict[s
 
 
 def _render_known_answer(console: Any, ka: dict[str, Any]) -> None:
-    t = _table(f"Known-answer world: {ka['cases']:,} cases — best achievable AUC (closed form)",
-               "partner", "shift d_p", "optimal AUC")
+    t = _table(
+        f"Known-answer world: {ka['cases']:,} cases — best achievable AUC (closed form)",
+        "partner",
+        "shift d_p",
+        "optimal AUC",
+    )
     for r in ka["partners"]:
         t.add_row(r["partner"], f"{r['shift']:.2f}", f"{r['optimal_auc']:.3f}")
     t.add_row("[bold]all partners[/]", "", f"[bold]{ka['all_partners_optimal_auc']:.3f}[/]")
@@ -1018,13 +1268,31 @@ def _render_known_answer(console: Any, ka: dict[str, Any]) -> None:
 
 
 def _render_fraud_types(console: Any, types: list[dict[str, Any]]) -> None:
-    t = _table(f"Fraud types — national figures divide the multiplier out and scale to "
-               f"{NL_PERSONS_15PLUS / 1e6:.1f}M people aged 15+", "type", "cases", "reported", "median loss",
-               "×mult", "per 100k/yr", "NL victims/yr", "NL €/yr", "victims/mule")
+    t = _table(
+        f"Fraud types — national figures divide the multiplier out and scale to "
+        f"{NL_PERSONS_15PLUS / 1e6:.1f}M people aged 15+",
+        "type",
+        "cases",
+        "reported",
+        "median loss",
+        "×mult",
+        "per 100k/yr",
+        "NL victims/yr",
+        "NL €/yr",
+        "victims/mule",
+    )
     for r in types:
-        t.add_row(r["fraud_type"], f"{r['cases']:,}", _fmt(r["reported_share"], "share"),
-                  _fmt(r["loss_median_eur"], "EUR"), f"{r['multiplier']:g}", _fmt(r["per_100k_year"]),
-                  _fmt(r["nl_victims_year"]), _fmt(r["nl_eur_year"], "EUR"), _fmt(r["victims_per_mule"]))
+        t.add_row(
+            r["fraud_type"],
+            f"{r['cases']:,}",
+            _fmt(r["reported_share"], "share"),
+            _fmt(r["loss_median_eur"], "EUR"),
+            f"{r['multiplier']:g}",
+            _fmt(r["per_100k_year"]),
+            _fmt(r["nl_victims_year"]),
+            _fmt(r["nl_eur_year"], "EUR"),
+            _fmt(r["victims_per_mule"]),
+        )
     console.print(t)
 
 
@@ -1033,8 +1301,15 @@ def _mark(ok: bool | None) -> str:
 
 
 def _render_calibration(console: Any, rows: list[dict[str, Any]]) -> None:
-    t = _table("Calibration against Dutch figures (world.md §6; ±25% unless a range or bound is given)",
-               "quantity", "generated", "n", "target", "ok", "ref")
+    t = _table(
+        "Calibration against Dutch figures (world.md §6; ±25% unless a range or bound is given)",
+        "quantity",
+        "generated",
+        "n",
+        "target",
+        "ok",
+        "ref",
+    )
     notes: list[str] = []
     for r in rows:
         mark = "[dim]—[/]" if r["ok"] is None and not r["context"] else _mark(r["ok"])
@@ -1051,38 +1326,76 @@ def _render_calibration(console: Any, rows: list[dict[str, Any]]) -> None:
 
 def _render_leak_screen(console: Any, ls: dict[str, Any]) -> None:
     v = ls["verdicts"]
-    console.print("[bold]Leak screen[/] (world.md §8): " + " · ".join(f"{k.replace('_', ' ')} {_mark(ok)}"
-                                                                      for k, ok in v.items()))
+    console.print(
+        "[bold]Leak screen[/] (world.md §8): " + " · ".join(f"{k.replace('_', ' ')} {_mark(ok)}" for k, ok in v.items())
+    )
     undesigned = [r for r in ls["single_column"] if not r["designed"]][:8]
-    t = _table(f"Strongest undesigned columns (a leak if separation ≥ {ls['thresholds']['leak_auc']})",
-               "partner/table", "feature", "type", "AUC", "leak")
+    t = _table(
+        f"Strongest undesigned columns (a leak if separation ≥ {ls['thresholds']['leak_auc']})",
+        "partner/table",
+        "feature",
+        "type",
+        "AUC",
+        "leak",
+    )
     for r in ls["leaks"] + [r for r in undesigned if not r["leak"]]:
-        t.add_row(f"{r['partner']}/{r['table']}", r["feature"], r["fraud_type"], f"{r['auc']:.3f}",
-                  _mark(not r["leak"]) if r["leak"] else "no")
+        t.add_row(
+            f"{r['partner']}/{r['table']}",
+            r["feature"],
+            r["fraud_type"],
+            f"{r['auc']:.3f}",
+            _mark(not r["leak"]) if r["leak"] else "no",
+        )
     console.print(t)
-    t = _table("Designed signals at or above the threshold", "partner/table", "feature", "type", "AUC",
-               "legit look-alike rows")
+    t = _table(
+        "Designed signals at or above the threshold", "partner/table", "feature", "type", "AUC", "legit look-alike rows"
+    )
     for r in ls["designed_signals"]:
-        look = "—" if r["lookalike_rows"] is None else (
-            f"{r['lookalike_rows']:,}" if r["lookalike_rows"] else "[bold red]0 (separable)[/]")
+        look = (
+            "—"
+            if r["lookalike_rows"] is None
+            else (f"{r['lookalike_rows']:,}" if r["lookalike_rows"] else "[bold red]0 (separable)[/]")
+        )
         t.add_row(f"{r['partner']}/{r['table']}", r["feature"], r["fraud_type"], f"{r['auc']:.3f}", look)
     console.print(t)
     lo, hi = ls["thresholds"]["metadata_auc_range"]
-    t = _table(f"Metadata-only model (out-of-fold AUC must lie in [{lo}, {hi}], up to 1.96 SE)", "partner/table",
-               "fraud rows (crews)", "AUC ± SE", "ok", "strongest metadata feature")
+    t = _table(
+        f"Metadata-only model (out-of-fold AUC must lie in [{lo}, {hi}], up to 1.96 SE)",
+        "partner/table",
+        "fraud rows (crews)",
+        "AUC ± SE",
+        "ok",
+        "strongest metadata feature",
+    )
     for r in ls["metadata_model"]:
         auc = "—" if r["auc"] is None else f"{r['auc']:.3f} ± {r['se']:.3f}"
         top = "" if r["top_feature"] is None else f"{r['top_feature']} ({r['top_feature_auc']:.3f})"
         rows = f"{r['positives']:,}" + ("" if r["crews"] is None else f" ({r['crews']})")
-        t.add_row(f"{r['partner']}/{r['table']}", rows, auc,
-                  "[dim]too few[/]" if r["ok"] is None else _mark(r["ok"]), top)
+        t.add_row(
+            f"{r['partner']}/{r['table']}", rows, auc, "[dim]too few[/]" if r["ok"] is None else _mark(r["ok"]), top
+        )
     console.print(t)
-    t = _table("Join-key presence vs role (two-proportion test)", "partner/table", "key", "role", "present (role)",
-               "present (ordinary)", "p", "ok")
+    t = _table(
+        "Join-key presence vs role (two-proportion test)",
+        "partner/table",
+        "key",
+        "role",
+        "present (role)",
+        "present (ordinary)",
+        "p",
+        "ok",
+    )
     for r in ls["key_presence"]:
         ok = "[dim]designed[/]" if r["designed"] else ("[dim]too few[/]" if r["ok"] is None else _mark(r["ok"]))
-        t.add_row(f"{r['partner']}/{r['table']}", r["key"], f"{r['role']} (n={r['n_role']:,})",
-                  _fmt(r["present_role"], "share"), _fmt(r["present_ordinary"], "share"), f"{r['p_value']:.3g}", ok)
+        t.add_row(
+            f"{r['partner']}/{r['table']}",
+            r["key"],
+            f"{r['role']} (n={r['n_role']:,})",
+            _fmt(r["present_role"], "share"),
+            _fmt(r["present_ordinary"], "share"),
+            f"{r['p_value']:.3g}",
+            ok,
+        )
     console.print(t)
     named = ls["truth_named_columns"]
     console.print("Truth-named partner columns: " + (", ".join(named) if named else "none ✓"))
@@ -1105,9 +1418,24 @@ def _jsonable(obj: Any) -> Any:
 
 
 __all__ = [
-    "CALIBRATION_TARGETS", "DESIGNED_KEY_GAPS", "DESIGNED_SIGNALS", "NL_PERSONS_15PLUS", "CalibrationTarget",
-    "auc_standard_error", "calibration_quantities", "calibration_table", "cluster_jackknife_auc_se",
-    "describe_world", "fraud_type_table", "key_presence_screen", "leak_screen", "metadata_features",
-    "metadata_model_screen", "render_description", "roc_auc", "single_column_screen", "truth_named_columns",
+    "CALIBRATION_TARGETS",
+    "DESIGNED_KEY_GAPS",
+    "DESIGNED_SIGNALS",
+    "NL_PERSONS_15PLUS",
+    "CalibrationTarget",
+    "auc_standard_error",
+    "calibration_quantities",
+    "calibration_table",
+    "cluster_jackknife_auc_se",
+    "describe_world",
+    "fraud_type_table",
+    "key_presence_screen",
+    "leak_screen",
+    "metadata_features",
+    "metadata_model_screen",
+    "render_description",
+    "roc_auc",
+    "single_column_screen",
+    "truth_named_columns",
     "two_proportion_p_value",
 ]

@@ -215,12 +215,18 @@ class BehaviourConfig(_Frozen):
         0.5, ge=0, le=20, description="genuine urgent family money requests per person per year"
     )
     new_number_share: float = Field(
-        0.04, ge=0, le=1, description="share of persons whose phone number is activated during the horizon "
-        "(look-alike of crews' fresh prepaid numbers)"
+        0.04,
+        ge=0,
+        le=1,
+        description="share of persons whose phone number is activated during the horizon "
+        "(look-alike of crews' fresh prepaid numbers)",
     )
     new_marketplace_user_share: float = Field(
-        0.08, ge=0, le=1, description="share of marketplace accounts opened during the horizon "
-        "(look-alike of crews' fresh seller / buyer accounts)"
+        0.08,
+        ge=0,
+        le=1,
+        description="share of marketplace accounts opened during the horizon "
+        "(look-alike of crews' fresh seller / buyer accounts)",
     )
     young_new_account_rate: float = Field(
         0.15, ge=0, le=5, description="new accounts per young person (18-25) per year"

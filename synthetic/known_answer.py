@@ -37,8 +37,20 @@ LOSS_EUR = 1_000.0
 PLACEBO = "placebo"
 VERTICAL = ("telco", "marketplace")
 
-_PROVINCES = ("Groningen", "Friesland", "Drenthe", "Overijssel", "Flevoland", "Gelderland", "Utrecht",
-              "Noord-Holland", "Zuid-Holland", "Zeeland", "Noord-Brabant", "Limburg")
+_PROVINCES = (
+    "Groningen",
+    "Friesland",
+    "Drenthe",
+    "Overijssel",
+    "Flevoland",
+    "Gelderland",
+    "Utrecht",
+    "Noord-Holland",
+    "Zuid-Holland",
+    "Zeeland",
+    "Noord-Brabant",
+    "Limburg",
+)
 # Rough population weights (millions, CBS 2024) so regions look plausible; nothing depends on them.
 _PROVINCE_WEIGHTS = np.array([0.59, 0.66, 0.50, 1.18, 0.44, 2.13, 1.39, 2.95, 3.83, 0.39, 2.63, 1.12])
 
@@ -72,8 +84,9 @@ def optimal_auc(shifts: Sequence[float]) -> float:
     return normal_cdf(math.sqrt(float(np.sum(d**2))) / math.sqrt(2.0))
 
 
-def grouped_optimal_auc(*, separations: Sequence[float], positives: Sequence[float],
-                        negatives: Sequence[float]) -> float:
+def grouped_optimal_auc(
+    *, separations: Sequence[float], positives: Sequence[float], negatives: Sequence[float]
+) -> float:
     """Bayes-optimal ROC-AUC over a population made of observable groups with their own evidence.
 
     Group g has a share of the positives w⁺_g and of the negatives w⁻_g (so its own prevalence), and within
@@ -98,8 +111,9 @@ def grouped_optimal_auc(*, separations: Sequence[float], positives: Sequence[flo
     neg = np.asarray(negatives, dtype=np.float64)
     for name, arr in (("separations", delta), ("positives", pos), ("negatives", neg)):
         if arr.shape != delta.shape or arr.ndim != 1 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError(f"{name} = {arr.tolist()!r}: allowed: one finite number >= 0 per group "
-                             f"({delta.size} groups)")
+            raise ValueError(
+                f"{name} = {arr.tolist()!r}: allowed: one finite number >= 0 per group ({delta.size} groups)"
+            )
     if pos.sum() <= 0 or neg.sum() <= 0:
         raise ValueError(f"positives = {pos.tolist()}, negatives = {neg.tolist()}: allowed: each sums to > 0")
     w_pos, w_neg = pos / pos.sum(), neg / neg.sum()
@@ -138,8 +152,9 @@ def partner_shifts(config: WorldConfig) -> dict[str, float]:
     return shifts
 
 
-def coalition_optimal_auc(config: WorldConfig, partners: Sequence[str], *,
-                          population: Literal["held", "all"] = "held") -> float:
+def coalition_optimal_auc(
+    config: WorldConfig, partners: Sequence[str], *, population: Literal["held", "all"] = "held"
+) -> float:
     """Best achievable entity-day ROC-AUC of a coalition of partners in a known-answer world.
 
     Units: entity-days (person × day); the positives are the cases' decision days, all other days of all
@@ -192,8 +207,10 @@ def _validated(ka: KnownAnswerConfig) -> KnownAnswerConfig:
     shares = ka.bank_case_shares
     if shares is not None:
         if len(shares) != n:
-            raise ConfigError(f"known_answer.bank_case_shares = {shares}: has {len(shares)} entries; "
-                              f"allowed: exactly {n} (one per bank in bank_shifts)")
+            raise ConfigError(
+                f"known_answer.bank_case_shares = {shares}: has {len(shares)} entries; "
+                f"allowed: exactly {n} (one per bank in bank_shifts)"
+            )
         if any(not (s >= 0.0) for s in shares) or abs(sum(shares) - 1.0) > 1e-6:
             raise ConfigError(f"known_answer.bank_case_shares = {shares}: allowed: each >= 0, summing to 1")
     if ka.entities < 10 * n:
@@ -253,8 +270,16 @@ def generate_known_answer(config: WorldConfig, seed: int) -> World:
         ids[persons] = id_pool(rng_for(seed, "known_answer", "ids", name), persons.size)
         persons = persons[np.argsort(ids[persons], kind="stable")]  # tables list entities by id
         view, shifted_rows, shifted_cases = _signals_partner(
-            name=name, persons=persons, entity_ids=ids, phone_hash=phone_hash, days=days, shift=shifts[name],
-            case_person=case_person, case_day=case_day, rng=rng_for(seed, "known_answer", "signals", name))
+            name=name,
+            persons=persons,
+            entity_ids=ids,
+            phone_hash=phone_hash,
+            days=days,
+            shift=shifts[name],
+            case_person=case_person,
+            case_day=case_day,
+            rng=rng_for(seed, "known_answer", "signals", name),
+        )
         partners[name] = view
         prov.append(_provenance_rows(name, shifted_rows, shifted_cases))
         mine = ids[case_person] >= 0
@@ -302,17 +327,25 @@ def _phone_hashes(n: int, seed: int) -> np.ndarray:
     return salted_hash(raw, salt, DOMAIN_PHONE)
 
 
-def _signals_partner(*, name: str, persons: np.ndarray, entity_ids: np.ndarray, phone_hash: np.ndarray,
-                     days: int, shift: float, case_person: np.ndarray, case_day: np.ndarray,
-                     rng: np.random.Generator) -> tuple[PartnerView, np.ndarray, np.ndarray]:
+def _signals_partner(
+    *,
+    name: str,
+    persons: np.ndarray,
+    entity_ids: np.ndarray,
+    phone_hash: np.ndarray,
+    days: int,
+    shift: float,
+    case_person: np.ndarray,
+    case_day: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[PartnerView, np.ndarray, np.ndarray]:
     """One signals partner; rows are day-major, entities in the order of `persons` within a day.
 
     Returns: (view, row numbers of the shifted ``signals`` rows, the case id of each).
     """
     eid = entity_ids[persons]
     k = persons.size
-    entities = pa.table({"entity_id": eid, "phone_hash": phone_hash[persons]},
-                        schema=SIGNALS_TABLES["entities"])
+    entities = pa.table({"entity_id": eid, "phone_hash": phone_hash[persons]}, schema=SIGNALS_TABLES["entities"])
     position = np.full(entity_ids.size, -1, dtype=np.int64)
     position[persons] = np.arange(k)
     ts = np.repeat(np.arange(days, dtype=np.int64) * DAY_S + DECISION_OFFSET_S, k)
@@ -334,16 +367,30 @@ def _strings(n: int, value: str) -> np.ndarray:
 
 def _provenance_rows(partner: str, rows: np.ndarray, case_ids: np.ndarray) -> pa.Table:
     m = rows.size
-    return pa.table({"partner": _strings(m, partner), "table": _strings(m, "signals"), "row": rows,
-                     "case_id": case_ids, "phase": _strings(m, "contact")}, schema=TRUTH_TABLES["provenance"])
+    return pa.table(
+        {
+            "partner": _strings(m, partner),
+            "table": _strings(m, "signals"),
+            "row": rows,
+            "case_id": case_ids,
+            "phase": _strings(m, "contact"),
+        },
+        schema=TRUTH_TABLES["provenance"],
+    )
 
 
 def _cases_table(case_person: np.ndarray, case_day: np.ndarray) -> pa.Table:
     c = case_person.size
     decision = case_day * DAY_S + DECISION_OFFSET_S
     t_loss = decision + 3_600  # one hour after the decision: detecting at the decision is in time
-    phase_ts = {"orientation": decision - 1_800, "preparation": decision - 1_800, "contact": decision - 1_800,
-                "convincing": decision - 1_800, "money_transfer": t_loss, "cash_out": decision + 7_200}
+    phase_ts = {
+        "orientation": decision - 1_800,
+        "preparation": decision - 1_800,
+        "contact": decision - 1_800,
+        "convincing": decision - 1_800,
+        "money_transfer": t_loss,
+        "cash_out": decision + 7_200,
+    }
     cols = {
         "case_id": np.arange(c, dtype=np.int64),
         "fraud_type": _strings(c, "known_answer"),
@@ -362,24 +409,39 @@ def _cases_table(case_person: np.ndarray, case_day: np.ndarray) -> pa.Table:
 def _money_outs_table(case_day: np.ndarray) -> pa.Table:
     c = case_day.size
     t_loss = case_day * DAY_S + DECISION_OFFSET_S + 3_600
-    return pa.table({"case_id": np.arange(c, dtype=np.int64), "ts": t_loss,
-                     "amount_eur": np.full(c, LOSS_EUR), "cashout_ts": t_loss + 3_600},
-                    schema=TRUTH_TABLES["money_outs"])
+    return pa.table(
+        {
+            "case_id": np.arange(c, dtype=np.int64),
+            "ts": t_loss,
+            "amount_eur": np.full(c, LOSS_EUR),
+            "cashout_ts": t_loss + 3_600,
+        },
+        schema=TRUTH_TABLES["money_outs"],
+    )
 
 
 def _case_entities_table(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pa.Table:
     case_id, partner, entity = (np.concatenate(col) for col in zip(*parts, strict=True))
     order = np.argsort(case_id, kind="stable")  # by case, partners in world order
-    return pa.table({"case_id": case_id[order], "partner": partner[order], "entity_id": entity[order],
-                     "role": _strings(case_id.size, "victim")}, schema=TRUTH_TABLES["case_entities"])
+    return pa.table(
+        {
+            "case_id": case_id[order],
+            "partner": partner[order],
+            "entity_id": entity[order],
+            "role": _strings(case_id.size, "victim"),
+        },
+        schema=TRUTH_TABLES["case_entities"],
+    )
 
 
 def _truth_entities_table(parts: list[tuple[str, np.ndarray, np.ndarray]]) -> pa.Table:
     partner = np.concatenate([_strings(e.size, name) for name, e, _ in parts])
     entity = np.concatenate([e for _, e, _ in parts])
     person = np.concatenate([p for _, _, p in parts])
-    return pa.table({"partner": partner, "entity_id": entity, "person_id": person,
-                     "role": _strings(entity.size, "ordinary")}, schema=TRUTH_TABLES["entities"])
+    return pa.table(
+        {"partner": partner, "entity_id": entity, "person_id": person, "role": _strings(entity.size, "ordinary")},
+        schema=TRUTH_TABLES["entities"],
+    )
 
 
 def _persons_table(n: int, seed: int, start_date: str) -> pa.Table:
@@ -406,9 +468,17 @@ def _persons_table(n: int, seed: int, start_date: str) -> pa.Table:
 # ------------------------------------------------------------------------------------------------
 # Placebo partner for realistic worlds
 # ------------------------------------------------------------------------------------------------
-def placebo_partner(person_phone_raw: np.ndarray, person_ids: np.ndarray, *, days: int, seed: int, salt: int,
-                    active_rate: float = 0.3, person_roles: np.ndarray | None = None,
-                    name: str = PLACEBO) -> tuple[PartnerView, pa.Table]:
+def placebo_partner(
+    person_phone_raw: np.ndarray,
+    person_ids: np.ndarray,
+    *,
+    days: int,
+    seed: int,
+    salt: int,
+    active_rate: float = 0.3,
+    person_roles: np.ndarray | None = None,
+    name: str = PLACEBO,
+) -> tuple[PartnerView, pa.Table]:
     """A ``signals`` partner whose evidence is independent of everything (for realistic worlds).
 
     It holds every person with a phone (one entity each, joinable by ``phone_hash`` = salted_hash(raw phone,
@@ -431,34 +501,36 @@ def placebo_partner(person_phone_raw: np.ndarray, person_ids: np.ndarray, *, day
     phones = np.asarray(person_phone_raw, dtype=np.int64)
     pids = np.asarray(person_ids, dtype=np.int64)
     if phones.shape != pids.shape or phones.ndim != 1:
-        raise ValueError(f"person_phone_raw shape {phones.shape} vs person_ids shape {pids.shape}: "
-                         "allowed: two flat arrays of the same length")
+        raise ValueError(
+            f"person_phone_raw shape {phones.shape} vs person_ids shape {pids.shape}: "
+            "allowed: two flat arrays of the same length"
+        )
     if isinstance(days, bool) or not isinstance(days, int | np.integer) or days < 1:
         raise ValueError(f"days = {days!r}: allowed: a whole number >= 1")
     if not 0.0 <= active_rate <= 1.0:
         raise ValueError(f"active_rate = {active_rate!r}: allowed: a probability in [0, 1]")
-    roles = (_strings(pids.size, "ordinary") if person_roles is None
-             else np.asarray(person_roles, dtype=object))
+    roles = _strings(pids.size, "ordinary") if person_roles is None else np.asarray(person_roles, dtype=object)
     if roles.shape != pids.shape:
-        raise ValueError(f"person_roles shape {roles.shape}: allowed: same length as person_ids "
-                         f"({pids.size})")
+        raise ValueError(f"person_roles shape {roles.shape}: allowed: same length as person_ids ({pids.size})")
 
     has_phone = np.flatnonzero(phones >= 0)
     eid = id_pool(rng_for(seed, "placebo", "ids"), has_phone.size)
     order = np.argsort(eid, kind="stable")
     holder, eid = has_phone[order], eid[order]
-    entities = pa.table({"entity_id": eid, "phone_hash": salted_hash(phones[holder], salt, DOMAIN_PHONE)},
-                        schema=SIGNALS_TABLES["entities"])
-    signals = _placebo_signals(eid, days=int(days), active_rate=active_rate,
-                               rng=rng_for(seed, "placebo", "signals"))
+    entities = pa.table(
+        {"entity_id": eid, "phone_hash": salted_hash(phones[holder], salt, DOMAIN_PHONE)},
+        schema=SIGNALS_TABLES["entities"],
+    )
+    signals = _placebo_signals(eid, days=int(days), active_rate=active_rate, rng=rng_for(seed, "placebo", "signals"))
     view = PartnerView(name=name, kind="signals", tables={"entities": entities, "signals": signals})
-    truth = pa.table({"partner": _strings(eid.size, name), "entity_id": eid,
-                      "person_id": pids[holder], "role": roles[holder]}, schema=TRUTH_TABLES["entities"])
+    truth = pa.table(
+        {"partner": _strings(eid.size, name), "entity_id": eid, "person_id": pids[holder], "role": roles[holder]},
+        schema=TRUTH_TABLES["entities"],
+    )
     return view, truth
 
 
-def _placebo_signals(entity_ids: np.ndarray, *, days: int, active_rate: float,
-                     rng: np.random.Generator) -> pa.Table:
+def _placebo_signals(entity_ids: np.ndarray, *, days: int, active_rate: float, rng: np.random.Generator) -> pa.Table:
     """Rows sorted by (ts, entity_id); one day at a time so memory stays at one day's worth of draws."""
     ts_parts, id_parts = [], []
     for day in range(days):

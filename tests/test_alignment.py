@@ -31,9 +31,7 @@ def _keys(rows: list[tuple]) -> pd.DataFrame:
 
 # Bank: entity 1 shares a phone with telco 10, entity 2 an e-mail with marketplace-like party 20,
 # entity 3 shares nothing, entity 4 has two accounts (two IBANs), the second one known to the party.
-HOLDER = _keys(
-    [(1, 111, 901, 5001), (2, 222, 902, 5002), (3, 333, NA, 5003), (4, 444, NA, 5004), (4, 444, NA, 5005)]
-)
+HOLDER = _keys([(1, 111, 901, 5001), (2, 222, 902, 5002), (3, 333, NA, 5003), (4, 444, NA, 5004), (4, 444, NA, 5005)])
 PARTY = _keys([(10, 111, NA, NA), (20, NA, 902, NA), (30, 999, NA, 5005), (40, 111, NA, NA)])
 
 
@@ -128,9 +126,7 @@ def realistic() -> tuple[dict[str, PartnerFeatures], pd.DataFrame]:
 
 
 def test_known_answer_alignment_is_complete_and_exact() -> None:
-    feats, truth = _features(
-        "known-answer", known_answer={"entities": 400, "days": 14, "bank_shifts": [1.0, 1.0]}
-    )
+    feats, truth = _features("known-answer", known_answer={"entities": 400, "days": 14, "bank_shifts": [1.0, 1.0]})
 
     a = align(feats["bank_1"].keys(), feats["telco"].keys(), holder="bank_1", party="telco")
     q = match_quality(a.pairs, truth, holder="bank_1", party="telco", holder_entities=a.holder_entities)

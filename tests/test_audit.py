@@ -119,8 +119,16 @@ def test_dp_models_stay_under_the_bound_at_epsilon_1_and_4() -> None:
     X, y, groups = _memorisation_data()
     cfg = TrainConfig(epochs=10, batch_size=100, learning_rate=0.01, seed=0, class_weight=None)
 
-    table = membership_audit(X, y, groups, config=cfg, model="mlp", epsilons=(1.0, 4.0),
-                             privacy=PrivacySettings(target_epsilon=1.0, accountant="rdp"), seed=0)
+    table = membership_audit(
+        X,
+        y,
+        groups,
+        config=cfg,
+        model="mlp",
+        epsilons=(1.0, 4.0),
+        privacy=PrivacySettings(target_epsilon=1.0, accountant="rdp"),
+        seed=0,
+    )
 
     assert set(table["epsilon"]) == {1.0, 4.0}
     assert (table["epsilon_spent"] <= table["epsilon"]).all()
@@ -163,18 +171,27 @@ def test_leakage_register_covers_every_sharing_regime() -> None:
 # --------------------------------------------------------------------------------------------
 def _runs() -> pd.DataFrame:
     rows = []
-    for regime, coalition, base in (("pooled", "bank_1+telco", 0.5), ("siloed", "bank_1", 0.3),
-                                    ("siloed", "telco", 0.2)):
+    for regime, coalition, base in (
+        ("pooled", "bank_1+telco", 0.5),
+        ("siloed", "bank_1", 0.3),
+        ("siloed", "telco", 0.2),
+    ):
         for eps in ("inf", "1"):
             for seed in ("0", "1"):
                 value = base - (0.1 if eps == "1" else 0.0) + (0.02 if seed == "1" else 0.0)
-                row = {"params.regime": regime, "params.coalition": coalition, "params.model": "logistic",
-                       "params.seed": seed, "params.epsilon": eps,
-                       "metrics.ed_h0_k0.005": value, "metrics.ed_h0_k0.005_lo": value - 0.05,
-                       "metrics.ed_h0_k0.005_hi": value + 0.05,
-                       "metrics.prevented_eur_d0_r1.0_k0.005": 1000 * value,
-                       "metrics.prevented_eur_d0_r1.0_k0.005_lo": 900 * value,
-                       "metrics.prevented_eur_d0_r1.0_k0.005_hi": 1100 * value}
+                row = {
+                    "params.regime": regime,
+                    "params.coalition": coalition,
+                    "params.model": "logistic",
+                    "params.seed": seed,
+                    "params.epsilon": eps,
+                    "metrics.ed_h0_k0.005": value,
+                    "metrics.ed_h0_k0.005_lo": value - 0.05,
+                    "metrics.ed_h0_k0.005_hi": value + 0.05,
+                    "metrics.prevented_eur_d0_r1.0_k0.005": 1000 * value,
+                    "metrics.prevented_eur_d0_r1.0_k0.005_lo": 900 * value,
+                    "metrics.prevented_eur_d0_r1.0_k0.005_hi": 1100 * value,
+                }
                 if eps == "1":
                     row.update({"metrics.dp_epsilon.bank_1": 0.99, "metrics.dp_delta.bank_1": 1e-5})
                     if regime == "pooled":
@@ -186,8 +203,10 @@ def _runs() -> pd.DataFrame:
 def test_privacy_utility_table_averages_seeds_and_keeps_the_best_silo() -> None:
     table = privacy_utility_table(_runs(), capacity=0.005)
 
-    assert set(zip(table["regime"], table["coalition"], strict=True)) == {("pooled", "bank_1+telco"),
-                                                                         ("siloed", "bank_1")}
+    assert set(zip(table["regime"], table["coalition"], strict=True)) == {
+        ("pooled", "bank_1+telco"),
+        ("siloed", "bank_1"),
+    }
     pooled_dp = table[(table["regime"] == "pooled") & (table["epsilon"] == 1.0)].iloc[0]
     assert pooled_dp["ed_h0"] == pytest.approx(0.41)  # mean of 0.40 and 0.42
     assert (pooled_dp["ed_h0_lo"], pooled_dp["ed_h0_hi"]) == pytest.approx((0.36, 0.46))

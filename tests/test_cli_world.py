@@ -47,12 +47,18 @@ def test_invalid_preset_names_the_value_and_the_allowed_presets(tmp_path: Path) 
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize(("persons", "must_name"), [("10", ("population.persons", "10", "500")),
-                                                     ("-5", ("population.persons", "-5", "500")),
-                                                     ("many", ("--persons", "many"))])
+@pytest.mark.parametrize(
+    ("persons", "must_name"),
+    [
+        ("10", ("population.persons", "10", "500")),
+        ("-5", ("population.persons", "-5", "500")),
+        ("many", ("--persons", "many")),
+    ],
+)
 def test_bad_persons_names_field_value_and_range(tmp_path: Path, persons: str, must_name: tuple[str, ...]) -> None:
-    code, text = _run("world", "generate", "--preset", "small", "--seed", "1", "--persons", persons,
-                      "--out", str(tmp_path / "w"))
+    code, text = _run(
+        "world", "generate", "--preset", "small", "--seed", "1", "--persons", persons, "--out", str(tmp_path / "w")
+    )
     assert code == 2 and "Traceback" not in text, text
     for word in must_name:
         assert word in text, f"{word!r} not in {text!r}"
@@ -87,8 +93,7 @@ def test_unwritable_output_fails_cleanly(tmp_path: Path) -> None:
     # a regular file where a directory is needed: unwritable even for root (chmod would not stop root)
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
-    code, text = _run("world", "generate", "--preset", "small", "--seed", "1", *TINY,
-                      "--out", str(blocker / "w"))
+    code, text = _run("world", "generate", "--preset", "small", "--seed", "1", *TINY, "--out", str(blocker / "w"))
     _assert_clean_failure(code, text, "cannot write", str(blocker))
     assert _leftovers(tmp_path) == ["blocker"] and blocker.read_text() == "not a directory"
 
@@ -99,8 +104,9 @@ def test_unwritable_output_fails_cleanly(tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "w"
-    code, text = _run("world", "generate", "--preset", "small", "--seed", "2", "--persons", "2000", "--days", "60",
-                      "--out", str(out))
+    code, text = _run(
+        "world", "generate", "--preset", "small", "--seed", "2", "--persons", "2000", "--days", "60", "--out", str(out)
+    )
     assert code == 0, text
     return out
 

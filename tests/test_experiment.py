@@ -203,7 +203,9 @@ def test_grid_rules_for_status_quo_gbt_dp_and_duplicates() -> None:
     data.update(
         regimes=["status_quo", "siloed", "pooled", "horizontal"],
         coalitions=[["bank_1", "bank_2"], ["telco", "bank_1"], ["bank_1", "telco"], ["bank_2"]],
-        models=["logistic", "gbt"], seeds=[0, 1], privacy={"epsilon": [float("inf"), 1.0]},
+        models=["logistic", "gbt"],
+        seeds=[0, 1],
+        privacy={"epsilon": [float("inf"), 1.0]},
     )
     partners = ["bank_1", "bank_2", "telco", "marketplace"]
 
@@ -278,8 +280,13 @@ def test_config_hash_is_the_same_in_another_process() -> None:
     here = [c.config_hash for c in expand(parse_experiment(data), PARTNERS)]
     env = {**os.environ, "PYTHONHASHSEED": "12345"}  # a different str hash seed than this process
 
-    out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT, json.dumps(data), ",".join(PARTNERS)],
-                         capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _HASH_SCRIPT, json.dumps(data), ",".join(PARTNERS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
 
     assert json.loads(out.stdout) == here
 
@@ -371,8 +378,9 @@ def four_cells() -> tuple[Any, list[RunSpec]]:
 
 
 def _result(cell: RunSpec) -> RunResult:
-    return RunResult(params={"delta": 1e-5}, metrics={"ap": 0.1 * cell.seed, "ap_lo": 0.0, "ap_hi": 0.5},
-                     tags={"note": "test"})
+    return RunResult(
+        params={"delta": 1e-5}, metrics={"ap": 0.1 * cell.seed, "ap_lo": 0.0, "ap_hi": 0.5}, tags={"note": "test"}
+    )
 
 
 @pytest.mark.xdist_group("mlflow")
@@ -422,8 +430,9 @@ def test_orphan_running_run_is_replaced(store_uri: str) -> None:
     cells = cells[:1]
     tracker = Tracker(store_uri, "orphan-running")
     # What a killed process leaves behind: a RUNNING run carrying the cell's config hash.
-    orphan = tracker.client.create_run(tracker.experiment_id, run_name=cells[0].run_name,
-                                       tags={CONFIG_HASH_TAG: cells[0].config_hash}).info.run_id
+    orphan = tracker.client.create_run(
+        tracker.experiment_id, run_name=cells[0].run_name, tags={CONFIG_HASH_TAG: cells[0].config_hash}
+    ).info.run_id
 
     summary = run_grid(spec, cells, _result, tracker, progress=False)
     found = tracker.find_runs(cells[0].config_hash)

@@ -47,10 +47,14 @@ def make_private(model, config, loader, *, noise_multiplier=1.0, max_grad_norm=1
     engine = PrivacyEngine(accountant="rdp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        wrapped = engine.make_private(module=model, optimizer=make_optimizer(model, config),
-                                      data_loader=loader, noise_multiplier=noise_multiplier,
-                                      max_grad_norm=max_grad_norm,
-                                      noise_generator=torch.Generator().manual_seed(seed))
+        wrapped = engine.make_private(
+            module=model,
+            optimizer=make_optimizer(model, config),
+            data_loader=loader,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            noise_generator=torch.Generator().manual_seed(seed),
+        )
     return engine, *wrapped
 
 
@@ -80,8 +84,7 @@ def test_one_sgd_step_equals_the_hand_computed_bce_plus_proximal_gradient():
     w0, b0 = (a.astype(np.float64) for a in get_weights(model))
     w_ref, b_ref = np.array([[0.5, 0.5]]), np.array([-1.0])
     lr, mu = 0.1, 2.0
-    config = TrainConfig(epochs=1, batch_size=1, optimizer="sgd", learning_rate=lr, proximal_mu=mu,
-                         class_weight=None)
+    config = TrainConfig(epochs=1, batch_size=1, optimizer="sgd", learning_rate=lr, proximal_mu=mu, class_weight=None)
     # Execute
     fit(model, x, label, config=config, reference_params=[w_ref, b_ref])
     # Assert
@@ -202,8 +205,9 @@ def test_empty_poisson_batches_still_take_a_counted_noisy_step():
     # Sampling rate 1/300 per row: P(empty batch) = (1 − 1/300)^300 ≈ e⁻¹, so many batches are empty.
     X, y = two_gaussians(300, shift=1.0, seed=13)
     config = TrainConfig(epochs=1, batch_size=1, learning_rate=0.01, class_weight=None)
-    engine, model, optimizer, loader = make_private(make_model("logistic", n_features=2, seed=0), config,
-                                                    make_loader(X, y, batch_size=1, seed=0))
+    engine, model, optimizer, loader = make_private(
+        make_model("logistic", n_features=2, seed=0), config, make_loader(X, y, batch_size=1, seed=0)
+    )
     sizes = [len(batch[1]) for batch in loader]
     report = fit(model, X, y, config=config, optimizer=optimizer, data_loader=loader)
     assert 0 in sizes

@@ -105,16 +105,19 @@ def test_pinned_epsilon_for_the_opacus_readme_schedule() -> None:
     assert epsilon_spent(history, delta=1e-5, accountant="prv") == pytest.approx(1.467, abs=0.02)
 
 
-@pytest.mark.parametrize(("sigma", "q", "steps", "delta", "accountant"), [
-    (1.06, 0.0256, 80, 1e-5, "rdp"),
-    (0.8, 0.01, 1000, 1e-6, "rdp"),
-    (1.06, 0.0256, 80, 1e-5, "prv"),
-    (2.0, 0.1, 200, 1e-5, "prv"),
-])
-def test_epsilon_agrees_with_dp_accounting_within_five_percent(sigma: float, q: float, steps: int,
-                                                               delta: float, accountant: str) -> None:
-    check = crosscheck_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta,
-                               accountant=accountant)
+@pytest.mark.parametrize(
+    ("sigma", "q", "steps", "delta", "accountant"),
+    [
+        (1.06, 0.0256, 80, 1e-5, "rdp"),
+        (0.8, 0.01, 1000, 1e-6, "rdp"),
+        (1.06, 0.0256, 80, 1e-5, "prv"),
+        (2.0, 0.1, 200, 1e-5, "prv"),
+    ],
+)
+def test_epsilon_agrees_with_dp_accounting_within_five_percent(
+    sigma: float, q: float, steps: int, delta: float, accountant: str
+) -> None:
+    check = crosscheck_epsilon(noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=accountant)
 
     assert check.relative_difference <= 0.05, check
 
@@ -128,13 +131,19 @@ def test_default_delta_is_a_tenth_of_one_over_n() -> None:
 # --------------------------------------------------------------------------------------------
 # Property: target-ε mode never overshoots
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("target", "q", "steps", "accountant"), [
-    (0.5, 0.05, 100, "rdp"), (1.0, 0.01, 2000, "rdp"), (4.0, 0.1, 50, "rdp"), (8.0, 0.05, 200, "rdp"),
-    (1.0, 0.05, 100, "prv"), (4.0, 0.2, 50, "prv"),
-])
+@pytest.mark.parametrize(
+    ("target", "q", "steps", "accountant"),
+    [
+        (0.5, 0.05, 100, "rdp"),
+        (1.0, 0.01, 2000, "rdp"),
+        (4.0, 0.1, 50, "rdp"),
+        (8.0, 0.05, 200, "rdp"),
+        (1.0, 0.05, 100, "prv"),
+        (4.0, 0.2, 50, "prv"),
+    ],
+)
 def test_noise_for_target_never_overshoots(target: float, q: float, steps: int, accountant: str) -> None:
-    sigma = noise_for_target(target_epsilon=target, delta=1e-5, sample_rate=q, steps=steps,
-                             accountant=accountant)
+    sigma = noise_for_target(target_epsilon=target, delta=1e-5, sample_rate=q, steps=steps, accountant=accountant)
 
     spent = epsilon_spent([(sigma, q, steps)], delta=1e-5, accountant=accountant)
     assert spent <= target
@@ -148,8 +157,17 @@ def test_training_in_target_mode_ends_at_or_under_the_target(target: float, roun
     state, spent = None, []
 
     for r in range(rounds):
-        out = make_private_fit(make_model("logistic", n_features=X.shape[1], seed=r), X, y, privacy=settings,
-                               config=CFG, seed=0, groups=groups, state=state, total_rounds=rounds)
+        out = make_private_fit(
+            make_model("logistic", n_features=X.shape[1], seed=r),
+            X,
+            y,
+            privacy=settings,
+            config=CFG,
+            seed=0,
+            groups=groups,
+            state=state,
+            total_rounds=rounds,
+        )
         state = out.state
         spent.append(out.ledger.epsilon)
 
@@ -157,8 +175,17 @@ def test_training_in_target_mode_ends_at_or_under_the_target(target: float, roun
     assert spent == sorted(spent)  # ε accumulates across rounds: the history is carried
     assert state is not None and state.rounds_done == rounds
     with pytest.raises(PrivacyError, match="planned for"):
-        make_private_fit(make_model("logistic", n_features=X.shape[1], seed=9), X, y, privacy=settings,
-                         config=CFG, seed=0, groups=groups, state=state, total_rounds=rounds)
+        make_private_fit(
+            make_model("logistic", n_features=X.shape[1], seed=9),
+            X,
+            y,
+            privacy=settings,
+            config=CFG,
+            seed=0,
+            groups=groups,
+            state=state,
+            total_rounds=rounds,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,9 +234,9 @@ def test_ledger_states_entities_as_unit_and_delta_one_tenth_of_one_over_n() -> N
     X, y, groups = _data(n_entities=250)
     model = make_model("mlp", n_features=X.shape[1], seed=0)
 
-    out = make_private_fit(model, X, y,
-                           privacy=PrivacySettings(noise_multiplier=1.0, accountant="rdp"), config=CFG,
-                           seed=0, groups=groups)
+    out = make_private_fit(
+        model, X, y, privacy=PrivacySettings(noise_multiplier=1.0, accountant="rdp"), config=CFG, seed=0, groups=groups
+    )
 
     assert out.ledger.n_examples == 250
     assert out.ledger.delta == pytest.approx(1 / 2500)
@@ -232,12 +259,15 @@ def test_fresh_noise_every_round_and_a_seed_reproduces_a_run() -> None:
         make_private_fit(model, X, y, privacy=settings, config=CFG, seed=seed, groups=groups, state=state)
         return model.net.weight.detach().numpy().copy()
 
-    first = AccountantState(accountant="rdp", history=((1.0, 0.1, 20),), noise_multiplier=1.0,
-                            sample_rate=0.1, delta=1e-4, rounds_done=1)
+    first = AccountantState(
+        accountant="rdp", history=((1.0, 0.1, 20),), noise_multiplier=1.0, sample_rate=0.1, delta=1e-4, rounds_done=1
+    )
     record = first.to_dict()
     assert AccountantState.from_dict(record) == first
-    assert all(isinstance(v, str | int | float) or (isinstance(v, list) and all(isinstance(x, int | float)
-               for x in v)) for v in record.values())  # fits a Flower ConfigRecord: scalars, flat lists
+    assert all(
+        isinstance(v, str | int | float) or (isinstance(v, list) and all(isinstance(x, int | float) for x in v))
+        for v in record.values()
+    )  # fits a Flower ConfigRecord: scalars, flat lists
     assert np.array_equal(weights(3), weights(3))
     assert not np.array_equal(weights(3), weights(3, AccountantState.from_dict(first.to_dict())))
 
@@ -245,16 +275,19 @@ def test_fresh_noise_every_round_and_a_seed_reproduces_a_run() -> None:
 # --------------------------------------------------------------------------------------------
 # Bad input fails before any training
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"target_epsilon": 0.0}, "target_epsilon"),
-    ({"target_epsilon": -1.0}, "target_epsilon"),
-    ({"target_epsilon": 1.0, "delta": 1.0}, "delta"),
-    ({"target_epsilon": 1.0, "delta": 2.5}, "delta"),
-    ({"target_epsilon": 1.0, "noise_multiplier": 1.1}, "not both"),
-    ({}, "all None"),
-    ({"noise_multiplier": 0.0}, "noise_multiplier"),
-    ({"target_epsilon": 1.0, "accountant": "gdp"}, "accountant"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"target_epsilon": 0.0}, "target_epsilon"),
+        ({"target_epsilon": -1.0}, "target_epsilon"),
+        ({"target_epsilon": 1.0, "delta": 1.0}, "delta"),
+        ({"target_epsilon": 1.0, "delta": 2.5}, "delta"),
+        ({"target_epsilon": 1.0, "noise_multiplier": 1.1}, "not both"),
+        ({}, "all None"),
+        ({"noise_multiplier": 0.0}, "noise_multiplier"),
+        ({"target_epsilon": 1.0, "accountant": "gdp"}, "accountant"),
+    ],
+)
 def test_bad_settings_are_refused_with_the_field_named(kwargs: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         PrivacySettings(**kwargs)
@@ -275,8 +308,7 @@ def test_dp_on_a_model_opacus_cannot_wrap_fails_before_training() -> None:
     before = [p.detach().clone() for p in model.parameters()]
 
     with pytest.raises(PrivacyError, match="BatchNorm"):
-        make_private_fit(model, X, y, privacy=PrivacySettings(target_epsilon=1.0), config=CFG, seed=0,
-                         groups=groups)
+        make_private_fit(model, X, y, privacy=PrivacySettings(target_epsilon=1.0), config=CFG, seed=0, groups=groups)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
@@ -289,18 +321,27 @@ def test_gbt_with_dp_is_refused() -> None:
 
 
 def _experiment(privacy: dict) -> dict:
-    return {"name": "t", "world": {"preset": "small", "seed": 1}, "split": {"train_days": 10, "gap_days": 1,
-            "test_days": 10}, "regimes": ["pooled"], "models": ["logistic", "gbt"], "seeds": [0],
-            "privacy": privacy}
+    return {
+        "name": "t",
+        "world": {"preset": "small", "seed": 1},
+        "split": {"train_days": 10, "gap_days": 1, "test_days": 10},
+        "regimes": ["pooled"],
+        "models": ["logistic", "gbt"],
+        "seeds": [0],
+        "privacy": privacy,
+    }
 
 
-@pytest.mark.parametrize(("privacy", "words"), [
-    ({"epsilon": [1.0], "noise_multiplier": [1.0]}, ["privacy", "not both"]),
-    ({"epsilon": [0.0]}, ["privacy.epsilon[0]", "> 0"]),
-    ({"epsilon": [1.0], "delta": 1.0}, ["privacy.delta", "< 1"]),
-    ({"epsilon": [1.0], "max_grad_norm": -1}, ["privacy.max_grad_norm"]),
-    ({"epsilon": [1.0], "max_rows_per_entity": 0}, ["privacy.max_rows_per_entity"]),
-])
+@pytest.mark.parametrize(
+    ("privacy", "words"),
+    [
+        ({"epsilon": [1.0], "noise_multiplier": [1.0]}, ["privacy", "not both"]),
+        ({"epsilon": [0.0]}, ["privacy.epsilon[0]", "> 0"]),
+        ({"epsilon": [1.0], "delta": 1.0}, ["privacy.delta", "< 1"]),
+        ({"epsilon": [1.0], "max_grad_norm": -1}, ["privacy.max_grad_norm"]),
+        ({"epsilon": [1.0], "max_rows_per_entity": 0}, ["privacy.max_rows_per_entity"]),
+    ],
+)
 def test_bad_experiment_privacy_names_the_field(privacy: dict, words: list[str]) -> None:
     with pytest.raises(ExperimentError) as err:
         parse_experiment(_experiment(privacy))
@@ -319,8 +360,13 @@ def test_epsilon_sweep_expands_to_dp_cells_and_keeps_non_private_hashes() -> Non
 
     dp = [c for c in cells if not math.isinf(c.epsilon)]
     assert sorted(c.epsilon for c in dp) == [0.5, 1, 2, 4, 8]
-    assert all(c.model == "logistic" and c.privacy is not None and c.privacy.target_epsilon == c.epsilon
-               and c.privacy.delta == 1e-6 for c in dp)
+    assert all(
+        c.model == "logistic"
+        and c.privacy is not None
+        and c.privacy.target_epsilon == c.epsilon
+        and c.privacy.delta == 1e-6
+        for c in dp
+    )
     assert len({c.config_hash for c in cells}) == len(cells)
     # a non-private cell hashes as before privacy settings existed (its privacy is None, left out)
     inf_hashes = {c.config_hash for c in cells if math.isinf(c.epsilon)}
@@ -354,6 +400,5 @@ def test_client_level_warning_and_epsilon() -> None:
     assert "3 partners" in client_level_warning(3) and "drowns the signal" in client_level_warning(3)
     assert "3 partners" in client_level_warning(3, language="nl")
     # every partner every round: no amplification, plain Gaussian composition (RDP closed form)
-    eps = client_level_epsilon(noise_multiplier=2.0, rounds=10, delta=1e-5, sampled_clients=3,
-                               total_clients=3)
+    eps = client_level_epsilon(noise_multiplier=2.0, rounds=10, delta=1e-5, sampled_clients=3, total_clients=3)
     assert eps == pytest.approx(_rdp_gaussian_epsilon(sigma=2.0, steps=10, delta=1e-5), rel=1e-9)

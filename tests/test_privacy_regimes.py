@@ -17,12 +17,18 @@ from fedsim.regimes import RunContext, TrainingSettings, get_regime
 from fedsim.runner import Workspace
 from synthetic.world import generate
 
-SPEC = {"name": "dp",
-        "world": {"preset": "known-answer", "seed": 3, "overrides": {"persons": 3000, "days": 20}},
-        "split": {"train_days": 10, "gap_days": 0, "test_days": 10}, "regimes": ["siloed"],
-        "coalitions": [["bank_1"]], "models": ["logistic"], "seeds": [0],
-        "training": {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "negative_rate": 0.1},
-        "privacy": {"epsilon": [1.0, "inf"]}, "metrics": {"bootstrap": 20}}
+SPEC = {
+    "name": "dp",
+    "world": {"preset": "known-answer", "seed": 3, "overrides": {"persons": 3000, "days": 20}},
+    "split": {"train_days": 10, "gap_days": 0, "test_days": 10},
+    "regimes": ["siloed"],
+    "coalitions": [["bank_1"]],
+    "models": ["logistic"],
+    "seeds": [0],
+    "training": {"epochs": 2, "batch_size": 64, "learning_rate": 0.01, "negative_rate": 0.1},
+    "privacy": {"epsilon": [1.0, "inf"]},
+    "metrics": {"bootstrap": 20},
+}
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +61,18 @@ def test_epsilon_sweep_runs_end_to_end_and_logs_the_dp_ledger(ws: Workspace) -> 
 
 def test_noise_mode_from_the_options_and_gbt_refused_before_training(ws: Workspace) -> None:
     def ctx(model: str, epsilon: float, options: dict) -> RunContext:
-        return RunContext(world=ws.world, coalition=("bank_1",), model=model, seed=0, split=ws.split,
-                          training=TrainingSettings(1, 64, 0.01, 0.1), features=ws.features, truth=ws.truth,
-                          epsilon=epsilon, options=options)
+        return RunContext(
+            world=ws.world,
+            coalition=("bank_1",),
+            model=model,
+            seed=0,
+            split=ws.split,
+            training=TrainingSettings(1, 64, 0.01, 0.1),
+            features=ws.features,
+            truth=ws.truth,
+            epsilon=epsilon,
+            options=options,
+        )
 
     noise_mode = {"privacy": PrivacySettings(noise_multiplier=2.0, accountant="rdp")}
     result = get_regime("siloed").run(ctx("logistic", math.inf, noise_mode))

@@ -22,16 +22,18 @@ PARTNERS = ["bank_1", "bank_2", "telco", "marketplace"]
 
 
 def a_cell(seed: int = 0) -> RunSpec:
-    spec = parse_experiment({
-        "name": "tracking-test",
-        "world": {"preset": "small", "seed": 3},
-        "split": {"train_days": 20, "gap_days": 2, "test_days": 10},
-        "regimes": ["pooled"],
-        "coalitions": [["telco", "bank_1"]],
-        "models": ["logistic"],
-        "seeds": [seed],
-        "metrics": {"bootstrap": 10},
-    })
+    spec = parse_experiment(
+        {
+            "name": "tracking-test",
+            "world": {"preset": "small", "seed": 3},
+            "split": {"train_days": 20, "gap_days": 2, "test_days": 10},
+            "regimes": ["pooled"],
+            "coalitions": [["telco", "bank_1"]],
+            "models": ["logistic"],
+            "seeds": [seed],
+            "metrics": {"bootstrap": 10},
+        }
+    )
     (cell,) = expand(spec, PARTNERS)
     return cell
 
@@ -65,8 +67,7 @@ def test_tracking_uri_explicit_then_env_then_cwd(tmp_path: Path, monkeypatch: py
 
 @pytest.mark.parametrize(
     ("key", "clean"),
-    [("ed_h0_k0.005", "ed_h0_k0.005"), ("a+b|c=d@e", "a_b_c_d_e"), ("../up", "_up"),
-     ("per/round", "per_round")],
+    [("ed_h0_k0.005", "ed_h0_k0.005"), ("a+b|c=d@e", "a_b_c_d_e"), ("../up", "_up"), ("per/round", "per_round")],
 )
 def test_keys_are_sanitized_to_what_mlflow_accepts(key: str, clean: str) -> None:
     assert sanitize_key(key) == clean
@@ -107,8 +108,9 @@ def test_nan_metric_is_kept_as_undefined() -> None:
 # --------------------------------------------------------------------------------------------
 def _git_head() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -190,8 +192,11 @@ def test_runs_table_of_unknown_experiment_names_it(store_uri: str) -> None:
 def test_runs_do_not_nest(store_uri: str) -> None:
     tracker = Tracker(store_uri, "no-nesting")
 
-    with tracker.start_run(a_cell(seed=0)) as outer, pytest.raises(TrackingError, match="still active"), \
-            tracker.start_run(a_cell(seed=1)):
+    with (
+        tracker.start_run(a_cell(seed=0)) as outer,
+        pytest.raises(TrackingError, match="still active"),
+        tracker.start_run(a_cell(seed=1)),
+    ):
         pass
 
     assert tracker.find_runs(a_cell(seed=0).config_hash) == [(outer, "FINISHED")]

@@ -62,8 +62,9 @@ def dp_tpr_bound(fpr: float, *, epsilon: float, delta: float) -> float:
     return min(1.0, math.exp(epsilon) * fpr + delta)
 
 
-def epsilon_lower_bound(*, tp: int, n_members: int, fp: int, n_nonmembers: int, delta: float,
-                        level: float = 0.95) -> float:
+def epsilon_lower_bound(
+    *, tp: int, n_members: int, fp: int, n_nonmembers: int, delta: float, level: float = 0.95
+) -> float:
     """Empirical ε lower bound from one attack threshold, at confidence ``level`` (0 when nothing is shown).
 
     (ε, δ)-DP implies TPR ≤ e^ε·FPR + δ and 1 − FPR ≤ e^ε·(1 − TPR) + δ (Kairouz et al. 2015), so
@@ -109,9 +110,16 @@ def auc_interval(auc: float, *, n_pos: int, n_neg: int, z: float = 1.959964) -> 
     return max(0.0, auc - half), min(1.0, auc + half)
 
 
-def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *, epsilon: float, delta: float,
-                     fprs: tuple[float, ...] = DEFAULT_FPRS, level: float = 0.95, seed: int = 0
-                     ) -> pd.DataFrame:
+def membership_table(
+    member_scores: np.ndarray,
+    nonmember_scores: np.ndarray,
+    *,
+    epsilon: float,
+    delta: float,
+    fprs: tuple[float, ...] = DEFAULT_FPRS,
+    level: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """TPR at each target FPR with CIs, next to the DP bound e^ε·FPR + δ, and the empirical ε lower bound.
 
     Scores: higher = "more likely a member", one per person. Each set is split at random (``seed``)
@@ -127,8 +135,8 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
     if mem.size < 4 or non.size < 4:
         raise ValueError(f"scores: {mem.size} members, {non.size} non-members; allowed: at least 4 of each")
     mem, non = rng.permutation(mem), rng.permutation(non)
-    mem_cal, mem_ev = mem[: mem.size // 2], mem[mem.size // 2:]
-    non_cal, non_ev = non[: non.size // 2], non[non.size // 2:]
+    mem_cal, mem_ev = mem[: mem.size // 2], mem[mem.size // 2 :]
+    non_cal, non_ev = non[: non.size // 2], non[non.size // 2 :]
     del mem_cal  # thresholds need only the non-members' calibration scores
     auc = _roc_auc(mem_ev, non_ev)
     auc_lo, auc_hi = auc_interval(auc, n_pos=mem_ev.size, n_neg=non_ev.size)
@@ -140,16 +148,31 @@ def membership_table(member_scores: np.ndarray, nonmember_scores: np.ndarray, *,
         fpr_lo, fpr_hi = clopper_pearson(fp, non_ev.size, level=level)
         fpr = fp / non_ev.size
         bound_hi = dp_tpr_bound(fpr_hi, epsilon=epsilon, delta=delta)
-        rows.append({
-            "fpr_target": target, "threshold": t, "tp": tp, "n_members": mem_ev.size, "fp": fp,
-            "n_nonmembers": non_ev.size, "tpr": tp / mem_ev.size, "tpr_lo": tpr_lo, "tpr_hi": tpr_hi,
-            "fpr": fpr, "fpr_lo": fpr_lo, "fpr_hi": fpr_hi,
-            "bound": dp_tpr_bound(fpr, epsilon=epsilon, delta=delta), "bound_hi": bound_hi,
-            "under_bound": bool(tpr_lo <= bound_hi),
-            "epsilon_lower_bound": epsilon_lower_bound(tp=tp, n_members=mem_ev.size, fp=fp,
-                                                       n_nonmembers=non_ev.size, delta=delta, level=level),
-            "auc": auc, "auc_lo": auc_lo, "auc_hi": auc_hi,
-        })
+        rows.append(
+            {
+                "fpr_target": target,
+                "threshold": t,
+                "tp": tp,
+                "n_members": mem_ev.size,
+                "fp": fp,
+                "n_nonmembers": non_ev.size,
+                "tpr": tp / mem_ev.size,
+                "tpr_lo": tpr_lo,
+                "tpr_hi": tpr_hi,
+                "fpr": fpr,
+                "fpr_lo": fpr_lo,
+                "fpr_hi": fpr_hi,
+                "bound": dp_tpr_bound(fpr, epsilon=epsilon, delta=delta),
+                "bound_hi": bound_hi,
+                "under_bound": bool(tpr_lo <= bound_hi),
+                "epsilon_lower_bound": epsilon_lower_bound(
+                    tp=tp, n_members=mem_ev.size, fp=fp, n_nonmembers=non_ev.size, delta=delta, level=level
+                ),
+                "auc": auc,
+                "auc_lo": auc_lo,
+                "auc_hi": auc_hi,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -183,8 +206,10 @@ def label_leakage_report(gradients: np.ndarray, labels: np.ndarray) -> dict[str,
 
     y = np.asarray(labels).astype(int).reshape(-1)
     if y.shape[0] != np.asarray(gradients).shape[0] or np.unique(y).size != 2:
-        raise ValueError(f"labels: shape {y.shape}, classes {np.unique(y)}; allowed: one 0/1 label per "
-                         "gradient row, both classes present")
+        raise ValueError(
+            f"labels: shape {y.shape}, classes {np.unique(y)}; allowed: one 0/1 label per "
+            "gradient row, both classes present"
+        )
     scores = label_leakage_scores(gradients)
     out = {f"auc_{name}": float(roc_auc_score(y, s)) for name, s in scores.items()}
     out.update(n=float(y.size), positives=float(y.sum()))
@@ -196,30 +221,64 @@ def label_leakage_report(gradients: np.ndarray, labels: np.ndarray) -> dict[str,
 # --------------------------------------------------------------------------------------------
 _REGISTER: tuple[tuple[str, str, str, str], ...] = (
     ("siloed", "each partner", "only its own customers' data and its own reports", "—"),
-    ("watchlist", "each partner",
-     "hashed identifiers (IBAN, phone, payout account) that another partner reported as fraud, with the "
-     "time they were listed", "salted hashes; ε does not apply (the list is shared in the clear)"),
-    ("watchlist", "list operator", "every reported identifier hash and which partner reported it, and when",
-     "salted hashes"),
-    ("pooled", "central party", "every partner's rows, features and reports (raw data)",
-     "DP-SGD protects what the trained model reveals, not the central copy"),
-    ("horizontal", "server (aggregator)",
-     "each bank's model update every round (without secure aggregation); gradients can reveal rows",
-     "DP-SGD per bank (ε per bank); secure aggregation hides single updates"),
+    (
+        "watchlist",
+        "each partner",
+        "hashed identifiers (IBAN, phone, payout account) that another partner reported as fraud, with the "
+        "time they were listed",
+        "salted hashes; ε does not apply (the list is shared in the clear)",
+    ),
+    (
+        "watchlist",
+        "list operator",
+        "every reported identifier hash and which partner reported it, and when",
+        "salted hashes",
+    ),
+    (
+        "pooled",
+        "central party",
+        "every partner's rows, features and reports (raw data)",
+        "DP-SGD protects what the trained model reveals, not the central copy",
+    ),
+    (
+        "horizontal",
+        "server (aggregator)",
+        "each bank's model update every round (without secure aggregation); gradients can reveal rows",
+        "DP-SGD per bank (ε per bank); secure aggregation hides single updates",
+    ),
     ("horizontal", "other banks", "the global model after each round", "DP-SGD per bank"),
-    ("vertical", "every party (PSI)",
-     "the intersection: which of its customers are also customers of the other party", "PSI reveals the "
-     "intersection by design (cardinality-only mode reveals just its size)"),
-    ("vertical", "label holder (top model)",
-     "each aligned person's embedding from every other party, every batch", "DP-SGD on the bottom models"),
-    ("vertical", "non-label party (bottom model)",
-     "the gradient of the loss w.r.t. its embeddings: fraud labels leak through their norm and direction "
-     "(measured by label_leakage_report)", "label DP / gradient noise at the label holder"),
-    ("hybrid", "server and parties", "the union of horizontal and vertical: updates, intersection, "
-     "embeddings, gradients", "as horizontal and vertical"),
-    ("all DP regimes", "anyone holding the model",
-     "the Standardizer's per-feature mean and scale (computed without noise) and labels that other "
-     "persons' reports put on an entity's rows", "not covered by ε — stated in every report"),
+    (
+        "vertical",
+        "every party (PSI)",
+        "the intersection: which of its customers are also customers of the other party",
+        "PSI reveals the intersection by design (cardinality-only mode reveals just its size)",
+    ),
+    (
+        "vertical",
+        "label holder (top model)",
+        "each aligned person's embedding from every other party, every batch",
+        "DP-SGD on the bottom models",
+    ),
+    (
+        "vertical",
+        "non-label party (bottom model)",
+        "the gradient of the loss w.r.t. its embeddings: fraud labels leak through their norm and direction "
+        "(measured by label_leakage_report)",
+        "label DP / gradient noise at the label holder",
+    ),
+    (
+        "hybrid",
+        "server and parties",
+        "the union of horizontal and vertical: updates, intersection, embeddings, gradients",
+        "as horizontal and vertical",
+    ),
+    (
+        "all DP regimes",
+        "anyone holding the model",
+        "the Standardizer's per-feature mean and scale (computed without noise) and labels that other "
+        "persons' reports put on an entity's rows",
+        "not covered by ε — stated in every report",
+    ),
 )
 
 

@@ -54,8 +54,9 @@ def _as_float(value: object) -> float:
         return math.nan
 
 
-def privacy_utility_table(runs: pd.DataFrame, *, capacity: float = 0.005, metrics: Sequence[str] = PRIMARY,
-                          best_silo: bool = True) -> pd.DataFrame:
+def privacy_utility_table(
+    runs: pd.DataFrame, *, capacity: float = 0.005, metrics: Sequence[str] = PRIMARY, best_silo: bool = True
+) -> pd.DataFrame:
     """ε (target, spent) against each metric at alert capacity ``capacity``, one row per privacy point.
 
     Args:
@@ -73,14 +74,19 @@ def privacy_utility_table(runs: pd.DataFrame, *, capacity: float = 0.005, metric
     if runs.empty:
         return pd.DataFrame()
     k = f"{capacity:g}"
-    frame = pd.DataFrame({
-        "regime": _param(runs, "regime").astype(str), "coalition": _param(runs, "coalition").astype(str),
-        "model": _param(runs, "model").astype(str), "seed": _param(runs, "seed"),
-        "epsilon": _param(runs, "epsilon").map(_as_float),
-        "sigma": _param(runs, "privacy.noise_multiplier").map(_as_float),
-        "epsilon_spent": _per_run(runs, _DP_EPS, "max"), "epsilon_total": _per_run(runs, _DP_EPS, "sum"),
-        "delta": _per_run(runs, _DP_DELTA, "max"),
-    })
+    frame = pd.DataFrame(
+        {
+            "regime": _param(runs, "regime").astype(str),
+            "coalition": _param(runs, "coalition").astype(str),
+            "model": _param(runs, "model").astype(str),
+            "seed": _param(runs, "seed"),
+            "epsilon": _param(runs, "epsilon").map(_as_float),
+            "sigma": _param(runs, "privacy.noise_multiplier").map(_as_float),
+            "epsilon_spent": _per_run(runs, _DP_EPS, "max"),
+            "epsilon_total": _per_run(runs, _DP_EPS, "sum"),
+            "delta": _per_run(runs, _DP_DELTA, "max"),
+        }
+    )
     names = []
     for m in metrics:
         for suffix in ("", "_lo", "_hi"):
@@ -91,15 +97,29 @@ def privacy_utility_table(runs: pd.DataFrame, *, capacity: float = 0.005, metric
     frame.loc[~private, ["epsilon_spent", "epsilon_total"]] = math.inf
     keys = ["regime", "coalition", "model", "epsilon", "sigma"]
     values = [c for c in frame.columns if c not in (*keys, "seed")]
-    table = (frame.groupby(keys, dropna=False)[values].mean()
-             .join(frame.groupby(keys, dropna=False)["seed"].nunique().rename("n_seeds")).reset_index())
+    table = (
+        frame.groupby(keys, dropna=False)[values]
+        .mean()
+        .join(frame.groupby(keys, dropna=False)["seed"].nunique().rename("n_seeds"))
+        .reset_index()
+    )
     if best_silo:
         table = _keep_best_silo(table, names[0] if names else None)
     table["odds_factor"] = np.exp(table["epsilon_spent"].astype(float))
-    order = [*keys, "epsilon_spent", "epsilon_total", "delta", "n_seeds",
-             *[f"{m}{s}" for m in names for s in ("", "_lo", "_hi")], "odds_factor"]
-    return table[order].sort_values(["regime", "coalition", "model", "epsilon", "sigma"],
-                                    ascending=[True, True, True, False, False]).reset_index(drop=True)
+    order = [
+        *keys,
+        "epsilon_spent",
+        "epsilon_total",
+        "delta",
+        "n_seeds",
+        *[f"{m}{s}" for m in names for s in ("", "_lo", "_hi")],
+        "odds_factor",
+    ]
+    return (
+        table[order]
+        .sort_values(["regime", "coalition", "model", "epsilon", "sigma"], ascending=[True, True, True, False, False])
+        .reset_index(drop=True)
+    )
 
 
 def _keep_best_silo(table: pd.DataFrame, metric: str | None) -> pd.DataFrame:

@@ -67,16 +67,29 @@ def format_node_config(config: Mapping[str, Value]) -> str:
     return " ".join(f"{k}={_toml_value(v)}" for k, v in config.items())
 
 
-def write_app_dir(dest: Path, *, name: str, components: Mapping[str, str], config: Mapping[str, Value],
-                  publisher: str = "fedsim") -> Path:
+def write_app_dir(
+    dest: Path, *, name: str, components: Mapping[str, str], config: Mapping[str, Value], publisher: str = "fedsim"
+) -> Path:
     """A Flower app directory: ``pyproject.toml`` naming the ServerApp/ClientApp and the run config.
 
     The apps themselves are imported from the installed fedsim package on every machine.
     """
     dest.mkdir(parents=True, exist_ok=True)
-    lines = ["[build-system]", 'requires = ["hatchling"]', 'build-backend = "hatchling.build"', "",
-             "[project]", f"name = {_toml_value(name)}", 'version = "1.0.0"', "dependencies = []", "",
-             "[tool.flwr.app]", f"publisher = {_toml_value(publisher)}", "", "[tool.flwr.app.components]"]
+    lines = [
+        "[build-system]",
+        'requires = ["hatchling"]',
+        'build-backend = "hatchling.build"',
+        "",
+        "[project]",
+        f"name = {_toml_value(name)}",
+        'version = "1.0.0"',
+        "dependencies = []",
+        "",
+        "[tool.flwr.app]",
+        f"publisher = {_toml_value(publisher)}",
+        "",
+        "[tool.flwr.app.components]",
+    ]
     lines += [f"{k} = {_toml_value(v)}" for k, v in components.items()]
     lines += ["", "[tool.flwr.app.config]"] + [f"{k} = {_toml_value(v)}" for k, v in config.items()]
     (dest / "pyproject.toml").write_text("\n".join(lines) + "\n")
@@ -143,17 +156,37 @@ class LocalDeployment:
         self.port = free_port()
         (home / "config.toml").write_text(
             f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n')
+            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
+        )
         try:
             link_log = self.work_dir / "superlink.log"
-            self._spawn("superlink", [_bin("flower-superlink"), "--insecure", "--port", str(self.port),
-                                      "--disable-runtime-dependency-installation"], link_log)
+            self._spawn(
+                "superlink",
+                [
+                    _bin("flower-superlink"),
+                    "--insecure",
+                    "--port",
+                    str(self.port),
+                    "--disable-runtime-dependency-installation",
+                ],
+                link_log,
+            )
             _wait_port(self.port, timeout_s=self.startup_timeout_s, process=self.processes["superlink"], log=link_log)
             for label, config in self.node_configs.items():
-                self._spawn(f"supernode-{label}", [
-                    _bin("flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{self.port}",
-                    "--port", str(free_port()), "--node-config", format_node_config(config)],
-                    self.work_dir / f"supernode-{label}.log")
+                self._spawn(
+                    f"supernode-{label}",
+                    [
+                        _bin("flower-supernode"),
+                        "--insecure",
+                        "--superlink",
+                        f"127.0.0.1:{self.port}",
+                        "--port",
+                        str(free_port()),
+                        "--node-config",
+                        format_node_config(config),
+                    ],
+                    self.work_dir / f"supernode-{label}.log",
+                )
         except BaseException:
             self.stop()
             raise
@@ -161,20 +194,24 @@ class LocalDeployment:
     def _spawn(self, name: str, cmd: list[str], log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "wb") as fh:
-            self.processes[name] = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(),
-                                                    cwd=self.work_dir, start_new_session=True)
+            self.processes[name] = subprocess.Popen(
+                cmd, stdout=fh, stderr=subprocess.STDOUT, env=self.env(), cwd=self.work_dir, start_new_session=True
+            )
 
     def run(self, app_dir: Path, *, timeout_s: float = 1800.0) -> str:
         """``flwr run <app_dir> --stream`` against this SuperLink; returns its output. Raises on failure."""
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                raise FedsimError(f"{name} exited with code {proc.returncode} before the run; log:\n"
-                                  f"{_tail(self.work_dir / (name + '.log'))}")
+                raise FedsimError(
+                    f"{name} exited with code {proc.returncode} before the run; log:\n"
+                    f"{_tail(self.work_dir / (name + '.log'))}"
+                )
         log = self.work_dir / "flwr-run.log"
         cmd = [_bin("flwr"), "run", str(app_dir), CONNECTION, "--stream"]
         try:
-            done = subprocess.run(cmd, env=self.env(), cwd=self.work_dir, capture_output=True, timeout=timeout_s,
-                                  check=False)
+            done = subprocess.run(
+                cmd, env=self.env(), cwd=self.work_dir, capture_output=True, timeout=timeout_s, check=False
+            )
         except subprocess.TimeoutExpired as err:
             raise FedsimError(f"flwr run did not finish within {timeout_s:.0f} s") from err
         text = (done.stdout or b"").decode(errors="replace") + (done.stderr or b"").decode(errors="replace")
@@ -205,8 +242,15 @@ class LocalDeployment:
 # --------------------------------------------------------------------------------------------------
 # Horizontal FL on the deployment engine
 # --------------------------------------------------------------------------------------------------
-def run_horizontal_deployment(ctx: Any, members: list[str], settings: Any, *, work: Path,
-                              capture_dir: str | Path | None = None, faults: Mapping[str, int] | None = None) -> Any:
+def run_horizontal_deployment(
+    ctx: Any,
+    members: list[str],
+    settings: Any,
+    *,
+    work: Path,
+    capture_dir: str | Path | None = None,
+    faults: Mapping[str, int] | None = None,
+) -> Any:
     """One horizontal federation on a local SuperLink + SuperNodes; returns its HorizontalOutcome.
 
     Each SuperNode gets a partner directory with only its partner's tables and own truth rows
@@ -217,11 +261,19 @@ def run_horizontal_deployment(ctx: Any, members: list[str], settings: Any, *, wo
     from fedsim.federation.horizontal_app import COMPONENTS, run_config
     from fedsim.federation.partner_data import export_partner_world
 
-    nodes = {p: {"partner": p, "world-dir": str(export_partner_world(ctx.world, ctx.truth, p, work / "nodes" / p))}
-             for p in members}
+    nodes = {
+        p: {"partner": p, "world-dir": str(export_partner_world(ctx.world, ctx.truth, p, work / "nodes" / p))}
+        for p in members
+    }
     out = work / "out"
-    config = run_config(ctx, settings, out_dir=out, num_partners=len(members), faults=dict(faults or {}),
-                        capture_dir=Path(capture_dir) if capture_dir else None)
+    config = run_config(
+        ctx,
+        settings,
+        out_dir=out,
+        num_partners=len(members),
+        faults=dict(faults or {}),
+        capture_dir=Path(capture_dir) if capture_dir else None,
+    )
     app = write_app_dir(work / "app", name="fedsim-horizontal", components=COMPONENTS, config=config)
     with LocalDeployment(nodes, work / "flower") as deployment:
         try:
@@ -258,21 +310,43 @@ def _cmd_write_app(args: argparse.Namespace) -> None:
     from fedsim.experiment import load_experiment
     from fedsim.federation.horizontal import HorizontalSettings
     from fedsim.federation.horizontal_app import COMPONENTS, run_config
-    from fedsim.regimes.base import RunContext, TrainingSettings
+    from fedsim.rows import RunContext, TrainingSettings
 
     spec = load_experiment(args.experiment)
     w, f, t = spec.split.windows(), spec.federation, spec.training
     second = w.get("second_test")
-    split = Split(w["train"][0] * DAY, w["train"][1] * DAY, w["test"][0] * DAY, w["test"][1] * DAY,
-                  (second[0] * DAY, second[1] * DAY) if second else None)
+    split = Split(
+        w["train"][0] * DAY,
+        w["train"][1] * DAY,
+        w["test"][0] * DAY,
+        w["test"][1] * DAY,
+        (second[0] * DAY, second[1] * DAY) if second else None,
+    )
     model = next((m for m in spec.models if m != "gbt"), "logistic")
     training = TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate)
-    ctx = RunContext(world=None, coalition=(), model=model, seed=args.seed, split=split,  # type: ignore[arg-type]
-                     training=training, features={}, truth={})
-    settings = HorizontalSettings.model_validate({
-        "rounds": f.rounds, "local_epochs": f.local_epochs, "strategy": f.strategy, "proximal_mu": f.proximal_mu,
-        "secure_aggregation": f.secure_aggregation, "model": model, "seed": args.seed, "batch_size": t.batch_size,
-        "learning_rate": t.learning_rate})
+    ctx = RunContext(
+        world=None,
+        coalition=(),
+        model=model,
+        seed=args.seed,
+        split=split,  # type: ignore[arg-type]
+        training=training,
+        features={},
+        truth={},
+    )
+    settings = HorizontalSettings.model_validate(
+        {
+            "rounds": f.rounds,
+            "local_epochs": f.local_epochs,
+            "strategy": f.strategy,
+            "proximal_mu": f.proximal_mu,
+            "secure_aggregation": f.secure_aggregation,
+            "model": model,
+            "seed": args.seed,
+            "batch_size": t.batch_size,
+            "learning_rate": t.learning_rate,
+        }
+    )
     config = run_config(ctx, settings, out_dir=Path(args.out_dir).resolve(), num_partners=args.partners)
     print(write_app_dir(Path(args.out), name="fedsim-horizontal", components=COMPONENTS, config=config))
 

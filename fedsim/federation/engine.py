@@ -98,7 +98,7 @@ class WarmRayStats:
 
 RAY_STATS = WarmRayStats()
 _PREFERENCE = {"warm": True}  # what run_in_simulation does when the caller does not say
-_PERSISTENT: dict[str, Any] = {}   # "class": the backend class, "original": Flower's RayBackend, "pool": warm pool
+_PERSISTENT: dict[str, Any] = {}  # "class": the backend class, "original": Flower's RayBackend, "pool": warm pool
 _LOCK = threading.Lock()
 
 
@@ -115,8 +115,12 @@ def _persistent_backend_class() -> type:
 
         def build(self, app_fn: Callable[[], Any]) -> None:
             pool = _PERSISTENT.get("pool")
-            if pool is not None and pool.client_resources == self.client_resources \
-                    and len(pool.pool) == pool.num_actors and _ray_initialized():
+            if (
+                pool is not None
+                and pool.client_resources == self.client_resources
+                and len(pool.pool) == pool.num_actors
+                and _ray_initialized()
+            ):
                 self.pool, self.app_fn = pool, app_fn
                 RAY_STATS.pools_reused += 1
                 return
@@ -167,8 +171,11 @@ def keep_ray_warm(enabled: bool = True) -> bool:
             RAY_STATS.installed = False
             return False
         if not flower_version().startswith(TESTED_FLOWER):
-            logger.warning("flwr %s: keeping Ray warm is tested on %sx only; Ray restarts per federated run",
-                           flower_version(), TESTED_FLOWER)
+            logger.warning(
+                "flwr %s: keeping Ray warm is tested on %sx only; Ray restarts per federated run",
+                flower_version(),
+                TESTED_FLOWER,
+            )
             return False
         setattr(raybackend, "RayBackend", _persistent_backend_class())  # noqa: B010 - start_vce looks it up
         if not RAY_STATS.installed:
@@ -219,8 +226,15 @@ def quiet_flower(verbose: bool = False) -> Iterator[None]:
         flwr_logger.removeFilter(drop)
 
 
-def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_per_client: float = 1.0,
-                      warm: bool | None = None, verbose: bool = False) -> float:
+def run_in_simulation(
+    server_app: Any,
+    client_app: Any,
+    *,
+    num_nodes: int,
+    cpus_per_client: float = 1.0,
+    warm: bool | None = None,
+    verbose: bool = False,
+) -> float:
     """Run ``server_app`` with ``num_nodes`` SuperNodes of ``client_app`` on Flower's simulation engine (Ray).
 
     Args:
@@ -242,13 +256,19 @@ def run_in_simulation(server_app: Any, client_app: Any, *, num_nodes: int, cpus_
     wanted = _PREFERENCE["warm"] if warm is None else warm
     if wanted != RAY_STATS.installed:
         keep_ray_warm(wanted)
-    backend_config: Any = {"client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
-                      "init_args": {"include_dashboard": False, "log_to_driver": verbose,
-                                    "logging_level": "WARNING"}}
+    backend_config: Any = {
+        "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
+        "init_args": {"include_dashboard": False, "log_to_driver": verbose, "logging_level": "WARNING"},
+    }
     started = time.perf_counter()
     with quiet_flower(verbose):
-        run_simulation(server_app=server_app, client_app=client_app, num_supernodes=num_nodes,
-                       backend_config=backend_config, verbose_logging=verbose)
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=num_nodes,
+            backend_config=backend_config,
+            verbose_logging=verbose,
+        )
     return time.perf_counter() - started
 
 
@@ -274,8 +294,9 @@ class CapturedMessage:
 
 
 def _summarise(message: Any, direction: str, context: Any) -> CapturedMessage:
-    out = CapturedMessage(direction=direction, message_type=str(message.metadata.message_type),
-                          node_config=dict(context.node_config))
+    out = CapturedMessage(
+        direction=direction, message_type=str(message.metadata.message_type), node_config=dict(context.node_config)
+    )
     if message.has_error():
         out.error = str(message.error.reason)
         return out

@@ -67,7 +67,7 @@ from fedsim.federation.standardize import (
 )
 from fedsim.models import make_model
 from fedsim.privacy import PrivacyError, PrivacySettings, privacy_for
-from fedsim.regimes.base import RunContext, entity_days
+from fedsim.rows import RunContext, entity_days
 from fedsim.training import TrainConfig, fit, get_weights, predict_scores, set_weights, weight_names
 
 logger = logging.getLogger("fedsim.federation")
@@ -94,26 +94,36 @@ class HorizontalSettings(BaseModel):
     batch_size: int = Field(512, ge=1, description="rows per local batch (count)")
     learning_rate: float = Field(0.01, gt=0, le=10, description="local optimizer step size")
     round_timeout_s: float = Field(900.0, gt=0, description="seconds to wait for the partners' replies")
-    privacy: PrivacySettings | None = Field(None, description="record-level DP-SGD inside every partner "
-                                            "(fedsim.privacy); None = no DP")
+    privacy: PrivacySettings | None = Field(
+        None, description="record-level DP-SGD inside every partner (fedsim.privacy); None = no DP"
+    )
 
     @classmethod
     def from_context(cls, ctx: RunContext) -> HorizontalSettings:
         """Settings from a run: ``ctx.options`` (the experiment's ``federation`` section) + ``ctx.training``."""
         o = ctx.options
         if ctx.model not in ("logistic", "mlp"):
-            raise FedsimError(f"model = {ctx.model!r}: horizontal FL trains torch models only; "
-                              "allowed: logistic, mlp")
+            raise FedsimError(f"model = {ctx.model!r}: horizontal FL trains torch models only; allowed: logistic, mlp")
         privacy = privacy_for(ctx)
         if privacy is not None and privacy.client_level is not None:
-            raise PrivacyError("privacy.client_level: client-level DP (Flower's DP wrappers) is not wired into "
-                               "horizontal FL; allowed: record-level DP-SGD (epsilon / noise_multiplier) or none")
-        return cls.model_validate({
-            "rounds": o.get("rounds", 5), "local_epochs": o.get("local_epochs", 1),
-            "strategy": o.get("strategy", "fedavg"), "proximal_mu": o.get("proximal_mu", 0.01),
-            "secure_aggregation": o.get("secure_aggregation", False), "model": ctx.model, "seed": ctx.seed,
-            "batch_size": ctx.training.batch_size, "learning_rate": ctx.training.learning_rate,
-            "privacy": privacy if privacy is not None and privacy.record_level else None})
+            raise PrivacyError(
+                "privacy.client_level: client-level DP (Flower's DP wrappers) is not wired into "
+                "horizontal FL; allowed: record-level DP-SGD (epsilon / noise_multiplier) or none"
+            )
+        return cls.model_validate(
+            {
+                "rounds": o.get("rounds", 5),
+                "local_epochs": o.get("local_epochs", 1),
+                "strategy": o.get("strategy", "fedavg"),
+                "proximal_mu": o.get("proximal_mu", 0.01),
+                "secure_aggregation": o.get("secure_aggregation", False),
+                "model": ctx.model,
+                "seed": ctx.seed,
+                "batch_size": ctx.training.batch_size,
+                "learning_rate": ctx.training.learning_rate,
+                "privacy": privacy if privacy is not None and privacy.record_level else None,
+            }
+        )
 
     @property
     def mu(self) -> float:
@@ -122,9 +132,16 @@ class HorizontalSettings(BaseModel):
 
     def client_config(self) -> dict[str, Any]:
         """Training settings every train message carries (ConfigRecord keys)."""
-        return {"model": self.model, "seed": self.seed, "local-epochs": self.local_epochs, "rounds": self.rounds,
-                "batch-size": self.batch_size, "learning-rate": self.learning_rate, "proximal-mu": self.mu,
-                "dp-settings": self.privacy.model_dump_json() if self.privacy is not None else ""}
+        return {
+            "model": self.model,
+            "seed": self.seed,
+            "local-epochs": self.local_epochs,
+            "rounds": self.rounds,
+            "batch-size": self.batch_size,
+            "learning-rate": self.learning_rate,
+            "proximal-mu": self.mu,
+            "dp-settings": self.privacy.model_dump_json() if self.privacy is not None else "",
+        }
 
 
 @dataclass
@@ -192,8 +209,13 @@ class LocalRound:
     dp_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def train_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any], *,
-                  dp_state: dict[str, Any] | None = None) -> LocalRound:
+def train_locally(
+    data: PartnerData,
+    arrays: Sequence[np.ndarray],
+    config: Mapping[str, Any],
+    *,
+    dp_state: dict[str, Any] | None = None,
+) -> LocalRound:
     """One round at one partner: global weights in, locally trained weights out (shared loop ``fit``).
 
     Rows are weighted by their subsampling weight times the global ``pos-weight`` for positives (the
@@ -206,10 +228,16 @@ def train_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mappi
     model = make_model(str(config["model"]), n_features=X.shape[1], seed=int(config["seed"]))
     set_weights(model, arrays)
     mu = float(config.get("proximal-mu", 0.0))
-    cfg = TrainConfig.model_validate({
-        "epochs": int(config["local-epochs"]), "batch_size": int(config["batch-size"]),
-        "learning_rate": float(config["learning-rate"]), "proximal_mu": mu, "class_weight": None,
-        "seed": round_seed(int(config["seed"]), int(config["server-round"]), data.partner)})
+    cfg = TrainConfig.model_validate(
+        {
+            "epochs": int(config["local-epochs"]),
+            "batch_size": int(config["batch-size"]),
+            "learning_rate": float(config["learning-rate"]),
+            "proximal_mu": mu,
+            "class_weight": None,
+            "seed": round_seed(int(config["seed"]), int(config["server-round"]), data.partner),
+        }
+    )
     weight = data.weight * np.where(data.y == 1, float(config["pos-weight"]), 1.0)
     reference = list(arrays) if mu > 0 else None
     if not config.get("dp-settings"):
@@ -217,16 +245,25 @@ def train_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mappi
         return LocalRound(get_weights(model), data.n_rows, float(report.final_loss))
     from fedsim.privacy import AccountantState, make_private_fit
 
-    out = make_private_fit(model, X, y, privacy=PrivacySettings.model_validate_json(str(config["dp-settings"])),
-                           config=cfg, seed=round_seed(int(config["seed"]), 0, data.partner), groups=data.entity,
-                           sample_weight=weight, state=AccountantState.from_dict(dp_state) if dp_state else None,
-                           total_rounds=int(config["rounds"]), reference_params=reference)
-    return LocalRound(get_weights(model), data.n_rows, float(out.report.final_loss), out.state.to_dict(),
-                      out.ledger.as_metrics())
+    out = make_private_fit(
+        model,
+        X,
+        y,
+        privacy=PrivacySettings.model_validate_json(str(config["dp-settings"])),
+        config=cfg,
+        seed=round_seed(int(config["seed"]), 0, data.partner),
+        groups=data.entity,
+        sample_weight=weight,
+        state=AccountantState.from_dict(dp_state) if dp_state else None,
+        total_rounds=int(config["rounds"]),
+        reference_params=reference,
+    )
+    return LocalRound(
+        get_weights(model), data.n_rows, float(out.report.final_loss), out.state.to_dict(), out.ledger.as_metrics()
+    )
 
 
-def score_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any],
-                  out_dir: Path) -> int:
+def score_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any], out_dir: Path) -> int:
     """Score the partner's own test rows with the global model; write entity-day scores to ``out_dir``.
 
     Files: ``scores_<window>.parquet`` (partner, entity_id, day, decision_ts, score). Returns the
@@ -244,8 +281,14 @@ def score_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mappi
             score = np.zeros(len(frame))
         else:
             score = predict_scores(model, std.transform(frame[data.columns].to_numpy(np.float64)))
-        rows = pd.DataFrame({"partner": data.partner, "entity_id": frame["entity_id"].to_numpy(),
-                             "decision_ts": frame["decision_ts"].to_numpy(), "score": score})
+        rows = pd.DataFrame(
+            {
+                "partner": data.partner,
+                "entity_id": frame["entity_id"].to_numpy(),
+                "decision_ts": frame["decision_ts"].to_numpy(),
+                "score": score,
+            }
+        )
         days = entity_days(rows)
         days.to_parquet(out_dir / f"scores_{window}.parquet", index=False)
         written += len(days)
@@ -339,11 +382,13 @@ def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config:
     _limit_threads()
     saved = context.state.config_records.get(DP_STATE)
     try:
-        result = train_locally(env.data(context), arrays, config,
-                               dp_state=json.loads(str(saved["state"])) if saved is not None else None)
+        result = train_locally(
+            env.data(context), arrays, config, dp_state=json.loads(str(saved["state"])) if saved is not None else None
+        )
     except Exception as err:
-        raise FedsimError(f"partner {partner}, round {server_round}: local training failed: "
-                          f"{type(err).__name__}: {err}") from err
+        raise FedsimError(
+            f"partner {partner}, round {server_round}: local training failed: {type(err).__name__}: {err}"
+        ) from err
     if result.dp_state is not None:
         from flwr.app import ConfigRecord
 
@@ -351,8 +396,9 @@ def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config:
     return result
 
 
-def make_client_app(env: ClientEnv, *, capture_dir: str | Path | None = None,
-                    mods: Sequence[Callable[..., Any]] = ()) -> Any:
+def make_client_app(
+    env: ClientEnv, *, capture_dir: str | Path | None = None, mods: Sequence[Callable[..., Any]] = ()
+) -> Any:
     """The horizontal ClientApp: ``query.stats``, ``train`` (Message API or SecAgg+ legacy), ``query.score``.
 
     capture_dir: record every message in and out (:func:`~fedsim.federation.engine.capture_mod`).
@@ -367,12 +413,18 @@ def make_client_app(env: ClientEnv, *, capture_dir: str | Path | None = None,
     def stats(msg: Message, context: Any) -> Message:
         data = env.data(context)
         m, positive, negative = partner_summary(data)
-        return Message(RecordDict({
-            "moments": ArrayRecord({"count": Array(m.count), "mean": Array(m.mean), "m2": Array(m.m2)}),
-            "metrics": MetricRecord({"n-rows": data.n_rows, "positive-weight": positive,
-                                     "negative-weight": negative}),
-            "identity": ConfigRecord({"partner": data.partner, "columns": list(data.columns)}),
-        }), reply_to=msg)
+        return Message(
+            RecordDict(
+                {
+                    "moments": ArrayRecord({"count": Array(m.count), "mean": Array(m.mean), "m2": Array(m.m2)}),
+                    "metrics": MetricRecord(
+                        {"n-rows": data.n_rows, "positive-weight": positive, "negative-weight": negative}
+                    ),
+                    "identity": ConfigRecord({"partner": data.partner, "columns": list(data.columns)}),
+                }
+            ),
+            reply_to=msg,
+        )
 
     @app.train(mods=[_optional_secagg_mod])
     def train(msg: Message, context: Any) -> Message:
@@ -381,10 +433,17 @@ def make_client_app(env: ClientEnv, *, capture_dir: str | Path | None = None,
         record = cast(Any, msg.content["arrays"])
         names = list(record.keys())
         done = _local_round(env, context, record.to_numpy_ndarrays(), dict(msg.content["config"]))
-        return Message(RecordDict({
-            "arrays": ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, done.weights, strict=True)}),
-            "metrics": MetricRecord({"train-loss": done.loss, "num-examples": done.n_examples, **done.dp_metrics}),
-        }), reply_to=msg)
+        return Message(
+            RecordDict(
+                {
+                    "arrays": ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, done.weights, strict=True)}),
+                    "metrics": MetricRecord(
+                        {"train-loss": done.loss, "num-examples": done.n_examples, **done.dp_metrics}
+                    ),
+                }
+            ),
+            reply_to=msg,
+        )
 
     @app.query("score")
     def score(msg: Message, context: Any) -> Message:
@@ -405,8 +464,12 @@ def _legacy_train(env: ClientEnv, msg: Any, context: Any) -> Any:
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     config = from_legacy_config(dict(fitins.config))
     done = _local_round(env, context, parameters_to_ndarrays(fitins.parameters), config)
-    res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters(done.weights), done.n_examples,
-                 {"train-loss": done.loss, **done.dp_metrics})
+    res = FitRes(
+        Status(Code.OK, "ok"),
+        ndarrays_to_parameters(done.weights),
+        done.n_examples,
+        {"train-loss": done.loss, **done.dp_metrics},
+    )
     return Message(compat.fitres_to_recorddict(res, keep_input=False), reply_to=msg)
 
 
@@ -420,8 +483,9 @@ def to_legacy_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def from_legacy_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """Inverse of :func:`to_legacy_config`."""
-    return {k: json.loads(v[len(_JSON):]) if isinstance(v, str) and v.startswith(_JSON) else v
-            for k, v in config.items()}
+    return {
+        k: json.loads(v[len(_JSON) :]) if isinstance(v, str) and v.startswith(_JSON) else v for k, v in config.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -476,8 +540,9 @@ def _wait_for_nodes(grid: Any, expected: int, timeout_s: float) -> list[int]:
         if len(nodes) >= expected:
             return nodes
         if time.monotonic() > deadline:
-            raise FedsimError(f"horizontal: only {len(nodes)} of {expected} partners connected within "
-                              f"{timeout_s:.0f} s")
+            raise FedsimError(
+                f"horizontal: only {len(nodes)} of {expected} partners connected within {timeout_s:.0f} s"
+            )
         time.sleep(0.2)
 
 
@@ -507,15 +572,23 @@ def _collect_stats(replies: dict[int, Any]) -> tuple[dict[int, str], list[str], 
         ident, metrics, rec = reply.content["identity"], reply.content["metrics"], reply.content["moments"]
         partner_of[node] = str(ident["partner"])
         columns[partner_of[node]] = list(ident["columns"])
-        moments.append(ColumnMoments(n_rows=int(metrics["n-rows"]), count=rec["count"].numpy(),
-                                     mean=rec["mean"].numpy(), m2=rec["m2"].numpy()))
+        moments.append(
+            ColumnMoments(
+                n_rows=int(metrics["n-rows"]),
+                count=rec["count"].numpy(),
+                mean=rec["mean"].numpy(),
+                m2=rec["m2"].numpy(),
+            )
+        )
         positive += float(metrics["positive-weight"])
         negative += float(metrics["negative-weight"])
     first = sorted(columns)[0]
     for partner, cols in columns.items():
         if cols != columns[first]:
-            raise FedsimError(f"horizontal: partner {partner} has feature columns {cols}, {first} has "
-                              f"{columns[first]}; allowed: partners of one kind with the same columns")
+            raise FedsimError(
+                f"horizontal: partner {partner} has feature columns {cols}, {first} has "
+                f"{columns[first]}; allowed: partners of one kind with the same columns"
+            )
     return partner_of, columns[first], combine_moments(moments), positive, negative
 
 
@@ -536,11 +609,14 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
     round_loss = [math.nan] * settings.rounds
     rounds_started = time.perf_counter()
     if uninformative:
-        logger.warning("horizontal: no reported fraud at %s in the training window; nothing to train, "
-                       "every row scores 0", ", ".join(sorted(partner_of.values())))
+        logger.warning(
+            "horizontal: no reported fraud at %s in the training window; nothing to train, every row scores 0",
+            ", ".join(sorted(partner_of.values())),
+        )
     elif settings.secure_aggregation:
-        arrays, round_loss = _secagg_rounds(grid, context, settings, config, arrays, log,
-                                            max_weight=float(moments.n_rows))
+        arrays, round_loss = _secagg_rounds(
+            grid, context, settings, config, arrays, log, max_weight=float(moments.n_rows)
+        )
     else:
         arrays, round_loss = _message_api_rounds(grid, settings, config, names, arrays, log)
     rounds_seconds = time.perf_counter() - rounds_started
@@ -549,15 +625,27 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
     scored = _ask_all(grid, nodes, SCORE, RecordDict({"arrays": final, "config": score_config}), timeout)
     _require_all(scored, nodes, partner_of, f"scoring after round {settings.rounds}")
     n_examples = {partner_of[n]: int(stats[n].content["metrics"]["n-rows"]) for n in nodes}
-    return HorizontalOutcome(partners=sorted(partner_of.values()), rounds=settings.rounds, round_loss=round_loss,
-                             partner_loss=log.partner_loss, dropouts=log.dropouts, n_examples=n_examples,
-                             n_features=std.n_features_out_, pos_weight=pos_weight, uninformative=uninformative,
-                             secure_aggregation=settings.secure_aggregation, strategy=settings.strategy,
-                             rounds_seconds=rounds_seconds, failure_reasons=log.reasons, dp=log.dp)
+    return HorizontalOutcome(
+        partners=sorted(partner_of.values()),
+        rounds=settings.rounds,
+        round_loss=round_loss,
+        partner_loss=log.partner_loss,
+        dropouts=log.dropouts,
+        n_examples=n_examples,
+        n_features=std.n_features_out_,
+        pos_weight=pos_weight,
+        uninformative=uninformative,
+        secure_aggregation=settings.secure_aggregation,
+        strategy=settings.strategy,
+        rounds_seconds=rounds_seconds,
+        failure_reasons=log.reasons,
+        dp=log.dp,
+    )
 
 
-def global_setup(settings: HorizontalSettings, moments: ColumnMoments, *, positive: float, negative: float
-                 ) -> tuple[Any, dict[str, Any]]:
+def global_setup(
+    settings: HorizontalSettings, moments: ColumnMoments, *, positive: float, negative: float
+) -> tuple[Any, dict[str, Any]]:
     """The global standardiser and the config every partner trains with (settings + scaling + class balance).
 
     ``pos-weight`` = Σw₋ / Σw₊ over all partners (NaN when no partner has a positive row).
@@ -573,17 +661,24 @@ def fedavg(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) ->
     updates: one list of arrays per partner (same shapes, same order); weights: n_k (rows) per partner.
     """
     if not updates or len(updates) != len(weights):
-        raise ValueError(f"updates: {len(updates)} partners, weights: {len(weights)}; allowed: one weight per "
-                         "partner, at least one partner")
+        raise ValueError(
+            f"updates: {len(updates)} partners, weights: {len(weights)}; allowed: one weight per "
+            "partner, at least one partner"
+        )
     total = float(sum(weights))
     if total <= 0:
         raise ValueError(f"weights: sum {total}; allowed: a positive total")
-    return [np.sum([np.asarray(u[i], dtype=np.float64) * (w / total) for u, w in zip(updates, weights, strict=True)],
-                   axis=0) for i in range(len(updates[0]))]
+    return [
+        np.sum(
+            [np.asarray(u[i], dtype=np.float64) * (w / total) for u, w in zip(updates, weights, strict=True)], axis=0
+        )
+        for i in range(len(updates[0]))
+    ]
 
 
-def run_in_process(datas: Sequence[PartnerData], settings: HorizontalSettings
-                   ) -> tuple[list[np.ndarray], HorizontalOutcome, dict[str, Any]]:
+def run_in_process(
+    datas: Sequence[PartnerData], settings: HorizontalSettings
+) -> tuple[list[np.ndarray], HorizontalOutcome, dict[str, Any]]:
     """The same federation with no Flower at all: statistics, then rounds of local training + :func:`fedavg`.
 
     The ``in_process`` engine: a reference for tests (a Flower run must give the same model) and the
@@ -601,8 +696,10 @@ def run_in_process(datas: Sequence[PartnerData], settings: HorizontalSettings
     states: dict[str, dict[str, Any] | None] = {d.partner: None for d in datas}
     started = time.perf_counter()
     for server_round in range(1, settings.rounds + 1 if positive > 0 else 1):
-        results = [train_locally(d, arrays, {**config, "server-round": server_round}, dp_state=states[d.partner])
-                   for d in datas]
+        results = [
+            train_locally(d, arrays, {**config, "server-round": server_round}, dp_state=states[d.partner])
+            for d in datas
+        ]
         sizes = [r.n_examples for r in results]
         arrays = fedavg([r.weights for r in results], sizes)
         round_loss[server_round - 1] = sum(r.n_examples * r.loss for r in results) / sum(sizes)
@@ -612,16 +709,31 @@ def run_in_process(datas: Sequence[PartnerData], settings: HorizontalSettings
             if r.dp_metrics:
                 log.dp[d.partner] = r.dp_metrics
     outcome = HorizontalOutcome(
-        partners=[d.partner for d in datas], rounds=settings.rounds, round_loss=round_loss,
-        partner_loss=log.partner_loss, dropouts={}, n_examples={d.partner: d.n_rows for d in datas},
-        n_features=std.n_features_out_, pos_weight=float(config["pos-weight"]), uninformative=positive <= 0,
-        secure_aggregation=False, strategy=settings.strategy, rounds_seconds=time.perf_counter() - started,
-        dp=log.dp)
+        partners=[d.partner for d in datas],
+        rounds=settings.rounds,
+        round_loss=round_loss,
+        partner_loss=log.partner_loss,
+        dropouts={},
+        n_examples={d.partner: d.n_rows for d in datas},
+        n_features=std.n_features_out_,
+        pos_weight=float(config["pos-weight"]),
+        uninformative=positive <= 0,
+        secure_aggregation=False,
+        strategy=settings.strategy,
+        rounds_seconds=time.perf_counter() - started,
+        dp=log.dp,
+    )
     return arrays, outcome, {**config, "constant": positive <= 0}
 
 
-def _message_api_rounds(grid: Any, settings: HorizontalSettings, config: dict[str, Any], names: list[str],
-                        arrays: list[np.ndarray], log: RoundLog) -> tuple[list[np.ndarray], list[float]]:
+def _message_api_rounds(
+    grid: Any,
+    settings: HorizontalSettings,
+    config: dict[str, Any],
+    names: list[str],
+    arrays: list[np.ndarray],
+    log: RoundLog,
+) -> tuple[list[np.ndarray], list[float]]:
     from flwr.app import Array, ArrayRecord, ConfigRecord
     from flwr.serverapp.strategy import FedAvg, FedProx
 
@@ -637,23 +749,41 @@ def _message_api_rounds(grid: Any, settings: HorizontalSettings, config: dict[st
             return super().aggregate_train(server_round, replies)
 
     n = len(log.partner_of)
-    kwargs: dict[str, Any] = {"fraction_train": 1.0, "fraction_evaluate": 0.0, "min_train_nodes": n,
-                              "min_evaluate_nodes": 0, "min_available_nodes": n}
+    kwargs: dict[str, Any] = {
+        "fraction_train": 1.0,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": n,
+        "min_evaluate_nodes": 0,
+        "min_available_nodes": n,
+    }
     if settings.strategy == "fedprox":
         kwargs["proximal_mu"] = settings.proximal_mu
     strategy = Recording(**kwargs)
     train_config = ConfigRecord(config)  # FedProx also sets "proximal-mu" itself (same value)
-    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(
-        {k: Array(np.asarray(v)) for k, v in zip(names, arrays, strict=True)}), num_rounds=settings.rounds,
-        timeout=settings.round_timeout_s, train_config=train_config)
-    losses = [float(result.train_metrics_clientapp.get(r, {}).get("train-loss", math.nan))
-              for r in range(1, settings.rounds + 1)]
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord({k: Array(np.asarray(v)) for k, v in zip(names, arrays, strict=True)}),
+        num_rounds=settings.rounds,
+        timeout=settings.round_timeout_s,
+        train_config=train_config,
+    )
+    losses = [
+        float(result.train_metrics_clientapp.get(r, {}).get("train-loss", math.nan))
+        for r in range(1, settings.rounds + 1)
+    ]
     return result.arrays.to_numpy_ndarrays(), losses
 
 
-def _secagg_rounds(grid: Any, context: Any, settings: HorizontalSettings, config: dict[str, Any],
-                   arrays: list[np.ndarray], log: RoundLog, *, max_weight: float
-                   ) -> tuple[list[np.ndarray], list[float]]:
+def _secagg_rounds(
+    grid: Any,
+    context: Any,
+    settings: HorizontalSettings,
+    config: dict[str, Any],
+    arrays: list[np.ndarray],
+    log: RoundLog,
+    *,
+    max_weight: float,
+) -> tuple[list[np.ndarray], list[float]]:
     """Rounds through Flower's SecAgg+ workflow (legacy stack); FedProx = FedAvg + the client's μ term."""
     from flwr.common import ndarrays_to_parameters
     from flwr.server import LegacyContext, ServerConfig
@@ -667,34 +797,52 @@ def _secagg_rounds(grid: Any, context: Any, settings: HorizontalSettings, config
         total = sum(k for k, _ in results)
         epsilons = [float(m["dp_epsilon"]) for _, m in results if "dp_epsilon" in m]
         if epsilons:  # the replies are anonymous under SecAgg+: keep the worst partner's ε, δ
-            log.dp[MAX_OVER_PARTNERS] = {"dp_epsilon": max(epsilons),
-                                         "dp_delta": max(float(m["dp_delta"]) for _, m in results)}
+            log.dp[MAX_OVER_PARTNERS] = {
+                "dp_epsilon": max(epsilons),
+                "dp_delta": max(float(m["dp_delta"]) for _, m in results),
+            }
         return {"train-loss": sum(k * float(m["train-loss"]) for k, m in results) / total} if total else {}
 
     strategy = LegacyFedAvg(
-        fraction_fit=1.0, fraction_evaluate=0.0, min_fit_clients=n, min_evaluate_clients=0, min_available_clients=n,
-        initial_parameters=ndarrays_to_parameters(arrays), fit_metrics_aggregation_fn=cast(Any, weighted_loss),
-        on_fit_config_fn=lambda server_round: to_legacy_config({**config, "server-round": server_round}))
-    legacy = LegacyContext(context, config=ServerConfig(num_rounds=settings.rounds,
-                                                        round_timeout=settings.round_timeout_s), strategy=strategy)
+        fraction_fit=1.0,
+        fraction_evaluate=0.0,
+        min_fit_clients=n,
+        min_evaluate_clients=0,
+        min_available_clients=n,
+        initial_parameters=ndarrays_to_parameters(arrays),
+        fit_metrics_aggregation_fn=cast(Any, weighted_loss),
+        on_fit_config_fn=lambda server_round: to_legacy_config({**config, "server-round": server_round}),
+    )
+    legacy = LegacyContext(
+        context,
+        config=ServerConfig(num_rounds=settings.rounds, round_timeout=settings.round_timeout_s),
+        strategy=strategy,
+    )
     # All partners hold shares; any 2/3 of them (at least 2) can unmask a dropped partner's pairwise masks.
     # max_weight = all rows, so each partner's weight ratio n_k / max_weight stays <= 1 (no overflow).
-    workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(
-        num_shares=1.0, reconstruction_threshold=0.67, max_weight=max_weight, clipping_range=16.0,
-        timeout=settings.round_timeout_s))
+    workflow = DefaultWorkflow(
+        fit_workflow=SecAggPlusWorkflow(
+            num_shares=1.0,
+            reconstruction_threshold=0.67,
+            max_weight=max_weight,
+            clipping_range=16.0,
+            timeout=settings.round_timeout_s,
+        )
+    )
     workflow(grid, legacy)
     history = dict(legacy.history.metrics_distributed_fit.get("train-loss", []))
     losses = [float(history.get(r, math.nan)) for r in range(1, settings.rounds + 1)]
     missing = [r for r, loss in enumerate(losses, start=1) if math.isnan(loss)]
     if missing:
         # SecAgg+ halts a round when too few partners complete its stages; never go on silently.
-        raise FedsimError(f"horizontal (SecAgg+): round(s) {missing} did not complete secure aggregation "
-                          f"among {', '.join(sorted(log.partner_of.values()))}; the partners' errors are in the log")
+        raise FedsimError(
+            f"horizontal (SecAgg+): round(s) {missing} did not complete secure aggregation "
+            f"among {', '.join(sorted(log.partner_of.values()))}; the partners' errors are in the log"
+        )
     return legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays(), losses
 
 
-def make_server_app(settings: HorizontalSettings, *, expected: int,
-                    sink: Callable[[HorizontalOutcome], None]) -> Any:
+def make_server_app(settings: HorizontalSettings, *, expected: int, sink: Callable[[HorizontalOutcome], None]) -> Any:
     """The horizontal ServerApp; the outcome goes to ``sink`` (a closure in simulation, a file in deployment)."""
     from flwr.serverapp import ServerApp
 
@@ -722,9 +870,16 @@ class HorizontalRun:
     prepare_seconds: float
 
 
-def run_horizontal(ctx: RunContext, members: Sequence[str], settings: HorizontalSettings, *,
-                   engine: Engine = "simulation", capture_dir: str | Path | None = None,
-                   faults: Mapping[str, int] | None = None, work_dir: str | Path | None = None) -> HorizontalRun:
+def run_horizontal(
+    ctx: RunContext,
+    members: Sequence[str],
+    settings: HorizontalSettings,
+    *,
+    engine: Engine = "simulation",
+    capture_dir: str | Path | None = None,
+    faults: Mapping[str, int] | None = None,
+    work_dir: str | Path | None = None,
+) -> HorizontalRun:
     """Federate ``members`` (partners of one kind) with ``settings`` on ``engine``; collect their scores.
 
     Args:
@@ -757,19 +912,32 @@ def run_horizontal(ctx: RunContext, members: Sequence[str], settings: Horizontal
             from fedsim.federation.deployment import run_horizontal_deployment
 
             prepare_start = time.perf_counter()
-            outcome = run_horizontal_deployment(ctx, members, settings, work=work, capture_dir=capture_dir,
-                                                faults=faults or {})
+            outcome = run_horizontal_deployment(
+                ctx, members, settings, work=work, capture_dir=capture_dir, faults=faults or {}
+            )
             prepare = time.perf_counter() - prepare_start  # building happens inside the SuperNodes
         scores = collect_scores(work / "out", members, "test")
         second = collect_scores(work / "out", members, "second_test") if ctx.split.second_test else None
-        return HorizontalRun(scores=scores, second_scores=second, outcome=outcome, engine=engine,
-                             seconds=time.perf_counter() - started, prepare_seconds=prepare)
+        return HorizontalRun(
+            scores=scores,
+            second_scores=second,
+            outcome=outcome,
+            engine=engine,
+            seconds=time.perf_counter() - started,
+            prepare_seconds=prepare,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _simulate(ctx: RunContext, members: list[str], settings: HorizontalSettings, work: Path,
-              capture_dir: str | Path | None, faults: Mapping[str, int]) -> tuple[HorizontalOutcome, float]:
+def _simulate(
+    ctx: RunContext,
+    members: list[str],
+    settings: HorizontalSettings,
+    work: Path,
+    capture_dir: str | Path | None,
+    faults: Mapping[str, int],
+) -> tuple[HorizontalOutcome, float]:
     t0 = time.perf_counter()
     for partner in members:  # each partner's rows from its own data only, one directory each
         build_partner_data(partner_only(ctx, partner), partner).save(work / "partners" / partner)
@@ -777,8 +945,9 @@ def _simulate(ctx: RunContext, members: list[str], settings: HorizontalSettings,
     return simulate_saved(members, settings, work, capture_dir=capture_dir, faults=faults), prepare
 
 
-def _in_process(ctx: RunContext, members: list[str], settings: HorizontalSettings, work: Path
-                ) -> tuple[HorizontalOutcome, float]:
+def _in_process(
+    ctx: RunContext, members: list[str], settings: HorizontalSettings, work: Path
+) -> tuple[HorizontalOutcome, float]:
     t0 = time.perf_counter()
     datas = [build_partner_data(partner_only(ctx, partner), partner) for partner in members]
     prepare = time.perf_counter() - t0
@@ -788,17 +957,26 @@ def _in_process(ctx: RunContext, members: list[str], settings: HorizontalSetting
     return outcome, prepare
 
 
-def simulate_saved(members: Sequence[str], settings: HorizontalSettings, work: Path, *,
-                   capture_dir: str | Path | None = None, faults: Mapping[str, int] | None = None
-                   ) -> HorizontalOutcome:
+def simulate_saved(
+    members: Sequence[str],
+    settings: HorizontalSettings,
+    work: Path,
+    *,
+    capture_dir: str | Path | None = None,
+    faults: Mapping[str, int] | None = None,
+) -> HorizontalOutcome:
     """Run the federation on the simulation engine over rows saved in ``work/partners/<member>/``.
 
     Scores land in ``work/out/<member>/``. Lower level than :func:`run_horizontal` (used by the benchmark
     to federate any set of saved :class:`PartnerData`).
     """
     members = list(members)
-    env = SimulationClientEnv(partners=tuple(members), data_root=str(work / "partners"),
-                              out_root=str(work / "out"), faults=tuple(sorted((faults or {}).items())))
+    env = SimulationClientEnv(
+        partners=tuple(members),
+        data_root=str(work / "partners"),
+        out_root=str(work / "out"),
+        faults=tuple(sorted((faults or {}).items())),
+    )
     box: dict[str, HorizontalOutcome] = {}
     server = make_server_app(settings, expected=len(members), sink=lambda o: box.__setitem__("outcome", o))
     run_in_simulation(server, make_client_app(env, capture_dir=capture_dir), num_nodes=len(members))

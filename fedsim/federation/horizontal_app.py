@@ -27,48 +27,85 @@ from fedsim.federation.engine import apply_offline_env, capture_mod
 from fedsim.federation.horizontal import HorizontalSettings, make_client_app, run_server
 from fedsim.federation.partner_data import PartnerData, build_partner_data, load_partner_context
 from fedsim.privacy import PrivacySettings
-from fedsim.regimes.base import RunContext, TrainingSettings
+from fedsim.rows import RunContext, TrainingSettings
 
 apply_offline_env()
 
-COMPONENTS = {"serverapp": "fedsim.federation.horizontal_app:server_app",
-              "clientapp": "fedsim.federation.horizontal_app:client_app"}
+COMPONENTS = {
+    "serverapp": "fedsim.federation.horizontal_app:server_app",
+    "clientapp": "fedsim.federation.horizontal_app:client_app",
+}
 NODE_KEYS = ("partner", "world-dir")
 """The only node-config keys a horizontal SuperNode needs."""
 
 
-def run_config(ctx: RunContext, settings: HorizontalSettings, *, out_dir: Path, num_partners: int,
-               faults: dict[str, int] | None = None, capture_dir: Path | None = None) -> dict[str, Any]:
+def run_config(
+    ctx: RunContext,
+    settings: HorizontalSettings,
+    *,
+    out_dir: Path,
+    num_partners: int,
+    faults: dict[str, int] | None = None,
+    capture_dir: Path | None = None,
+) -> dict[str, Any]:
     """Everything the apps need that is not partner data, as flat TOML-able values."""
     sp = ctx.split
     second = sp.second_test or (-1, -1)
-    return {"rounds": settings.rounds, "local-epochs": settings.local_epochs, "strategy": settings.strategy,
-            "proximal-mu": settings.proximal_mu, "secure-aggregation": settings.secure_aggregation,
-            "model": settings.model, "seed": settings.seed, "batch-size": settings.batch_size,
-            "learning-rate": settings.learning_rate, "round-timeout-s": settings.round_timeout_s,
-            "num-partners": num_partners, "train-start": sp.train_start, "train-end": sp.train_end,
-            "test-start": sp.test_start, "test-end": sp.test_end, "second-test-start": second[0],
-            "second-test-end": second[1], "epochs": ctx.training.epochs,
-            "negative-rate": ctx.training.negative_rate, "out-dir": str(out_dir),
-            "faults": ",".join(f"{p}:{r}" for p, r in sorted((faults or {}).items())),
-            "capture-dir": str(capture_dir) if capture_dir else "",
-            "dp-settings": settings.privacy.model_dump_json() if settings.privacy is not None else ""}
+    return {
+        "rounds": settings.rounds,
+        "local-epochs": settings.local_epochs,
+        "strategy": settings.strategy,
+        "proximal-mu": settings.proximal_mu,
+        "secure-aggregation": settings.secure_aggregation,
+        "model": settings.model,
+        "seed": settings.seed,
+        "batch-size": settings.batch_size,
+        "learning-rate": settings.learning_rate,
+        "round-timeout-s": settings.round_timeout_s,
+        "num-partners": num_partners,
+        "train-start": sp.train_start,
+        "train-end": sp.train_end,
+        "test-start": sp.test_start,
+        "test-end": sp.test_end,
+        "second-test-start": second[0],
+        "second-test-end": second[1],
+        "epochs": ctx.training.epochs,
+        "negative-rate": ctx.training.negative_rate,
+        "out-dir": str(out_dir),
+        "faults": ",".join(f"{p}:{r}" for p, r in sorted((faults or {}).items())),
+        "capture-dir": str(capture_dir) if capture_dir else "",
+        "dp-settings": settings.privacy.model_dump_json() if settings.privacy is not None else "",
+    }
 
 
 def settings_from(rc: dict[str, Any]) -> HorizontalSettings:
     """The federation's settings from the run config written by :func:`run_config`."""
-    return HorizontalSettings.model_validate({
-        "rounds": int(rc["rounds"]), "local_epochs": int(rc["local-epochs"]), "strategy": str(rc["strategy"]),
-        "proximal_mu": float(rc["proximal-mu"]), "secure_aggregation": bool(rc["secure-aggregation"]),
-        "model": str(rc["model"]), "seed": int(rc["seed"]), "batch_size": int(rc["batch-size"]),
-        "learning_rate": float(rc["learning-rate"]), "round_timeout_s": float(rc["round-timeout-s"]),
-        "privacy": PrivacySettings.model_validate_json(str(rc["dp-settings"])) if rc.get("dp-settings") else None})
+    return HorizontalSettings.model_validate(
+        {
+            "rounds": int(rc["rounds"]),
+            "local_epochs": int(rc["local-epochs"]),
+            "strategy": str(rc["strategy"]),
+            "proximal_mu": float(rc["proximal-mu"]),
+            "secure_aggregation": bool(rc["secure-aggregation"]),
+            "model": str(rc["model"]),
+            "seed": int(rc["seed"]),
+            "batch_size": int(rc["batch-size"]),
+            "learning_rate": float(rc["learning-rate"]),
+            "round_timeout_s": float(rc["round-timeout-s"]),
+            "privacy": PrivacySettings.model_validate_json(str(rc["dp-settings"])) if rc.get("dp-settings") else None,
+        }
+    )
 
 
 def split_from(rc: dict[str, Any]) -> Split:
     second = (int(rc["second-test-start"]), int(rc["second-test-end"]))
-    return Split(int(rc["train-start"]), int(rc["train-end"]), int(rc["test-start"]), int(rc["test-end"]),
-                 second if second[0] >= 0 else None)
+    return Split(
+        int(rc["train-start"]),
+        int(rc["train-end"]),
+        int(rc["test-start"]),
+        int(rc["test-end"]),
+        second if second[0] >= 0 else None,
+    )
 
 
 def _faults(text: str) -> dict[str, int]:
@@ -93,10 +130,20 @@ class DeploymentClientEnv:
         if (cache / "partner_data.json").is_file():
             return PartnerData.load(cache)
         rc, partner = context.run_config, self.partner(context)
-        training = TrainingSettings(epochs=int(rc["epochs"]), batch_size=int(rc["batch-size"]),
-                                    learning_rate=float(rc["learning-rate"]), negative_rate=float(rc["negative-rate"]))
-        ctx = load_partner_context(Path(str(context.node_config["world-dir"])), partner, split=split_from(rc),
-                                   training=training, seed=int(rc["seed"]), model=str(rc["model"]))
+        training = TrainingSettings(
+            epochs=int(rc["epochs"]),
+            batch_size=int(rc["batch-size"]),
+            learning_rate=float(rc["learning-rate"]),
+            negative_rate=float(rc["negative-rate"]),
+        )
+        ctx = load_partner_context(
+            Path(str(context.node_config["world-dir"])),
+            partner,
+            split=split_from(rc),
+            training=training,
+            seed=int(rc["seed"]),
+            model=str(rc["model"]),
+        )
         data = build_partner_data(ctx, partner)
         data.save(cache)
         return data

@@ -32,8 +32,7 @@ import pyarrow.parquet as pq
 from fedsim.data import Split
 from fedsim.errors import FedsimError
 from fedsim.features import PartnerFeatures
-from fedsim.regimes.base import RunContext, TrainingSettings, unit_frame
-from fedsim.regimes.siloed import silo
+from fedsim.rows import RunContext, TrainingSettings, silo, unit_frame
 from synthetic.schema import SCHEMA_VERSION
 from synthetic.world import MANIFEST, World, read_manifest, read_world, to_pandas
 
@@ -69,12 +68,12 @@ class PartnerData:
     def save(self, directory: Path) -> Path:
         """Write as Parquet + a small JSON header into ``directory`` (created)."""
         directory.mkdir(parents=True, exist_ok=True)
-        train = pd.DataFrame(self.X, columns=self.columns).assign(**{_Y: self.y, _W: self.weight,
-                                                                     _ENTITY: self.entity})
+        train = pd.DataFrame(self.X, columns=self.columns).assign(**{_Y: self.y, _W: self.weight, _ENTITY: self.entity})
         train.to_parquet(directory / "train.parquet", index=False)
         for name, frame in self.tests.items():
             frame.rename(columns={"entity_id": _ENTITY, "decision_ts": _TS}).to_parquet(
-                directory / f"{name}.parquet", index=False)
+                directory / f"{name}.parquet", index=False
+            )
         header = {"partner": self.partner, "columns": self.columns, "tests": list(self.tests)}
         (directory / "partner_data.json").write_text(json.dumps(header))
         return directory
@@ -83,12 +82,22 @@ class PartnerData:
     def load(cls, directory: Path) -> PartnerData:
         header = json.loads((directory / "partner_data.json").read_text())
         train = pd.read_parquet(directory / "train.parquet")
-        tests = {name: pd.read_parquet(directory / f"{name}.parquet").rename(
-            columns={_ENTITY: "entity_id", _TS: "decision_ts"}) for name in header["tests"]}
+        tests = {
+            name: pd.read_parquet(directory / f"{name}.parquet").rename(
+                columns={_ENTITY: "entity_id", _TS: "decision_ts"}
+            )
+            for name in header["tests"]
+        }
         cols = header["columns"]
-        return cls(partner=header["partner"], columns=cols, X=train[cols].to_numpy(np.float64),
-                   y=train[_Y].to_numpy(np.int8), weight=train[_W].to_numpy(np.float64),
-                   entity=train[_ENTITY].to_numpy(np.int64), tests=tests)
+        return cls(
+            partner=header["partner"],
+            columns=cols,
+            X=train[cols].to_numpy(np.float64),
+            y=train[_Y].to_numpy(np.int8),
+            weight=train[_W].to_numpy(np.float64),
+            entity=train[_ENTITY].to_numpy(np.int64),
+            tests=tests,
+        )
 
 
 def scoring_windows(split: Split) -> dict[str, tuple[int, int]]:
@@ -105,8 +114,9 @@ def build_partner_data(ctx: RunContext, partner: str) -> PartnerData:
     Same recipe as the siloed regime (:func:`fedsim.regimes.siloed.silo` through ``unit_frame``).
     """
     unit = silo(partner)
-    X, idx = unit_frame(ctx, unit, (ctx.split.train_start, ctx.split.train_end),
-                        labels_before=ctx.split.train_end, train=True)
+    X, idx = unit_frame(
+        ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
+    )
     y = idx["y"].to_numpy().astype(np.int8)
     weight = np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate)
     tests = {}
@@ -114,8 +124,15 @@ def build_partner_data(ctx: RunContext, partner: str) -> PartnerData:
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
         frame = Xt.reindex(columns=X.columns).astype(np.float64)
         tests[name] = pd.concat([it[["entity_id", "decision_ts"]], frame], axis=1)
-    return PartnerData(partner=partner, columns=[str(c) for c in X.columns], X=X.to_numpy(np.float64),
-                       y=y, weight=weight, entity=idx["entity_id"].to_numpy(np.int64), tests=tests)
+    return PartnerData(
+        partner=partner,
+        columns=[str(c) for c in X.columns],
+        X=X.to_numpy(np.float64),
+        y=y,
+        weight=weight,
+        entity=idx["entity_id"].to_numpy(np.int64),
+        tests=tests,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,17 +143,20 @@ def partner_truth(truth: dict[str, pd.DataFrame], partner: str) -> dict[str, pd.
     ce = truth["case_entities"]
     ce = ce[ce["partner"] == partner].reset_index(drop=True)
     ids = ce["case_id"].unique()
-    return {"case_entities": ce,
-            "cases": truth["cases"][truth["cases"]["case_id"].isin(ids)].reset_index(drop=True),
-            "money_outs": truth["money_outs"][truth["money_outs"]["case_id"].isin(ids)].reset_index(drop=True)}
+    return {
+        "case_entities": ce,
+        "cases": truth["cases"][truth["cases"]["case_id"].isin(ids)].reset_index(drop=True),
+        "money_outs": truth["money_outs"][truth["money_outs"]["case_id"].isin(ids)].reset_index(drop=True),
+    }
 
 
 def partner_only(ctx: RunContext, partner: str) -> RunContext:
     """``ctx`` narrowed to what ``partner`` holds: its features and its own truth rows."""
     if partner not in ctx.features:
         raise FedsimError(f"partner = {partner!r}: not in this world; allowed: {', '.join(ctx.features)}")
-    return replace(ctx, coalition=(partner,), features={partner: ctx.features[partner]},
-                   truth=partner_truth(ctx.truth, partner))
+    return replace(
+        ctx, coalition=(partner,), features={partner: ctx.features[partner]}, truth=partner_truth(ctx.truth, partner)
+    )
 
 
 def export_partner_world(world: World, truth: dict[str, pd.DataFrame], partner: str, dest: Path) -> Path:
@@ -154,26 +174,42 @@ def export_partner_world(world: World, truth: dict[str, pd.DataFrame], partner: 
         pq.write_table(table, dest / "partners" / partner / f"{name}.parquet")
     for name, frame in partner_truth(truth, partner).items():
         schema = world.truth[name].schema if name in world.truth else None
-        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
-                       dest / "truth" / f"{name}.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(frame, schema=schema, preserve_index=False), dest / "truth" / f"{name}.parquet"
+        )
     manifest = {k: v for k, v in world.manifest.items() if k not in ("tables", "partners")}
-    manifest.update(schema_version=SCHEMA_VERSION, seed=world.seed,
-                    config=world.config.model_dump(mode="json"), partners={partner: view.kind},
-                    partner_export_of=world.content_hash)
+    manifest.update(
+        schema_version=SCHEMA_VERSION,
+        seed=world.seed,
+        config=world.config.model_dump(mode="json"),
+        partners={partner: view.kind},
+        partner_export_of=world.content_hash,
+    )
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return dest
 
 
-def load_partner_context(partner_dir: Path, partner: str, *, split: Split, training: TrainingSettings,
-                         seed: int, model: str) -> RunContext:
+def load_partner_context(
+    partner_dir: Path, partner: str, *, split: Split, training: TrainingSettings, seed: int, model: str
+) -> RunContext:
     """A :class:`RunContext` for ``partner`` read from its partner directory (its tables + own truth)."""
     manifest = read_manifest(partner_dir)
     if partner not in manifest["partners"]:
-        raise FedsimError(f"node-config partner = {partner!r}: directory {partner_dir} holds "
-                          f"{', '.join(manifest['partners'])}; allowed: the partner the directory was made for")
+        raise FedsimError(
+            f"node-config partner = {partner!r}: directory {partner_dir} holds "
+            f"{', '.join(manifest['partners'])}; allowed: the partner the directory was made for"
+        )
     world = read_world(partner_dir, partners=[partner], truth=False)
     truth = {name: to_pandas(pq.read_table(partner_dir / "truth" / f"{name}.parquet")) for name in TRUTH_FOR_LABELS}
     truth = partner_truth(truth, partner)  # a full world directory works too: keep only own rows
     features = {partner: PartnerFeatures.for_view(world.partners[partner])}
-    return RunContext(world=world, coalition=(partner,), model=model, seed=seed, split=split, training=training,
-                      features=features, truth=truth)
+    return RunContext(
+        world=world,
+        coalition=(partner,),
+        model=model,
+        seed=seed,
+        split=split,
+        training=training,
+        features=features,
+        truth=truth,
+    )

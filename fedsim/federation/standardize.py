@@ -88,8 +88,11 @@ def standardizer_from_moments(m: ColumnMoments) -> Standardizer:
 
 def standardizer_to_lists(s: Standardizer) -> dict[str, list[float]]:
     """The fitted state as plain float lists (what a Flower ConfigRecord can carry)."""
-    return {"std-mean": [float(v) for v in s.mean_], "std-scale": [float(v) for v in s.scale_],
-            "std-missing": [float(v) for v in s.missing_columns_]}
+    return {
+        "std-mean": [float(v) for v in s.mean_],
+        "std-scale": [float(v) for v in s.scale_],
+        "std-missing": [float(v) for v in s.missing_columns_],
+    }
 
 
 def standardizer_from_lists(config: dict[str, object]) -> Standardizer:

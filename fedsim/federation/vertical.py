@@ -67,9 +67,7 @@ def to_records(payload: Payload) -> Any:
         elif isinstance(v, bytes | str | bool | int | float):
             config[k] = v
         else:
-            raise TypeError(
-                f"payload[{k}]: {type(v).__name__}; allowed: numpy array, bytes, str, bool, int, float"
-            )
+            raise TypeError(f"payload[{k}]: {type(v).__name__}; allowed: numpy array, bytes, str, bool, int, float")
     return RecordDict({"arrays": ArrayRecord(array_dict=arrays), "config": ConfigRecord(config)})
 
 
@@ -158,9 +156,7 @@ class FlowerExchange:
     The first call must be the ``hello`` step: it goes to every connected node, and the replies tell
     which node is which partner (a node's name is its organisation, public within the federation)."""
 
-    def __init__(
-        self, grid: Any, *, n_nodes: int, timeout_s: float = 3600.0, connect_timeout_s: float = 300.0
-    ) -> None:
+    def __init__(self, grid: Any, *, n_nodes: int, timeout_s: float = 3600.0, connect_timeout_s: float = 300.0) -> None:
         self.grid, self.n_nodes, self.timeout_s = grid, n_nodes, timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.nodes: dict[str, int] = {}
@@ -172,9 +168,7 @@ class FlowerExchange:
             if len(ids) >= self.n_nodes:
                 return ids
             if time.monotonic() - started > self.connect_timeout_s:
-                raise TimeoutError(
-                    f"{len(ids)} of {self.n_nodes} nodes connected after {self.connect_timeout_s:.0f} s"
-                )
+                raise TimeoutError(f"{len(ids)} of {self.n_nodes} nodes connected after {self.connect_timeout_s:.0f} s")
             time.sleep(0.5)
 
     def _send(self, targets: list[tuple[int, str, Payload]]) -> dict[int, Payload]:
@@ -186,9 +180,7 @@ class FlowerExchange:
         ]
         replies = list(self.grid.send_and_receive(msgs, timeout=self.timeout_s))
         if len(replies) != len(msgs):
-            raise TimeoutError(
-                f"{len(replies)} of {len(msgs)} replies to {targets[0][1]!r} within {self.timeout_s} s"
-            )
+            raise TimeoutError(f"{len(replies)} of {len(msgs)} replies to {targets[0][1]!r} within {self.timeout_s} s")
         out = {}
         for r in replies:
             node = r.metadata.src_node_id
@@ -202,9 +194,7 @@ class FlowerExchange:
         if not self.nodes:
             actions = {a for a, _ in requests.values()}
             if actions != {"hello"}:
-                raise ValueError(
-                    f"first exchange: {sorted(actions)}; allowed: 'hello' (it maps nodes to partners)"
-                )
+                raise ValueError(f"first exchange: {sorted(actions)}; allowed: 'hello' (it maps nodes to partners)")
             payload = next(iter(requests.values()))[1]
             got = self._send([(node, "hello", payload) for node in self._wait_for_nodes()])
             self.nodes = {str(p["partner"]): node for node, p in got.items()}
@@ -238,9 +228,7 @@ def make_server_app(plan: Plan | None = None) -> Any:
         except Exception as err:
             # The launcher reads this: a ServerApp failure must not look like an empty run.
             if p.out_dir:
-                (Path(p.out_dir) / ERROR_FILE).write_text(
-                    f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}"
-                )
+                (Path(p.out_dir) / ERROR_FILE).write_text(f"{type(err).__name__}: {err}\n\n{traceback.format_exc()}")
             raise
         write_result(p, result)
 
@@ -345,8 +333,6 @@ def run_deployment(
         n: {"bundle": str(Path(path).resolve()), **({"capture-dir": str(capture_dir)} if capture_dir else {})}
         for n, path in bundles.items()
     }
-    app = write_app_dir(
-        work / "app", name="fedsim-vertical", components=COMPONENTS, config={"plan": str(plan_path)}
-    )
+    app = write_app_dir(work / "app", name="fedsim-vertical", components=COMPONENTS, config={"plan": str(plan_path)})
     with LocalDeployment(nodes, work / "flower") as deployment:
         deployment.run(app, timeout_s=timeout_s)

@@ -121,9 +121,7 @@ def check_entry(name: str, value: Any, rules: VerticalBoundaryRules) -> list[str
     arr = np.asarray(value)
     if isinstance(value, str):
         digits = re.findall(r"\d{5,}", value)
-        found = (
-            np.isin(np.asarray(digits, dtype=np.float64), rules._hashes.astype(np.float64)) if digits else []
-        )
+        found = np.isin(np.asarray(digits, dtype=np.float64), rules._hashes.astype(np.float64)) if digits else []
         if np.any(found):
             out.append(f"{name!r} spells out a key hash")
         return out

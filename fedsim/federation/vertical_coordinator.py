@@ -117,15 +117,12 @@ def fedavg(models: Sequence[dict[str, np.ndarray]], weights: Sequence[float]) ->
     w = np.asarray(weights, dtype=np.float64)
     if len(models) == 0 or len(w) != len(models) or (w < 0).any() or w.sum() <= 0:
         raise ValueError(
-            f"weights: {w.tolist()} for {len(models)} models; allowed: one weight >= 0 per model, "
-            "positive sum"
+            f"weights: {w.tolist()} for {len(models)} models; allowed: one weight >= 0 per model, positive sum"
         )
     keys = set(models[0])
     for i, m in enumerate(models):
         if set(m) != keys:
-            raise ValueError(
-                f"models[{i}]: keys {sorted(set(m) ^ keys)} differ; allowed: the same arrays in each"
-            )
+            raise ValueError(f"models[{i}]: keys {sorted(set(m) ^ keys)} differ; allowed: the same arrays in each")
     return {
         k: (sum(wi * np.asarray(m[k], np.float64) for wi, m in zip(w, models, strict=True)) / w.sum()).astype(
             np.asarray(models[0][k]).dtype
@@ -199,23 +196,15 @@ def _hello(plan: Plan, send: Exchange) -> dict[str, str]:
         want = "holder" if n in plan.holders else "party"
         if replies[n]["role"] != want or replies[n]["partner"] != n:
             raise ValueError(
-                f"node {n}: answered as {replies[n]['partner']} ({replies[n]['role']}); "
-                f"allowed: {n} as {want}"
+                f"node {n}: answered as {replies[n]['partner']} ({replies[n]['role']}); allowed: {n} as {want}"
             )
     return {n: str(replies[n]["keys"]) for n in everyone}
 
 
-def _align(
-    plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, float]
-) -> dict[str, list[int]]:
+def _align(plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, float]) -> dict[str, list[int]]:
     """PSI between every holder and every party; returns per holder the input widths [own, parties…]."""
     hs, ps = ",".join(plan.holders), ",".join(plan.parties)
-    r1 = send(
-        {
-            b: ("psi_start", {"parties": ps, **{f"keys/{p}": keys[p] for p in plan.parties}})
-            for b in plan.holders
-        }
-    )
+    r1 = send({b: ("psi_start", {"parties": ps, **{f"keys/{p}": keys[p] for p in plan.parties}}) for b in plan.holders})
     r2 = send(
         {
             p: (
@@ -277,9 +266,7 @@ def _align(
     return widths
 
 
-def _initial_weights(
-    plan: Plan, widths: dict[str, list[int]]
-) -> tuple[dict[str, Payload], dict[str, Payload]]:
+def _initial_weights(plan: Plan, widths: dict[str, list[int]]) -> tuple[dict[str, Payload], dict[str, Payload]]:
     """One seeded SplitNet per holder, cut into the holder's part (own bottom + top) and each party's
     bottom; returns (holder → payload, party → payload)."""
     if plan.mode == "hybrid" and len({tuple(w) for w in widths.values()}) > 1:
@@ -313,10 +300,7 @@ def _pass(
     still to deliver to each party (they travel with the next message to that party)."""
     train = phase == "train"
     replies = send(
-        {
-            b: ("begin", {"phase": phase, "reset_optimizer": reset, **begin_extra.get(b, {})})
-            for b in plan.holders
-        }
+        {b: ("begin", {"phase": phase, "reset_optimizer": reset, **begin_extra.get(b, {})}) for b in plan.holders}
     )
     active = [b for b in plan.holders if not replies[b]["done"]]
     pending: dict[str, Payload] = {p: dict(carry.get(p, {})) for p in plan.parties}

@@ -64,9 +64,7 @@ def psi_start(data: HolderData, state: State, payload: Payload) -> Payload:
     return reply
 
 
-def psi_finish(
-    data: HolderData, state: State, payload: Payload, plan: Plan
-) -> tuple[Payload, dict[str, pd.DataFrame]]:
+def psi_finish(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[Payload, dict[str, pd.DataFrame]]:
     """Forward PSI step 3 and reverse PSI step 2, then the schedule each party needs.
 
     Returns the reply and, per party, the holder's half of the alignment (entity → anchor) for its

@@ -116,6 +116,5 @@ class LocalExchange:
         if unknown:
             raise ValueError(f"requests: partner(s) {unknown}; allowed: {sorted(self.bundles)}")
         return {
-            n: handle(self.bundles[n], action, payload, self.states[n])
-            for n, (action, payload) in requests.items()
+            n: handle(self.bundles[n], action, payload, self.states[n]) for n, (action, payload) in requests.items()
         }

@@ -46,22 +46,16 @@ def psi_answer(data: PartyData, state: State, payload: Payload) -> Payload:
     reply: Payload = {}
     for b in names(payload["holders"]):
         mine = alignment.unique_elements(
-            alignment.key_elements(
-                data.keys, alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{b}"]))
-            )
+            alignment.key_elements(data.keys, alignment.key_columns_shared_with(data.keys, names(payload[f"keys/{b}"])))
         )
         setup, response = alignment.psi_server_answer(mine, payload[f"psi_request/{b}"])
         rev = alignment.psi_client_request(mine)
         state[f"psi_key/{b}"] = np.frombuffer(rev.key, dtype=np.uint8).copy()
-        reply.update(
-            {f"psi_setup/{b}": setup, f"psi_response/{b}": response, f"psi_rev_request/{b}": rev.request}
-        )
+        reply.update({f"psi_setup/{b}": setup, f"psi_response/{b}": response, f"psi_rev_request/{b}": rev.request})
     return reply
 
 
-def schedule(
-    data: PartyData, state: State, payload: Payload, plan: Plan
-) -> tuple[Payload, dict[str, pd.DataFrame]]:
+def schedule(data: PartyData, state: State, payload: Payload, plan: Plan) -> tuple[Payload, dict[str, pd.DataFrame]]:
     """Reverse PSI step 3, then turn each holder's schedule (anchor, time) into own entities and fit
     the standardiser on the training part. Returns the reply (input width per holder) and, per holder,
     this party's half of the alignment (anchor → entity) for its local output."""
@@ -81,9 +75,7 @@ def schedule(
         ts = np.asarray(payload[f"schedule_ts/{b}"], dtype=np.int64)
         n_train = int(payload[f"schedule_train/{b}"])
         x_train = _features(data, entity[:n_train], ts[:n_train])
-        std = fit_standardizer(
-            x_train, add_missing_row=bool(payload[f"unmatched_train/{b}"]) or plan.always_indicators
-        )
+        std = fit_standardizer(x_train, add_missing_row=bool(payload[f"unmatched_train/{b}"]) or plan.always_indicators)
         state.update(standardizer_arrays(std, f"std/{b}/"))
         state[f"entity/{b}"], state[f"ts/{b}"] = entity, ts
         reply[f"width/{b}"] = int(std.n_features_out_)
@@ -180,9 +172,7 @@ def _apply_gradient(data: PartyData, state: State, holder: str, grad: np.ndarray
     opt.zero_grad(set_to_none=True)
     out = model(_inputs(data, state, holder, rows))
     if out.shape != grad.shape:
-        raise ValueError(
-            f"grad/{holder}: shape {grad.shape}; allowed: {tuple(out.shape)} (the embeddings sent)"
-        )
+        raise ValueError(f"grad/{holder}: shape {grad.shape}; allowed: {tuple(out.shape)} (the embeddings sent)")
     out.backward(torch.from_numpy(grad))
     opt.step()
     state.update(module_arrays(model, f"model/{holder}/"))
@@ -197,9 +187,7 @@ def average(state: State, payload: Payload, plan: Plan) -> Payload:
     holders = [b for b in plan.holders if f"weight/{b}" in payload]
     w = np.array([float(payload[f"weight/{b}"]) for b in holders])
     if not holders or w.sum() <= 0:
-        raise ValueError(
-            f"weights: {dict(zip(holders, w, strict=True))}; allowed: positive row counts per holder"
-        )
+        raise ValueError(f"weights: {dict(zip(holders, w, strict=True))}; allowed: positive row counts per holder")
     keys = [k.removeprefix(f"model/{holders[0]}/") for k in state if k.startswith(f"model/{holders[0]}/")]
     for k in keys:
         mean = sum(wi * state[f"model/{b}/{k}"] for wi, b in zip(w, holders, strict=True)) / w.sum()

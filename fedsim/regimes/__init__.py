@@ -8,8 +8,10 @@ from fedsim.regimes.siloed import Siloed, StatusQuo
 from fedsim.regimes.vertical import Vertical
 from fedsim.regimes.watchlist import Watchlist
 
-REGIMES: dict[str, Regime] = {r.name: r for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle(),
-                                                  Horizontal(), Vertical(), Hybrid())}
+REGIMES: dict[str, Regime] = {
+    r.name: r
+    for r in (StatusQuo(), Siloed(), Watchlist(), Pooled(), PooledOracle(), Horizontal(), Vertical(), Hybrid())
+}
 
 
 def get_regime(name: str) -> Regime:

@@ -16,50 +16,48 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from fedsim.data import Split, known_cases, row_labels
-from fedsim.features import MODEL_EXCLUDE, DecisionRows, PartnerFeatures
 from fedsim.regimes.fitting import fit_scorer
-from synthetic.world import World
+from fedsim.rows import (
+    DAY,
+    JOIN_KEYS,
+    RunContext,
+    ScoringUnit,
+    TrainingSettings,
+    context_features,
+    entity_days,
+    key_matches,
+    silo,
+    unit_frame,
+    watchlist_entries,
+    watchlist_features,
+)
 
 logger = logging.getLogger("fedsim.regimes")
-DAY = 86_400
-JOIN_KEYS = ("phone_hash", "email_hash", "iban_hash")
 
-
-@dataclass
-class TrainingSettings:
-    epochs: int = 5
-    batch_size: int = 512
-    learning_rate: float = 0.01
-    negative_rate: float = 0.1
-
-
-@dataclass
-class RunContext:
-    """Everything a regime may use for one run. `features` is shared across the runs of one world."""
-
-    world: World
-    coalition: tuple[str, ...]
-    model: str
-    seed: int
-    split: Split
-    training: TrainingSettings
-    features: dict[str, PartnerFeatures]
-    truth: dict[str, pd.DataFrame]
-    oracle_join: bool = False  # upper bound only: join on true person ids instead of keys
-    epsilon: float = float("inf")  # target ε of DP-SGD per party (inf: no DP)
-    options: dict[str, Any] = field(default_factory=dict)  # regime-specific settings (rounds, strategy, ...)
-
-    @property
-    def kinds(self) -> dict[str, str]:
-        return {n: p.kind for n, p in self.world.partners.items()}
+__all__ = [
+    "DAY",
+    "JOIN_KEYS",
+    "Regime",
+    "RegimeResult",
+    "RunContext",
+    "ScoringUnit",
+    "TrainingSettings",
+    "context_features",
+    "entity_days",
+    "fit_and_score",
+    "key_matches",
+    "run_units",
+    "silo",
+    "unit_frame",
+    "watchlist_entries",
+    "watchlist_features",
+]
 
 
 @dataclass
@@ -75,140 +73,6 @@ class Regime(Protocol):
     name: str
 
     def run(self, ctx: RunContext) -> RegimeResult: ...
-
-
-# --------------------------------------------------------------------------------------------------
-# Watchlist: hashed identifiers of reported fraud, each with the moment it was listed
-# --------------------------------------------------------------------------------------------------
-def watchlist_entries(ctx: RunContext, sources: tuple[str, ...]) -> pd.Series:
-    """hash → first time it was listed, from the reports of `sources` (banks: reported IBANs; telcos:
-    flagged numbers; marketplaces: payout IBAN and phone of reported users)."""
-    parts = []
-    for p in sources:
-        f, kind = ctx.features[p], ctx.kinds[p]
-        if kind == "bank":
-            r = f.tables["reports"]
-            parts.append(pd.Series(r["ts"].to_numpy(), index=r["reported_iban_hash"].to_numpy()))
-        elif kind == "telco":
-            r = f.tables["flagged_numbers"]
-            parts.append(pd.Series(r["ts"].to_numpy(), index=r["phone_hash"].to_numpy()))
-        elif kind == "marketplace":
-            r = f.tables["reports"].merge(f.tables["users"], left_on="reported_user_id", right_on="user_id")
-            for col in ("payout_iban_hash", "phone_hash"):
-                ok = r[col].notna()
-                parts.append(pd.Series(r.loc[ok, "ts"].to_numpy(), index=r.loc[ok, col].to_numpy()))
-    if not parts:
-        return pd.Series(dtype="int64")
-    s = pd.concat(parts)
-    s = s[pd.notna(s.index)]
-    s.index = s.index.astype("int64")
-    return s.groupby(level=0).min()
-
-
-def watchlist_features(ctx: RunContext, partner: str, rows: DecisionRows, listed: pd.Series) -> pd.DataFrame:
-    """'On the shared list' features for a partner's rows, strictly as of each row's time."""
-    n = len(rows.entity)
-    out = pd.DataFrame(index=range(n))
-    if listed.empty:
-        listed = pd.Series(dtype="int64")
-    ev = rows.event
-    for col, name in (("cp_iban_hash", "wl_counterparty_listed"), ("other_hash", "wl_other_party_listed")):
-        if col in ev:
-            h = ev[col].to_numpy()
-            t = listed.reindex(np.where(np.isnan(h), -1, h).astype("int64")).to_numpy()
-            out[name] = (np.nan_to_num(t, nan=np.inf) < rows.ts).astype(float)
-    keys = ctx.features[partner].keys()
-    k = keys.melt(id_vars="entity_id", value_vars=[c for c in JOIN_KEYS if c in keys]).dropna()
-    k["listed"] = listed.reindex(k["value"].astype("int64")).to_numpy()
-    first = k.dropna().groupby("entity_id")["listed"].min()
-    t_self = first.reindex(rows.entity).to_numpy()
-    out["wl_self_listed"] = (np.nan_to_num(t_self, nan=np.inf) < rows.ts).astype(float)
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# Joining other partners' features by key, as of the same moment
-# --------------------------------------------------------------------------------------------------
-def key_matches(ctx: RunContext, home: str, other: str) -> pd.Series:
-    """home entity id → other partner's entity id, via the first shared salted-hash key that matches.
-
-    With `ctx.oracle_join`, matches come from the hidden person ids instead (a clearly named upper
-    bound on what perfect alignment could give)."""
-    if ctx.oracle_join:
-        ent = ctx.truth["entities"]
-        h = ent[ent["partner"] == home][["entity_id", "person_id"]]
-        o = ent[ent["partner"] == other][["entity_id", "person_id"]]
-        m = h.merge(o, on="person_id", suffixes=("", "_other"))
-        m = m[m["person_id"] >= 0]
-        return m.drop_duplicates("entity_id").set_index("entity_id")["entity_id_other"]
-    hk, ok = ctx.features[home].keys(), ctx.features[other].keys()
-    found: list[pd.Series] = []
-    for key in JOIN_KEYS:
-        if key in hk and key in ok:
-            left = hk[["entity_id", key]].dropna()
-            right = ok[["entity_id", key]].dropna().drop_duplicates(key)
-            m = left.merge(right, on=key, suffixes=("", "_other"))
-            found.append(m.drop_duplicates("entity_id").set_index("entity_id")["entity_id_other"])
-    if not found:
-        return pd.Series(dtype="int64")
-    out = pd.concat(found)
-    return out[~out.index.duplicated()]
-
-
-def context_features(ctx: RunContext, home: str, rows: DecisionRows, others: list[str]) -> pd.DataFrame:
-    """Other partners' window features for the matched entity of each row, as of the row's time.
-
-    Partners of the same kind fill one block (a person banks mostly at one bank)."""
-    blocks: dict[str, pd.DataFrame] = {}
-    for other in others:
-        match = key_matches(ctx, home, other)
-        ent = match.reindex(rows.entity).fillna(-1).to_numpy().astype(np.int64)
-        f = ctx.features[other].context(ent, rows.ts)
-        block = ctx.features[other].block
-        blocks[block] = f if block not in blocks else blocks[block].fillna(f)
-    return pd.concat(blocks.values(), axis=1) if blocks else pd.DataFrame(index=range(len(rows.entity)))
-
-
-# --------------------------------------------------------------------------------------------------
-# Scoring units: one model over the rows of some partners, with a feature recipe and label sources
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class ScoringUnit:
-    home: tuple[str, ...]  # partners whose rows this model scores
-    context_from: tuple[str, ...]  # partners whose features are joined in (pooled)
-    watchlist_from: tuple[str, ...]  # partners whose reports feed the watchlist
-    label_sources: tuple[str, ...]  # partners whose reports become training labels
-
-
-def unit_frame(
-    ctx: RunContext, unit: ScoringUnit, window: tuple[int, int], *, labels_before: int, train: bool
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Rows of the unit in [start, end) with features (X) and an index frame (partner, entity, ts, y)."""
-    listed = watchlist_entries(ctx, unit.watchlist_from)
-    cases = known_cases(ctx.truth, ctx.kinds, label_sources=unit.label_sources, before_ts=labels_before)
-    xs, idx = [], []
-    for p in unit.home:
-        if train:  # keep every positive, a seeded share of the rest (weights undo the subsampling)
-            rows = ctx.features[p].decision_rows()
-            rows = rows.select((rows.ts >= window[0]) & (rows.ts < window[1]))
-            y = row_labels(p, rows.entity, rows.ts, ctx.truth, cases)
-            # crc32, not hash(): str hashes are salted per process and would break reproducibility
-            rng = np.random.default_rng([ctx.seed, zlib.crc32(p.encode())])
-            keep = (y == 1) | (rng.random(len(y)) < ctx.training.negative_rate)
-            rows, y = rows.select(keep), y[keep]
-            own = ctx.features[p].own(rows)
-        else:
-            rows, own = ctx.features[p].window(*window)
-            y = np.zeros(len(rows.entity), np.int8)
-        parts = [own, watchlist_features(ctx, p, rows, listed)]
-        others = [o for o in unit.context_from if ctx.features[o].block != ctx.features[p].block]
-        if others:
-            parts.append(context_features(ctx, p, rows, others))
-        xs.append(pd.concat(parts, axis=1))
-        idx.append(pd.DataFrame({"partner": p, "entity_id": rows.entity, "decision_ts": rows.ts, "y": y}))
-    X = pd.concat(xs, ignore_index=True)
-    X = X.drop(columns=[c for c in MODEL_EXCLUDE if c in X])
-    return X, pd.concat(idx, ignore_index=True)
 
 
 def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame | None]:
@@ -239,18 +103,6 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
         int(y.sum()),
     )
     return scored[0], info, (scored[1] if len(scored) > 1 else None)
-
-
-def entity_days(scored: pd.DataFrame) -> pd.DataFrame:
-    """Event scores → one row per (partner, entity, day): the day's highest score and when it came."""
-    if scored.empty:
-        return pd.DataFrame(columns=["partner", "entity_id", "day", "decision_ts", "score"])
-    s = scored.assign(day=scored["decision_ts"] // DAY)
-    s = s.sort_values(
-        ["partner", "entity_id", "day", "score", "decision_ts"], ascending=[True, True, True, False, True]
-    )
-    best = s.drop_duplicates(["partner", "entity_id", "day"])
-    return best[["partner", "entity_id", "day", "decision_ts", "score"]].reset_index(drop=True)
 
 
 def run_units(ctx: RunContext, units: list[ScoringUnit], params: dict[str, Any]) -> RegimeResult:

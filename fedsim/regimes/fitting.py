@@ -23,8 +23,9 @@ logger = logging.getLogger("fedsim.regimes")
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 
 
-def fit_scorer(ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *,
-               groups: np.ndarray | None = None) -> tuple[Scorer, dict[str, float]]:
+def fit_scorer(
+    ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *, groups: np.ndarray | None = None
+) -> tuple[Scorer, dict[str, float]]:
     """Fit the unit's model on ``X`` ``(n, d)``, labels ``y`` ``(n,)``, weights ``(n,)``; → (scorer, info).
 
     groups: ``(n, 2)`` (partner, entity id) per row — the unit of privacy under DP; required then.
@@ -49,8 +50,13 @@ def fit_scorer(ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *,
     std = Standardizer().fit(X.to_numpy(float))
     Xs = std.transform(X.to_numpy(float))
     model = make_model(ctx.model, n_features=Xs.shape[1], seed=ctx.seed)
-    cfg = TrainConfig(epochs=ctx.training.epochs, batch_size=ctx.training.batch_size,
-                      learning_rate=ctx.training.learning_rate, seed=ctx.seed, class_weight="balanced")
+    cfg = TrainConfig(
+        epochs=ctx.training.epochs,
+        batch_size=ctx.training.batch_size,
+        learning_rate=ctx.training.learning_rate,
+        seed=ctx.seed,
+        class_weight="balanced",
+    )
     info: dict[str, float] = {}
     if privacy is not None and groups is not None:
         info = _private_fit(ctx, model, Xs, y, weight, groups, privacy, cfg)
@@ -59,16 +65,33 @@ def fit_scorer(ctx: Any, X: pd.DataFrame, y: np.ndarray, weight: np.ndarray, *,
     return (lambda Xt: predict_scores(model, std.transform(Xt.to_numpy(float)))), info
 
 
-def _private_fit(ctx: Any, model: Any, Xs: np.ndarray, y: np.ndarray, weight: np.ndarray, groups: np.ndarray,
-                 privacy: PrivacySettings, cfg: TrainConfig) -> dict[str, float]:
+def _private_fit(
+    ctx: Any,
+    model: Any,
+    Xs: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    groups: np.ndarray,
+    privacy: PrivacySettings,
+    cfg: TrainConfig,
+) -> dict[str, float]:
     keys = _entity_keys(groups)
-    out = make_private_fit(model, Xs, y.astype(np.float32), privacy=privacy, config=cfg, seed=ctx.seed,
-                           groups=keys, sample_weight=weight)
+    out = make_private_fit(
+        model, Xs, y.astype(np.float32), privacy=privacy, config=cfg, seed=ctx.seed, groups=keys, sample_weight=weight
+    )
     info = out.ledger.as_metrics()
     info["dp_max_entities_per_person"] = float(max_entities_per_person(ctx.truth, groups))
-    logger.info("DP-SGD: ε = %.3g at δ = %.2g (σ = %.3g, C = %g, q = %.3g, %d steps, %s) over %d entities",
-                out.ledger.epsilon, out.ledger.delta, out.ledger.noise_multiplier, out.ledger.max_grad_norm,
-                out.ledger.sample_rate, out.ledger.total_steps, out.ledger.accountant, out.ledger.n_examples)
+    logger.info(
+        "DP-SGD: ε = %.3g at δ = %.2g (σ = %.3g, C = %g, q = %.3g, %d steps, %s) over %d entities",
+        out.ledger.epsilon,
+        out.ledger.delta,
+        out.ledger.noise_multiplier,
+        out.ledger.max_grad_norm,
+        out.ledger.sample_rate,
+        out.ledger.total_steps,
+        out.ledger.accountant,
+        out.ledger.n_examples,
+    )
     return info
 
 

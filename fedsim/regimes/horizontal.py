@@ -31,7 +31,7 @@ import pandas as pd
 from fedsim.errors import FedsimError
 from fedsim.privacy import run_params
 from fedsim.regimes.base import RegimeResult, RunContext, run_units
-from fedsim.regimes.siloed import silo
+from fedsim.rows import silo
 
 
 def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dict[str, list[str]]:
@@ -48,6 +48,7 @@ def admits(kinds: dict[str, str]) -> Any:
 
     kinds: partner → kind (feature block), e.g. ``{n: PartnerFeatures.for_view(v).block ...}``.
     """
+
     def _admits(regime: str, coalition: tuple[str, ...]) -> bool:
         blocks = [kinds[p] for p in coalition]
         if regime == "horizontal":
@@ -72,15 +73,23 @@ class Horizontal:
         alone = [m for members in groups.values() if len(members) < 2 for m in members]
         if not federated:
             kinds = ", ".join(f"{p} ({b})" for b, ms in groups.items() for p in ms)
-            raise FedsimError(f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners "
-                              f"of one kind; kinds here: {kinds}")
+            raise FedsimError(
+                f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners "
+                f"of one kind; kinds here: {kinds}"
+            )
         settings = HorizontalSettings.from_context(ctx)
         engine = ctx.options.get("engine", "simulation")
         scores, seconds, metrics, steps = [], [], {}, {}
         dropouts: list[str] = []
         for block, members in federated.items():
-            run = run_horizontal(ctx, members, settings, engine=engine, capture_dir=ctx.options.get("capture_dir"),
-                                 faults=ctx.options.get("faults"))
+            run = run_horizontal(
+                ctx,
+                members,
+                settings,
+                engine=engine,
+                capture_dir=ctx.options.get("capture_dir"),
+                faults=ctx.options.get("faults"),
+            )
             scores.append(run.scores)
             if run.second_scores is not None:
                 seconds.append(run.second_scores)
@@ -107,21 +116,32 @@ class Horizontal:
             if siloed.second_scores is not None:
                 seconds.append(siloed.second_scores)
             metrics.update(siloed.metrics)
-        return RegimeResult(scores=pd.concat(scores, ignore_index=True), params=params, metrics=metrics,
-                            second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
-                            step_metrics=steps)
+        return RegimeResult(
+            scores=pd.concat(scores, ignore_index=True),
+            params=params,
+            metrics=metrics,
+            second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
+            step_metrics=steps,
+        )
 
 
-def _params(settings: Any, engine: str, federated: dict[str, list[str]], alone: list[str],
-            dropouts: list[str]) -> dict[str, Any]:
-    return {"sharing": "model updates only (horizontal FL)", "fl_engine": engine, "fl_rounds": settings.rounds,
-            "fl_strategy": settings.strategy, "fl_proximal_mu": settings.mu, "fl_local_epochs": settings.local_epochs,
-            "fl_secure_aggregation": "secagg+" if settings.secure_aggregation else "none",
-            "fl_standardisation": "federated (pooled column moments, Chan et al. 1979)",
-            "fl_class_balance": "federated (global Σw- / Σw+)",
-            "fl_groups": "; ".join(f"{b}: {'+'.join(m)}" for b, m in federated.items()),
-            "siloed_members": "+".join(alone) if alone else "none",
-            "fl_dropouts": "; ".join(dropouts) if dropouts else "none"}
+def _params(
+    settings: Any, engine: str, federated: dict[str, list[str]], alone: list[str], dropouts: list[str]
+) -> dict[str, Any]:
+    return {
+        "sharing": "model updates only (horizontal FL)",
+        "fl_engine": engine,
+        "fl_rounds": settings.rounds,
+        "fl_strategy": settings.strategy,
+        "fl_proximal_mu": settings.mu,
+        "fl_local_epochs": settings.local_epochs,
+        "fl_secure_aggregation": "secagg+" if settings.secure_aggregation else "none",
+        "fl_standardisation": "federated (pooled column moments, Chan et al. 1979)",
+        "fl_class_balance": "federated (global Σw- / Σw+)",
+        "fl_groups": "; ".join(f"{b}: {'+'.join(m)}" for b, m in federated.items()),
+        "siloed_members": "+".join(alone) if alone else "none",
+        "fl_dropouts": "; ".join(dropouts) if dropouts else "none",
+    }
 
 
 def _last_finite(values: list[float]) -> float:

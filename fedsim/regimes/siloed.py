@@ -6,12 +6,8 @@ partner of the world doing this side by side, each within its own alert capacity
 
 from __future__ import annotations
 
-from fedsim.regimes.base import RegimeResult, RunContext, ScoringUnit, run_units
-
-
-def silo(partner: str) -> ScoringUnit:
-    """A partner alone: its rows, its features, its own reports (also as its own watchlist)."""
-    return ScoringUnit(home=(partner,), context_from=(), watchlist_from=(partner,), label_sources=(partner,))
+from fedsim.regimes.base import RegimeResult, RunContext, run_units
+from fedsim.rows import silo
 
 
 class Siloed:

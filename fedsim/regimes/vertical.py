@@ -39,7 +39,7 @@ import pandas as pd
 from fedsim import alignment
 from fedsim.errors import FedsimError
 from fedsim.regimes.base import RegimeResult, RunContext, entity_days, unit_frame
-from fedsim.regimes.siloed import silo
+from fedsim.rows import silo
 
 logger = logging.getLogger("fedsim.regimes")
 HIDDEN = 32
@@ -96,9 +96,7 @@ def holder_data(ctx: RunContext, holder: str) -> Any:
         ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
     )
     y = idx["y"].to_numpy().astype(np.int8)
-    windows = [(ctx.split.test_start, ctx.split.test_end)] + (
-        [ctx.split.second_test] if ctx.split.second_test else []
-    )
+    windows = [(ctx.split.test_start, ctx.split.test_end)] + ([ctx.split.second_test] if ctx.split.second_test else [])
     tests = []
     for i, window in enumerate(windows):
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
@@ -216,9 +214,7 @@ def _result(
     first = entity_days(scores[scores["window"] == 0].drop(columns="window"))
     later = scores[scores["window"] == 1]
     second = entity_days(later.drop(columns="window")) if len(later) else None
-    return RegimeResult(
-        scores=first, params=params, metrics=metrics, second_scores=second, step_metrics=steps
-    )
+    return RegimeResult(scores=first, params=params, metrics=metrics, second_scores=second, step_metrics=steps)
 
 
 def alignment_metrics(
@@ -235,9 +231,7 @@ def alignment_metrics(
             anchors = pd.read_parquet(out_dir(bundles[h]) / f"anchors_{p}.parquet")
             owners = pd.read_parquet(out_dir(bundles[p]) / f"owners_{h}.parquet").sort_values("anchor")
             pairs = alignment.entity_pairs(anchors, owners["entity_id"].to_numpy())
-            q = alignment.match_quality(
-                pairs, ctx.truth["entities"], holder=h, party=p, holder_entities=n_entities
-            )
+            q = alignment.match_quality(pairs, ctx.truth["entities"], holder=h, party=p, holder_entities=n_entities)
             out.update(q.as_metrics(f"psi.{h}.{p}"))
     return out
 

@@ -27,9 +27,17 @@ def world_spec(*, case_shares: list[float] | None = None, entities: int = 3000) 
 
 @lru_cache(maxsize=4)
 def _workspace(case_shares: tuple[float, ...] | None) -> Workspace:
-    spec = parse_experiment({"name": "hz", "world": world_spec(case_shares=list(case_shares) if case_shares else None),
-                             "split": SPLIT, "regimes": ["horizontal"], "coalitions": "all",
-                             "models": ["logistic"], "seeds": [0]})
+    spec = parse_experiment(
+        {
+            "name": "hz",
+            "world": world_spec(case_shares=list(case_shares) if case_shares else None),
+            "split": SPLIT,
+            "regimes": ["horizontal"],
+            "coalitions": "all",
+            "models": ["logistic"],
+            "seeds": [0],
+        }
+    )
     world = generate(spec.world.world_config(), spec.world.seed)
     return Workspace.build(spec, world, Path(tempfile.mkdtemp(prefix="hz-ws-")))
 
@@ -39,18 +47,48 @@ def workspace(case_shares: list[float] | None = None) -> Workspace:
     return _workspace(tuple(case_shares) if case_shares else None)
 
 
-def context(ws: Workspace, coalition: tuple[str, ...] = BANKS, *, rounds: int = 2, strategy: str = "fedavg",
-            secure: bool = False, engine: str = "simulation", epochs: int = 3, **options: Any) -> RunContext:
+def context(
+    ws: Workspace,
+    coalition: tuple[str, ...] = BANKS,
+    *,
+    rounds: int = 2,
+    strategy: str = "fedavg",
+    secure: bool = False,
+    engine: str = "simulation",
+    epochs: int = 3,
+    **options: Any,
+) -> RunContext:
     """A horizontal run of ``coalition``: logistic model, seed 0, ``epochs`` (pooled) / 1 local epoch per round."""
-    opts = {"rounds": rounds, "local_epochs": 1, "strategy": strategy, "proximal_mu": 0.1,
-            "secure_aggregation": secure, "engine": engine, **options}
-    return RunContext(world=ws.world, coalition=coalition, model="logistic", seed=0, split=ws.split,
-                      training=TrainingSettings(epochs, 256, 0.01, 0.2), features=ws.features, truth=ws.truth,
-                      options=opts)
+    opts = {
+        "rounds": rounds,
+        "local_epochs": 1,
+        "strategy": strategy,
+        "proximal_mu": 0.1,
+        "secure_aggregation": secure,
+        "engine": engine,
+        **options,
+    }
+    return RunContext(
+        world=ws.world,
+        coalition=coalition,
+        model="logistic",
+        seed=0,
+        split=ws.split,
+        training=TrainingSettings(epochs, 256, 0.01, 0.2),
+        features=ws.features,
+        truth=ws.truth,
+        options=opts,
+    )
 
 
 def average_precision(ws: Workspace, scores: Any) -> float:
     """Step-wise AP of entity-day scores on the test window (fedsim.evaluation, no bootstrap)."""
-    ev = evaluate(scores, ws.truth, partner_sizes=ws.partner_sizes,
-                  test_window_ts=(ws.split.test_start, ws.split.test_end), seed=0, n_boot=0)
+    ev = evaluate(
+        scores,
+        ws.truth,
+        partner_sizes=ws.partner_sizes,
+        test_window_ts=(ws.split.test_start, ws.split.test_end),
+        seed=0,
+        n_boot=0,
+    )
     return float(ev.value("ap"))

@@ -19,10 +19,18 @@ def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path) -> 
     from fedsim.runner import run_experiment
 
     # prepare: two banks, one round, deployment engine
-    spec = {"name": "hz-deploy", "world": world_spec(entities=1200), "split": SPLIT, "regimes": ["horizontal"],
-            "coalitions": [["bank_1", "bank_2"]], "models": ["logistic"], "seeds": [0],
-            "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "negative_rate": 0.2},
-            "federation": {"rounds": 1, "engine": "deployment"}, "metrics": {"bootstrap": 20}}
+    spec = {
+        "name": "hz-deploy",
+        "world": world_spec(entities=1200),
+        "split": SPLIT,
+        "regimes": ["horizontal"],
+        "coalitions": [["bank_1", "bank_2"]],
+        "models": ["logistic"],
+        "seeds": [0],
+        "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "negative_rate": 0.2},
+        "federation": {"rounds": 1, "engine": "deployment"},
+        "metrics": {"bootstrap": 20},
+    }
     (tmp_path / "deploy.yaml").write_text(yaml.safe_dump(spec))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     # execute

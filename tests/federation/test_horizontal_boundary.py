@@ -24,17 +24,20 @@ def test_boundary_checker_passes_model_updates_and_catches_leaks() -> None:
     data = build_partner_data(partner_only(context(ws), "bank_1"), "bank_1")
     rules = _rules(ws, [data])
     ids = rules.identifiers
-    clean = CapturedMessage("from_partner", "train", {"partition-id": 0},
-                            arrays={"arrays/net.weight": np.ones((1, 2)), "arrays/net.bias": np.zeros(1)},
-                            metrics={"metrics/train-loss": 0.6, "metrics/num-examples": data.n_rows})
+    clean = CapturedMessage(
+        "from_partner",
+        "train",
+        {"partition-id": 0},
+        arrays={"arrays/net.weight": np.ones((1, 2)), "arrays/net.bias": np.zeros(1)},
+        metrics={"metrics/train-loss": 0.6, "metrics/num-examples": data.n_rows},
+    )
     assert check_message(clean, rules) == []
     leaks = {
         "raw rows": CapturedMessage("from_partner", "train", {}, arrays={"arrays/net.weight": data.X}),
         "ids": CapturedMessage("from_partner", "train", {}, arrays={"arrays/net.bias": ids[:3].astype(float)}),
         "unknown array": CapturedMessage("from_partner", "query.stats", {}, arrays={"extra/x": np.ones(2)}),
         "id in config": CapturedMessage("to_partner", "train", {}, configs={"config/who": str(int(ids[5]))}),
-        "per-row list": CapturedMessage("from_partner", "query.score", {},
-                                        metrics={"metrics/s": [0.1] * data.n_rows}),
+        "per-row list": CapturedMessage("from_partner", "query.score", {}, metrics={"metrics/s": [0.1] * data.n_rows}),
         "other type": CapturedMessage("from_partner", "query.rows", {}),
     }
     for what, msg in leaks.items():

@@ -141,10 +141,18 @@ def test_horizontal_run_is_tracked_like_any_other_run(tmp_path) -> None:  # type
     from fedsim.runner import run_experiment
     from tests.federation.horizontal_worlds import SPLIT, world_spec
 
-    spec = {"name": "hz-sim", "world": world_spec(), "split": SPLIT, "regimes": ["horizontal"],
-            "coalitions": [list(BANKS)], "models": ["logistic"], "seeds": [0],
-            "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "negative_rate": 0.2},
-            "federation": {"rounds": 2, "strategy": "fedprox", "proximal_mu": 0.05}, "metrics": {"bootstrap": 20}}
+    spec = {
+        "name": "hz-sim",
+        "world": world_spec(),
+        "split": SPLIT,
+        "regimes": ["horizontal"],
+        "coalitions": [list(BANKS)],
+        "models": ["logistic"],
+        "seeds": [0],
+        "training": {"epochs": 1, "batch_size": 256, "learning_rate": 0.01, "negative_rate": 0.2},
+        "federation": {"rounds": 2, "strategy": "fedprox", "proximal_mu": 0.05},
+        "metrics": {"bootstrap": 20},
+    }
     (tmp_path / "hz.yaml").write_text(yaml.safe_dump(spec))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     summary = run_experiment(tmp_path / "hz.yaml", tracking_uri=uri, workdir=tmp_path / "work", progress=False)

@@ -90,8 +90,13 @@ def _round_config(data, **extra):  # type: ignore[no-untyped-def]
     std = standardizer_from_moments(m)
     settings = HorizontalSettings(rounds=1, model="logistic", learning_rate=0.05, batch_size=128)
     model = make_model("logistic", n_features=std.n_features_out_, seed=0)
-    config = {**settings.client_config(), **standardizer_to_lists(std), "pos-weight": negative / positive,
-              "server-round": 1, **extra}
+    config = {
+        **settings.client_config(),
+        **standardizer_to_lists(std),
+        "pos-weight": negative / positive,
+        "server-round": 1,
+        **extra,
+    }
     return config, get_weights(model), weight_names(model)
 
 
@@ -135,8 +140,9 @@ def test_partner_directory_holds_one_partner_and_rebuilds_the_same_rows(tmp_path
     ctx = context(ws)
     # execute: export bank_2's directory, then build its rows there as a SuperNode would
     export_partner_world(ws.world, ws.truth, "bank_2", tmp_path / "bank_2")
-    node_ctx = load_partner_context(tmp_path / "bank_2", "bank_2", split=ctx.split, training=ctx.training,
-                                    seed=ctx.seed, model=ctx.model)
+    node_ctx = load_partner_context(
+        tmp_path / "bank_2", "bank_2", split=ctx.split, training=ctx.training, seed=ctx.seed, model=ctx.model
+    )
     at_node = build_partner_data(node_ctx, "bank_2")
     in_driver = build_partner_data(partner_only(ctx, "bank_2"), "bank_2")
     # assert: only bank_2's tables and truth rows, and exactly the rows the simulation engine builds
@@ -148,8 +154,9 @@ def test_partner_directory_holds_one_partner_and_rebuilds_the_same_rows(tmp_path
     np.testing.assert_allclose(at_node.X, in_driver.X)
     assert at_node.y.sum() > 0
     with pytest.raises(FedsimError, match="bank_1"):
-        load_partner_context(tmp_path / "bank_2", "bank_1", split=ctx.split, training=ctx.training, seed=0,
-                             model="logistic")
+        load_partner_context(
+            tmp_path / "bank_2", "bank_1", split=ctx.split, training=ctx.training, seed=0, model="logistic"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -183,8 +190,13 @@ def test_tree_models_are_refused_with_the_allowed_values() -> None:
 # Deployment helpers
 # ---------------------------------------------------------------------------------------------------
 def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    config = {"rounds": 2, "strategy": "fedprox", "proximal-mu": 0.1, "secure-aggregation": False,
-              "out-dir": '/tmp/a "quoted" dir'}
+    config = {
+        "rounds": 2,
+        "strategy": "fedprox",
+        "proximal-mu": 0.1,
+        "secure-aggregation": False,
+        "out-dir": '/tmp/a "quoted" dir',
+    }
     write_app_dir(tmp_path, name="fedsim-x", components={"serverapp": "m:s", "clientapp": "m:c"}, config=config)
     parsed = tomllib.loads((tmp_path / "pyproject.toml").read_text())
     assert parsed["tool"]["flwr"]["app"]["config"] == config
@@ -192,7 +204,9 @@ def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type
     node = format_node_config({"partner": "bank_1", "world-dir": "/d/bank_1"})
     assert node == 'partner="bank_1" world-dir="/d/bank_1"'
     assert tomllib.loads(node.replace(" ", "\n").replace("world-dir", '"world-dir"')) == {
-        "partner": "bank_1", "world-dir": "/d/bank_1"}
+        "partner": "bank_1",
+        "world-dir": "/d/bank_1",
+    }
 
 
 def test_fedavg_is_the_example_weighted_mean() -> None:

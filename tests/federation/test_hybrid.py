@@ -58,9 +58,7 @@ def test_hybrid_rounds_end_with_one_global_split_network() -> None:
             np.testing.assert_array_equal(one[k], two[k])
     # Each bank scored its own test rows (10 days × its people) with the global model.
     for b in ("bank_1", "bank_2"):
-        assert len(read_scores(bundles[b])) == 10 * len(
-            known_answer(banks=2, entities=600).features[b].entities
-        )
+        assert len(read_scores(bundles[b])) == 10 * len(known_answer(banks=2, entities=600).features[b].entities)
     assert len(result.step_metrics["train_loss.bank_1"]) == 2
 
 

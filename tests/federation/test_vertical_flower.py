@@ -51,9 +51,7 @@ def test_vertical_on_flower_is_within_the_ci_of_central_training() -> None:
     ev_v, ev_c = _evaluate(ws, vertical.scores), _evaluate(ws, central.scores)
     for metric in ("roc_auc", "ap"):
         lo, hi = ev_v.value(metric, column="lo"), ev_v.value(metric, column="hi")
-        assert lo <= ev_c.value(metric) <= hi, (
-            f"central {metric} {ev_c.value(metric):.4f} outside [{lo:.4f}, {hi:.4f}]"
-        )
+        assert lo <= ev_c.value(metric) <= hi, f"central {metric} {ev_c.value(metric):.4f} outside [{lo:.4f}, {hi:.4f}]"
     diff = compare(
         vertical.scores,
         central.scores,
@@ -80,14 +78,10 @@ def test_vertical_on_flower_is_within_the_ci_of_central_training() -> None:
 def _rules(ws, coalition: tuple[str, ...]) -> VerticalBoundaryRules:  # type: ignore[no-untyped-def]
     feats = {p: ws.features[p] for p in coalition}
     keys = [f.keys() for f in feats.values()]
-    hashes = np.concatenate(
-        [k[c].dropna().to_numpy(np.int64) for k in keys for c in k.columns if c != "entity_id"]
-    )
+    hashes = np.concatenate([k[c].dropna().to_numpy(np.int64) for k in keys for c in k.columns if c != "entity_id"])
     ids = np.concatenate([f.entities for f in feats.values()])
     raw = np.concatenate([f.tables["signals"]["x"].to_numpy() for f in feats.values()])
-    elements = [
-        e for k in keys for e in key_elements(k, [c for c in k.columns if c != "entity_id"])["element"][:50]
-    ]
+    elements = [e for k in keys for e in key_elements(k, [c for c in k.columns if c != "entity_id"])["element"][:50]]
     rows = max(len(f.decision_rows().entity) for f in feats.values())
     return VerticalBoundaryRules(
         entity_ids=ids, key_hashes=hashes, raw_values=raw, key_elements=elements, position_limit=rows
@@ -109,12 +103,8 @@ def test_only_declared_channels_cross_a_partner_boundary(regime: str) -> None:
     seen = channels_seen(messages)
     assert {"psi", "embedding", "gradient", "model", "schedule", "batch"} <= seen
     # the decision times that travel are the holders' own decision times (a registered leak), nothing else
-    sent = np.concatenate(
-        [np.asarray(v) for m in messages for k, v in m.arrays.items() if "schedule_ts/" in k]
-    )
-    own = np.concatenate(
-        [np.r_[d.ts_train, d.ts_test] for d in (holder_data(ctx, b) for b in ("bank_1", "bank_2"))]
-    )
+    sent = np.concatenate([np.asarray(v) for m in messages for k, v in m.arrays.items() if "schedule_ts/" in k])
+    own = np.concatenate([np.r_[d.ts_train, d.ts_test] for d in (holder_data(ctx, b) for b in ("bank_1", "bank_2"))])
     assert np.isin(sent, own).all()
     # labels never travel: no integer array equals a holder's training labels
     labels = {b: holder_data(ctx, b).y_train for b in ("bank_1", "bank_2")}
@@ -190,9 +180,7 @@ def test_deployment_engine_gives_the_same_mlflow_run_as_simulation(tmp_path: Pat
     assert dep["status"] == sim["status"] == "FINISHED"
     assert dep["params.engine"] == "deployment" and sim["params.engine"] == "simulation"
     metric_names = lambda r: {c for c in r.index if c.startswith("metrics.") and pd.notna(r[c])}  # noqa: E731
-    assert metric_names(dep) - {"metrics.federation_seconds"} == metric_names(sim) - {
-        "metrics.federation_seconds"
-    }
+    assert metric_names(dep) - {"metrics.federation_seconds"} == metric_names(sim) - {"metrics.federation_seconds"}
     # Same world, rows, seed and batches: the two engines compute the same model.
     for m in ("metrics.roc_auc", "metrics.ap", "metrics.psi.bank_1.telco.match_rate"):
         assert dep[m] == pytest.approx(sim[m], abs=1e-6)

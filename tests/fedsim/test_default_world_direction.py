@@ -17,15 +17,26 @@ from tests.fedsim.helpers_fedsim import run_regime, workspace
 
 @pytest.fixture(scope="module")
 def comparisons():  # type: ignore[no-untyped-def]
-    ws = workspace({"preset": "default", "seed": 4, "overrides": {"persons": 10000, "days": 150}},
-                   {"train_days": 95, "gap_days": 5, "test_days": 50})
+    ws = workspace(
+        {"preset": "default", "seed": 4, "overrides": {"persons": 10000, "days": 150}},
+        {"train_days": 95, "gap_days": 5, "test_days": 50},
+    )
     chain = list(ws.world.partners)
     scores = {r: run_regime(ws, r, chain, model="gbt").scores for r in ("status_quo", "watchlist", "pooled")}
 
     def cmp(a: str, b: str):  # type: ignore[no-untyped-def]
-        return compare(scores[a], scores[b], ws.truth, partner_sizes=ws.partner_sizes, seed=0, n_boot=400,
-                       test_window_ts=(ws.split.test_start, ws.split.test_end), capacities=[0.005],
-                       latencies_h=[0], interdiction=[1.0])
+        return compare(
+            scores[a],
+            scores[b],
+            ws.truth,
+            partner_sizes=ws.partner_sizes,
+            seed=0,
+            n_boot=400,
+            test_window_ts=(ws.split.test_start, ws.split.test_end),
+            capacities=[0.005],
+            latencies_h=[0],
+            interdiction=[1.0],
+        )
 
     return {"pooled": cmp("pooled", "status_quo"), "watchlist": cmp("watchlist", "status_quo")}
 

@@ -139,16 +139,27 @@ def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, fiel
 @pytest.mark.slow
 def test_same_config_and_seed_give_the_same_metrics_in_fresh_processes(tmp_path: Path) -> None:
     """Reproducible end to end: two processes (different PYTHONHASHSEED, separate stores and caches)."""
-    spec = {**SPEC, "name": "repro", "regimes": ["siloed", "pooled"], "coalitions": [["bank_1", "telco"]],
-            "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "siloed"]}}
+    spec = {
+        **SPEC,
+        "name": "repro",
+        "regimes": ["siloed", "pooled"],
+        "coalitions": [["bank_1", "telco"]],
+        "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "siloed"]},
+    }
     exp = _write(tmp_path, spec)
     metrics = []
     for i, hashseed in enumerate(("1", "2")):
         cwd = tmp_path / f"p{i}"
         cwd.mkdir()
         uri = f"sqlite:///{cwd}/mlflow.db"
-        done = subprocess.run([FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"], cwd=cwd, text=True,
-                              capture_output=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": hashseed})
+        done = subprocess.run(
+            [FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"],
+            cwd=cwd,
+            text=True,
+            capture_output=True,
+            timeout=600,
+            env={**os.environ, "PYTHONHASHSEED": hashseed},
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         runs = _finished(uri, "repro").set_index("run_name").sort_index()
         metrics.append(runs[[c for c in runs.columns if c.startswith(("ed_", "prevented_", "ap"))]])

@@ -152,7 +152,8 @@ def test_calibration_rows_recompute_from_truth(default_world: World) -> None:
     hd = cases[cases["fraud_type"] == "helpdesk"]
     assert rows["helpdesk_victims_nl"]["generated"] == pytest.approx(len(hd) / 25 / persons / years * NL_PERSONS_15PLUS)
     assert rows["helpdesk_eur_nl"]["generated"] == pytest.approx(
-        len(hd) / 25 / persons / years * NL_PERSONS_15PLUS * hd["loss_eur"].mean())
+        len(hd) / 25 / persons / years * NL_PERSONS_15PLUS * hd["loss_eur"].mean()
+    )
     pur = cases.loc[cases["fraud_type"] == "purchase", "loss_eur"]
     assert rows["purchase_loss_p75"]["generated"] == pytest.approx(np.quantile(pur, 0.75))
     n_hd, n_wa = len(hd), int((cases["fraud_type"] == "whatsapp").sum())
@@ -168,8 +169,13 @@ def test_default_world_has_no_undesigned_leak(default_screen: dict) -> None:
     # the screen saw every table and type, and the designed signals do show (so the screen has power)
     seen = {(r["kind"], r["table"]) for r in default_screen["single_column"]}
     assert len(seen) == 11
-    assert {r["fraud_type"] for r in default_screen["single_column"]} == {"helpdesk", "purchase", "sale", "whatsapp",
-                                                                          "invoice"}
+    assert {r["fraud_type"] for r in default_screen["single_column"]} == {
+        "helpdesk",
+        "purchase",
+        "sale",
+        "whatsapp",
+        "invoice",
+    }
     strong = {r["feature"] for r in default_screen["designed_signals"]}
     assert {"duration_s", "remote_access_tool"} <= strong
     assert all(r["designed"] and r["why"] for r in default_screen["designed_signals"])
@@ -205,8 +211,12 @@ def test_planted_undesigned_column_is_a_leak(small_world: World) -> None:
     tbl = small_world.partners["bank_1"].tables["sessions"]
     device = tbl.column("device_hash").to_numpy() % (1 << 40)
     device[_injected_rows(small_world, "bank_1", "sessions")] += 1 << 50  # fraud devices get high hashes
-    leaky = _replace_table(small_world, "bank_1", "sessions",
-                           tbl.set_column(tbl.schema.get_field_index("device_hash"), "device_hash", pa.array(device)))
+    leaky = _replace_table(
+        small_world,
+        "bank_1",
+        "sessions",
+        tbl.set_column(tbl.schema.get_field_index("device_hash"), "device_hash", pa.array(device)),
+    )
     clean = leak_screen(small_world, only=["bank_1/sessions"])
     screen = leak_screen(leaky, only=["bank_1/sessions"])
     assert clean["verdicts"]["single_column"] and not screen["verdicts"]["single_column"]
@@ -219,8 +229,9 @@ def test_planted_timestamp_quirk_fails_the_metadata_model(small_world: World) ->
     ts = tbl.column("ts").to_numpy().copy()
     rows = _injected_rows(small_world, "bank_1", "transactions")
     ts[rows] -= ts[rows] % 60  # fraud rows booked on the whole minute
-    quirky = _replace_table(small_world, "bank_1", "transactions",
-                            tbl.set_column(tbl.schema.get_field_index("ts"), "ts", pa.array(ts)))
+    quirky = _replace_table(
+        small_world, "bank_1", "transactions", tbl.set_column(tbl.schema.get_field_index("ts"), "ts", pa.array(ts))
+    )
     clean = leak_screen(small_world, only=["bank_1/transactions"])["metadata_model"][0]
     model = leak_screen(quirky, only=["bank_1/transactions"])["metadata_model"][0]
     assert clean["ok"] and not model["ok"]
@@ -232,10 +243,17 @@ def test_planted_key_gap_fails_key_presence(small_world: World) -> None:
     parties = small_world.truth_table("case_entities")
     victims = parties.loc[(parties["partner"] == "bank_2") & (parties["role"] == "victim"), "entity_id"]
     drop = np.isin(tbl.column("customer_id").to_numpy(), victims.to_numpy())
-    phone = pa.array(tbl.column("phone_hash").to_numpy(zero_copy_only=False), mask=drop | tbl.column(
-        "phone_hash").is_null().to_numpy(zero_copy_only=False), type=pa.int64())
-    gappy = _replace_table(small_world, "bank_2", "customers",
-                           tbl.set_column(tbl.schema.get_field_index("phone_hash"), "phone_hash", phone))
+    phone = pa.array(
+        tbl.column("phone_hash").to_numpy(zero_copy_only=False),
+        mask=drop | tbl.column("phone_hash").is_null().to_numpy(zero_copy_only=False),
+        type=pa.int64(),
+    )
+    gappy = _replace_table(
+        small_world,
+        "bank_2",
+        "customers",
+        tbl.set_column(tbl.schema.get_field_index("phone_hash"), "phone_hash", phone),
+    )
     clean = leak_screen(small_world, only=["bank_2/customers"])
     screen = leak_screen(gappy, only=["bank_2/customers"])
     assert clean["verdicts"]["key_presence"] and not screen["verdicts"]["key_presence"]
@@ -272,8 +290,16 @@ def test_describe_realistic_world_is_json_and_extrapolates(small_world: World) -
 
 
 def test_describe_known_answer_world_gives_closed_form_aucs() -> None:
-    config = WorldConfig(mode="known_answer", known_answer={"entities": 2000, "days": 14, "bank_shifts": [1.0, 0.5],
-                                                              "telco_shift": 0.8, "marketplace_shift": 0.0})
+    config = WorldConfig(
+        mode="known_answer",
+        known_answer={
+            "entities": 2000,
+            "days": 14,
+            "bank_shifts": [1.0, 0.5],
+            "telco_shift": 0.8,
+            "marketplace_shift": 0.0,
+        },
+    )
     desc = describe_world(generate(config, seed=1))
     json.dumps(desc, allow_nan=False)
     ka = desc["known_answer"]
@@ -295,6 +321,15 @@ def test_render_description_shows_what_to_look_at_first(small_world: World) -> N
     buf = io.StringIO()
     render_description(desc, console=Console(file=buf, width=140, color_system=None))
     text = buf.getvalue()
-    for expected in ("Rows per table", "Fraud types", "Calibration", "bank-helpdesk victims per year, NL",
-                     "NOT MODELLED FULLY", "Leak screen", "Metadata-only model", "Join-key presence", "whatsapp"):
+    for expected in (
+        "Rows per table",
+        "Fraud types",
+        "Calibration",
+        "bank-helpdesk victims per year, NL",
+        "NOT MODELLED FULLY",
+        "Leak screen",
+        "Metadata-only model",
+        "Join-key presence",
+        "whatsapp",
+    ):
         assert expected in text, expected

@@ -76,14 +76,14 @@ def _entity_days(world: World) -> pd.DataFrame:
     phone_of_person = telco.merge(world.table("telco", "entities"), on="entity_id").set_index("person_id")
     phone_of_person = phone_of_person["phone_hash"]
     cases = world.truth_table("cases")
-    positive = pd.MultiIndex.from_arrays([phone_of_person.loc[cases["victim_person_id"]].to_numpy(),
-                                          cases["ts_contact"].to_numpy() + 1_800])
+    positive = pd.MultiIndex.from_arrays(
+        [phone_of_person.loc[cases["victim_person_id"]].to_numpy(), cases["ts_contact"].to_numpy() + 1_800]
+    )
     wide["y"] = pd.MultiIndex.from_frame(wide[["phone_hash", "ts"]]).isin(positive).astype(int)
     return wide
 
 
-def _bayes_score(frame: pd.DataFrame, shifts: dict[str, float],
-                 coalition: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _bayes_score(frame: pd.DataFrame, shifts: dict[str, float], coalition: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Log posterior odds of each entity-day the coalition holds: Σ d_p x_p − δ_g²/2 + log(pos_g / neg_g)."""
     held = frame[coalition].notna().any(axis=1)
     sub = frame[held]
@@ -97,8 +97,7 @@ def _bayes_score(frame: pd.DataFrame, shifts: dict[str, float],
     return llr + prior.reindex(group).to_numpy(), sub["y"].to_numpy()
 
 
-def _auc_ci(score: np.ndarray, y: np.ndarray, *, n_boot: int = 400,
-            level: float = 0.99) -> tuple[float, float, float]:
+def _auc_ci(score: np.ndarray, y: np.ndarray, *, n_boot: int = 400, level: float = 0.99) -> tuple[float, float, float]:
     """Empirical AUC and a percentile bootstrap CI (positives and negatives resampled separately).
 
     A resample's AUC is Σ_i u_i W(s_i) / (m n), with u, w the resample multiplicities and W(s) the weight of
@@ -171,8 +170,7 @@ def test_bad_known_answer_config_names_the_field() -> None:
 # The generated world against the closed forms
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("coalition", [["bank_1"], ["bank_1", "bank_2", "bank_3", "telco", "marketplace"]])
-def test_optimal_score_auc_matches_closed_form(iid_world: World, iid_frame: pd.DataFrame,
-                                               coalition: list[str]) -> None:
+def test_optimal_score_auc_matches_closed_form(iid_world: World, iid_frame: pd.DataFrame, coalition: list[str]) -> None:
     frame = iid_frame
     shifts = partner_shifts(iid_world.config)
     held = frame[coalition].notna().any(axis=1)
@@ -184,7 +182,8 @@ def test_optimal_score_auc_matches_closed_form(iid_world: World, iid_frame: pd.D
 
 @pytest.mark.parametrize("coalition", [["bank_1", "bank_2"], ["bank_3", "telco"]])
 def test_bayes_score_auc_matches_grouped_closed_form_on_non_iid_world(
-        skewed_world: World, skewed_frame: pd.DataFrame, coalition: list[str]) -> None:
+    skewed_world: World, skewed_frame: pd.DataFrame, coalition: list[str]
+) -> None:
     score, y = _bayes_score(skewed_frame, partner_shifts(skewed_world.config), coalition)
     auc, lo, hi = _auc_ci(score, y)
     expected = coalition_optimal_auc(skewed_world.config, coalition)

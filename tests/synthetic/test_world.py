@@ -153,7 +153,8 @@ def test_money_outs_sum_to_the_loss(frames: dict[str, pd.DataFrame]) -> None:
 
 
 def test_provenance_points_at_rows_that_exist_and_belong_to_the_case(
-        world: World, frames: dict[str, pd.DataFrame]) -> None:
+    world: World, frames: dict[str, pd.DataFrame]
+) -> None:
     prov, cases, parties = frames["provenance"], frames["cases"], frames["case_entities"]
     assert set(prov["phase"]) <= set(PHASES) and set(prov["case_id"]) <= set(cases["case_id"])
     for (partner, table), p in prov.groupby(["partner", "table"]):
