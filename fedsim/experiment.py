@@ -45,6 +45,7 @@ from pydantic_core import PydanticCustomError
 
 from fedsim.errors import FedsimError
 from fedsim.privacy import DEFAULT_ROWS_PER_ENTITY, ClientLevelDP, PrivacySettings
+from fedsim.settings import FederationSettings
 
 if TYPE_CHECKING:
     from synthetic.config import WorldConfig
@@ -360,33 +361,8 @@ class PrivacySpec(_Spec):
         )
 
 
-class FederationSpec(_Spec):
-    """Settings of the federated regimes (horizontal, vertical, hybrid); ignored by the others."""
-
-    rounds: int = Field(default=5, ge=1, le=1000, strict=True, description="Federated rounds; default 5.")
-    local_epochs: int = Field(
-        default=1,
-        ge=1,
-        le=100,
-        strict=True,
-        description="Local epochs per round at each client (horizontal); default 1.",
-    )
-    strategy: Literal["fedavg", "fedprox"] = Field(default="fedavg", description="Aggregation strategy.")
-    proximal_mu: float = Field(
-        default=0.01,
-        ge=0,
-        le=100,
-        allow_inf_nan=False,
-        description="FedProx proximal term μ (used when strategy = fedprox).",
-    )
-    secure_aggregation: bool = Field(default=False, description="SecAgg+ for horizontal updates.")
-    engine: Literal["simulation", "deployment"] = Field(
-        default="simulation", description="Flower engine: simulation (Ray) or deployment (SuperLink + SuperNodes)."
-    )
-    label_holder: str = Field(default="bank", description="Partner kind (or name) holding labels in vertical FL.")
-    embedding_dim: int = Field(
-        default=8, ge=1, le=256, strict=True, description="Width of each party's bottom-model output (vertical FL)."
-    )
+FederationSpec = FederationSettings
+"""The experiment's ``federation:`` section: :class:`fedsim.settings.FederationSettings` (one source)."""
 
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]

@@ -17,7 +17,7 @@
 
 **Where the settings come from.** An experiment's ``privacy:`` section becomes each grid cell's
 ``RunSpec.privacy`` (:class:`PrivacySettings`, None for a non-private cell); the runner hands it to the
-regime as ``ctx.options["privacy"]`` and :func:`privacy_for` reads it back (without it, a finite
+regime as ``ctx.privacy`` and :func:`privacy_for` reads it back (without it, a finite
 ``ctx.epsilon`` means target-ε mode with default settings). :func:`run_params` gives the text params
 (mode, accountant, unit of privacy) to log with the run; the numbers come as ``dp_*`` metrics.
 
@@ -181,11 +181,11 @@ class PrivacySettings(BaseModel):
 def privacy_for(ctx: Any) -> PrivacySettings | None:
     """The privacy settings of a regime run, or None for a non-private run. The one place to ask.
 
-    Reads ``ctx.options["privacy"]`` (a :class:`PrivacySettings` or its dict, put there by the runner
-    from the grid cell); without it a finite ``ctx.epsilon`` means target-ε mode with the defaults.
+    Reads ``ctx.privacy`` (a :class:`PrivacySettings` or its dict, put there by the runner from the
+    grid cell); without it a finite ``ctx.epsilon`` means target-ε mode with the defaults.
     Raises :class:`PrivacyError` for a model family DP-SGD cannot train (``gbt``).
     """
-    raw = (getattr(ctx, "options", None) or {}).get("privacy")
+    raw = getattr(ctx, "privacy", None)
     if raw is None:
         eps = float(getattr(ctx, "epsilon", math.inf))
         settings = None if math.isinf(eps) else PrivacySettings(target_epsilon=eps)

@@ -18,14 +18,18 @@ import pandas as pd
 
 from fedsim.data import DAY, Split, known_cases, row_labels
 from fedsim.features import MODEL_EXCLUDE, DecisionRows, PartnerFeatures
+from fedsim.privacy import PrivacySettings
+from fedsim.settings import FederationSettings, RunHooks
 from synthetic.world import World
 
 JOIN_KEYS = ("phone_hash", "email_hash", "iban_hash")
 """Salted-hash keys partners may join on, in the order a join tries them."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingSettings:
+    """Shared torch training settings of a run (the experiment's ``training:`` section)."""
+
     epochs: int = 5
     batch_size: int = 512
     learning_rate: float = 0.01
@@ -46,7 +50,32 @@ class RunContext:
     truth: dict[str, pd.DataFrame]
     oracle_join: bool = False  # upper bound only: join on true person ids instead of keys
     epsilon: float = float("inf")  # target ε of DP-SGD per party (inf: no DP)
-    options: dict[str, Any] = field(default_factory=dict)  # regime-specific settings (rounds, strategy, ...)
+    federation: FederationSettings = field(default_factory=FederationSettings)
+    privacy: PrivacySettings | None = None  # the cell's DP settings; None = no DP (or target ε from `epsilon`)
+    hooks: RunHooks = field(default_factory=RunHooks)  # test-only: message capture, injected faults
+    options: dict[str, Any] = field(default_factory=dict)  # DEPRECATED mirror of the typed fields (transition)
+
+    def __post_init__(self) -> None:
+        # Transition: callers that still pass `options` get the typed fields from them, and readers of
+        # `options` still find the typed values there. Goes once nothing reads or writes `options`.
+        o = dict(self.options)
+        fed_keys = set(FederationSettings.model_fields)
+        if fed_keys & o.keys() and self.federation == FederationSettings():
+            self.federation = FederationSettings.model_validate({k: o[k] for k in fed_keys & o.keys()})
+        if self.privacy is None and o.get("privacy") is not None:
+            raw = o["privacy"]
+            self.privacy = raw if isinstance(raw, PrivacySettings) else PrivacySettings.model_validate(raw)
+        if self.hooks == RunHooks() and ("capture_dir" in o or "faults" in o):
+            capture = o.get("capture_dir")
+            self.hooks = RunHooks(capture_dir=str(capture) if capture else None, faults=dict(o.get("faults") or {}))
+        mirror: dict[str, Any] = {**o, **self.federation.model_dump()}  # the typed value wins
+        if self.privacy is not None:
+            mirror["privacy"] = self.privacy
+        if self.hooks.capture_dir is not None:
+            mirror["capture_dir"] = self.hooks.capture_dir
+        if self.hooks.faults:
+            mirror["faults"] = dict(self.hooks.faults)
+        self.options = mirror
 
     @property
     def kinds(self) -> dict[str, str]:

@@ -21,6 +21,7 @@ from fedsim.data import DAY, Split
 from fedsim.experiment import ExperimentSpec, GridSummary, RunResult, RunSpec, expand, load_experiment, run_grid
 from fedsim.features import PartnerFeatures
 from fedsim.regimes import RunContext, TrainingSettings, get_regime
+from fedsim.settings import FederationSettings
 from synthetic.world import World, generate, read_manifest, read_world, to_pandas, write_world
 
 logger = logging.getLogger("fedsim.run")
@@ -91,21 +92,10 @@ class Workspace:
     def partner_sizes(self) -> dict[str, int]:
         return {n: len(f.entities) for n, f in self.features.items()}
 
-    @staticmethod
-    def _options(cell: RunSpec) -> dict[str, Any]:
-        """Regime-specific settings of a cell: federation settings and the cell's privacy settings."""
-        options: dict[str, Any] = cell.federation.model_dump() if cell.federation else {}
-        if cell.privacy is not None:
-            options["privacy"] = cell.privacy
-        return options
-
-    def execute(self, cell: RunSpec) -> RunResult:
-        from fedsim.evaluation import evaluate
-        from fedsim.privacy import privacy_for, run_params
-
-        regime = get_regime(cell.regime)
+    def context(self, cell: RunSpec) -> RunContext:
+        """The one way a grid cell becomes a :class:`RunContext`: typed, frozen settings from the cell."""
         tr = cell.training
-        ctx = RunContext(
+        return RunContext(
             world=self.world,
             coalition=cell.coalition,
             model=cell.model,
@@ -115,8 +105,17 @@ class Workspace:
             features=self.features,
             truth=self.truth,
             epsilon=cell.epsilon,
-            options=self._options(cell),
+            federation=cell.federation if cell.federation is not None else FederationSettings(),
+            privacy=cell.privacy,
         )
+
+    def execute(self, cell: RunSpec) -> RunResult:
+        from fedsim.evaluation import evaluate
+        from fedsim.privacy import privacy_for, run_params
+
+        regime = get_regime(cell.regime)
+        tr = cell.training
+        ctx = self.context(cell)
         result = regime.run(ctx)
         m = cell.metrics
         ev = evaluate(

@@ -78,7 +78,7 @@ class Horizontal:
                 f"of one kind; kinds here: {kinds}"
             )
         settings = HorizontalSettings.from_context(ctx)
-        engine = ctx.options.get("engine", "simulation")
+        engine = ctx.federation.engine
         scores, seconds, metrics, steps = [], [], {}, {}
         dropouts: list[str] = []
         for block, members in federated.items():
@@ -87,8 +87,8 @@ class Horizontal:
                 members,
                 settings,
                 engine=engine,
-                capture_dir=ctx.options.get("capture_dir"),
-                faults=ctx.options.get("faults"),
+                capture_dir=ctx.hooks.capture_dir,
+                faults=ctx.hooks.faults,
             )
             scores.append(run.scores)
             if run.second_scores is not None:

@@ -31,15 +31,15 @@ from fedsim.regimes.vertical import Roles, resolve_roles, run_split_regime
 
 def hybrid_roles(ctx: RunContext) -> Roles:
     """All coalition partners of the label holder's kind hold labels; the other kinds are parties."""
-    wanted = str(ctx.options.get("label_holder", "bank"))
+    wanted = ctx.federation.label_holder
     if wanted in ctx.coalition:
         wanted = ctx.features[wanted].block
     if wanted not in {ctx.features[p].block for p in ctx.coalition}:
         raise FedsimError(
-            f"federation.label_holder = {ctx.options.get('label_holder', 'bank')!r}: no partner of that "
+            f"federation.label_holder = {ctx.federation.label_holder!r}: no partner of that "
             f"kind in coalition {'+'.join(ctx.coalition)}; allowed: a kind present in it"
         )
-    return resolve_roles(replace(ctx, options={**ctx.options, "label_holder": wanted}))
+    return resolve_roles(replace(ctx, federation=ctx.federation.model_copy(update={"label_holder": wanted})))
 
 
 class Hybrid:

@@ -57,7 +57,7 @@ class Roles:
 
 def resolve_roles(ctx: RunContext) -> Roles:
     """Label holders and feature parties of the coalition from ``federation.label_holder``."""
-    wanted = str(ctx.options.get("label_holder", "bank"))
+    wanted = ctx.federation.label_holder
     block = {p: ctx.features[p].block for p in ctx.coalition}
     if wanted in ctx.coalition:
         holders = (wanted,)
@@ -158,7 +158,7 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
     bundles = {h: str(write_bundle(data[h], run_dir)) for h in active}
     bundles.update({p: str(write_bundle(party_data(ctx, p), run_dir)) for p in roles.parties})
     (run_dir / "coordinator").mkdir(exist_ok=True)
-    engine = str(ctx.options.get("engine", "simulation"))
+    engine = ctx.federation.engine
     params = _params(mode, roles, idle, engine)
     if not active:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -169,15 +169,15 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
         holders=active,
         parties=roles.parties,
         seed=ctx.seed,
-        rounds=int(ctx.options.get("rounds", 5)),
-        local_epochs=int(ctx.options.get("local_epochs", 1)),
+        rounds=ctx.federation.rounds,
+        local_epochs=ctx.federation.local_epochs,
         batch_size=ctx.training.batch_size,
         learning_rate=ctx.training.learning_rate,
-        embedding_dim=int(ctx.options.get("embedding_dim", 8)),
+        embedding_dim=ctx.federation.embedding_dim,
         hidden=HIDDEN,
         out_dir=str(run_dir / "coordinator"),
     )
-    run = run_split_learning(plan, bundles, engine=engine, capture_dir=ctx.options.get("capture_dir"))
+    run = run_split_learning(plan, bundles, engine=engine, capture_dir=ctx.hooks.capture_dir)
     scored = [_read_scores(bundles[h], h) for h in active] + [_constant_scores(data[h]) for h in idle]
     metrics = {
         **run.metrics,
@@ -308,11 +308,11 @@ def central_split_scores(ctx: RunContext, holder: str, parties: tuple[str, ...])
     x_test = np.hstack([s.transform(b) for s, b in zip(stds, blocks_test, strict=True)])
     net = make_split_net(
         [s.n_features_out_ for s in stds],
-        embedding_dim=int(ctx.options.get("embedding_dim", 8)),
+        embedding_dim=ctx.federation.embedding_dim,
         hidden=HIDDEN,
         seed=ctx.seed,
     )
-    epochs = int(ctx.options.get("rounds", 5)) * int(ctx.options.get("local_epochs", 1))
+    epochs = ctx.federation.rounds * ctx.federation.local_epochs
     cfg = TrainConfig(
         epochs=epochs,
         batch_size=ctx.training.batch_size,
