@@ -34,6 +34,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from fedsim.errors import FedsimError
 from fedsim.experiment import RunSpec, format_epsilon, format_number
 
@@ -138,6 +140,11 @@ def _sanitized(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _dump_json(settings: BaseModel | None) -> dict[str, Any] | None:
+    """An optional settings block as JSON-ready values; ``None`` (block absent) stays ``None``."""
+    return None if settings is None else settings.model_dump(mode="json")
+
+
 def cell_params(cell: RunSpec) -> dict[str, str]:
     """The params every run carries: its cell and the experiment's shared settings, flattened."""
     core = {
@@ -159,10 +166,8 @@ def cell_params(cell: RunSpec) -> dict[str, str]:
             "split": cell.split.model_dump(mode="json"),
             "training": cell.training.model_dump(mode="json"),
             "metrics": cell.metrics.model_dump(mode="python"),
-            "privacy": cell.privacy.model_dump(mode="json") if getattr(cell, "privacy", None) is not None else None,
-            "federation": cell.federation.model_dump(mode="json")
-            if getattr(cell, "federation", None) is not None
-            else None,
+            "privacy": _dump_json(getattr(cell, "privacy", None)),
+            "federation": _dump_json(getattr(cell, "federation", None)),
         }
     )
     return {**core, **{k: param_value(v) for k, v in shared.items() if v is not None}}

@@ -21,7 +21,7 @@ Opacus code. What makes the loop DP-safe:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -148,21 +148,26 @@ class ShuffledBatches:
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         order = torch.randperm(len(self.dataset), generator=self._generator)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             yield tuple(t[idx] for t in self.dataset.tensors)
 
 
-def _loader_tensors(data_loader: DataLoader) -> tuple[torch.Tensor, ...]:
+def loader_dataset(data_loader: DataLoader | ShuffledBatches) -> TensorDataset:
+    """The ``TensorDataset`` of ``(X, y)`` or ``(X, y, w)`` behind a loader built by :func:`make_loader`.
+
+    ``DataLoader.dataset`` is typed as a plain ``Dataset``; this checks (rather than casts) that it is
+    the tensor dataset the training loop reads the labels and weights from.
+    """
     dataset = getattr(data_loader, "dataset", None)
     if not isinstance(dataset, TensorDataset) or len(dataset.tensors) not in (2, 3):
         raise ValueError(
             f"data_loader.dataset: {type(dataset).__name__}; allowed: a TensorDataset of "
             "(X, y) or (X, y, w), as built by make_loader (Opacus keeps it when wrapping)"
         )
-    return dataset.tensors
+    return dataset
 
 
 def balanced_pos_weight(y: torch.Tensor, weights: torch.Tensor | None = None) -> float:
@@ -314,6 +319,7 @@ def fit(
     started = time.perf_counter()
     features = _as_features(X)
     labels = _as_labels(y, features.shape[0])
+    batches: DataLoader | ShuffledBatches
     if data_loader is None:
         loader = make_loader(
             features.numpy(),
@@ -322,17 +328,15 @@ def fit(
             seed=config.seed,
             sample_weight=sample_weight,
         )
-        data_loader = ShuffledBatches(
-            loader.dataset,
-            batch_size=config.batch_size,  # type: ignore[assignment]
-            seed=config.seed,
-        )
+        batches = ShuffledBatches(loader_dataset(loader), batch_size=config.batch_size, seed=config.seed)
     elif sample_weight is not None:
         raise ValueError(
             "sample_weight: given together with data_loader; allowed: put the weights in the "
             "loader instead (make_loader(..., sample_weight=...))"
         )
-    tensors = _loader_tensors(data_loader)
+    else:
+        batches = data_loader
+    tensors = loader_dataset(batches).tensors
     if tensors[1].shape[0] != labels.shape[0]:
         raise ValueError(f"data_loader: {tensors[1].shape[0]} rows; allowed: {labels.shape[0]} (rows of X)")
     pos_weight = 1.0
@@ -357,7 +361,7 @@ def fit(
     try:
         for epoch in range(1, config.epochs + 1):
             loss_sum, rows = 0.0, 0
-            for batch in data_loader:
+            for batch in batches:
                 optimizer.zero_grad(set_to_none=True)
                 loss, batch_sum, n_rows = _batch_loss(model, batch, criterion)
                 if not torch.isfinite(loss):
