@@ -27,7 +27,7 @@ import pyarrow as pa
 from synthetic.config import ConfigError, KnownAnswerConfig, WorldConfig
 from synthetic.ids import DOMAIN_PHONE, id_pool, rng_for, salted_hash
 from synthetic.schema import PHASES, SIGNALS_TABLES, TRUTH_TABLES
-from synthetic.world import PartnerView, World
+from synthetic.world_data import PartnerView, World
 
 DAY_S = 86_400
 DECISION_OFFSET_S = 43_200

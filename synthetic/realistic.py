@@ -20,7 +20,7 @@ from synthetic.ledger import Ledger
 from synthetic.population import Population, RawIds, build_population
 from synthetic.schema import FRAUD_TYPES
 from synthetic.views import ViewBuilder
-from synthetic.world import World
+from synthetic.world_data import World
 
 
 def _market_accounts(pop: Population, ids: RawIds) -> MarketAccounts:

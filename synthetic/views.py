@@ -27,7 +27,7 @@ from synthetic.ids import (
 )
 from synthetic.population import AGE_BANDS, OTHER, Population, age_band
 from synthetic.schema import BANK_TABLES, MARKETPLACE_TABLES, TELCO_TABLES, TRUTH_TABLES
-from synthetic.world import PartnerView
+from synthetic.world_data import PartnerView
 
 FOREIGN = -3
 _TYPO = np.int64(1 << 55)  # a mangled key is a different raw value → a hash that matches nothing

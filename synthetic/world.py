@@ -17,65 +17,36 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthetic.config import WorldConfig
+from synthetic.known_answer import generate_known_answer
+from synthetic.realistic import generate_realistic
 from synthetic.schema import SCHEMA_VERSION, TABLES_BY_KIND, TRUTH_TABLES
+from synthetic.world_data import PartnerView, World, to_pandas
 
 MANIFEST = "manifest.json"
+
+__all__ = [
+    "MANIFEST",
+    "PartnerView",
+    "World",
+    "WorldError",
+    "build_manifest",
+    "generate",
+    "read_manifest",
+    "read_world",
+    "to_pandas",
+    "write_world",
+]
 
 
 class WorldError(RuntimeError):
     """A world directory that cannot be written or read; the message says which and why."""
-
-
-@dataclass
-class PartnerView:
-    """What one partner holds: its own tables only."""
-
-    name: str
-    kind: str
-    tables: dict[str, pa.Table]
-
-
-@dataclass
-class World:
-    config: WorldConfig
-    seed: int
-    partners: dict[str, PartnerView]
-    truth: dict[str, pa.Table]
-    manifest: dict[str, Any] = field(default_factory=dict)
-    blobs: dict[str, bytes] = field(default_factory=dict, repr=False)  # Parquet bytes made while hashing
-
-    @property
-    def content_hash(self) -> str:
-        return str(self.manifest.get("content_hash", ""))
-
-    def partner_names(self, kind: str | None = None) -> list[str]:
-        return [n for n, p in self.partners.items() if kind is None or p.kind == kind]
-
-    def table(self, partner: str, name: str) -> pd.DataFrame:
-        return to_pandas(self.partners[partner].tables[name])
-
-    def truth_table(self, name: str) -> pd.DataFrame:
-        return to_pandas(self.truth[name])
-
-
-def to_pandas(table: pa.Table) -> pd.DataFrame:
-    """Arrow → pandas keeping 64-bit keys exact: nullable int columns become pandas Int64, not float."""
-    return (
-        table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get) if _has_int_nulls(table) else table.to_pandas()
-    )
-
-
-def _has_int_nulls(table: pa.Table) -> bool:
-    return any(pa.types.is_integer(f.type) and table.column(f.name).null_count > 0 for f in table.schema)
 
 
 def generate(config: WorldConfig, seed: int, *, workers: int = 1, progress: Any = None) -> World:
@@ -83,12 +54,8 @@ def generate(config: WorldConfig, seed: int, *, workers: int = 1, progress: Any 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WorldError(f"seed = {seed!r}: allowed: a whole number >= 0")
     if config.mode == "known_answer":
-        from synthetic.known_answer import generate_known_answer
-
         world = generate_known_answer(config, seed)
     else:
-        from synthetic.realistic import generate_realistic
-
         world = generate_realistic(config, seed, workers=workers, progress=progress)
     _check_schemas(world)
     world.blobs = {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
