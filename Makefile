@@ -27,7 +27,8 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/fedsim demo
 
-test: $(VENV)/.installed-dev
+# Lint first: CI runs `make test`, so a lint failure fails CI before the (slower) suite starts.
+test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 ui: $(VENV)/.installed
@@ -41,6 +42,7 @@ bench: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy synthetic fedsim
 
 clean:
