@@ -8,6 +8,7 @@ stream and results do not depend on how work is split over processes.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,3 +51,25 @@ def id_pool(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 DOMAIN_PHONE, DOMAIN_IBAN, DOMAIN_EMAIL, DOMAIN_DEVICE, DOMAIN_HANDSET = 1, 2, 3, 4, 5
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The join keys of one world: every partner hashes a raw identifier with the world's salt and its domain."""
+
+    salt: int
+
+    def phone(self, raw: np.ndarray) -> np.ndarray:
+        return salted_hash(raw, self.salt, DOMAIN_PHONE)
+
+    def iban(self, raw: np.ndarray) -> np.ndarray:
+        return salted_hash(raw, self.salt, DOMAIN_IBAN)
+
+    def email(self, raw: np.ndarray) -> np.ndarray:
+        return salted_hash(raw, self.salt, DOMAIN_EMAIL)
+
+    def device(self, raw: np.ndarray) -> np.ndarray:
+        return salted_hash(raw, self.salt, DOMAIN_DEVICE)
+
+    def handset(self, raw: np.ndarray) -> np.ndarray:
+        return salted_hash(raw, self.salt, DOMAIN_HANDSET)

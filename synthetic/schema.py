@@ -3,7 +3,7 @@
 Conventions (hold for every table):
 
 * Time: ``ts`` columns are int64 **seconds since the world's start** (``manifest.start_date``
-  at 00:00 Europe/Amsterdam, no DST games); ``day = ts // 86400``. A negative ts lies before
+  at 00:00 Europe/Amsterdam, no DST games); ``day = ts // 86400`` (:data:`DAY`). A negative ts lies before
   the start (e.g. an account opened years ago).
 * Join keys (``*_hash``) are int64 salted hashes of a raw identifier (phone number, IBAN,
   e-mail, device fingerprint), shared by all partners of one world so that equal raw values
@@ -25,8 +25,26 @@ import pyarrow as pa
 
 SCHEMA_VERSION = "1.0"
 
+DAY = 86_400
+"""Seconds in a day: ``day = ts // DAY``."""
+HOUR = 3_600
+"""Seconds in an hour."""
+
 PARTNER_KINDS: tuple[str, ...] = ("bank", "telco", "marketplace")
-"""Kinds of partner in a realistic world. Known-answer worlds add the kind ``signals``."""
+"""Kinds of partner in a realistic world. Known-answer worlds add the kind :data:`SIGNALS_KIND`."""
+SIGNALS_KIND = "signals"
+"""Kind of a partner holding ready-made evidence (:data:`SIGNALS_TABLES`): known-answer and placebo partners."""
+PLACEBO = "placebo"
+"""Name of the placebo partner (a ``signals`` partner whose evidence is independent of fraud)."""
+
+
+def partner_names(kind: str, count: int) -> list[str]:
+    """Partner names of one kind: ``telco`` when there is one telco, ``telco_1..telco_n`` otherwise.
+
+    Banks are always numbered (``bank_1..bank_n``), also when there is one.
+    """
+    return [kind] if count == 1 and kind != "bank" else [f"{kind}_{i + 1}" for i in range(count)]
+
 
 FRAUD_TYPES: tuple[str, ...] = ("helpdesk", "purchase", "sale", "whatsapp", "invoice")
 """helpdesk = bank-helpdesk spoofing; purchase = marketplace goods never delivered;
@@ -205,7 +223,7 @@ TABLES_BY_KIND: dict[str, dict[str, pa.Schema]] = {
     "bank": BANK_TABLES,
     "telco": TELCO_TABLES,
     "marketplace": MARKETPLACE_TABLES,
-    "signals": SIGNALS_TABLES,
+    SIGNALS_KIND: SIGNALS_TABLES,
 }
 
 # --------------------------------------------------------------------------------------------

@@ -8,55 +8,29 @@ label. Local ids are fresh pseudonyms per partner. Rows injected by a case are t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from synthetic.config import WorldConfig
 from synthetic.fraud.common import FraudContext, MarketAccounts
-from synthetic.ids import (
-    DOMAIN_DEVICE,
-    DOMAIN_EMAIL,
-    DOMAIN_HANDSET,
-    DOMAIN_IBAN,
-    DOMAIN_PHONE,
-    id_pool,
-    rng_for,
-    salted_hash,
-)
+from synthetic.ids import Keys, id_pool, rng_for
 from synthetic.population import AGE_BANDS, OTHER, Population, age_band
-from synthetic.schema import BANK_TABLES, MARKETPLACE_TABLES, TELCO_TABLES, TRUTH_TABLES
+from synthetic.schema import BANK_TABLES, DAY, HOUR, MARKETPLACE_TABLES, TELCO_TABLES, partner_names
+from synthetic.truth import TruthBuilder, ViewTrace, merged_cases
 from synthetic.world_data import PartnerView
 
 FOREIGN = -3
 _TYPO = np.int64(1 << 55)  # a mangled key is a different raw value → a hash that matches nothing
 _ALIAS = np.int64(1 << 56)
+_NONE = np.asarray(None, dtype=object)  # null in an object column
 
 
-def partner_names(kind: str, count: int) -> list[str]:
-    """`telco` when there is one telco, `bank_1..bank_n` otherwise (same for every kind)."""
-    return [kind] if count == 1 and kind != "bank" else [f"{kind}_{i + 1}" for i in range(count)]
+_Lookup = Callable[[np.ndarray], np.ndarray]  # raw phone number → this telco's subscriber id (-1: not ours)
 
-
-@dataclass
-class Keys:
-    salt: int
-
-    def phone(self, raw: np.ndarray) -> np.ndarray:
-        return salted_hash(raw, self.salt, DOMAIN_PHONE)
-
-    def iban(self, raw: np.ndarray) -> np.ndarray:
-        return salted_hash(raw, self.salt, DOMAIN_IBAN)
-
-    def email(self, raw: np.ndarray) -> np.ndarray:
-        return salted_hash(raw, self.salt, DOMAIN_EMAIL)
-
-    def device(self, raw: np.ndarray) -> np.ndarray:
-        return salted_hash(raw, self.salt, DOMAIN_DEVICE)
-
-    def handset(self, raw: np.ndarray) -> np.ndarray:
-        return salted_hash(raw, self.salt, DOMAIN_HANDSET)
+__all__ = ["ViewBuilder", "partner_names"]  # partner_names: re-exported for existing importers
 
 
 class ViewBuilder:
@@ -72,13 +46,13 @@ class ViewBuilder:
         self.config, self.seed, self.pop, self.market, self.ctx, self.led = config, seed, pop, market, ctx, ledger
         self.keys = Keys(int(rng_for(seed, "salt").integers(1, 1 << 62)))
         self.partners: dict[str, PartnerView] = {}
-        self.provenance: list[dict[str, np.ndarray]] = []
-        self.entity_rows: list[dict[str, np.ndarray]] = []
-        self.person_entity: dict[str, np.ndarray] = {}  # partner -> entity id per person (-1 none)
+        self.trace = ViewTrace()  # what the truth tables need to know about the views being built
+        self.cases = merged_cases(ctx)
         self.bank_names = partner_names("bank", config.partners.banks)
         self.telco_names = partner_names("telco", config.partners.telcos)
         self.market_names = partner_names("marketplace", config.partners.marketplaces)
         self._phone_operator = self._operator_lookup()
+        self._phone_index = pd.Index(self._phone_operator[0])  # hash lookup of raw numbers
 
     # -------------------------------------------------------------------------------- helpers
     def _operator_lookup(self) -> tuple[np.ndarray, np.ndarray]:
@@ -104,11 +78,7 @@ class ViewBuilder:
 
     def operator(self, phone: np.ndarray) -> np.ndarray:
         """Operator of each raw number (hash lookup: the queries are millions of unsorted call ends)."""
-        import pandas as pd
-
-        raw, op = self._phone_operator
-        if not hasattr(self, "_phone_index"):
-            self._phone_index = pd.Index(raw)
+        _, op = self._phone_operator
         i = self._phone_index.get_indexer(phone)
         return np.where(i >= 0, op[np.maximum(i, 0)], OTHER)
 
@@ -132,32 +102,8 @@ class ViewBuilder:
         present = (rng.random(n) < coverage) & (raw >= 0)
         return pa.array(value, mask=~present)
 
-    def _record(self, partner: str, table: str, case_id: np.ndarray, phase: np.ndarray) -> None:
-        hit = case_id >= 0
-        if hit.any():
-            self.provenance.append(
-                {
-                    "partner": np.full(int(hit.sum()), partner, dtype=object),
-                    "table": np.full(int(hit.sum()), table, dtype=object),
-                    "row": np.flatnonzero(hit).astype(np.int64),
-                    "case_id": case_id[hit],
-                    "phase": phase[hit],
-                }
-            )
-
     def _entities(self, partner: str, n_local: int, rng: np.random.Generator) -> np.ndarray:
         return id_pool(rng, n_local)
-
-    def _register(self, partner: str, entity: np.ndarray, person: np.ndarray) -> None:
-        role = np.where(person >= 0, self.pop.role[np.maximum(person, 0)], "fraudster").astype(object)
-        self.entity_rows.append(
-            {
-                "partner": np.full(len(entity), partner, dtype=object),
-                "entity_id": entity,
-                "person_id": np.where(person >= 0, self.pop.person_id[np.maximum(person, 0)], -1),
-                "role": role,
-            }
-        )
 
     # -------------------------------------------------------------------------------- banks
     def build_banks(self) -> None:
@@ -170,8 +116,8 @@ class ViewBuilder:
             cust = self._entities(name, len(persons), rng)
             person_to_cust = np.full(pop.n, -1, dtype=np.int64)
             person_to_cust[persons] = cust
-            self.person_entity[name] = person_to_cust
-            self._register(name, cust, persons)
+            self.trace.person_entity[name] = person_to_cust
+            self.trace.register(name, cust, persons, self.pop)
             order = np.argsort(cust)
             p_sorted = persons[order]
             customers = pa.table(
@@ -259,7 +205,7 @@ class ViewBuilder:
         other = np.where(is_out, to[rows], frm[rows])
         other_bank = np.where(is_out, bank_to[rows], bank_from[rows])
         names = np.asarray([*self.bank_names, "other"], dtype=object)
-        cp_bank = np.where(other >= 0, names[np.where(other_bank >= 0, other_bank, len(self.bank_names))], None)
+        cp_bank = np.where(other >= 0, names[np.where(other_bank >= 0, other_bank, len(self.bank_names))], _NONE)
         table = pa.table(
             {
                 "ts": tr["ts"][rows],
@@ -276,13 +222,13 @@ class ViewBuilder:
             },
             schema=BANK_TABLES["transactions"],
         )
-        self._record(name, "transactions", tr["case_id"][rows], tr["phase"][rows])
+        self.trace.record(name, "transactions", tr["case_id"][rows], tr["phase"][rows])
         return table
 
     def _bank_sessions(self, b: int, name: str, person_to_cust: np.ndarray) -> pa.Table:
         lg = self.led["logins"]
         rows = np.flatnonzero(self.pop.bank[lg["person"]] == b)
-        self._record(name, "sessions", lg["case_id"][rows], lg["phase"][rows])
+        self.trace.record(name, "sessions", lg["case_id"][rows], lg["phase"][rows])
         return pa.table(
             {
                 "ts": lg["ts"][rows],
@@ -326,9 +272,9 @@ class ViewBuilder:
             phones = np.concatenate([pop.phone[persons], mine_b])
             owner = np.concatenate([persons, np.full(len(mine_b), -1)])
             sub = id_pool(rng, len(phones))
-            self._register(name, sub, owner)
-            self.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
-            self.person_entity[name][persons] = sub[: len(persons)]
+            self.trace.register(name, sub, owner, self.pop)
+            self.trace.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
+            self.trace.person_entity[name][persons] = sub[: len(persons)]
             lookup_order = np.argsort(phones)
             sorted_phones, sorted_sub = phones[lookup_order], sub[lookup_order]
 
@@ -352,7 +298,7 @@ class ViewBuilder:
                 schema=TELCO_TABLES["subscribers"],
             )
             srows = np.flatnonzero(lookup(sims["phone"]) >= 0)
-            self._record(name, "sim_events", sims["case_id"][srows], sims["phase"][srows])
+            self.trace.record(name, "sim_events", sims["case_id"][srows], sims["phase"][srows])
             sim_events = pa.table(
                 {
                     "ts": sims["ts"][srows],
@@ -378,7 +324,7 @@ class ViewBuilder:
     ) -> np.ndarray:
         act = sims["event"] == "activate"
         raw, ts = sims["phone"][act], sims["ts"][act]
-        out = -rng.integers(30 * 86_400, 400 * 86_400, len(burners))
+        out = -rng.integers(30 * DAY, 400 * DAY, len(burners))
         if len(raw):
             order = np.argsort(raw, kind="stable")
             raw_s, ts_s = raw[order], ts[order]
@@ -386,7 +332,7 @@ class ViewBuilder:
             out = np.where(raw_s[i] == burners, ts_s[i], out)
         return out
 
-    def _telco_calls(self, t: int, name: str, calls: dict[str, np.ndarray], lookup) -> pa.Table:  # type: ignore[no-untyped-def]
+    def _telco_calls(self, t: int, name: str, calls: dict[str, np.ndarray], lookup: _Lookup) -> pa.Table:
         keys = self.keys
         op_from, op_to = self.operator(calls["from_phone"]), self.operator(calls["to_phone"])
         in_rows = np.flatnonzero(op_to == t)
@@ -404,7 +350,7 @@ class ViewBuilder:
         )
         presented = np.where(inbound, calls["presented"][rows], calls["from_phone"][rows])
         domestic_presented = self.operator(presented) != FOREIGN
-        self._record(name, "calls", calls["case_id"][rows], calls["phase"][rows])
+        self.trace.record(name, "calls", calls["case_id"][rows], calls["phase"][rows])
         return pa.table(
             {
                 "ts": calls["ts"][rows],
@@ -424,7 +370,7 @@ class ViewBuilder:
         c = self.cases
         victim_telco = self.pop.telco[c["victim"]]
         rows = np.flatnonzero(c["reported"] & (victim_telco == t) & (c["burner"] >= 0))
-        ts = c["report_ts"][rows] + 12 * 3600
+        ts = c["report_ts"][rows] + 12 * HOUR
         order = np.argsort(ts, kind="stable")
         return pa.table(
             {"ts": ts[order], "phone_hash": self.keys.phone(c["burner"][rows][order])},
@@ -441,12 +387,11 @@ class ViewBuilder:
             uid[rows] = id_pool(rng, len(rows))
             owner = np.where(rows < pop.n, rows, -1)
             owner = np.where(m_acc.owner[rows] >= 0, m_acc.owner[rows], owner)
-            self._register(name, uid[rows], owner)
-            self.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
+            self.trace.register(name, uid[rows], owner, self.pop)
+            self.trace.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
             person_rows = rows[rows < pop.n]
-            self.person_entity[name][person_rows] = uid[person_rows]
-            self.market_uid = getattr(self, "market_uid", {})
-            self.market_uid[name] = uid
+            self.trace.person_entity[name][person_rows] = uid[person_rows]
+            self.trace.market_uid[name] = uid
             is_person = rows < pop.n
             phone_raw = np.where(is_person, pop.phone[np.minimum(rows, pop.n - 1)], m_acc.phone[rows])
             payout = m_acc.payout_acct[rows]
@@ -492,7 +437,7 @@ class ViewBuilder:
         mr = np.flatnonzero((mk[ms["from_user"]] == m) & (mk[ms["to_user"]] == m))
         orr = np.flatnonzero((mk[od["buyer"]] == m) & (mk[od["seller"]] == m))
         for table, d, r in (("listings", li, lr), ("messages", ms, mr), ("orders", od, orr)):
-            self._record(name, table, d["case_id"][r], d["phase"][r])
+            self.trace.record(name, table, d["case_id"][r], d["phase"][r])
         listings = pa.table(
             {
                 "ts": li["ts"][lr],
@@ -553,7 +498,7 @@ class ViewBuilder:
         users = np.flatnonzero(mk[: self.pop.n] == m)
         n_false = int(rng.poisson(len(users) * 0.004 * self.config.population.days / 365))
         reporter, reported = rng.choice(users, n_false), rng.choice(users, n_false)
-        ts = np.concatenate([c["report_ts"][rows], rng.integers(0, self.config.population.days * 86_400, n_false)])
+        ts = np.concatenate([c["report_ts"][rows], rng.integers(0, self.config.population.days * DAY, n_false)])
         order = np.argsort(ts, kind="stable")
         return pa.table(
             {
@@ -568,174 +513,7 @@ class ViewBuilder:
         )
 
     # -------------------------------------------------------------------------------- truth
-    @property
-    def cases(self) -> dict[str, np.ndarray]:
-        if not hasattr(self, "_cases"):
-            ctx = self.ctx
-            merged: dict[str, np.ndarray] = {}
-            for part in (ctx.cases, ctx.case_parties):
-                for k in part[0] if part else []:
-                    merged[k] = np.concatenate([p[k] for p in part])
-            if not merged:
-                merged = {
-                    k: np.zeros(0, dtype=np.int64)
-                    for k in (
-                        "case_id",
-                        "victim",
-                        "mule_acct",
-                        "burner",
-                        "fake_user",
-                        "reported",
-                        "report_ts",
-                        "loss_eur",
-                        "t_loss",
-                    )
-                }
-                merged["fraud_type"] = np.zeros(0, dtype=object)
-                merged["victim_kinds"] = np.zeros(0, dtype=object)
-            self._cases = merged
-        return self._cases
-
     def truth_tables(self) -> dict[str, pa.Table]:
-        from synthetic.schema import PHASES
-
-        c, pop = self.cases, self.pop
-        n = len(c["case_id"])
-        cases = pa.table(
-            {
-                "case_id": c["case_id"],
-                "fraud_type": c["fraud_type"].astype(object, copy=False),
-                "variant": c["variant"].astype(object, copy=False) if n else np.zeros(0, str),
-                "crew_id": c["crew_id"] if n else np.zeros(0, np.int64),
-                "victim_person_id": pop.person_id[c["victim"]],
-                **{f"ts_{p}": c[f"ts_{p}"].astype(np.int64) if n else np.zeros(0, np.int64) for p in PHASES},
-                "t_loss": c["t_loss"].astype(np.int64),
-                "loss_eur": c["loss_eur"].astype(float),
-                "reported": c["reported"].astype(bool),
-                "report_ts": c["report_ts"].astype(np.int64),
-            },
-            schema=TRUTH_TABLES["cases"],
-        )
-        mo = self.ctx.money_outs
-        money = pa.table(
-            {
-                k: np.concatenate([p[k] for p in mo]) if mo else np.zeros(0)
-                for k in ("case_id", "ts", "amount_eur", "cashout_ts")
-            },
-            schema=TRUTH_TABLES["money_outs"],
-        )
-        return {
-            "cases": cases,
-            "money_outs": money,
-            "case_entities": self._case_entities(),
-            "provenance": self._provenance(),
-            "entities": self._entities_table(),
-            "persons": self._persons(),
-            "crews": self._crews(),
-        }
-
-    def _case_entities(self) -> pa.Table:
-        c, acc = self.cases, self.pop.accounts
-        parts: list[tuple[np.ndarray, str, np.ndarray, str]] = []
-        kinds = c["victim_kinds"]
-        for name in self.bank_names:
-            parts.append((c["case_id"], name, self.person_entity[name][c["victim"]], "victim"))
-            mule_owner = acc.owner[np.maximum(c["mule_acct"], 0)]
-            in_bank = (c["mule_acct"] >= 0) & (acc.bank[np.maximum(c["mule_acct"], 0)] == self.bank_names.index(name))
-            parts.append((c["case_id"][in_bank], name, self.person_entity[name][mule_owner[in_bank]], "mule"))
-        for name in self.telco_names:
-            has = np.array(["telco" in k for k in kinds], dtype=bool)
-            parts.append((c["case_id"][has], name, self.person_entity[name][c["victim"][has]], "victim"))
-            burner = c["burner"]
-            b_sub = self._burner_entity(name, burner)
-            parts.append((c["case_id"], name, b_sub, "fraudster"))
-        for name in self.market_names:
-            has = np.array(["marketplace" in k for k in kinds], dtype=bool)
-            parts.append((c["case_id"][has], name, self.person_entity[name][c["victim"][has]], "victim"))
-            fake = c["fake_user"]
-            uid = self.market_uid[name]
-            parts.append((c["case_id"], name, np.where(fake >= 0, uid[np.maximum(fake, 0)], -1), "fraudster"))
-        cid = np.concatenate([p[0] for p in parts])
-        ent = np.concatenate([p[2] for p in parts])
-        partner = np.concatenate([np.full(len(p[0]), p[1], dtype=object) for p in parts])
-        role = np.concatenate([np.full(len(p[0]), p[3], dtype=object) for p in parts])
-        keep = ent >= 0
-        order = np.lexsort((ent[keep], partner[keep].astype(object, copy=False), cid[keep]))
-        return pa.table(
-            {
-                "case_id": cid[keep][order],
-                "partner": partner[keep][order].astype(object, copy=False),
-                "entity_id": ent[keep][order],
-                "role": role[keep][order].astype(object, copy=False),
-            },
-            schema=TRUTH_TABLES["case_entities"],
-        )
-
-    def _burner_entity(self, name: str, burner: np.ndarray) -> np.ndarray:
-        sub = self.partners[name].tables["subscribers"]
-        phone_hash = sub.column("phone_hash").to_numpy()
-        sid = sub.column("subscriber_id").to_numpy()
-        order = np.argsort(phone_hash)
-        h = self.keys.phone(burner)
-        i = np.clip(np.searchsorted(phone_hash[order], h), 0, len(order) - 1)
-        return np.where((burner >= 0) & (phone_hash[order][i] == h), sid[order][i], -1)
-
-    def _provenance(self) -> pa.Table:
-        p = self.provenance
-        cols = ("partner", "table", "row", "case_id", "phase")
-        data = {k: np.concatenate([x[k] for x in p]) if p else np.zeros(0) for k in cols}
-        return pa.table(
-            {
-                k: data[k].astype(object, copy=False)
-                if k in ("partner", "table", "phase")
-                else data[k].astype(np.int64)
-                for k in cols
-            },
-            schema=TRUTH_TABLES["provenance"],
-        )
-
-    def _entities_table(self) -> pa.Table:
-        e = self.entity_rows
-        return pa.table(
-            {
-                "partner": np.concatenate([x["partner"] for x in e]).astype(object, copy=False),
-                "entity_id": np.concatenate([x["entity_id"] for x in e]),
-                "person_id": np.concatenate([x["person_id"] for x in e]),
-                "role": np.concatenate([x["role"] for x in e]).astype(object, copy=False),
-            },
-            schema=TRUTH_TABLES["entities"],
-        )
-
-    def _persons(self) -> pa.Table:
-        pop = self.pop
-        start_year = int(self.config.population.start_date[:4])
-        return pa.table(
-            {
-                "person_id": pop.person_id,
-                "birth_year": (start_year - pop.age).astype(np.int32),
-                "age": pop.age.astype(np.int32),
-                "region": pop.region.astype(object, copy=False),
-                "household_id": pop.household.astype(np.int64),
-                "digital_skill": pop.digital_skill,
-                "savings_eur": np.round(pop.savings, 2),
-                "income_eur": np.round(pop.income, 2),
-                "susceptibility": pop.susceptibility,
-                "role": pop.role.astype(object, copy=False),
-                "crew_id": pop.crew.astype(np.int64),
-            },
-            schema=TRUTH_TABLES["persons"],
-        )
-
-    def _crews(self) -> pa.Table:
-        cr = self.ctx.crews
-        return pa.table(
-            {
-                "crew_id": np.arange(len(cr.fraud_type), dtype=np.int64),
-                "fraud_type": cr.fraud_type,
-                "variant": cr.variant,
-                "adapted_variant": cr.adapted_variant,
-                "adapt_ts": np.asarray(cr.adapt_ts, dtype=np.int64),
-                "size": np.asarray(cr.size, np.int64),
-            },
-            schema=TRUTH_TABLES["crews"],
-        )
+        """The hidden truth of the views built so far (:mod:`synthetic.truth`)."""
+        builder = TruthBuilder(self.config, self.pop, self.ctx, self.cases, self.keys, self.trace)
+        return builder.tables(self.partners)
