@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthetic.schema import FRAUD_TYPES, PARTNER_KINDS, PHASES
+from synthetic.schema import FRAUD_TYPES, PARTNER_KINDS, PHASES, PLACEBO, SIGNALS_KIND, partner_names
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
@@ -100,7 +100,7 @@ class FraudTypeConfig(_Frozen):
 
 
 def _default_fraud() -> dict[str, FraudTypeConfig]:
-    # Calibration sources in checks.CALIBRATION_TARGETS. Multipliers raise rare types for power.
+    # Calibration sources in synthetic.calibration.CALIBRATION_TARGETS. Multipliers raise rare types for power.
     return {
         "helpdesk": FraudTypeConfig(
             victims_per_100k_year=69,
@@ -275,6 +275,11 @@ class KnownAnswerConfig(_Frozen):
     placebo: bool = Field(True, description="add a placebo partner (d = 0)")
     days: int = Field(60, ge=14, le=1095, description="horizon (days); one decision per entity per day")
 
+    def partner_names(self) -> list[str]:
+        """``bank_1..bank_B`` (one per bank shift), ``telco``, ``marketplace``, then ``placebo`` if asked for."""
+        names = [*partner_names("bank", len(self.bank_shifts)), "telco", "marketplace"]
+        return names + ([PLACEBO] if self.placebo else [])
+
 
 class WorldConfig(_Frozen):
     mode: Literal["realistic", "known_answer"] = Field("realistic", description="kind of world")
@@ -331,6 +336,21 @@ class WorldConfig(_Frozen):
 
     def signal_p(self, fraud_type: str, phase: str, kind: str) -> float:
         return self.signal.get(fraud_type, {}).get(phase, {}).get(kind, 0.0)
+
+    def partner_kinds(self) -> dict[str, str]:
+        """Partner name → kind of the world this config makes, in the world's order, without generating it.
+
+        Realistic: banks, telcos, marketplaces (:func:`synthetic.schema.partner_names`), then the placebo.
+        Known-answer: every partner is of kind ``signals`` — one per bank shift, ``telco``, ``marketplace``
+        and the placebo.
+        """
+        if self.mode == "known_answer":
+            return {n: SIGNALS_KIND for n in self.known_answer.partner_names()}
+        p = self.partners
+        kinds = {n: "bank" for n in partner_names("bank", p.banks)}
+        kinds.update({n: "telco" for n in partner_names("telco", p.telcos)})
+        kinds.update({n: "marketplace" for n in partner_names("marketplace", p.marketplaces)})
+        return kinds | ({PLACEBO: SIGNALS_KIND} if p.placebo else {})
 
 
 # ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ the optimum (that would mean a leak).
 
 Layout (partner names): ``bank_1 .. bank_B`` split the people horizontally (each person at exactly one
 bank); ``telco`` and ``marketplace`` hold everyone (vertical partners); ``placebo`` (optional) holds
-everyone with d = 0. All are of kind ``signals`` (:data:`synthetic.schema.SIGNALS_TABLES`).
+everyone with d = 0. All are of kind :data:`~synthetic.schema.SIGNALS_KIND` (:data:`synthetic.schema.SIGNALS_TABLES`).
 
 :func:`placebo_partner` builds the placebo for realistic worlds: evidence independent of everything.
 """
@@ -26,16 +26,13 @@ import pyarrow as pa
 
 from synthetic.config import ConfigError, KnownAnswerConfig, WorldConfig
 from synthetic.ids import DOMAIN_PHONE, id_pool, rng_for, salted_hash
-from synthetic.schema import PHASES, SIGNALS_TABLES, TRUTH_TABLES
+from synthetic.schema import DAY, HOUR, PHASES, PLACEBO, SIGNALS_KIND, SIGNALS_TABLES, TRUTH_TABLES, partner_names
 from synthetic.world_data import PartnerView, World
 
-DAY_S = 86_400
-DECISION_OFFSET_S = 43_200
-"""Decisions happen daily at noon: decision ts = day · 86400 + 43200 (seconds since world start)."""
+DECISION_OFFSET_S = 12 * HOUR
+"""Decisions happen daily at noon: decision ts = day · DAY + 12 h (seconds since world start)."""
 
 LOSS_EUR = 1_000.0
-PLACEBO = "placebo"
-VERTICAL = ("telco", "marketplace")
 
 _PROVINCES = (
     "Groningen",
@@ -138,18 +135,11 @@ def _pair_win_probability(delta_g: float, c_g: float, delta_h: float, c_h: float
     return normal_cdf(mean / sd)
 
 
-def bank_names(n_banks: int) -> list[str]:
-    return [f"bank_{i + 1}" for i in range(n_banks)]
-
-
 def partner_shifts(config: WorldConfig) -> dict[str, float]:
     """Partner name → d_p of a known-answer world, in the order the world lists its partners."""
     ka = config.known_answer
-    shifts = dict(zip(bank_names(len(ka.bank_shifts)), ka.bank_shifts, strict=True))
-    shifts.update(telco=ka.telco_shift, marketplace=ka.marketplace_shift)
-    if ka.placebo:
-        shifts[PLACEBO] = 0.0
-    return shifts
+    shifts = [*ka.bank_shifts, ka.telco_shift, ka.marketplace_shift] + ([0.0] if ka.placebo else [])
+    return dict(zip(ka.partner_names(), shifts, strict=True))
 
 
 def coalition_optimal_auc(
@@ -177,13 +167,14 @@ def coalition_optimal_auc(
         raise ValueError(f"partners = {list(partners)!r}: allowed: a non-empty subset of {', '.join(shifts)}")
     if population not in ("held", "all"):
         raise ValueError(f"population = {population!r}: allowed: 'held' or 'all'")
-    vertical = [p for p in chosen if not p.startswith("bank_")]
+    banks = partner_names("bank", len(ka.bank_shifts))
+    vertical = [p for p in chosen if p not in banks]
     vertical_sq = sum(shifts[p] ** 2 for p in vertical)
     cases, others = _bank_counts(ka)
     person_days = (cases + others) * ka.days
     groups: list[tuple[float, float, float]] = []  # (δ, positives, negatives)
     outside = np.zeros(2)
-    for i, name in enumerate(bank_names(len(ka.bank_shifts))):
+    for i, name in enumerate(banks):
         if name in chosen:
             groups.append((math.sqrt(vertical_sq + shifts[name] ** 2), cases[i], person_days[i] - cases[i]))
         else:
@@ -259,7 +250,7 @@ def generate_known_answer(config: WorldConfig, seed: int) -> World:
     phone_hash = _phone_hashes(n, seed)
     shifts = partner_shifts(config)
     n_banks = len(ka.bank_shifts)
-    held = {name: np.flatnonzero(bank_of == i) for i, name in enumerate(bank_names(n_banks))}
+    held = {name: np.flatnonzero(bank_of == i) for i, name in enumerate(partner_names("bank", n_banks))}
     held.update({name: np.arange(n, dtype=np.int64) for name in shifts if name not in held})
 
     partners: dict[str, PartnerView] = {}
@@ -348,7 +339,7 @@ def _signals_partner(
     entities = pa.table({"entity_id": eid, "phone_hash": phone_hash[persons]}, schema=SIGNALS_TABLES["entities"])
     position = np.full(entity_ids.size, -1, dtype=np.int64)
     position[persons] = np.arange(k)
-    ts = np.repeat(np.arange(days, dtype=np.int64) * DAY_S + DECISION_OFFSET_S, k)
+    ts = np.repeat(np.arange(days, dtype=np.int64) * DAY + DECISION_OFFSET_S, k)
     x = rng.standard_normal(k * days)
     mine = np.flatnonzero(position[case_person] >= 0)  # case ids this partner holds
     rows = case_day[mine] * k + position[case_person[mine]]
@@ -357,7 +348,7 @@ def _signals_partner(
     else:
         rows, mine = rows[:0], mine[:0]  # a zero shift injects nothing
     signals = pa.table({"ts": ts, "entity_id": np.tile(eid, days), "x": x}, schema=SIGNALS_TABLES["signals"])
-    view = PartnerView(name=name, kind="signals", tables={"entities": entities, "signals": signals})
+    view = PartnerView(name=name, kind=SIGNALS_KIND, tables={"entities": entities, "signals": signals})
     return view, rows.astype(np.int64), mine.astype(np.int64)
 
 
@@ -381,8 +372,8 @@ def _provenance_rows(partner: str, rows: np.ndarray, case_ids: np.ndarray) -> pa
 
 def _cases_table(case_person: np.ndarray, case_day: np.ndarray) -> pa.Table:
     c = case_person.size
-    decision = case_day * DAY_S + DECISION_OFFSET_S
-    t_loss = decision + 3_600  # one hour after the decision: detecting at the decision is in time
+    decision = case_day * DAY + DECISION_OFFSET_S
+    t_loss = decision + HOUR  # one hour after the decision: detecting at the decision is in time
     phase_ts = {
         "orientation": decision - 1_800,
         "preparation": decision - 1_800,
@@ -401,20 +392,20 @@ def _cases_table(case_person: np.ndarray, case_day: np.ndarray) -> pa.Table:
         "t_loss": t_loss,
         "loss_eur": np.full(c, LOSS_EUR),
         "reported": np.ones(c, dtype=bool),
-        "report_ts": t_loss + 3_600,
+        "report_ts": t_loss + HOUR,
     }
     return pa.table(cols, schema=TRUTH_TABLES["cases"])
 
 
 def _money_outs_table(case_day: np.ndarray) -> pa.Table:
     c = case_day.size
-    t_loss = case_day * DAY_S + DECISION_OFFSET_S + 3_600
+    t_loss = case_day * DAY + DECISION_OFFSET_S + HOUR
     return pa.table(
         {
             "case_id": np.arange(c, dtype=np.int64),
             "ts": t_loss,
             "amount_eur": np.full(c, LOSS_EUR),
-            "cashout_ts": t_loss + 3_600,
+            "cashout_ts": t_loss + HOUR,
         },
         schema=TRUTH_TABLES["money_outs"],
     )
@@ -522,7 +513,7 @@ def placebo_partner(
         schema=SIGNALS_TABLES["entities"],
     )
     signals = _placebo_signals(eid, days=int(days), active_rate=active_rate, rng=rng_for(seed, "placebo", "signals"))
-    view = PartnerView(name=name, kind="signals", tables={"entities": entities, "signals": signals})
+    view = PartnerView(name=name, kind=SIGNALS_KIND, tables={"entities": entities, "signals": signals})
     truth = pa.table(
         {"partner": _strings(eid.size, name), "entity_id": eid, "person_id": pids[holder], "role": roles[holder]},
         schema=TRUTH_TABLES["entities"],
@@ -535,7 +526,7 @@ def _placebo_signals(entity_ids: np.ndarray, *, days: int, active_rate: float, r
     ts_parts, id_parts = [], []
     for day in range(days):
         active = entity_ids[rng.random(entity_ids.size) < active_rate]
-        ts = day * DAY_S + rng.integers(0, DAY_S, size=active.size, dtype=np.int64)
+        ts = day * DAY + rng.integers(0, DAY, size=active.size, dtype=np.int64)
         order = np.lexsort((active, ts))
         ts_parts.append(ts[order])
         id_parts.append(active[order])

@@ -13,7 +13,6 @@ from sklearn.metrics import roc_auc_score
 from synthetic.config import ConfigError, WorldConfig, build_config
 from synthetic.ids import DOMAIN_PHONE, salted_hash
 from synthetic.known_answer import (
-    DAY_S,
     DECISION_OFFSET_S,
     coalition_optimal_auc,
     generate_known_answer,
@@ -22,7 +21,7 @@ from synthetic.known_answer import (
     partner_shifts,
     placebo_partner,
 )
-from synthetic.schema import SIGNALS_TABLES, TRUTH_TABLES
+from synthetic.schema import DAY, SIGNALS_TABLES, TRUTH_TABLES
 from synthetic.world import World, build_manifest, generate
 
 PHI = NormalDist().cdf
@@ -229,7 +228,7 @@ def test_provenance_points_at_the_shifted_rows_on_the_decision_day(iid_world: Wo
     np.testing.assert_array_equal(rows["ts"].to_numpy(), cases.loc[prov["case_id"], "ts_contact"] + 1_800)
     np.testing.assert_array_equal(rows["entity_id"].to_numpy(), victim.loc[prov["case_id"], "entity_id"])
     assert rows["x"].mean() > 0.5  # shifted by 0.8 on average
-    assert set((signals["ts"] - DECISION_OFFSET_S) % DAY_S) == {0}
+    assert set((signals["ts"] - DECISION_OFFSET_S) % DAY) == {0}
 
 
 def test_schemas_match_the_data_contract(iid_world: World) -> None:
@@ -286,8 +285,8 @@ def test_placebo_signals_rate_time_and_noise() -> None:
     _, _, (view, _) = _placebo(days=20)
     sig = view.tables["signals"].to_pandas()
     assert 0.28 <= len(sig) / (900 * 20) <= 0.32
-    assert sig["ts"].between(0, 20 * DAY_S - 1).all() and sig["ts"].is_monotonic_increasing
-    assert not sig.assign(day=sig["ts"] // DAY_S).duplicated(["entity_id", "day"]).any()  # ≤ 1 per entity-day
+    assert sig["ts"].between(0, 20 * DAY - 1).all() and sig["ts"].is_monotonic_increasing
+    assert not sig.assign(day=sig["ts"] // DAY).duplicated(["entity_id", "day"]).any()  # ≤ 1 per entity-day
     assert abs(sig["x"].mean()) < 0.05 and abs(sig["x"].std() - 1) < 0.05
     assert view.tables["signals"].schema.equals(SIGNALS_TABLES["signals"])
 

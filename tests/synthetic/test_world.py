@@ -16,8 +16,7 @@ import pyarrow as pa
 import pytest
 
 from synthetic.config import WorldConfig, _default_signal, build_config
-from synthetic.population import DAY
-from synthetic.schema import FRAUD_TYPES, PHASES, TABLES_BY_KIND, TRUTH_TABLES
+from synthetic.schema import DAY, FRAUD_TYPES, PHASES, TABLES_BY_KIND, TRUTH_TABLES
 from synthetic.world import World, generate, read_world, write_world
 
 SMALL = {"population": {"persons": 6000, "days": 90}}
@@ -65,6 +64,16 @@ def test_same_config_and_seed_give_byte_identical_parquet(world: World, tmp_path
     # the manifest's per-file sha256 is the hash of the bytes on disk
     for key, blob in files_a.items():
         assert world.manifest["tables"][key.removesuffix(".parquet")]["sha256"] == hashlib.sha256(blob).hexdigest()
+
+
+def test_config_names_the_partners_the_world_has(world: World) -> None:
+    # One source for partner names and kinds: what a config promises without generating is what it makes.
+    made = {n: p.kind for n, p in world.partners.items()}
+    assert list(made.items()) == list(world.config.partner_kinds().items())
+    ka = build_config(preset="known-answer", overrides={"known_answer": {"entities": 300, "days": 14}})
+    ka_world = generate(ka, seed=1)
+    assert [(n, p.kind) for n, p in ka_world.partners.items()] == list(ka.partner_kinds().items())
+    assert "placebo" in ka.partner_kinds() and set(ka.partner_kinds().values()) == {"signals"}
 
 
 def test_worker_count_does_not_change_the_world(world: World) -> None:
