@@ -1,4 +1,7 @@
-"""MLflow adapter on a real sqlite store: params, metrics with CIs, curves, artifacts, statuses, table."""
+"""MLflow adapter on a real sqlite store: params, metrics with CIs, curves, artifacts, statuses, table.
+
+The store is tests/conftest.py's session fixture ``store_uri``.
+"""
 
 from __future__ import annotations
 
@@ -36,17 +39,6 @@ def a_cell(seed: int = 0) -> RunSpec:
     )
     (cell,) = expand(spec, PARTNERS)
     return cell
-
-
-@pytest.fixture(scope="session")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One sqlite store per test process (creating one costs seconds); tests use their own experiments.
-
-    Same path as tests/test_experiment.py's fixture, so a process running both files migrates once.
-    """
-    folder = tmp_path_factory.getbasetemp() / "fedsim-mlflow"
-    folder.mkdir(exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
 
 
 # --------------------------------------------------------------------------------------------
