@@ -358,6 +358,12 @@ class Tracker:
             raise TrackingError(f"artifact {name or local.name!r}: no such file or folder {local}")
 
     # -- reading back -----------------------------------------------------------------------
+    def download_artifact(self, run_id: str, path: str, dst_dir: str | Path) -> Path:
+        """Copy one stored artifact of ``run_id`` (``path`` as logged, e.g. ``scores/scores.parquet``) into
+        ``dst_dir`` and return the local path, so readers of artifacts need not import mlflow themselves."""
+        Path(dst_dir).mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, path, str(dst_dir)))
+
     def runs_table(self, experiment_name: str | None = None) -> pd.DataFrame:
         """One row per FINISHED run: run_id, run_name, start_time, then params, then metrics.
 

@@ -121,7 +121,7 @@ def test_finished_run_round_trip(store_uri: str, tmp_path: Path) -> None:
         tracker.log_artifact(scores, name="scores")
     run = tracker.client.get_run(run_id)
     curve = tracker.client.get_metric_history(run_id, "train_loss")
-    stored = Path(tracker.client.download_artifacts(run_id, "scores/scores.csv", str(tmp_path / "dl")))
+    stored = tracker.download_artifact(run_id, "scores/scores.csv", tmp_path / "dl")
     table = tracker.runs_table()
 
     params = run.data.params
