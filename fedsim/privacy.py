@@ -1,6 +1,7 @@
 """Differential privacy in fedsim: settings, person-level DP-SGD (Opacus), accounting, ε in plain words.
 
-**For the federated regimes — one call per party per round** (horizontal, vertical label holder, hybrid)::
+**For a federated regime — one call per party per round** (today horizontal FL; the split-learning
+regimes, vertical and hybrid, refuse DP before any work: DP-SGD is not wired into split learning)::
 
     from fedsim.privacy import make_private_fit, privacy_for
 
@@ -80,40 +81,11 @@ class PrivacyError(FedsimError):
 # --------------------------------------------------------------------------------------------
 # Settings
 # --------------------------------------------------------------------------------------------
-class ClientLevelDP(BaseModel):
-    """Client-level DP across partners (Flower's DP strategy wrappers); wired by the horizontal regime.
-
-    Maps onto ``flwr.serverapp.strategy.DifferentialPrivacy{Server,Client}Side{Fixed,Adaptive}Clipping``
-    (McMahan et al. 2018; adaptive clipping: Andrew, Thakkar, McMahan & Ramaswamy 2021). The unit
-    protected is a whole partner's update. See :func:`client_level_warning` before using it.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    noise_multiplier: float = Field(
-        default=1.0,
-        gt=0,
-        le=1e3,
-        allow_inf_nan=False,
-        description="σ of the Gaussian noise on the summed clipped updates (× C)",
-    )
-    clipping_norm: float = Field(
-        default=1.0,
-        gt=0,
-        le=1e6,
-        allow_inf_nan=False,
-        description="C: L2 bound on one partner's update (fixed clipping; initial value for adaptive clipping)",
-    )
-    clipping: Literal["fixed", "adaptive"] = Field(default="fixed", description="fixed C, or adaptive (quantile) C")
-    side: Literal["server", "client"] = Field(default="server", description="who clips: the server or each client mod")
-
-
 class PrivacySettings(BaseModel):
     """DP settings of one run (or one party). Frozen; validated once when built.
 
     Record-level DP-SGD runs in one of two modes — exactly one of ``target_epsilon`` (Opacus picks σ
-    for the planned schedule) or ``noise_multiplier`` (σ given; ε is reported). ``client_level``
-    alone (no record-level mode) is allowed for federated runs.
+    for the planned schedule) or ``noise_multiplier`` (σ given; ε is reported).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,7 +120,6 @@ class PrivacySettings(BaseModel):
         strict=True,
         description="cap on one entity's rows per training set (count)",
     )
-    client_level: ClientLevelDP | None = Field(default=None, description="client-level DP across partners (federated)")
 
     @model_validator(mode="after")
     def _one_mode(self) -> PrivacySettings:
@@ -158,24 +129,22 @@ class PrivacySettings(BaseModel):
                 f"{self.noise_multiplier}: give one of them (target-ε mode: Opacus picks the "
                 "noise; noise mode: ε is reported), not both"
             )
-        if self.target_epsilon is None and self.noise_multiplier is None and self.client_level is None:
+        if self.target_epsilon is None and self.noise_multiplier is None:
             raise ValueError(
-                "target_epsilon, noise_multiplier and client_level are all None; allowed: "
+                "target_epsilon and noise_multiplier are both None; allowed: "
                 "one mode (or pass privacy=None to train without DP)"
             )
         return self
 
     @property
     def record_level(self) -> bool:
-        """True when DP-SGD runs inside each party (target-ε or noise mode)."""
-        return self.target_epsilon is not None or self.noise_multiplier is not None
+        """Always True: every DP setting fedsim offers is record-level DP-SGD inside each party."""
+        return True
 
     @property
     def mode(self) -> str:
-        """'target_epsilon', 'noise_multiplier' or 'client_level_only'."""
-        if self.target_epsilon is not None:
-            return "target_epsilon"
-        return "noise_multiplier" if self.noise_multiplier is not None else "client_level_only"
+        """'target_epsilon' or 'noise_multiplier'."""
+        return "target_epsilon" if self.target_epsilon is not None else "noise_multiplier"
 
 
 def privacy_for(ctx: Any) -> PrivacySettings | None:
@@ -192,7 +161,7 @@ def privacy_for(ctx: Any) -> PrivacySettings | None:
     else:
         settings = raw if isinstance(raw, PrivacySettings) else PrivacySettings.model_validate(raw)
     model = getattr(ctx, "model", None)
-    if settings is not None and settings.record_level and model == "gbt":
+    if settings is not None and model == "gbt":
         raise PrivacyError(
             f"model = 'gbt' with {settings.mode} DP: gradient-boosted trees cannot be trained "
             "with DP-SGD; allowed: logistic or mlp (gbt runs only at ε = inf)"
@@ -202,7 +171,7 @@ def privacy_for(ctx: Any) -> PrivacySettings | None:
 
 def run_params(settings: PrivacySettings | None) -> dict[str, str]:
     """Run-level privacy params (text) for tracking: mode, accountant, unit of privacy, C, δ rule, cap."""
-    if settings is None or not settings.record_level:
+    if settings is None:
         out = {"dp_mode": "none", "dp_unit": "none (no record-level DP)"}
     else:
         out = {
@@ -213,15 +182,6 @@ def run_params(settings: PrivacySettings | None) -> dict[str, str]:
             "dp_delta_rule": "1/(10·n entities)" if settings.delta is None else f"{settings.delta:g}",
             "dp_noise_seeded": "yes (secure_mode off)",
         }
-    if settings is not None and settings.client_level is not None:
-        c = settings.client_level
-        out.update(
-            {
-                "client_dp": f"{c.side}-side {c.clipping} clipping",
-                "client_dp_sigma": f"{c.noise_multiplier:g}",
-                "client_dp_clipping_norm": f"{c.clipping_norm:g}",
-            }
-        )
     return out
 
 
@@ -356,19 +316,6 @@ def crosscheck_epsilon(
     return CrossCheck(ours, ref, name, abs(ours - ref) / ref if ref > 0 else math.inf)
 
 
-def client_level_epsilon(
-    *, noise_multiplier: float, rounds: int, delta: float, sampled_clients: int, total_clients: int
-) -> float:
-    """ε of client-level DP after ``rounds`` (RDP of the subsampled Gaussian with q = sampled / total).
-
-    With every partner in every round q = 1: no amplification, plain composition of Gaussian
-    mechanisms (Mironov 2017) — the unit is one partner's whole update.
-    """
-    if not 1 <= sampled_clients <= total_clients:
-        raise PrivacyError(f"sampled_clients: {sampled_clients}; allowed: 1..total_clients ({total_clients})")
-    return epsilon_spent([(noise_multiplier, sampled_clients / total_clients, rounds)], delta=delta, accountant="rdp")
-
-
 # --------------------------------------------------------------------------------------------
 # ε in plain words
 # --------------------------------------------------------------------------------------------
@@ -421,22 +368,6 @@ def explain_epsilon(epsilon: float, *, delta: float | None = None, language: str
     return (
         f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, het model vergroot de kans (odds) dat de "
         f"gegevens van een bepaalde persoon zijn gebruikt hooguit {fold} keer (×e^ε){tail_nl}."
-    )
-
-
-def client_level_warning(n_partners: int, *, language: str = "en") -> str:
-    """Why client-level DP is offered but not the default: few partners, so the noise drowns the signal."""
-    if language == "nl":
-        return (
-            f"Client-level DP beschermt de hele bijdrage van één partner. Met maar {n_partners} partners "
-            "overstemt de ruis (σ·C gedeeld door het aantal partners, op het gemiddelde) het signaal: "
-            "reken op een federatief model op of onder het niveau van de beste silo. Aangeboden ter "
-            "vergelijking, niet als standaard."
-        )
-    return (
-        f"Client-level DP protects a whole partner's contribution. With only {n_partners} partners the "
-        "noise (σ·C divided by the number of partners, on the average update) drowns the signal: expect "
-        "the federated model at or below the best silo. Offered for comparison, not as the default."
     )
 
 
@@ -795,7 +726,7 @@ def _plan(
             accountant=privacy.accountant,
         )
     else:
-        sigma = float(privacy.noise_multiplier or 0.0)  # record_level: one of the two is set
+        sigma = float(privacy.noise_multiplier or 0.0)  # one of the two modes is set
     return AccountantState(
         accountant=privacy.accountant,
         noise_multiplier=sigma,
@@ -861,7 +792,7 @@ def make_private_fit(
             Opacus must never wrap a module twice). It is wrapped here, trained, and unwrapped again,
             so afterwards it is a plain module with the trained weights (no ``_module.`` prefix).
         X, y: rows ``(n, d)`` and 0/1 labels ``(n,)``.
-        privacy: settings with a record-level mode (:attr:`PrivacySettings.record_level`).
+        privacy: the DP settings (target-ε or noise mode).
         config: the shared training hyper-parameters; ``batch_size`` is the expected number of
             entities (rows, without ``groups``) per Poisson batch, so q = 1 / ceil(P / batch_size).
         seed: seeds the row cap (same every round) and, with the round number, the noise;
@@ -879,7 +810,7 @@ def make_private_fit(
     from fedsim.training import fit, make_optimizer
 
     started = time.perf_counter()
-    if privacy is None or not privacy.record_level:
+    if privacy is None:
         raise PrivacyError(
             "privacy: no record-level mode; allowed: settings with target_epsilon or "
             "noise_multiplier (train with fedsim.training.fit when there is no DP)"

@@ -169,11 +169,10 @@ def run_experiment(
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     partners = _partners_of(spec)
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...
-    from fedsim.regimes.horizontal import admits
-
-    # Feature block of each partner (bank_2 → bank): horizontal cells need two partners of one block.
+    # Feature block of each partner (bank_2 → bank): each regime admits coalitions by kind (e.g. horizontal
+    # needs two partners of one kind); the world is not built yet, so the kind comes from the name.
     blocks = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
-    cells = expand(spec, partners, admits=admits(blocks))
+    cells = expand(spec, partners, kinds=blocks)
     tracker = Tracker(tracking_uri, spec.name)
     with progress_bar(disable=not progress) as bar:
         world = load_or_generate_world(spec, root / "worlds", bar)

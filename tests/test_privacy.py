@@ -17,8 +17,6 @@ from fedsim.privacy import (
     PrivacyError,
     PrivacySettings,
     cap_rows_per_entity,
-    client_level_epsilon,
-    client_level_warning,
     crosscheck_epsilon,
     default_delta,
     epsilon_spent,
@@ -283,7 +281,7 @@ def test_fresh_noise_every_round_and_a_seed_reproduces_a_run() -> None:
         ({"target_epsilon": 1.0, "delta": 1.0}, "delta"),
         ({"target_epsilon": 1.0, "delta": 2.5}, "delta"),
         ({"target_epsilon": 1.0, "noise_multiplier": 1.1}, "not both"),
-        ({}, "all None"),
+        ({}, "both None"),
         ({"noise_multiplier": 0.0}, "noise_multiplier"),
         ({"target_epsilon": 1.0, "accountant": "gdp"}, "accountant"),
     ],
@@ -383,7 +381,7 @@ def test_noise_mode_sweep_names_cells_by_sigma_and_drops_gbt() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Plain words and client-level DP
+# Plain words; client-level DP is not offered
 # --------------------------------------------------------------------------------------------
 def test_odds_wording_en_and_nl() -> None:
     assert odds_factor(1.0) == pytest.approx(math.e)
@@ -396,9 +394,9 @@ def test_odds_wording_en_and_nl() -> None:
     assert "δ = 1e-05" in explain_epsilon(1.0, delta=1e-5)
 
 
-def test_client_level_warning_and_epsilon() -> None:
-    assert "3 partners" in client_level_warning(3) and "drowns the signal" in client_level_warning(3)
-    assert "3 partners" in client_level_warning(3, language="nl")
-    # every partner every round: no amplification, plain Gaussian composition (RDP closed form)
-    eps = client_level_epsilon(noise_multiplier=2.0, rounds=10, delta=1e-5, sampled_clients=3, total_clients=3)
-    assert eps == pytest.approx(_rdp_gaussian_epsilon(sigma=2.0, steps=10, delta=1e-5), rel=1e-9)
+def test_client_level_dp_is_not_in_the_schema() -> None:
+    # A setting that is accepted and then always fails is not allowed: client-level DP is an unknown key.
+    with pytest.raises(ExperimentError, match=r"privacy\.client_level: unknown key; allowed keys here: epsilon"):
+        parse_experiment(_experiment({"client_level": {"noise_multiplier": 1.0}}))
+    with pytest.raises(ValueError, match="client_level"):
+        PrivacySettings.model_validate({"target_epsilon": 1.0, "client_level": None})

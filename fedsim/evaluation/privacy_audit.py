@@ -219,69 +219,26 @@ def label_leakage_report(gradients: np.ndarray, labels: np.ndarray) -> dict[str,
 # --------------------------------------------------------------------------------------------
 # What each party learns, per regime
 # --------------------------------------------------------------------------------------------
-_REGISTER: tuple[tuple[str, str, str, str], ...] = (
-    ("siloed", "each partner", "only its own customers' data and its own reports", "—"),
-    (
-        "watchlist",
-        "each partner",
-        "hashed identifiers (IBAN, phone, payout account) that another partner reported as fraud, with the "
-        "time they were listed",
-        "salted hashes; ε does not apply (the list is shared in the clear)",
-    ),
-    (
-        "watchlist",
-        "list operator",
-        "every reported identifier hash and which partner reported it, and when",
-        "salted hashes",
-    ),
-    (
-        "pooled",
-        "central party",
-        "every partner's rows, features and reports (raw data)",
-        "DP-SGD protects what the trained model reveals, not the central copy",
-    ),
-    (
-        "horizontal",
-        "server (aggregator)",
-        "each bank's model update every round (without secure aggregation); gradients can reveal rows",
-        "DP-SGD per bank (ε per bank); secure aggregation hides single updates",
-    ),
-    ("horizontal", "other banks", "the global model after each round", "DP-SGD per bank"),
-    (
-        "vertical",
-        "every party (PSI)",
-        "the intersection: which of its customers are also customers of the other party",
-        "PSI reveals the intersection by design (cardinality-only mode reveals just its size)",
-    ),
-    (
-        "vertical",
-        "label holder (top model)",
-        "each aligned person's embedding from every other party, every batch",
-        "DP-SGD on the bottom models",
-    ),
-    (
-        "vertical",
-        "non-label party (bottom model)",
-        "the gradient of the loss w.r.t. its embeddings: fraud labels leak through their norm and direction "
-        "(measured by label_leakage_report)",
-        "label DP / gradient noise at the label holder",
-    ),
-    (
-        "hybrid",
-        "server and parties",
-        "the union of horizontal and vertical: updates, intersection, embeddings, gradients",
-        "as horizontal and vertical",
-    ),
-    (
-        "all DP regimes",
-        "anyone holding the model",
-        "the Standardizer's per-feature mean and scale (computed without noise) and labels that other "
-        "persons' reports put on an entity's rows",
-        "not covered by ε — stated in every report",
-    ),
+DP_ROW = (
+    "all DP regimes",
+    "anyone holding the model",
+    "the Standardizer's per-feature mean and scale (computed without noise) and labels that other "
+    "persons' reports put on an entity's rows",
+    "not covered by ε — stated in every report",
 )
+"""What record-level DP-SGD leaves uncovered, whatever the regime."""
 
 
 def leakage_register() -> pd.DataFrame:
-    """Regime → party → what it learns → what limits it (evaluation.md §5), as a tidy table."""
-    return pd.DataFrame(list(_REGISTER), columns=["regime", "party", "learns", "limited_by"])
+    """Regime → party → what it learns → what limits it (evaluation.md §5), as a tidy table.
+
+    One source: every registered regime's own :attr:`fedsim.regimes.Regime.leakage` rows, plus what
+    DP-SGD does not cover."""
+    from fedsim.regimes import registered_regimes
+
+    rows = [
+        (name, row.party, row.learns, row.limited_by)
+        for name, regime in registered_regimes().items()
+        for row in regime.leakage
+    ]
+    return pd.DataFrame([*rows, DP_ROW], columns=["regime", "party", "learns", "limited_by"])

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import logging
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from fedsim.errors import FedsimError
 from fedsim.regimes.fitting import fit_scorer
 from fedsim.rows import (
     DAY,
@@ -37,17 +40,20 @@ from fedsim.rows import (
     watchlist_entries,
     watchlist_features,
 )
+from fedsim.settings import FederationSettings
 
 logger = logging.getLogger("fedsim.regimes")
 
 __all__ = [
     "DAY",
     "JOIN_KEYS",
+    "LeakageRow",
     "Regime",
     "RegimeResult",
     "RunContext",
     "ScoringUnit",
     "TrainingSettings",
+    "coalition_kinds",
     "context_features",
     "entity_days",
     "fit_and_score",
@@ -69,10 +75,73 @@ class RegimeResult:
     step_metrics: dict[str, list[float]] = field(default_factory=dict)  # per-round curves
 
 
-class Regime(Protocol):
-    name: str
+@dataclass(frozen=True)
+class LeakageRow:
+    """One row of the leakage register (evaluation.md §5): who learns what, and what limits it."""
 
-    def run(self, ctx: RunContext) -> RegimeResult: ...
+    party: str
+    learns: str
+    limited_by: str
+
+
+ALL_MODELS: frozenset[str] = frozenset({"logistic", "mlp", "gbt"})
+TORCH_MODELS: frozenset[str] = frozenset({"logistic", "mlp"})
+
+
+def coalition_kinds(ctx: RunContext) -> dict[str, str]:
+    """Partner → feature block (its kind: bank, telco, marketplace) for the coalition of a run."""
+    return {p: ctx.features[p].block for p in ctx.coalition}
+
+
+class Regime(ABC):
+    """A data-sharing regime: it owns its rules. Subclass, set the class attributes, implement :meth:`score`.
+
+    Attributes (class level, read by the grid, the experiment loader and the leakage register):
+
+    * ``name`` — the word experiment files use;
+    * ``federated`` — trains across partners through Flower (gets the experiment's ``federation``
+      settings and a place in their config hash) rather than on one party's rows;
+    * ``models`` — model families it trains (``gbt`` only where one party trains on rows it holds);
+    * ``split_network`` — trains the split network whatever ``models`` lists (its cells use ``mlp``);
+    * ``refuses`` — :class:`~fedsim.settings.FederationSettings` fields it cannot honour: a non-default
+      value is refused when the experiment is loaded instead of being silently ignored;
+    * ``leakage`` — its rows of the leakage register.
+    """
+
+    name: ClassVar[str]
+    federated: ClassVar[bool] = False
+    models: ClassVar[frozenset[str]] = ALL_MODELS
+    split_network: ClassVar[bool] = False
+    refuses: ClassVar[tuple[str, ...]] = ()
+    leakage: ClassVar[tuple[LeakageRow, ...]] = ()
+
+    def coalitions(self, listed: Sequence[tuple[str, ...]], partners: Sequence[str]) -> list[tuple[str, ...]]:
+        """The coalitions this regime runs, from the experiment's (sorted) coalitions and the world's partners.
+
+        Default: every listed coalition of two or more partners (sharing needs someone to share with)."""
+        return [c for c in listed if len(c) >= 2]
+
+    def admits(
+        self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
+    ) -> str | None:
+        """None if the regime can run on ``coalition`` (``kinds``: partner → kind), else why not, in words
+        that name the regime and the coalition. Default: every coalition."""
+        return None
+
+    def refuse_settings(self, federation: FederationSettings) -> dict[str, object]:
+        """The federation settings this regime would ignore but that are set (name → value)."""
+        return federation.non_defaults(self.refuses)
+
+    def run(self, ctx: RunContext) -> RegimeResult:
+        """Check the coalition (before any work), then train and score."""
+        reason = self.admits(ctx.coalition, coalition_kinds(ctx), ctx.federation)
+        if reason is not None:
+            raise FedsimError(reason)
+        return self.score(ctx)
+
+    @abstractmethod
+    def score(self, ctx: RunContext) -> RegimeResult:
+        """Train on the train window and score the test window(s): entity-day scores, params, metrics."""
 
 
 def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame | None]:

@@ -11,7 +11,7 @@ known-answer world the name without its number, so ``bank_1 … bank_B`` form on
 of two or more partners is one federation. Members without a same-kind peer in the coalition (e.g.
 the telco of bank_1 + bank_2 + telco) are **run siloed** next to it — the honest status quo for a
 partner that has nobody of its kind to federate with — and named in the ``siloed_members`` param.
-A coalition without any same-kind pair is refused (:func:`admits` lets a grid skip such cells).
+A coalition without any same-kind pair is refused (:meth:`Horizontal.admits`; a grid skips such cells).
 
 Decisions recorded with every run: standardisation is *federated* (one global mean/scale from the
 partners' column moments, equal to the pooled standardiser) and so is the class balance (global
@@ -24,14 +24,16 @@ partner's ledger is logged as ``dp_<field>.<partner>``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 
-from fedsim.errors import FedsimError
 from fedsim.privacy import run_params
-from fedsim.regimes.base import RegimeResult, RunContext, run_units
+from fedsim.regimes.base import TORCH_MODELS, LeakageRow, Regime, RegimeResult, RunContext, run_units
+from fedsim.regimes.registry import get_regime
 from fedsim.rows import silo
+from fedsim.settings import FederationSettings
 
 
 def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dict[str, list[str]]:
@@ -42,41 +44,50 @@ def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dic
     return groups
 
 
-def admits(kinds: dict[str, str]) -> Any:
-    """An ``expand(..., admits=...)`` filter for the federated regimes: horizontal cells need two partners of
-    one kind; vertical a bank (default label holder) and another kind; hybrid two banks and another kind.
+def admits(kinds: Mapping[str, str]) -> Callable[[str, tuple[str, ...]], bool]:
+    """An ``expand(..., admits=...)`` filter from the registry: each regime's own :meth:`Regime.admits`.
 
     kinds: partner → kind (feature block), e.g. ``{n: PartnerFeatures.for_view(v).block ...}``.
     """
 
     def _admits(regime: str, coalition: tuple[str, ...]) -> bool:
-        blocks = [kinds[p] for p in coalition]
-        if regime == "horizontal":
-            return any(blocks.count(b) >= 2 for b in set(blocks))
-        if regime == "vertical":  # a label holder (bank by default) and at least one other kind
-            return "bank" in blocks and len(set(blocks)) >= 2
-        if regime == "hybrid":  # banks horizontal (2+) and at least one other kind vertical
-            return blocks.count("bank") >= 2 and len(set(blocks)) >= 2
-        return True
+        return get_regime(regime).admits(coalition, kinds) is None
 
     return _admits
 
 
-class Horizontal:
+class Horizontal(Regime):
     name = "horizontal"
+    federated = True
+    models = TORCH_MODELS
+    leakage = (
+        LeakageRow(
+            "server (aggregator)",
+            "each bank's model update every round (without secure aggregation); gradients can reveal rows",
+            "DP-SGD per bank (ε per bank); secure aggregation hides single updates",
+        ),
+        LeakageRow("other banks", "the global model after each round", "DP-SGD per bank"),
+    )
 
-    def run(self, ctx: RunContext) -> RegimeResult:
+    def admits(
+        self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
+    ) -> str | None:
+        """Two or more partners of one kind: each such group is one federation (the rest run siloed)."""
+        blocks = [kinds[p] for p in coalition]
+        if any(blocks.count(b) >= 2 for b in set(blocks)):
+            return None
+        described = ", ".join(f"{p} ({kinds[p]})" for p in coalition)
+        return (
+            f"regime horizontal, coalition = {'+'.join(coalition)}: horizontal FL needs at least two partners "
+            f"of one kind; kinds here: {described}"
+        )
+
+    def score(self, ctx: RunContext) -> RegimeResult:
         from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
 
         groups = kind_groups(ctx)
         federated = {block: members for block, members in groups.items() if len(members) >= 2}
         alone = [m for members in groups.values() if len(members) < 2 for m in members]
-        if not federated:
-            kinds = ", ".join(f"{p} ({b})" for b, ms in groups.items() for p in ms)
-            raise FedsimError(
-                f"coalition = {list(ctx.coalition)}: horizontal FL needs at least two partners "
-                f"of one kind; kinds here: {kinds}"
-            )
         settings = HorizontalSettings.from_context(ctx)
         engine = ctx.federation.engine
         scores, seconds, metrics, steps = [], [], {}, {}

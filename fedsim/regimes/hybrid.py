@@ -16,17 +16,19 @@ bank's local update is one pass of vertical split learning with the telco and th
   widths agree (a column missing only at one bank would otherwise change the model's shape).
 
 The coordinator sees the banks' model arrays (no secure aggregation here) on top of what it relays in
-the vertical regime; see :func:`fedsim.regimes.vertical.leakage_register`. A coalition with a single
-bank runs the same protocol with one client (recorded as ``horizontal_holders = 1``).
+the vertical regime; see :func:`fedsim.regimes.vertical.leakage_register`. A coalition needs two or
+more label holders (:meth:`Hybrid.admits`); with one, the vertical regime is the same protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from fedsim.errors import FedsimError
-from fedsim.regimes.base import RegimeResult, RunContext
-from fedsim.regimes.vertical import Roles, resolve_roles, run_split_regime
+from fedsim.regimes.base import Regime, RegimeResult, RunContext
+from fedsim.regimes.vertical import SPLIT_IGNORES, SPLIT_MODELS, Roles, register_rows, resolve_roles, run_split_regime
+from fedsim.settings import FederationSettings
 
 
 def hybrid_roles(ctx: RunContext) -> Roles:
@@ -42,10 +44,30 @@ def hybrid_roles(ctx: RunContext) -> Roles:
     return resolve_roles(replace(ctx, federation=ctx.federation.model_copy(update={"label_holder": wanted})))
 
 
-class Hybrid:
+class Hybrid(Regime):
     name = "hybrid"
+    federated = True
+    models = SPLIT_MODELS
+    split_network = True
+    refuses = SPLIT_IGNORES
+    leakage = register_rows("hybrid")
 
-    def run(self, ctx: RunContext) -> RegimeResult:
+    def admits(
+        self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
+    ) -> str | None:
+        """Two or more partners of the label holder's kind (horizontal) and one of another kind (vertical)."""
+        wanted = (federation or FederationSettings()).label_holder
+        kind = kinds[wanted] if wanted in coalition else wanted
+        blocks = [kinds[p] for p in coalition]
+        if blocks.count(kind) >= 2 and len(set(blocks)) >= 2:
+            return None
+        return (
+            f"regime hybrid, coalition = {'+'.join(coalition)}: hybrid FL needs at least two partners of the "
+            f"label holder's kind ({kind}) and one of another kind; kinds here: "
+            + ", ".join(f"{p} ({kinds[p]})" for p in coalition)
+        )
+
+    def score(self, ctx: RunContext) -> RegimeResult:
         roles = hybrid_roles(ctx)
         result = run_split_regime(ctx, mode="hybrid", roles=roles)
         result.params["horizontal_holders"] = len(roles.holders)

@@ -8,7 +8,17 @@ missing (NaN + indicator), never a magic value.
 
 from __future__ import annotations
 
-from fedsim.regimes.base import RegimeResult, RunContext, ScoringUnit, run_units
+from dataclasses import replace
+
+from fedsim.regimes.base import LeakageRow, Regime, RegimeResult, RunContext, ScoringUnit, run_units
+
+CENTRAL_COPY = (
+    LeakageRow(
+        "central party",
+        "every partner's rows, features and reports (raw data)",
+        "DP-SGD protects what the trained model reveals, not the central copy",
+    ),
+)
 
 
 def pooled_units(ctx: RunContext) -> list[ScoringUnit]:
@@ -23,22 +33,22 @@ def pooled_units(ctx: RunContext) -> list[ScoringUnit]:
     ]
 
 
-class Pooled:
+class Pooled(Regime):
     name = "pooled"
+    leakage = CENTRAL_COPY
 
-    def run(self, ctx: RunContext) -> RegimeResult:
+    def score(self, ctx: RunContext) -> RegimeResult:
         join = "oracle (true person ids)" if ctx.oracle_join else "salted-hash keys"
         return run_units(ctx, pooled_units(ctx), {"sharing": "all features and reports", "join": join})
 
 
-class PooledOracle:
+class PooledOracle(Regime):
     """Pooled with a perfect join on the hidden person ids: an upper bound, never a real option."""
 
     name = "pooled_oracle"
+    leakage = CENTRAL_COPY
 
-    def run(self, ctx: RunContext) -> RegimeResult:
-        from dataclasses import replace
-
+    def score(self, ctx: RunContext) -> RegimeResult:
         oracle = replace(ctx, oracle_join=True)
         return run_units(
             oracle,

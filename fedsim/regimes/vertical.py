@@ -21,7 +21,8 @@ Only the label holders' rows are scored (parties do not alert in this regime). T
 trained centrally on the same rows (:func:`central_split_scores`) is the comparison.
 
 Protocol, engines and messages: :mod:`fedsim.federation.vertical`; entity alignment:
-:mod:`fedsim.alignment`; what each party learns: :func:`leakage_register`.
+:mod:`fedsim.alignment`; what each party learns: :func:`leakage_register` (per run) and the
+regime's rows of the leakage register (:attr:`Vertical.leakage`, the same sentences).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,17 @@ import pandas as pd
 
 from fedsim import alignment
 from fedsim.errors import FedsimError
-from fedsim.regimes.base import RegimeResult, RunContext, entity_days, unit_frame
+from fedsim.regimes.base import (
+    LeakageRow,
+    Regime,
+    RegimeResult,
+    RunContext,
+    coalition_kinds,
+    entity_days,
+    unit_frame,
+)
 from fedsim.rows import silo
+from fedsim.settings import FederationSettings
 
 logger = logging.getLogger("fedsim.regimes")
 HIDDEN = 32
@@ -55,33 +66,40 @@ class Roles:
     parties: tuple[str, ...]
 
 
-def resolve_roles(ctx: RunContext) -> Roles:
-    """Label holders and feature parties of the coalition from ``federation.label_holder``."""
-    wanted = ctx.federation.label_holder
-    block = {p: ctx.features[p].block for p in ctx.coalition}
-    if wanted in ctx.coalition:
-        holders = (wanted,)
-    elif wanted in block.values():
-        holders = tuple(p for p in ctx.coalition if block[p] == wanted)
+def roles_for(coalition: tuple[str, ...], kinds: Mapping[str, str], label_holder: str) -> Roles | str:
+    """Label holders and feature parties of ``coalition`` (``kinds``: partner → kind), or why there are none."""
+    block = {p: kinds[p] for p in coalition}
+    if label_holder in coalition:
+        holders: tuple[str, ...] = (label_holder,)
+    elif label_holder in block.values():
+        holders = tuple(p for p in coalition if block[p] == label_holder)
     else:
-        raise FedsimError(
-            f"federation.label_holder = {wanted!r}: not in coalition {'+'.join(ctx.coalition)}; "
+        return (
+            f"federation.label_holder = {label_holder!r}: not in coalition {'+'.join(coalition)}; "
             f"allowed: a kind present in it ({', '.join(sorted(set(block.values())))}) or a member"
         )
-    kinds = {block[h] for h in holders}
-    stray = [p for p in ctx.coalition if p not in holders and block[p] in kinds]
+    holder_kinds = {block[h] for h in holders}
+    stray = [p for p in coalition if p not in holders and block[p] in holder_kinds]
     if stray:
-        raise FedsimError(
+        return (
             f"coalition member(s) {stray}: same kind as label holder(s) {list(holders)} but not holders; "
             "allowed: label_holder set to the kind (each holds its own labels) or leave them out"
         )
-    parties = tuple(p for p in ctx.coalition if block[p] not in kinds)
+    parties = tuple(p for p in coalition if block[p] not in holder_kinds)
     if not parties:
-        raise FedsimError(
-            f"coalition = {'+'.join(ctx.coalition)}: no partner of another kind than the label holder; "
+        return (
+            f"coalition = {'+'.join(coalition)}: no partner of another kind than the label holder; "
             "allowed: at least one feature party (vertical FL joins different kinds)"
         )
     return Roles(holders, parties)
+
+
+def resolve_roles(ctx: RunContext) -> Roles:
+    """Label holders and feature parties of the coalition from ``federation.label_holder``."""
+    roles = roles_for(ctx.coalition, coalition_kinds(ctx), ctx.federation.label_holder)
+    if isinstance(roles, str):
+        raise FedsimError(roles)
+    return roles
 
 
 # ------------------------------------------------------------------------------------------------
@@ -337,8 +355,55 @@ def scores_frame(scores: pd.DataFrame) -> RegimeResult:
     return _result(scores, {}, {}, {})
 
 
-class Vertical:
-    name = "vertical"
+SPLIT_MODELS: frozenset[str] = frozenset({"mlp"})
+SPLIT_IGNORES = ("strategy", "proximal_mu", "secure_aggregation")
+"""Federation settings split learning has no use for (no FedProx, no SecAgg+): refused, not ignored."""
 
-    def run(self, ctx: RunContext) -> RegimeResult:
+_CHANNEL_PARTY = {
+    "psi": "label holder and feature parties",
+    "schedule": "feature parties",
+    "batches": "feature parties",
+    "embeddings": "label holder and coordinator",
+    "gradients": "feature parties",
+    "coordinator": "coordinator",
+    "counts": "coordinator",
+    "model_arrays": "coordinator",
+}
+_CHANNEL_LIMIT = {
+    "psi": "PSI reveals the intersection by design (cardinality-only mode reveals just its size)",
+    "schedule": "not limited in this protocol",
+    "batches": "not limited in this protocol",
+    "embeddings": "DP-SGD on the bottom models (not available for split learning yet)",
+    "gradients": "label DP / gradient noise at the label holder (not implemented; measured by label_leakage_report)",
+    "coordinator": "not limited in this protocol (the coordinator is trusted to relay only)",
+    "counts": "not limited (aggregate counts)",
+    "model_arrays": "secure aggregation (not used in hybrid)",
+}
+
+
+def register_rows(mode: str) -> tuple[LeakageRow, ...]:
+    """The leakage register's rows of a split-learning regime: :func:`leakage_register` with role names."""
+    generic = Roles(("the label holder",), ("the feature parties",))
+    return tuple(
+        LeakageRow(_CHANNEL_PARTY[k], text, _CHANNEL_LIMIT[k]) for k, text in leakage_register(mode, generic).items()
+    )
+
+
+class Vertical(Regime):
+    name = "vertical"
+    federated = True
+    models = SPLIT_MODELS
+    split_network = True
+    refuses = SPLIT_IGNORES
+    leakage = register_rows("vertical")
+
+    def admits(
+        self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
+    ) -> str | None:
+        """A label holder (``federation.label_holder``, default the banks) and at least one other kind."""
+        holder = (federation or FederationSettings()).label_holder
+        roles = roles_for(coalition, kinds, holder)
+        return f"regime vertical, coalition = {'+'.join(coalition)}: {roles}" if isinstance(roles, str) else None
+
+    def score(self, ctx: RunContext) -> RegimeResult:
         return run_split_regime(ctx, mode="vertical", roles=resolve_roles(ctx))

@@ -1,0 +1,194 @@
+"""Grid cells: an experiment expanded into runs (:class:`RunSpec`), each with a stable config hash.
+
+The hash is the resume contract: a cell whose hash the tracker holds as a finished run is not run again,
+so the hashed fields (:meth:`RunSpec.result_fields`) change only with :data:`HASH_VERSION`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from fedsim.experiment.spec import (
+    NON_DP_MODELS,
+    Epsilon,
+    ExperimentError,
+    ExperimentSpec,
+    FederationSpec,
+    MetricsSpec,
+    Model,
+    RegimeName,
+    Seed,
+    Slug,
+    SplitSpec,
+    TrainingSpec,
+    WorldSpec,
+    _canonical_json,
+    _fail,
+    _Spec,
+    _unique,
+    format_epsilon,
+    format_number,
+)
+from fedsim.privacy import PrivacySettings
+from fedsim.regimes import Regime, get_regime
+
+HASH_VERSION = 1
+"""Bump when the meaning of a field changes, so old runs are no longer reused."""
+
+
+class RunSpec(_Spec):
+    """One grid cell: a (regime, coalition, model, seed, ε) run plus the experiment's shared settings."""
+
+    regime: RegimeName = Field(description="Form of sharing (a registered regime); see evaluation.md §1.")
+    coalition: tuple[Slug, ...] = Field(
+        min_length=1, description="Sorted partner names; for status_quo every partner of the world."
+    )
+    model: Model = Field(description="Model family.")
+    seed: Seed = Field(description="Training seed; integer >= 0.")
+    epsilon: Epsilon = Field(description="Target DP ε; inf = no DP.")
+    world: WorldSpec = Field(description="World of the experiment.")
+    world_digest: str = Field(
+        description="sha256 of the resolved world config; `fedsim run` replaces it by the world's content hash "
+        "once the world exists, so another generator version never reuses runs."
+    )
+    split: SplitSpec = Field(description="Temporal split, days.")
+    training: TrainingSpec = Field(description="Shared training settings.")
+    metrics: MetricsSpec = Field(description="Evaluation settings.")
+    federation: FederationSpec | None = Field(
+        default=None,
+        description="Federated settings; only for federated regimes (so they never change the "
+        "hash of a non-federated run).",
+    )
+    privacy: PrivacySettings | None = Field(
+        default=None,
+        description="DP settings of this cell (mode, δ, C, accountant, row cap); "
+        "None = no DP. Left out of the hash when None, so non-private runs keep their hash.",
+    )
+
+    @model_validator(mode="after")
+    def _privacy_matches_epsilon(self) -> RunSpec:
+        target = None if self.privacy is None else self.privacy.target_epsilon
+        if not math.isinf(self.epsilon) and target != self.epsilon:
+            raise _fail(
+                "privacy.target_epsilon",
+                target,
+                f"must equal epsilon ({format_epsilon(self.epsilon)}) for a DP cell; build cells with expand()",
+            )
+        return self
+
+    @field_validator("coalition")
+    @classmethod
+    def _sorted_distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        _unique(value, path="coalition")
+        return tuple(sorted(value))
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 (hex) of the canonical JSON of every field that determines the run's result.
+
+        The world enters as its seed plus ``world_digest`` (the resolved world config), not as
+        preset name / file path / overrides. Not included: the experiment's name and description,
+        the primary contrast, and the code version (logged separately as the git commit).
+        """
+        return hashlib.sha256(_canonical_json(self.result_fields()).encode()).hexdigest()
+
+    def result_fields(self) -> dict[str, Any]:
+        """The fields hashed into :attr:`config_hash`, as plain JSON-able values."""
+        data = self.model_dump(mode="python", exclude={"world"} | ({"privacy"} if self.privacy is None else set()))
+        if self.privacy is not None:
+            # Hash compatibility: cells hashed before client-level DP left the schema carried this key
+            # (always None for a run that could finish), so keep it and their runs stay reusable.
+            data["privacy"]["client_level"] = None
+        data["world_seed"] = self.world.seed
+        data["hash_version"] = HASH_VERSION
+        return data
+
+    @property
+    def run_name(self) -> str:
+        """Human-readable name, e.g. ``pooled|bank_1+telco|logistic|seed0|eps=inf``."""
+        parts = [self.regime, "+".join(self.coalition), self.model, f"seed{self.seed}", self._privacy_tag()]
+        return "|".join(parts)
+
+    def _privacy_tag(self) -> str:
+        sigma = None if self.privacy is None else self.privacy.noise_multiplier
+        return f"eps={format_epsilon(self.epsilon)}" if sigma is None else f"sigma={format_number(sigma)}"
+
+    def describe(self) -> str:
+        """The cell in words, e.g. ``pooled on bank_1+telco, logistic, seed 0``."""
+        who = "every partner alone" if self.regime == "status_quo" else "+".join(self.coalition)
+        dp = "" if math.isinf(self.epsilon) else f", ε = {format_epsilon(self.epsilon)}"
+        if self.privacy is not None and self.privacy.noise_multiplier is not None:
+            dp = f", σ = {format_number(self.privacy.noise_multiplier)} (ε reported after training)"
+        return f"{self.regime} on {who}, {self.model}, seed {self.seed}{dp}"
+
+
+def expand(
+    spec: ExperimentSpec,
+    partners: Sequence[str],
+    *,
+    kinds: Mapping[str, str] | None = None,
+    admits: Callable[[str, tuple[str, ...]], bool] | None = None,
+) -> list[RunSpec]:
+    """Expand an experiment into its grid cells, deduplicated, in a deterministic order.
+
+    Every rule comes from the regime registry: each regime's :meth:`~fedsim.regimes.Regime.coalitions`
+    (``status_quo``: one cell with every partner; ``siloed``: one per partner of the union of the
+    coalitions; others: each coalition of two or more partners), its ``models`` (``gbt`` only where one
+    party trains on rows it holds, and only at ε = ∞; the split network's regimes use ``mlp``), and,
+    with ``kinds`` (partner → kind), its :meth:`~fedsim.regimes.Regime.admits` (cells it would refuse
+    are dropped, e.g. horizontal without two partners of one kind). ``admits(regime, coalition)`` may
+    drop more cells. Order: regimes, coalitions (first appearance), models, ε, seeds — as listed.
+    """
+    spec.validate_against(partners)
+    coalitions = list(dict.fromkeys(spec.coalition_list(partners)))
+    digest = spec.world.content_digest()
+    cells: dict[tuple[Any, ...], RunSpec] = {}
+    for name in spec.regimes:
+        regime = get_regime(name)
+        for coalition in regime.coalitions(coalitions, partners):
+            if kinds is not None and regime.admits(coalition, kinds, spec.federation) is not None:
+                continue
+            if admits is not None and not admits(name, coalition):
+                continue
+            for model, epsilon, privacy, seed in _model_eps_seed(spec, regime):
+                key = (name, coalition, model, epsilon, privacy, seed)
+                if key not in cells:
+                    cells[key] = RunSpec(
+                        regime=name,
+                        coalition=coalition,
+                        model=model,
+                        seed=seed,
+                        epsilon=epsilon,
+                        privacy=privacy,
+                        world=spec.world,
+                        world_digest=digest,
+                        split=spec.split,
+                        training=spec.training,
+                        metrics=spec.metrics,
+                        federation=spec.federation if regime.federated else None,
+                    )
+    if not cells:
+        raise ExperimentError(
+            f"experiment {spec.name!r} expands to no runs: check regimes, coalitions "
+            "(non-status-quo regimes other than siloed need 2+ partners) and models"
+        )
+    return list(cells.values())
+
+
+def _model_eps_seed(spec: ExperimentSpec, regime: Regime) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
+    # Split learning always trains the split network (an MLP per party + top model): one model per cell.
+    models: tuple[Model, ...] = ("mlp",) if regime.split_network else spec.models
+    for model in models:
+        if model not in regime.models:
+            continue
+        for epsilon, sigma in spec.privacy.points():
+            privacy = spec.privacy.settings(epsilon=epsilon, noise_multiplier=sigma)
+            if model in NON_DP_MODELS and privacy is not None:
+                continue
+            for seed in spec.seeds:
+                yield model, epsilon, privacy, seed

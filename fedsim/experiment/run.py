@@ -1,0 +1,177 @@
+"""Running a grid resumably: every cell the tracker does not already hold as a finished run.
+
+It does not build worlds, train models or talk to MLflow itself: the caller hands in an
+``execute(cell) -> RunResult`` function and a tracker (:class:`fedsim.tracking.Tracker` or anything
+with the same methods, :class:`GridTracker`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from fedsim.experiment.grid import RunSpec
+from fedsim.experiment.spec import ExperimentSpec
+
+logger = logging.getLogger("fedsim.experiment")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one executed cell hands back to be tracked.
+
+    params: extra settings (δ, σ, C, steps, ...); metrics: name → float, with ``name_lo`` /
+    ``name_hi`` for 95% CI bounds; artifacts: name → local file path; tags: name → text.
+    """
+
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    artifacts: Mapping[str, str | Path] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    step_metrics: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    """Per-round curves (e.g. federated loss per round): name → value per step."""
+
+
+class GridTracker(Protocol):
+    """What :func:`run_grid` needs from a tracker (fedsim.tracking.Tracker provides it)."""
+
+    def find_runs(self, config_hash: str) -> list[tuple[str, str]]: ...
+
+    def delete_run(self, run_id: str) -> None: ...
+
+    def start_run(
+        self, cell: RunSpec, *, world_hash: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> AbstractContextManager[str]: ...
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+
+    def log_step_metrics(self, name: str, values: Sequence[float]) -> None: ...
+
+    def log_artifact(self, path: str | Path, *, name: str | None = None) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+
+class RunFailedError(RuntimeError):
+    """A grid cell raised; the message names the cell. Finished runs stay as they are."""
+
+
+@dataclass
+class GridSummary:
+    """Outcome of :func:`run_grid`: run ids per cell and how many were run, reused and replaced."""
+
+    run_ids: list[str] = field(default_factory=list)
+    executed: int = 0
+    reused: int = 0
+    replaced: int = 0
+
+
+FINISHED = "FINISHED"
+
+
+def run_grid(
+    spec: ExperimentSpec,
+    cells: Sequence[RunSpec],
+    execute: Callable[[RunSpec], RunResult],
+    tracker: GridTracker,
+    *,
+    world_hash: str | None = None,
+    progress: bool = True,
+) -> GridSummary:
+    """Run every cell that the tracker does not already hold as a finished run.
+
+    A finished run with the cell's config hash is reused; an unfinished one (RUNNING, FAILED,
+    KILLED — e.g. a crash) is deleted and the cell redone. If ``execute`` raises, that run is
+    marked FAILED and :class:`RunFailedError` naming the cell is raised; runs finished earlier
+    are kept, so calling again resumes. ``world_hash`` is logged as a param of every new run.
+    """
+    summary = GridSummary()
+    with _Reporter(spec, len(cells), enabled=progress) as report:
+        for number, cell in enumerate(cells, start=1):
+            head = f"run {number}/{len(cells)}: {cell.describe()}"
+            runs = tracker.find_runs(cell.config_hash)
+            finished = [run_id for run_id, status in runs if status == FINISHED]
+            if finished:
+                summary.reused += 1
+                summary.run_ids.append(finished[0])
+                report.say(f"{head} — reusing finished run {finished[0]}")
+                report.advance()
+                continue
+            for run_id, status in runs:
+                tracker.delete_run(run_id)
+                summary.replaced += 1
+                report.say(f"{head} — removing unfinished run {run_id} ({status.lower()}) to redo it")
+            report.say(f"{head} — running")
+            summary.run_ids.append(_execute_one(cell, execute, tracker, world_hash=world_hash, head=head))
+            summary.executed += 1
+            report.advance()
+        report.say(
+            f"experiment {spec.name}: {summary.executed} run(s) done, {summary.reused} reused, "
+            f"{summary.replaced} unfinished run(s) replaced"
+        )
+    return summary
+
+
+def _execute_one(
+    cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker: GridTracker, *, world_hash: str | None, head: str
+) -> str:
+    try:
+        with tracker.start_run(cell, world_hash=world_hash) as run_id:
+            result = execute(cell)
+            tracker.log_params(result.params)
+            tracker.log_metrics(result.metrics)
+            for curve, values in result.step_metrics.items():
+                tracker.log_step_metrics(curve, values)
+            for name, path in result.artifacts.items():
+                tracker.log_artifact(path, name=name)
+            tracker.set_tags(result.tags)
+    except Exception as err:
+        raise RunFailedError(f"{head} failed ({cell.run_name}): {type(err).__name__}: {err}") from err
+    return run_id
+
+
+class _Reporter:
+    """Progress bar (rich, on stderr like the CLI's other messages) with the log lines printed above
+    it; plain logging when progress is off."""
+
+    def __init__(self, spec: ExperimentSpec, total: int, *, enabled: bool) -> None:
+        self._enabled, self._total, self._spec = enabled, total, spec
+        self._bar: Any = None
+
+    def __enter__(self) -> _Reporter:
+        if self._enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(f"experiment {self._spec.name}", total=self._total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def say(self, line: str) -> None:
+        # With a bar the researcher reads the console; without one the caller's logging decides.
+        if self._bar is None:
+            logger.info(line)
+            return
+        logger.debug(line)
+        self._bar.console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    def advance(self) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task)
