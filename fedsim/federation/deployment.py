@@ -4,7 +4,7 @@
 CLI connection into its own ``FLWR_HOME``, starts ``flower-superlink --insecure`` on a free port and one
 ``flower-supernode`` per partner, each with only its own node config, then ``flwr run``s an app
 directory (:func:`write_app_dir`) and stops every process it started (by its own process group).
-:func:`run_horizontal_deployment` is the horizontal regime's use of it.
+:func:`run_app` is the whole launch for any :class:`FlowerApp` (horizontal and split learning use it).
 
 **Across machines** — the same apps, the same commands, different hosts (use TLS instead of
 ``--insecure`` outside a test bench)::
@@ -15,8 +15,8 @@ directory (:func:`write_app_dir`) and stops every process it started (by its own
     python -m fedsim.federation.deployment export-partner --world <world dir> --partner bank_1 --out /data/bank_1
     flower-supernode --insecure --superlink <coordinator>:9093 --port 9094 \\
         --node-config 'partner="bank_1" world-dir="/data/bank_1"'
-    # coordinator: an app directory from an experiment file, then run it
-    python -m fedsim.federation.deployment write-app --experiment experiments/x.yaml --partners 3 --out app/
+    # coordinator: an app directory with every setting of the run, privacy included
+    #   (fedsim.federation.horizontal.write_app from the run's context and settings)
     flwr run app/ <connection> --stream        # <connection>: address + insecure in $FLWR_HOME/config.toml
 
 ``python -m fedsim.federation.deployment local --partner bank_1=/data/bank_1 --partner bank_2=/data/bank_2``
@@ -38,7 +38,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fedsim.errors import FedsimError
 from fedsim.federation.engine import OFFLINE_ENV, apply_offline_env
@@ -67,13 +66,21 @@ def format_node_config(config: Mapping[str, Value]) -> str:
     return " ".join(f"{k}={_toml_value(v)}" for k, v in config.items())
 
 
-def write_app_dir(
-    dest: Path, *, name: str, components: Mapping[str, str], config: Mapping[str, Value], publisher: str = "fedsim"
-) -> Path:
-    """A Flower app directory: ``pyproject.toml`` naming the ServerApp/ClientApp and the run config.
+@dataclass(frozen=True)
+class FlowerApp:
+    """A ServerApp/ClientApp pair ``flwr run`` can load: project name and ``"module:attribute"`` components."""
+
+    name: str
+    components: Mapping[str, str]
+    publisher: str = "fedsim"
+
+
+def write_app_dir(dest: Path, *, app: FlowerApp, config: Mapping[str, Value]) -> Path:
+    """A Flower app directory: ``pyproject.toml`` naming the app's ServerApp/ClientApp and the run config.
 
     The apps themselves are imported from the installed fedsim package on every machine.
     """
+    name, components, publisher = app.name, app.components, app.publisher
     dest.mkdir(parents=True, exist_ok=True)
     lines = [
         "[build-system]",
@@ -239,58 +246,19 @@ class LocalDeployment:
         self.processes.clear()
 
 
-# --------------------------------------------------------------------------------------------------
-# Horizontal FL on the deployment engine
-# --------------------------------------------------------------------------------------------------
-def run_horizontal_deployment(
-    ctx: Any,
-    members: list[str],
-    settings: Any,
+def run_app(
+    app: FlowerApp,
     *,
+    config: Mapping[str, Value],
+    node_configs: Mapping[str, Mapping[str, Value]],
     work: Path,
-    capture_dir: str | Path | None = None,
-    faults: Mapping[str, int] | None = None,
-) -> Any:
-    """One horizontal federation on a local SuperLink + SuperNodes; returns its HorizontalOutcome.
-
-    Each SuperNode gets a partner directory with only its partner's tables and own truth rows
-    (:func:`~fedsim.federation.partner_data.export_partner_world`) and node config
-    ``partner``/``world-dir``; the partners' scores land in ``work/out/<partner>/``.
-    """
-    from fedsim.federation.horizontal import HorizontalOutcome
-    from fedsim.federation.horizontal_app import COMPONENTS, run_config
-    from fedsim.federation.partner_data import export_partner_world
-
-    nodes = {
-        p: {"partner": p, "world-dir": str(export_partner_world(ctx.world, ctx.truth, p, work / "nodes" / p))}
-        for p in members
-    }
-    out = work / "out"
-    config = run_config(
-        ctx,
-        settings,
-        out_dir=out,
-        num_partners=len(members),
-        faults=dict(faults or {}),
-        capture_dir=Path(capture_dir) if capture_dir else None,
-    )
-    app = write_app_dir(work / "app", name="fedsim-horizontal", components=COMPONENTS, config=config)
-    with LocalDeployment(nodes, work / "flower") as deployment:
-        try:
-            deployment.run(app, timeout_s=settings.round_timeout_s * (settings.rounds + 2))
-        except FedsimError as err:
-            raise FedsimError(f"horizontal (deployment): {_server_error(out) or err}") from err
-    error = _server_error(out)
-    if error:
-        raise FedsimError(f"horizontal (deployment): {error}")
-    if not (out / "server" / "outcome.json").is_file():
-        raise FedsimError(f"horizontal (deployment): the ServerApp wrote no outcome; logs in {work / 'flower'}")
-    return HorizontalOutcome.read(out / "server" / "outcome.json")
-
-
-def _server_error(out: Path) -> str | None:
-    path = out / "server" / "error.txt"
-    return path.read_text().split("\n\n")[0] if path.is_file() else None
+    timeout_s: float,
+) -> None:
+    """Write ``app``'s directory with run config ``config``, start a SuperLink and one SuperNode per entry of
+    ``node_configs`` on this machine, ``flwr run`` the app and stop every process. Raises on failure."""
+    app_dir = write_app_dir(work / "app", app=app, config=config)
+    with LocalDeployment(node_configs, work / "flower") as deployment:
+        deployment.run(app_dir, timeout_s=timeout_s)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -303,52 +271,6 @@ def _cmd_export(args: argparse.Namespace) -> None:
     world = read_world(args.world, partners=[args.partner])
     truth = {k: to_pandas(t) for k, t in world.truth.items() if k in ("cases", "money_outs", "case_entities")}
     print(export_partner_world(world, truth, args.partner, Path(args.out)))
-
-
-def _cmd_write_app(args: argparse.Namespace) -> None:
-    from fedsim.data import DAY, Split
-    from fedsim.experiment import load_experiment
-    from fedsim.federation.horizontal import HorizontalSettings
-    from fedsim.federation.horizontal_app import COMPONENTS, run_config
-    from fedsim.rows import RunContext, TrainingSettings
-
-    spec = load_experiment(args.experiment)
-    w, f, t = spec.split.windows(), spec.federation, spec.training
-    second = w.get("second_test")
-    split = Split(
-        w["train"][0] * DAY,
-        w["train"][1] * DAY,
-        w["test"][0] * DAY,
-        w["test"][1] * DAY,
-        (second[0] * DAY, second[1] * DAY) if second else None,
-    )
-    model = next((m for m in spec.models if m != "gbt"), "logistic")
-    training = TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate)
-    ctx = RunContext(
-        world=None,
-        coalition=(),
-        model=model,
-        seed=args.seed,
-        split=split,  # type: ignore[arg-type]
-        training=training,
-        features={},
-        truth={},
-    )
-    settings = HorizontalSettings.model_validate(
-        {
-            "rounds": f.rounds,
-            "local_epochs": f.local_epochs,
-            "strategy": f.strategy,
-            "proximal_mu": f.proximal_mu,
-            "secure_aggregation": f.secure_aggregation,
-            "model": model,
-            "seed": args.seed,
-            "batch_size": t.batch_size,
-            "learning_rate": t.learning_rate,
-        }
-    )
-    config = run_config(ctx, settings, out_dir=Path(args.out_dir).resolve(), num_partners=args.partners)
-    print(write_app_dir(Path(args.out), name="fedsim-horizontal", components=COMPONENTS, config=config))
 
 
 def _cmd_local(args: argparse.Namespace) -> None:
@@ -375,13 +297,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partner", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=_cmd_export)
-    p = sub.add_parser("write-app", help="write a horizontal-FL Flower app directory from an experiment file")
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--partners", type=int, required=True, help="number of SuperNodes (partners) to wait for")
-    p.add_argument("--out", required=True)
-    p.add_argument("--out-dir", default="fl-out", help="where the server and each partner write results")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(fn=_cmd_write_app)
     p = sub.add_parser("local", help="start a SuperLink and one SuperNode per --partner NAME=DIR on localhost")
     p.add_argument("--partner", action="append", required=True)
     p.add_argument("--work", default="fl-local")

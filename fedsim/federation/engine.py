@@ -40,9 +40,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 logger = logging.getLogger("fedsim.federation")
+
+Engine = Literal["simulation", "deployment", "in_process"]
+"""Where a federation's apps run — one vocabulary for every federated regime, its settings, params and logs.
+
+``simulation``: Flower's simulation engine (Ray, :func:`run_in_simulation`). ``deployment``: a real
+SuperLink and one SuperNode process per partner (:mod:`fedsim.federation.deployment`). ``in_process``:
+the same partner code called directly in this process, without Flower (tests, debugging, baselines)."""
+
+ENGINES: tuple[str, ...] = get_args(Engine)
 
 TESTED_FLOWER = "1.42."
 """Flower minor version whose internals :class:`PersistentRayBackend` relies on."""

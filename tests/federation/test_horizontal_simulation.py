@@ -41,7 +41,8 @@ def test_fedavg_reaches_pooled_average_precision_on_similar_banks() -> None:
 def test_flower_run_gives_the_in_process_fedavg_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pandas as pd
 
-    from fedsim.federation.horizontal import HorizontalSettings, run_horizontal, run_in_process, score_locally
+    from fedsim.federation.horizontal import HorizontalSettings, run_horizontal, run_in_process
+    from fedsim.federation.horizontal.task import score_locally
 
     ws = workspace()
     ctx = context(ws, rounds=2, strategy="fedprox")

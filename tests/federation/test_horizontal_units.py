@@ -11,16 +11,10 @@ import pandas as pd
 import pytest
 
 from fedsim.errors import FedsimError
-from fedsim.federation.deployment import format_node_config, write_app_dir
-from fedsim.federation.horizontal import (
-    HorizontalSettings,
-    fedavg,
-    from_legacy_config,
-    partner_summary,
-    round_seed,
-    to_legacy_config,
-    train_locally,
-)
+from fedsim.federation.deployment import FlowerApp, format_node_config, write_app_dir
+from fedsim.federation.horizontal import HorizontalSettings
+from fedsim.federation.horizontal.protocol import from_legacy_config, to_legacy_config
+from fedsim.federation.horizontal.task import partner_summary, round_seed, train_locally
 from fedsim.federation.partner_data import (
     build_partner_data,
     export_partner_world,
@@ -197,7 +191,7 @@ def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type
         "secure-aggregation": False,
         "out-dir": '/tmp/a "quoted" dir',
     }
-    write_app_dir(tmp_path, name="fedsim-x", components={"serverapp": "m:s", "clientapp": "m:c"}, config=config)
+    write_app_dir(tmp_path, app=FlowerApp("fedsim-x", {"serverapp": "m:s", "clientapp": "m:c"}), config=config)
     parsed = tomllib.loads((tmp_path / "pyproject.toml").read_text())
     assert parsed["tool"]["flwr"]["app"]["config"] == config
     assert parsed["tool"]["flwr"]["app"]["components"]["clientapp"] == "m:c"
@@ -207,19 +201,6 @@ def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type
         "partner": "bank_1",
         "world-dir": "/d/bank_1",
     }
-
-
-def test_fedavg_is_the_example_weighted_mean() -> None:
-    # prepare: two partners, 1 and 3 rows; weights [0, 0] and [4, 8]
-    updates = [[np.array([0.0, 0.0]), np.array([1.0])], [np.array([4.0, 8.0]), np.array([5.0])]]
-    # execute
-    avg = fedavg(updates, [1, 3])
-    # assert: (1·0 + 3·4) / 4 = 3, (3·8) / 4 = 6, (1 + 15) / 4 = 4; and equal weights give the plain mean
-    np.testing.assert_allclose(avg[0], [3.0, 6.0])
-    np.testing.assert_allclose(avg[1], [4.0])
-    np.testing.assert_allclose(fedavg(updates, [2, 2])[0], [2.0, 4.0])
-    with pytest.raises(ValueError, match="one weight per partner"):
-        fedavg(updates, [1])
 
 
 def test_dp_rounds_carry_the_accountant_and_end_within_the_target_epsilon() -> None:

@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedsim.federation import vertical_coordinator as coordinator
-from fedsim.federation.vertical_data import Plan, write_bundle
-from fedsim.federation.vertical_node import LocalExchange, read_scores
+from fedsim.federation.vertical import LocalExchange, Plan, coordinator, read_scores, write_bundle
 from fedsim.regimes.hybrid import Hybrid, hybrid_roles
 from fedsim.regimes.vertical import holder_data, party_data
 from tests.federation.vertical_worlds import context, known_answer

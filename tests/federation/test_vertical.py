@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from fedsim.errors import FedsimError
-from fedsim.federation.vertical_coordinator import fedavg
-from fedsim.federation.vertical_data import Plan
+from fedsim.federation.vertical import Plan
 from fedsim.regimes.hybrid import hybrid_roles
 from fedsim.regimes.vertical import (
     Vertical,
@@ -26,18 +25,6 @@ def _max_gap(vertical, central) -> float:  # type: ignore[no-untyped-def]
     m = vertical.merge(central, on=["partner", "entity_id", "day"], suffixes=("_v", "_c"))
     assert len(m) == len(vertical) == len(central)
     return float(np.abs(m["score_v"] - m["score_c"]).max())
-
-
-def test_fedavg_weighted_mean_known_value() -> None:
-    a = {"w": np.array([1.0, 2.0]), "b": np.array([0.0])}
-    b = {"w": np.array([5.0, 6.0]), "b": np.array([4.0])}
-
-    out = fedavg([a, b], [1, 3])
-
-    np.testing.assert_allclose(out["w"], [4.0, 5.0])  # (1·1 + 3·5) / 4, (1·2 + 3·6) / 4
-    np.testing.assert_allclose(out["b"], [3.0])
-    with pytest.raises(ValueError, match="weights"):
-        fedavg([a, b], [0, 0])
 
 
 def test_split_learning_reproduces_central_training_of_the_same_net() -> None:

@@ -22,7 +22,7 @@ import pytest
 from fedsim.alignment import key_elements
 from fedsim.evaluation import compare, evaluate
 from fedsim.federation.engine import read_capture
-from fedsim.federation.vertical_boundary import VerticalBoundaryRules, channels_seen, check_messages
+from fedsim.federation.vertical.boundary import VerticalBoundaryRules, channels_seen, check_messages
 from fedsim.regimes.hybrid import Hybrid
 from fedsim.regimes.vertical import Vertical, central_split_scores, holder_data, scores_frame
 from tests.federation.vertical_worlds import CHAIN_1, context, known_answer
@@ -116,7 +116,7 @@ def test_only_declared_channels_cross_a_partner_boundary(regime: str) -> None:
 def test_a_planted_identifier_is_caught() -> None:
     """The checker can fail: an entity id in a row-position array and a raw value in an embedding."""
     from fedsim.federation.engine import CapturedMessage
-    from fedsim.federation.vertical_boundary import check_message
+    from fedsim.federation.vertical.boundary import check_message
 
     ws = known_answer(banks=1, entities=400)
     rules = _rules(ws, CHAIN_1)

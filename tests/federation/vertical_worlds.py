@@ -54,7 +54,7 @@ def context(
     coalition: tuple[str, ...] = CHAIN_1,
     *,
     rounds: int = 2,
-    engine: str = "local",
+    engine: str = "in_process",
     batch_size: int = 512,
     **options: Any,
 ) -> RunContext:

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from fedsim import alignment
-from fedsim.federation.vertical_data import (
+from fedsim.federation.vertical.data import (
     HolderData,
     Payload,
     Plan,

@@ -27,15 +27,16 @@ from __future__ import annotations
 import logging
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fedsim.federation.vertical_data import Payload, Plan, module_arrays
-from fedsim.federation.vertical_node import encode_plan
+from fedsim.federation.aggregate import weighted_average_named
+from fedsim.federation.vertical.data import Payload, Plan, module_arrays
+from fedsim.federation.vertical.node import encode_plan
 from fedsim.models import make_split_net
 
 logger = logging.getLogger("fedsim.federation.vertical")
@@ -103,32 +104,6 @@ def logged(exchange: Exchange, log: MessageLog) -> Exchange:
         return replies
 
     return send
-
-
-# ------------------------------------------------------------------------------------------------
-# FedAvg
-# ------------------------------------------------------------------------------------------------
-def fedavg(models: Sequence[dict[str, np.ndarray]], weights: Sequence[float]) -> dict[str, np.ndarray]:
-    """Weighted mean of same-shaped arrays: Σ_k n_k θ_k / Σ_k n_k.
-
-    FedAvg, McMahan, Moore, Ramage, Hampson & Agüera y Arcas 2017, "Communication-efficient learning
-    of deep networks from decentralized data", AISTATS, Algorithm 1 (n_k: client k's examples).
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    if len(models) == 0 or len(w) != len(models) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(
-            f"weights: {w.tolist()} for {len(models)} models; allowed: one weight >= 0 per model, positive sum"
-        )
-    keys = set(models[0])
-    for i, m in enumerate(models):
-        if set(m) != keys:
-            raise ValueError(f"models[{i}]: keys {sorted(set(m) ^ keys)} differ; allowed: the same arrays in each")
-    return {
-        k: (sum(wi * np.asarray(m[k], np.float64) for wi, m in zip(w, models, strict=True)) / w.sum()).astype(
-            np.asarray(models[0][k]).dtype
-        )
-        for k in keys
-    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -336,10 +311,10 @@ def _pass(
 
 
 def _average(plan: Plan, send: Exchange, train_rows: dict[str, float], carry: dict[str, Payload]) -> None:
-    """Hybrid: FedAvg of the holders' models here; each party applies its last gradients, then averages
-    its own per-holder bottoms with the same weights."""
+    """Hybrid: FedAvg of the holders' models here (:func:`fedsim.federation.aggregate.weighted_average_named`);
+    each party applies its last gradients, then averages its own per-holder bottoms with the same weights."""
     got = send({b: ("weights", {}) for b in plan.holders})
-    mean = fedavg([got[b] for b in plan.holders], [train_rows[b] for b in plan.holders])
+    mean = weighted_average_named([got[b] for b in plan.holders], [train_rows[b] for b in plan.holders])
     weights = {f"weight/{b}": train_rows[b] for b in plan.holders}
     send(
         {

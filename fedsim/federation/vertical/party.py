@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from fedsim import alignment
-from fedsim.federation.vertical_data import (
+from fedsim.federation.aggregate import weighted_average
+from fedsim.federation.vertical.data import (
     PartyData,
     Payload,
     Plan,
@@ -183,14 +184,14 @@ def average(state: State, payload: Payload, plan: Plan) -> Payload:
     """Hybrid: replace every holder's bottom model by their FedAvg mean (weights ``weight/<holder>``).
 
     FedAvg (McMahan et al. 2017, AISTATS, Algorithm 1): Σ_b n_b θ_b / Σ_b n_b, with n_b the holder's
-    training rows. The party holds every copy, so it averages locally; nothing is sent."""
+    training rows (:func:`fedsim.federation.aggregate.weighted_average`). The party holds every copy, so it
+    averages locally; nothing is sent."""
     holders = [b for b in plan.holders if f"weight/{b}" in payload]
-    w = np.array([float(payload[f"weight/{b}"]) for b in holders])
-    if not holders or w.sum() <= 0:
-        raise ValueError(f"weights: {dict(zip(holders, w, strict=True))}; allowed: positive row counts per holder")
+    if not holders:
+        raise ValueError("weights: none; allowed: positive row counts per holder (weight/<holder>)")
     keys = [k.removeprefix(f"model/{holders[0]}/") for k in state if k.startswith(f"model/{holders[0]}/")]
-    for k in keys:
-        mean = sum(wi * state[f"model/{b}/{k}"] for wi, b in zip(w, holders, strict=True)) / w.sum()
-        for b in holders:
-            state[f"model/{b}/{k}"] = mean.astype(state[f"model/{b}/{k}"].dtype)
+    copies = [[state[f"model/{b}/{k}"] for k in keys] for b in holders]
+    mean = weighted_average(copies, [float(payload[f"weight/{b}"]) for b in holders])
+    for b in holders:
+        state.update({f"model/{b}/{k}": v.copy() for k, v in zip(keys, mean, strict=True)})
     return {}

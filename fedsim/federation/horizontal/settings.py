@@ -1,0 +1,125 @@
+"""What a horizontal federation runs with (:class:`HorizontalSettings`) and reports (:class:`HorizontalOutcome`).
+
+Both are plain values (no Flower): the settings travel to the partners inside every train message
+(:meth:`HorizontalSettings.client_config`) or, on the deployment engine, inside the app's run config;
+the outcome is what the ServerApp learned, returned through a closure (simulation) or a JSON file
+(deployment).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fedsim.errors import FedsimError
+from fedsim.privacy import PrivacyError, PrivacySettings, privacy_for
+from fedsim.rows import RunContext
+
+
+class HorizontalSettings(BaseModel):
+    """Settings of one horizontal federation. Frozen; validated when built."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rounds: int = Field(5, ge=1, le=1000, description="federated rounds (count)")
+    local_epochs: int = Field(1, ge=1, le=100, description="local epochs per round at each partner (count)")
+    strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="aggregation strategy")
+    proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx μ; used only with strategy fedprox")
+    secure_aggregation: bool = Field(False, description="SecAgg+ over the model updates")
+    model: Literal["logistic", "mlp"] = Field("logistic", description="torch model family (fedsim.models)")
+    seed: int = Field(0, ge=0, description="seeds the initial model and each partner's batch order")
+    batch_size: int = Field(512, ge=1, description="rows per local batch (count)")
+    learning_rate: float = Field(0.01, gt=0, le=10, description="local optimizer step size")
+    round_timeout_s: float = Field(900.0, gt=0, description="seconds to wait for the partners' replies")
+    privacy: PrivacySettings | None = Field(
+        None, description="record-level DP-SGD inside every partner (fedsim.privacy); None = no DP"
+    )
+
+    @classmethod
+    def from_context(cls, ctx: RunContext) -> HorizontalSettings:
+        """Settings from a run: ``ctx.options`` (the experiment's ``federation`` section) + ``ctx.training``."""
+        o = ctx.options
+        if ctx.model not in ("logistic", "mlp"):
+            raise FedsimError(f"model = {ctx.model!r}: horizontal FL trains torch models only; allowed: logistic, mlp")
+        privacy = privacy_for(ctx)
+        if privacy is not None and privacy.client_level is not None:
+            raise PrivacyError(
+                "privacy.client_level: client-level DP (Flower's DP wrappers) is not wired into "
+                "horizontal FL; allowed: record-level DP-SGD (epsilon / noise_multiplier) or none"
+            )
+        return cls.model_validate(
+            {
+                "rounds": o.get("rounds", 5),
+                "local_epochs": o.get("local_epochs", 1),
+                "strategy": o.get("strategy", "fedavg"),
+                "proximal_mu": o.get("proximal_mu", 0.01),
+                "secure_aggregation": o.get("secure_aggregation", False),
+                "model": ctx.model,
+                "seed": ctx.seed,
+                "batch_size": ctx.training.batch_size,
+                "learning_rate": ctx.training.learning_rate,
+                "privacy": privacy if privacy is not None and privacy.record_level else None,
+            }
+        )
+
+    @property
+    def mu(self) -> float:
+        """The proximal μ partners apply: ``proximal_mu`` under FedProx, 0 under FedAvg."""
+        return self.proximal_mu if self.strategy == "fedprox" else 0.0
+
+    def client_config(self) -> dict[str, Any]:
+        """Training settings every train message carries (ConfigRecord keys)."""
+        return {
+            "model": self.model,
+            "seed": self.seed,
+            "local-epochs": self.local_epochs,
+            "rounds": self.rounds,
+            "batch-size": self.batch_size,
+            "learning-rate": self.learning_rate,
+            "proximal-mu": self.mu,
+            "dp-settings": self.privacy.model_dump_json() if self.privacy is not None else "",
+        }
+
+
+@dataclass
+class HorizontalOutcome:
+    """What the ServerApp learned about one run (all per-partner values keyed by partner name).
+
+    round_loss: train loss per round, averaged over the partners that replied, weighted by their
+    ``num-examples`` (NaN for a round without replies). partner_loss: each partner's loss per round
+    (NaN where it failed). dropouts: partner → rounds in which its ClientApp failed. n_examples:
+    training rows per partner. pos_weight: global class balance Σw₋/Σw₊ (NaN if no positives).
+    uninformative: no partner had a reported case in the training window, so nothing was trained and
+    every row scores 0 (as the siloed regime does). rounds_seconds: wall time of the training rounds.
+    dp: partner → its DP ledger after its last completed round (``dp_epsilon``, ``dp_sigma``, …; under
+    SecAgg+ only ``"max over partners"``, since the server cannot tell the partners' replies apart).
+    """
+
+    partners: list[str]
+    rounds: int
+    round_loss: list[float]
+    partner_loss: dict[str, list[float]]
+    dropouts: dict[str, list[int]]
+    n_examples: dict[str, int]
+    n_features: int
+    pos_weight: float
+    uninformative: bool
+    secure_aggregation: bool
+    strategy: str
+    rounds_seconds: float = math.nan
+    failure_reasons: dict[str, str] = field(default_factory=dict)
+    dp: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def write(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), default=float))
+        return path
+
+    @classmethod
+    def read(cls, path: Path) -> HorizontalOutcome:
+        return cls(**json.loads(path.read_text()))
