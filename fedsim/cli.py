@@ -107,7 +107,8 @@ def world_describe(
     screen: bool = typer.Option(True, "--screen/--no-screen", help="run the leak screen (takes a few seconds)"),
 ) -> None:
     """Rows per table, prevalence and loss per fraud type, calibration table and leak screen."""
-    from synthetic.checks import describe_world, render_description
+    from fedsim.world_describe import render_description
+    from synthetic.describe import describe_world
     from synthetic.world import read_world
 
     world = read_world(path)

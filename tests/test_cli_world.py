@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedsim.cli import app
-from synthetic.checks import NL_PERSONS_15PLUS
+from synthetic.calibration import NL_PERSONS_15PLUS
 from synthetic.world import read_world
 
 runner = CliRunner()

@@ -27,21 +27,13 @@ from rich.console import Console
 from scipy.stats import chi2_contingency
 from sklearn.metrics import roc_auc_score
 
-from synthetic.checks import (
-    CALIBRATION_TARGETS,
-    DESIGNED_SIGNALS,
-    NL_PERSONS_15PLUS,
-    auc_standard_error,
-    calibration_table,
-    describe_world,
-    fraud_type_table,
-    leak_screen,
-    render_description,
-    roc_auc,
-    two_proportion_p_value,
-)
+from fedsim.world_describe import render_description
+from synthetic.calibration import CALIBRATION_TARGETS, NL_PERSONS_15PLUS, calibration_table, fraud_type_table
 from synthetic.config import WorldConfig, build_config
+from synthetic.describe import describe_world
 from synthetic.known_answer import coalition_optimal_auc
+from synthetic.leak_screen import DESIGNED_SIGNALS, leak_screen
+from synthetic.stats import auc_standard_error, roc_auc, two_proportion_p_value
 from synthetic.world import PartnerView, World, generate, read_world, write_world
 
 PHI = NormalDist().cdf
