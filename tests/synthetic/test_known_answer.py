@@ -7,6 +7,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.metrics import roc_auc_score
 
@@ -22,7 +23,7 @@ from synthetic.known_answer import (
     placebo_partner,
 )
 from synthetic.schema import DAY, SIGNALS_TABLES, TRUTH_TABLES
-from synthetic.world import World, build_manifest, generate
+from synthetic.world import PartnerView, World, build_manifest, generate
 
 PHI = NormalDist().cdf
 SMALL = {"entities": 20_000, "days": 14, "prevalence": 0.05}
@@ -263,7 +264,7 @@ def test_generate_from_the_known_answer_preset() -> None:
 # ------------------------------------------------------------------------------------------------
 # Placebo partner for realistic worlds
 # ------------------------------------------------------------------------------------------------
-def _placebo(seed: int = 4, days: int = 20):  # type: ignore[no-untyped-def]
+def _placebo(seed: int = 4, days: int = 20) -> tuple[np.ndarray, np.ndarray, tuple[PartnerView, pa.Table]]:
     rng = np.random.default_rng(0)
     phones = 31_600_000_000 + rng.choice(10**8, size=1_000, replace=False)
     phones[::10] = -1  # every tenth person has no phone
