@@ -62,6 +62,7 @@ from fedsim.federation.horizontal import HorizontalSettings, simulate_saved  # n
 from fedsim.federation.partner_data import PartnerData, build_partner_data, partner_only  # noqa: E402
 from fedsim.regimes import RunContext, TrainingSettings, get_regime  # noqa: E402
 from fedsim.runner import Workspace, load_or_generate_world  # noqa: E402
+from fedsim.settings import FederationSettings  # noqa: E402
 from synthetic.world import generate  # noqa: E402
 
 BANKS = ("bank_1", "bank_2", "bank_3")
@@ -78,7 +79,7 @@ def _context(ws: Workspace, coalition: tuple[str, ...], seed: int, engine: str =
         training=TrainingSettings(t.epochs, t.batch_size, t.learning_rate, t.negative_rate),
         features=ws.features,
         truth=ws.truth,
-        options={**f.model_dump(), "engine": engine},
+        federation=f.model_copy(update={"engine": engine}),
     )
 
 
@@ -192,7 +193,12 @@ def throughput(partner_counts: list[int], rounds: int) -> dict[str, Any]:
     banks = [f"bank_{i}" for i in range(1, 11)]
     ctx = _context(ws, tuple(banks), 0)
     all_banks = {p: build_partner_data(partner_only(ctx, p), p) for p in banks}
-    settings = HorizontalSettings(rounds=rounds, local_epochs=1, model="logistic", seed=0, batch_size=512)
+    settings = HorizontalSettings.build(
+        model="logistic",
+        seed=0,
+        federation=FederationSettings(rounds=rounds, local_epochs=1),
+        training=TrainingSettings(batch_size=512),
+    )
     keep_ray_warm(True)
     out = {}
     for n in partner_counts:

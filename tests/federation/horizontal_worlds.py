@@ -9,8 +9,10 @@ from typing import Any
 
 from fedsim.evaluation import evaluate
 from fedsim.experiment import parse_experiment
+from fedsim.privacy import PrivacySettings
 from fedsim.regimes import RunContext, TrainingSettings
 from fedsim.runner import Workspace
+from fedsim.settings import Engine, FederationSettings, RunHooks, Strategy
 from synthetic.world import generate
 
 BANKS = ("bank_1", "bank_2", "bank_3")
@@ -52,22 +54,18 @@ def context(
     coalition: tuple[str, ...] = BANKS,
     *,
     rounds: int = 2,
-    strategy: str = "fedavg",
+    strategy: Strategy = "fedavg",
     secure: bool = False,
-    engine: str = "simulation",
+    engine: Engine = "simulation",
     epochs: int = 3,
-    **options: Any,
+    privacy: PrivacySettings | None = None,
+    capture_dir: str | None = None,
+    faults: dict[str, int] | None = None,
 ) -> RunContext:
     """A horizontal run of ``coalition``: logistic model, seed 0, ``epochs`` (pooled) / 1 local epoch per round."""
-    opts = {
-        "rounds": rounds,
-        "local_epochs": 1,
-        "strategy": strategy,
-        "proximal_mu": 0.1,
-        "secure_aggregation": secure,
-        "engine": engine,
-        **options,
-    }
+    federation = FederationSettings(
+        rounds=rounds, local_epochs=1, strategy=strategy, proximal_mu=0.1, secure_aggregation=secure, engine=engine
+    )
     return RunContext(
         world=ws.world,
         coalition=coalition,
@@ -77,7 +75,9 @@ def context(
         training=TrainingSettings(epochs, 256, 0.01, 0.2),
         features=ws.features,
         truth=ws.truth,
-        options=opts,
+        federation=federation,
+        privacy=privacy,
+        hooks=RunHooks(capture_dir=capture_dir, faults=dict(faults or {})),
     )
 
 

@@ -31,6 +31,8 @@ from fedsim.federation.standardize import (
 from fedsim.models import Standardizer, make_model
 from fedsim.regimes import get_regime
 from fedsim.regimes.horizontal import admits, kind_groups
+from fedsim.rows import TrainingSettings
+from fedsim.settings import FederationSettings
 from fedsim.training import get_weights, weight_names
 from tests.federation.horizontal_worlds import BANKS, context, workspace
 
@@ -82,7 +84,12 @@ def _client_data():  # type: ignore[no-untyped-def]
 def _round_config(data, **extra):  # type: ignore[no-untyped-def]
     m, positive, negative = partner_summary(data)
     std = standardizer_from_moments(m)
-    settings = HorizontalSettings(rounds=1, model="logistic", learning_rate=0.05, batch_size=128)
+    settings = HorizontalSettings.build(
+        model="logistic",
+        seed=0,
+        federation=FederationSettings(rounds=1),
+        training=TrainingSettings(batch_size=128, learning_rate=0.05),
+    )
     model = make_model("logistic", n_features=std.n_features_out_, seed=0)
     config = {
         **settings.client_config(),

@@ -10,6 +10,7 @@ from typing import Any
 from fedsim.experiment import parse_experiment
 from fedsim.regimes import RunContext, TrainingSettings
 from fedsim.runner import Workspace
+from fedsim.settings import Engine, FederationSettings, RunHooks
 from synthetic.world import generate
 
 CHAIN_1 = ("bank_1", "telco", "marketplace")
@@ -54,19 +55,15 @@ def context(
     coalition: tuple[str, ...] = CHAIN_1,
     *,
     rounds: int = 2,
-    engine: str = "in_process",
+    engine: Engine = "in_process",
     batch_size: int = 512,
-    **options: Any,
+    label_holder: str = "bank",
+    capture_dir: str | None = None,
 ) -> RunContext:
     """A split-learning run of ``coalition``: seed 0, lr 0.01, 10% of legitimate rows kept for training."""
-    opts = {
-        "rounds": rounds,
-        "local_epochs": 1,
-        "engine": engine,
-        "label_holder": "bank",
-        "embedding_dim": 4,
-        **options,
-    }
+    federation = FederationSettings(
+        rounds=rounds, local_epochs=1, engine=engine, label_holder=label_holder, embedding_dim=4
+    )
     return RunContext(
         world=ws.world,
         coalition=coalition,
@@ -76,5 +73,6 @@ def context(
         training=TrainingSettings(1, batch_size, 0.01, 0.1),
         features=ws.features,
         truth=ws.truth,
-        options=opts,
+        federation=federation,
+        hooks=RunHooks(capture_dir=capture_dir),
     )

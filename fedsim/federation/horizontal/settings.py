@@ -17,54 +17,71 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fedsim.errors import FedsimError
-from fedsim.privacy import PrivacyError, PrivacySettings, privacy_for
-from fedsim.rows import RunContext
+from fedsim.privacy import PrivacySettings, privacy_for
+from fedsim.rows import RunContext, TrainingSettings
+from fedsim.settings import FederationSettings, Strategy
+
+ROUND_TIMEOUT_S = 900.0
+"""Seconds the server waits for the partners' replies in one round (or stage) before it counts them as failed."""
 
 
 class HorizontalSettings(BaseModel):
-    """Settings of one horizontal federation. Frozen; validated when built."""
+    """Settings of one horizontal federation. Frozen; validated when built.
+
+    No defaults here: the federation's come from :class:`fedsim.settings.FederationSettings` and the
+    local training's from :class:`fedsim.rows.TrainingSettings`, through :meth:`build` (or
+    :meth:`from_context` for a run), so each default is written once.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rounds: int = Field(5, ge=1, le=1000, description="federated rounds (count)")
-    local_epochs: int = Field(1, ge=1, le=100, description="local epochs per round at each partner (count)")
-    strategy: Literal["fedavg", "fedprox"] = Field("fedavg", description="aggregation strategy")
-    proximal_mu: float = Field(0.01, ge=0, le=100, description="FedProx μ; used only with strategy fedprox")
-    secure_aggregation: bool = Field(False, description="SecAgg+ over the model updates")
-    model: Literal["logistic", "mlp"] = Field("logistic", description="torch model family (fedsim.models)")
-    seed: int = Field(0, ge=0, description="seeds the initial model and each partner's batch order")
-    batch_size: int = Field(512, ge=1, description="rows per local batch (count)")
-    learning_rate: float = Field(0.01, gt=0, le=10, description="local optimizer step size")
-    round_timeout_s: float = Field(900.0, gt=0, description="seconds to wait for the partners' replies")
+    rounds: int = Field(ge=1, le=1000, description="federated rounds (count)")
+    local_epochs: int = Field(ge=1, le=100, description="local epochs per round at each partner (count)")
+    strategy: Strategy = Field(description="aggregation strategy")
+    proximal_mu: float = Field(ge=0, le=100, description="FedProx μ; used only with strategy fedprox")
+    secure_aggregation: bool = Field(description="SecAgg+ over the model updates")
+    model: Literal["logistic", "mlp"] = Field(description="torch model family (fedsim.models)")
+    seed: int = Field(ge=0, description="seeds the initial model and each partner's batch order")
+    batch_size: int = Field(ge=1, description="rows per local batch (count)")
+    learning_rate: float = Field(gt=0, le=10, description="local optimizer step size")
+    round_timeout_s: float = Field(ROUND_TIMEOUT_S, gt=0, description="seconds to wait for the partners' replies")
     privacy: PrivacySettings | None = Field(
         None, description="record-level DP-SGD inside every partner (fedsim.privacy); None = no DP"
     )
 
     @classmethod
+    def build(
+        cls,
+        *,
+        model: str,
+        seed: int,
+        federation: FederationSettings | None = None,
+        training: TrainingSettings | None = None,
+        privacy: PrivacySettings | None = None,
+    ) -> HorizontalSettings:
+        """Settings from the typed run settings (their defaults where not given)."""
+        if model not in ("logistic", "mlp"):
+            raise FedsimError(f"model = {model!r}: horizontal FL trains torch models only; allowed: logistic, mlp")
+        f = federation if federation is not None else FederationSettings()
+        t = training if training is not None else TrainingSettings()
+        return cls(
+            rounds=f.rounds,
+            local_epochs=f.local_epochs,
+            strategy=f.strategy,
+            proximal_mu=f.proximal_mu,
+            secure_aggregation=f.secure_aggregation,
+            model=model,
+            seed=seed,
+            batch_size=t.batch_size,
+            learning_rate=t.learning_rate,
+            privacy=privacy,
+        )
+
+    @classmethod
     def from_context(cls, ctx: RunContext) -> HorizontalSettings:
-        """Settings from a run: ``ctx.options`` (the experiment's ``federation`` section) + ``ctx.training``."""
-        o = ctx.options
-        if ctx.model not in ("logistic", "mlp"):
-            raise FedsimError(f"model = {ctx.model!r}: horizontal FL trains torch models only; allowed: logistic, mlp")
-        privacy = privacy_for(ctx)
-        if privacy is not None and privacy.client_level is not None:
-            raise PrivacyError(
-                "privacy.client_level: client-level DP (Flower's DP wrappers) is not wired into "
-                "horizontal FL; allowed: record-level DP-SGD (epsilon / noise_multiplier) or none"
-            )
-        return cls.model_validate(
-            {
-                "rounds": o.get("rounds", 5),
-                "local_epochs": o.get("local_epochs", 1),
-                "strategy": o.get("strategy", "fedavg"),
-                "proximal_mu": o.get("proximal_mu", 0.01),
-                "secure_aggregation": o.get("secure_aggregation", False),
-                "model": ctx.model,
-                "seed": ctx.seed,
-                "batch_size": ctx.training.batch_size,
-                "learning_rate": ctx.training.learning_rate,
-                "privacy": privacy if privacy is not None and privacy.record_level else None,
-            }
+        """Settings of a run: ``ctx.federation``, ``ctx.training``, the model, the seed and the run's DP settings."""
+        return cls.build(
+            model=ctx.model, seed=ctx.seed, federation=ctx.federation, training=ctx.training, privacy=privacy_for(ctx)
         )
 
     @property

@@ -121,8 +121,7 @@ def check_entry(name: str, value: Any, rules: VerticalBoundaryRules) -> list[str
     arr = np.asarray(value)
     if isinstance(value, str):
         digits = re.findall(r"\d{5,}", value)
-        found = np.isin(np.asarray(digits, dtype=np.float64), rules._hashes.astype(np.float64)) if digits else []
-        if np.any(found):
+        if digits and np.isin(np.asarray(digits, dtype=np.float64), rules._hashes.astype(np.float64)).any():
             out.append(f"{name!r} spells out a key hash")
         return out
     if channel in ("embedding", "gradient", "model") and arr.dtype.kind != "f":

@@ -47,9 +47,11 @@ def make_client_app(bundles: Sequence[str] | None = None, *, capture_dir: str | 
     """
     from flwr.app import Message
     from flwr.clientapp import ClientApp
+    from flwr.clientapp.typing import Mod
 
     app = ClientApp()
-    mods = [capture_mod(capture_dir)] if capture_dir else [_capture_from_node_config]
+    mod = capture_mod(capture_dir) if capture_dir else _capture_from_node_config
+    mods: list[Mod] = [mod]
     paths = list(bundles) if bundles is not None else None
 
     def handler_for(action: str) -> Any:

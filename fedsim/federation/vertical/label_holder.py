@@ -17,10 +17,13 @@ and a central :class:`~fedsim.models.SplitNet` trained by ``fit`` see the same b
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from fedsim import alignment
 from fedsim.federation.vertical.data import (
@@ -198,11 +201,12 @@ def _epoch_batches(data: HolderData, state: State, plan: Plan) -> tuple[np.ndarr
         seed=plan.seed,
         sample_weight=data.w_train,
     )
+    dataset = cast(TensorDataset, loader.dataset)  # make_loader always builds a TensorDataset
     if "w_norm" not in state:
-        _, y, w = loader.dataset.tensors
+        _, y, w = dataset.tensors
         state["w_norm"] = w.numpy().copy()
         state["pos_weight"] = np.asarray(balanced_pos_weight(y, w))
-    batches = ShuffledBatches(loader.dataset, batch_size=plan.batch_size, seed=plan.seed)
+    batches = ShuffledBatches(dataset, batch_size=plan.batch_size, seed=plan.seed)
     epoch = int(state.get("epoch", 0))
     for _ in range(epoch):  # replay the permutations of the epochs already trained (cheap: no model)
         for _ in batches:
@@ -270,7 +274,7 @@ def step(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[
     if train:
         leaves, per_row = _party_embeddings(state, payload, plan, rows, offset, train=True)
         _train_step(data, state, plan, model, xb, per_row, rows)
-        reply.update({f"grad/{p}": leaf.grad.numpy() for p, leaf in zip(plan.parties, leaves, strict=True)})
+        reply.update({f"grad/{p}": _grad(leaf) for p, leaf in zip(plan.parties, leaves, strict=True)})
     else:
         model.eval()
         with torch.no_grad():
@@ -289,6 +293,13 @@ def step(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[
     if train and reply["done"]:
         reply.update(epoch_loss(state))
     return reply, scores
+
+
+def _grad(leaf: torch.Tensor) -> np.ndarray:
+    """∂loss/∂E of one party's embedding block (set by the backward pass of the training step)."""
+    if leaf.grad is None:
+        raise RuntimeError("no gradient on a party's embeddings after the backward pass")
+    return leaf.grad.numpy()
 
 
 def _train_step(
