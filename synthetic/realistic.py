@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from synthetic.behaviour import activate_new_numbers, legit_shard, open_young_accounts, shards
 from synthetic.config import WorldConfig
@@ -86,7 +87,5 @@ def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, prog
         vb.partners[view.name] = view
     truth = vb.truth_tables()
     if config.partners.placebo:
-        import pyarrow as pa
-
         truth["entities"] = pa.concat_tables([truth["entities"], entity_rows])
     return World(config=config, seed=seed, partners=vb.partners, truth=truth)
