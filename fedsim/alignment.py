@@ -29,8 +29,8 @@ tagged with its key type (``"phone_hash:123…"``) so equal numbers in different
 From the intersection both sides derive the same entity pairs without exchanging anything else:
 
 * the label holder pairs each of its entities with its first shared element — first key type in
-  :data:`KEY_PRIORITY`, then first row of its key table (the same rule as the plain key join of the
-  pooled regime, :func:`fedsim.regimes.base.key_matches`);
+  :data:`KEY_PRIORITY`, then first row of its key table (:func:`plain_pairs` composes both halves in
+  the clear; the pooled regime's key join, :func:`fedsim.rows.key_matches`, calls it: one rule);
 * that element's position in the sorted intersection (the **anchor**) is the only reference the
   label holder ever sends; the other party maps an anchor to the first entity of its key table
   holding the element.
@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -110,13 +110,13 @@ def unique_elements(elements: pd.DataFrame) -> list[str]:
 # ------------------------------------------------------------------------------------------------
 # The PSI steps (each runs inside one party; only the returned bytes cross the boundary)
 # ------------------------------------------------------------------------------------------------
-def _psi():  # type: ignore[no-untyped-def]
+def _psi() -> Any:
     import private_set_intersection.python as psi
 
     return psi
 
 
-def _structure(ds: str):  # type: ignore[no-untyped-def]
+def _structure(ds: str) -> Any:
     psi = _psi()
     table = {
         "raw": psi.DataStructure.RAW,
@@ -310,7 +310,9 @@ def plain_intersection(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> s
 
 
 def plain_pairs(holder_keys: pd.DataFrame, party_keys: pd.DataFrame) -> pd.DataFrame:
-    """:func:`align`'s pairs computed in the clear (central comparison models; reveals everything)."""
+    """The join rule, in the clear: :func:`align`'s pairs without PSI (pooled key join, central comparison
+    models; reveals both key sets). ``holder_entity``, ``party_entity``, ``key``, ``anchor`` per matched
+    holder entity, in the holder's key-priority / row order."""
     columns = shared_key_columns(holder_keys, party_keys)
     h_el, p_el = key_elements(holder_keys, columns), key_elements(party_keys, columns)
     shared = sorted(set(h_el["element"]) & set(p_el["element"]))

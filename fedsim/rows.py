@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedsim.alignment import KEY_PRIORITY, plain_pairs
 from fedsim.data import DAY, Split, known_cases, row_labels
 from fedsim.features import MODEL_EXCLUDE, DecisionRows, PartnerFeatures
 from fedsim.privacy import PrivacySettings
 from fedsim.settings import FederationSettings, RunHooks
 from synthetic.world import World
 
-JOIN_KEYS = ("phone_hash", "email_hash", "iban_hash")
-"""Salted-hash keys partners may join on, in the order a join tries them."""
+JOIN_KEYS = KEY_PRIORITY
+"""Salted-hash keys partners may join on, in the order a join tries them (:data:`fedsim.alignment.KEY_PRIORITY`)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def watchlist_features(ctx: RunContext, partner: str, rows: DecisionRows, listed
 # Joining other partners' features by key, as of the same moment
 # --------------------------------------------------------------------------------------------------
 def key_matches(ctx: RunContext, home: str, other: str) -> pd.Series:
-    """home entity id → other partner's entity id, via the first shared salted-hash key that matches.
+    """home entity id → other partner's entity id, via the first shared salted-hash key that matches
+    (:func:`fedsim.alignment.plain_pairs`: the rule PSI alignment realises privately).
 
     With `ctx.oracle_join`, matches come from the hidden person ids instead (a clearly named upper
     bound on what perfect alignment could give)."""
@@ -146,18 +148,9 @@ def key_matches(ctx: RunContext, home: str, other: str) -> pd.Series:
         m = h.merge(o, on="person_id", suffixes=("", "_other"))
         m = m[m["person_id"] >= 0]
         return m.drop_duplicates("entity_id").set_index("entity_id")["entity_id_other"]
-    hk, ok = ctx.features[home].keys(), ctx.features[other].keys()
-    found: list[pd.Series] = []
-    for key in JOIN_KEYS:
-        if key in hk and key in ok:
-            left = hk[["entity_id", key]].dropna()
-            right = ok[["entity_id", key]].dropna().drop_duplicates(key)
-            m = left.merge(right, on=key, suffixes=("", "_other"))
-            found.append(m.drop_duplicates("entity_id").set_index("entity_id")["entity_id_other"])
-    if not found:
-        return pd.Series(dtype="int64")
-    out = pd.concat(found)
-    return out[~out.index.duplicated()]
+    # The one join rule (first shared key by priority, first row), the same function PSI alignment uses.
+    pairs = plain_pairs(ctx.features[home].keys(), ctx.features[other].keys())
+    return pairs.set_index("holder_entity")["party_entity"].rename_axis("entity_id").rename("entity_id_other")
 
 
 def context_features(ctx: RunContext, home: str, rows: DecisionRows, others: list[str]) -> pd.DataFrame:

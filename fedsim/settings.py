@@ -14,10 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Engine = Literal["simulation", "deployment", "in_process", "local"]
-"""How a federated regime runs its Flower apps. Experiment files use ``simulation`` (Ray) or ``deployment``
-(SuperLink + SuperNodes); ``in_process`` (horizontal) and ``local`` (vertical) run the same apps in this
-process, for tests."""
+Engine = Literal["simulation", "deployment", "in_process"]
+"""How a federated regime runs: ``simulation`` (Flower's simulation engine, Ray), ``deployment`` (SuperLink +
+SuperNodes) or ``in_process`` (the same partner code in this process, without Flower; for tests)."""
 
 Strategy = Literal["fedavg", "fedprox"]
 

@@ -107,7 +107,7 @@ def resolve_roles(ctx: RunContext) -> Roles:
 # ------------------------------------------------------------------------------------------------
 def holder_data(ctx: RunContext, holder: str) -> Any:
     """The holder's rows, own features and own labels — the siloed recipe (``unit_frame`` on its silo)."""
-    from fedsim.federation.vertical_data import HolderData
+    from fedsim.federation.vertical import HolderData
 
     unit = silo(holder)
     X, idx = unit_frame(
@@ -139,7 +139,7 @@ def holder_data(ctx: RunContext, holder: str) -> Any:
 
 
 def party_data(ctx: RunContext, party: str) -> Any:
-    from fedsim.federation.vertical_data import PartyData
+    from fedsim.federation.vertical import PartyData
 
     f = ctx.features[party]
     return PartyData(name=party, block=f.block, keys=f.keys(), features=f)
@@ -155,8 +155,7 @@ def trainable(data: Any) -> bool:
 # ------------------------------------------------------------------------------------------------
 def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResult:
     """Vertical (``mode="vertical"``) or hybrid (``"hybrid"``) split learning on Flower."""
-    from fedsim.federation.vertical import run_split_learning
-    from fedsim.federation.vertical_data import Plan, write_bundle
+    from fedsim.federation.vertical import Plan, run_split_learning, write_bundle
     from fedsim.privacy import privacy_for
 
     if privacy_for(ctx) is not None:
@@ -209,7 +208,7 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
 
 
 def _read_scores(bundle: str, holder: str) -> pd.DataFrame:
-    from fedsim.federation.vertical_node import read_scores
+    from fedsim.federation.vertical import read_scores
 
     return read_scores(bundle).assign(partner=holder)
 
@@ -240,7 +239,7 @@ def alignment_metrics(
 ) -> dict[str, float]:
     """Match rate, precision and recall of each holder–party PSI alignment, from the two halves each side
     kept locally, judged against the hidden person ids (evaluation only)."""
-    from fedsim.federation.vertical_data import out_dir
+    from fedsim.federation.vertical import out_dir
 
     out: dict[str, float] = {}
     for h in holders:
