@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedsim.columns import uninformative_reasons
+
 MODEL_NAMES: tuple[str, ...] = ("logistic", "mlp")
 
 
@@ -270,6 +272,10 @@ class GBTBaseline:
     natively at each split, so raw features (no :class:`Standardizer`) go in. Constructor only
     stores arguments; ``fit`` builds the estimator with ``random_state = seed`` (it matters only for
     early-stopping's validation split and feature subsampling, but is fixed either way).
+
+    Columns that are all-missing or constant in the training rows (:func:`fedsim.columns.uninformative_reasons`)
+    are left out of the trees; ``dropped_columns_`` (index → reason) says which, ``predict_score`` still takes
+    all ``n_features_in_`` columns.
     """
 
     def __init__(
@@ -303,6 +309,17 @@ class GBTBaseline:
             raise ValueError(f"y: shape {labels.shape}; allowed: 0/1 labels of shape ({arr.shape[0]},)")
         if np.unique(labels).size < 2:
             raise ValueError(f"y: only class {labels[:1]}; allowed: both 0 and 1 present")
+        # A column with no observed value crashes the histogram binning ("window shape cannot be larger than
+        # input array shape"); a constant one cannot be split on. Neither reaches the trees (fedsim.columns).
+        reasons = uninformative_reasons(arr)
+        self.columns_used_ = np.flatnonzero([r is None for r in reasons])
+        self.dropped_columns_ = {j: r for j, r in enumerate(reasons) if r is not None}
+        self.n_features_in_ = arr.shape[1]
+        if self.columns_used_.size == 0:
+            raise ValueError(
+                f"X: all {arr.shape[1]} columns are constant or all-missing in the training rows; "
+                "allowed: at least one column that varies"
+            )
         self.model_ = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -312,12 +329,15 @@ class GBTBaseline:
             early_stopping=self.early_stopping,
             random_state=self.seed,
         )
-        self.model_.fit(arr, labels.astype(np.int64), sample_weight=sample_weight)
+        self.model_.fit(arr[:, self.columns_used_], labels.astype(np.int64), sample_weight=sample_weight)
         return self
 
     def predict_score(self, X: np.ndarray) -> np.ndarray:
         """Estimated P(y = 1) per row, shape ``(n,)``."""
         if not hasattr(self, "model_"):
             raise RuntimeError("GBTBaseline.predict_score called before fit")
-        proba = self.model_.predict_proba(_as_2d_float("X", X))
+        arr = _as_2d_float("X", X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(f"X: {arr.shape[1]} columns; allowed: {self.n_features_in_} (as in fit)")
+        proba = self.model_.predict_proba(arr[:, self.columns_used_])
         return proba[:, list(self.model_.classes_).index(1)]

@@ -20,9 +20,10 @@ Opacus code. What makes the loop DP-safe:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+
+logger = logging.getLogger("fedsim.training")
 
 OPACUS_PREFIX = "_module."
 """Opacus' GradSampleModule stores the wrapped model under ``_module``; its state-dict keys carry this."""
@@ -54,6 +57,25 @@ class TrainConfig(BaseModel):
         "balanced", description="'balanced': positives weighted by Σ w(negatives) / Σ w(positives); None: 1"
     )
     seed: int = Field(0, ge=0, description="seeds batch shuffling (torch.Generator); init has its own seed")
+    patience: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="early stopping: epochs without a validation-loss improvement before stopping (count); "
+        "used only when fit gets a validation set, and then `epochs` is the maximum budget. None: no early stop",
+    )
+    min_delta: float = Field(
+        1e-4, ge=0.0, le=1.0, description="smallest drop of the validation loss that counts as an improvement"
+    )
+
+
+DEFAULT_EARLY_STOPPING = TrainConfig(epochs=200, batch_size=512, learning_rate=0.01, patience=5)
+"""The converged default for non-private training (issue 9): up to 200 epochs, stop after 5 without a
+validation-loss improvement, restore the best epoch's weights. Measured on the known-answer world in
+tests/test_convergence.py (see there for the numbers)."""
+
+VALIDATION_FRACTION = 0.2
+"""Default share of the training rows (the latest in time) held out for early stopping."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,36 @@ class FitReport:
     n_examples: int
     pos_weight: float
     seconds: float
+    validation_losses: tuple[float, ...] = ()
+    best_epoch: int | None = None
+    converged: bool | None = None
+    n_validation: int = 0
+
+    def as_metrics(self) -> dict[str, float]:
+        """Run metrics: ``train_epochs`` (epochs run) always; when early stopping was asked for also
+        ``converged`` (1 = stopped by patience; 0 = hit the epoch budget or had no validation slice: did not
+        converge); with a validation set ``best_epoch``, ``val_loss`` (the best validation loss, whose weights
+        the model keeps) and ``val_rows``."""
+        out = {"train_epochs": float(self.epochs)}
+        if self.converged is not None:
+            out["converged"] = float(self.converged)
+        if self.best_epoch is not None:
+            out["best_epoch"] = float(self.best_epoch)
+            out["val_loss"] = self.validation_losses[self.best_epoch - 1]
+            out["val_rows"] = float(self.n_validation)
+        return out
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Held-out training rows for early stopping: features ``(m, d)``, 0/1 labels ``(m,)``, weights ``(m,)``.
+
+    Never test rows: build it with :func:`time_validation_split` from the end of the training window.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +314,68 @@ def _add_proximal_gradient(pairs: list[tuple[torch.nn.Parameter, torch.Tensor]],
 
 
 # --------------------------------------------------------------------------------------------
+# Early stopping
+# --------------------------------------------------------------------------------------------
+def time_validation_split(
+    times: np.ndarray, y: np.ndarray, *, fraction: float = VALIDATION_FRACTION
+) -> np.ndarray | None:
+    """Boolean mask of the validation rows: the latest ``fraction`` of the training rows in time.
+
+    Validation design of evaluation.md §3: never a random row split, never test rows. The cut is a
+    time: every row at or after it is held out (rows sharing a timestamp stay together), so the
+    validation slice is the end of the training window, about ``fraction`` of its rows. If that slice
+    holds no positive, the cut moves back to the last positive's time; None when no cut leaves both
+    sides with a positive and a negative (too few reports to early-stop on; train a fixed budget).
+
+    Args:
+        times: ``(n,)`` decision time of each training row (any monotone clock, e.g. seconds).
+        y: ``(n,)`` 0/1 labels of the same rows.
+        fraction: target share of rows held out, in (0, 1).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction: {fraction!r}; allowed: a share strictly between 0 and 1")
+    ts = np.asarray(times, dtype=np.float64)
+    labels = np.asarray(y)
+    if ts.ndim != 1 or labels.shape != ts.shape or ts.size == 0:
+        raise ValueError(f"times, y: shapes {ts.shape}, {labels.shape}; allowed: the same (n,) with n >= 1")
+    if not np.isfinite(ts).all():
+        raise ValueError("times: contains NaN or ±inf; allowed: finite decision times")
+    cut = float(np.quantile(ts, 1.0 - fraction, method="higher"))
+    positive_times = ts[labels == 1]
+    if positive_times.size and not (positive_times >= cut).any():
+        cut = float(positive_times.max())  # hold out at least the latest reported positive
+    held = ts >= cut
+    for side in (held, ~held):
+        if not side.any() or np.unique(labels[side]).size < 2:
+            return None
+    return held
+
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, validation: Validation, *, class_weight: Literal["balanced"] | None) -> float:
+    """Weighted mean loss on held-out rows, weighted as in training: ``Σ wᵢ·ℓᵢ / Σ wᵢ``.
+
+    ℓ is ``BCEWithLogitsLoss`` with the validation set's own :func:`balanced_pos_weight` (both classes
+    carry half the weight, as they do in training) when ``class_weight == "balanced"``; the weights are
+    rescaled to mean 1 like training weights. Runs in eval mode; the mode is restored.
+    """
+    features = _as_features(validation.X)
+    labels = _as_labels(validation.y, features.shape[0])
+    weights = None if validation.sample_weight is None else _as_weights(validation.sample_weight, features.shape[0])
+    pos_weight = balanced_pos_weight(labels, weights) if class_weight == "balanced" else 1.0
+    criterion = nn.BCEWithLogitsLoss(reduction="none", pos_weight=torch.tensor(pos_weight))
+    was_training = model.training
+    model.eval()
+    try:
+        per_row = criterion(model(features).reshape(-1), labels)
+    finally:
+        model.train(was_training)
+    if weights is not None:
+        per_row = per_row * weights
+    return float(per_row.mean())
+
+
+# --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -296,6 +410,7 @@ def fit(
     data_loader: DataLoader | None = None,
     reference_params: Sequence[np.ndarray] | None = None,
     progress: Callable[[int, float], None] | None = None,
+    validation: Validation | None = None,
 ) -> FitReport:
     """Train ``model`` in place on features ``X`` ``(n, d)`` and 0/1 labels ``y`` ``(n,)``; the shared loop.
 
@@ -315,8 +430,24 @@ def fit(
             ``config.proximal_mu > 0``; default: the model's weights at the start of this call
             (in FedProx the global model the client received).
         progress: called after each epoch with ``(epoch (1-based), epoch loss)``.
+        validation: held-out rows (the end of the training window, :func:`time_validation_split`) for
+            early stopping; requires ``config.patience``. After each epoch the :func:`validation_loss`
+            is measured; training stops once it has not improved by ``config.min_delta`` for
+            ``config.patience`` epochs (``converged``) or after ``config.epochs`` epochs (the budget:
+            did not converge), and the best epoch's weights are restored (Prechelt 1998, "Early
+            stopping — but when?", in Neural Networks: Tricks of the Trade, LNCS 1524). Not under DP:
+            choosing the epoch on non-private validation loss leaks, and the accountant needs a fixed
+            number of steps, so DP training keeps a fixed epoch budget (a DP optimizer with a
+            validation set is refused).
     """
     started = time.perf_counter()
+    if validation is not None and config.patience is None:
+        raise ValueError("validation: given with config.patience None; allowed: set patience to early-stop")
+    if validation is not None and hasattr(optimizer, "original_optimizer"):
+        raise ValueError(
+            "validation: given with a DP optimizer; allowed: a fixed epoch budget under DP "
+            "(early stopping on non-private validation loss leaks and breaks the accountant's step count)"
+        )
     features = _as_features(X)
     labels = _as_labels(y, features.shape[0])
     batches: DataLoader | ShuffledBatches
@@ -358,6 +489,7 @@ def fit(
 
     model.train()
     steps, epoch_losses = 0, []
+    stopper = _EarlyStopper(config) if validation is not None else None
     try:
         for epoch in range(1, config.epochs + 1):
             loss_sum, rows = 0.0, 0
@@ -376,18 +508,94 @@ def fit(
             epoch_losses.append(loss_sum / rows if rows else float("nan"))
             if progress is not None:
                 progress(epoch, epoch_losses[-1])
+            if stopper is not None and validation is not None:
+                loss_now = validation_loss(model, validation, class_weight=config.class_weight)
+                if not np.isfinite(loss_now):
+                    raise FloatingPointError(f"validation loss is {loss_now} at epoch {epoch}; check the features")
+                if stopper.stop(model, epoch, loss_now):
+                    break
     finally:
         if hook is not None:
             hook.remove()
         optimizer.zero_grad(set_to_none=True)
+    if stopper is not None:
+        model.load_state_dict(stopper.best_state)
     return FitReport(
-        epochs=config.epochs,
+        epochs=len(epoch_losses),
         steps=steps,
         final_loss=epoch_losses[-1],
         epoch_losses=tuple(epoch_losses),
         n_examples=int(labels.shape[0]),
         pos_weight=pos_weight,
         seconds=time.perf_counter() - started,
+        validation_losses=tuple(stopper.losses) if stopper is not None else (),
+        best_epoch=stopper.best_epoch if stopper is not None else None,
+        converged=stopper.converged if stopper is not None else None,
+        n_validation=len(validation.y) if validation is not None else 0,
+    )
+
+
+class _EarlyStopper:
+    """Patience bookkeeping: the best validation loss so far, its epoch and a copy of its weights."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.patience = int(config.patience or 1)
+        self.min_delta = config.min_delta
+        self.losses: list[float] = []
+        self.best_loss, self.best_epoch = float("inf"), 0
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.converged = False
+
+    def stop(self, model: nn.Module, epoch: int, loss: float) -> bool:
+        """Record this epoch's validation loss; True once ``patience`` epochs passed without improvement."""
+        self.losses.append(loss)
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch = loss, epoch
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - self.best_epoch >= self.patience:
+            self.converged = True
+        return self.converged
+
+
+def fit_early_stopping(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    times: np.ndarray,
+    config: TrainConfig = DEFAULT_EARLY_STOPPING,
+    sample_weight: np.ndarray | None = None,
+    validation_fraction: float = VALIDATION_FRACTION,
+) -> FitReport:
+    """Train to convergence: hold out the end of the training window in time and early-stop on it.
+
+    Splits with :func:`time_validation_split` (``times``: ``(n,)`` decision time per row), trains on
+    the earlier rows with :func:`fit` and its ``validation`` argument, and keeps the best epoch's weights.
+    When no split leaves a positive on both sides, trains on all rows for ``config.epochs`` and
+    reports ``converged=False`` (and logs why). Non-private only (see :func:`fit`).
+    """
+    if config.patience is None:
+        raise ValueError("config.patience: None; allowed: an integer >= 1 (e.g. DEFAULT_EARLY_STOPPING)")
+    labels = np.asarray(y)
+    held = time_validation_split(times, labels, fraction=validation_fraction)
+    if held is None:
+        logger.warning(
+            "no validation slice with both classes at the end of the training window; "
+            "training a fixed %d epochs (recorded as not converged)",
+            config.epochs,
+        )
+        report = fit(model, X, y, config=config.model_copy(update={"patience": None}), sample_weight=sample_weight)
+        return replace(report, converged=False)
+    features = np.asarray(X)
+    weights = None if sample_weight is None else np.asarray(sample_weight)
+    validation = Validation(features[held], labels[held], None if weights is None else weights[held])
+    return fit(
+        model,
+        features[~held],
+        labels[~held],
+        config=config,
+        sample_weight=None if weights is None else weights[~held],
+        validation=validation,
     )
 
 
