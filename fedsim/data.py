@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-DAY = 86_400
+from synthetic.schema import DAY
+
 REPORT_CHANNELS = {
     "bank": {"helpdesk", "purchase", "sale", "whatsapp", "invoice", "known_answer"},
     "telco": {"helpdesk", "sale", "whatsapp", "known_answer"},
