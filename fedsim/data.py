@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from synthetic.schema import DAY
+from synthetic.schema import DAY as DAY  # re-exported: fedsim code imports DAY from here
 
 REPORT_CHANNELS = {
     "bank": {"helpdesk", "purchase", "sale", "whatsapp", "invoice", "known_answer"},
