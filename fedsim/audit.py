@@ -10,8 +10,9 @@ LiRA, Carlini et al. 2022): score = loss_reference − loss_target, averaged ove
 :func:`fedsim.evaluation.privacy_audit.membership_table` turns the scores into TPR at FPR 0.1% / 1%
 with CIs next to the bound e^ε·FPR + δ, and an empirical ε lower bound.
 
-Also here: a small split-learning loop that captures the gradients a non-label party receives
-(:func:`capture_split_gradients`), for the label-leakage attack of the evaluation module.
+Also here: the gradients a non-label party receives in the split-learning protocol's own run
+(:func:`capture_split_gradients`, read by :func:`party_gradients`), for the label-leakage attack of the
+evaluation module.
 
 CLI command function (the lead wires it into ``fedsim.cli``)::
 
@@ -22,7 +23,7 @@ CLI command function (the lead wires it into ``fedsim.cli``)::
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from fedsim.privacy import PrivacySettings, default_delta, explain_epsilon
 if TYPE_CHECKING:
     from torch import nn
 
+    from fedsim.rows import RunContext
     from fedsim.training import TrainConfig
 
 DEFAULT_EPSILONS: tuple[float, ...] = (1.0, 4.0, math.inf)
@@ -170,56 +172,87 @@ def membership_audit(
 
 
 # --------------------------------------------------------------------------------------------
-# Split learning: capture what the non-label party receives
+# Split learning: what the non-label party receives, from the protocol's own run
 # --------------------------------------------------------------------------------------------
-def capture_split_gradients(
-    X_passive: np.ndarray,
-    X_active: np.ndarray,
-    y: np.ndarray,
+def party_gradients(
+    records: Sequence[Mapping[str, Any]],
     *,
-    epochs: int = 3,
-    batch_size: int = 128,
-    learning_rate: float = 0.01,
-    embedding_dim: int = 4,
-    seed: int = 0,
+    holder: str,
+    party: str,
+    positions: np.ndarray,
+    y_train: np.ndarray,
+    stage: str = "round_1",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two-party split learning with :func:`fedsim.models.make_split_net`; record the passive party's view.
+    """The gradients ``party`` received from ``holder`` in one stage of a captured split-learning run.
 
-    The passive party (no labels) holds ``X_passive`` ``(n, d_p)`` and bottom model 0; the active party
-    holds ``X_active`` ``(n, d_a)``, bottom model 1, the top model and the labels ``y``. Each batch the
-    passive party sends its embedding and receives ∂loss/∂embedding — captured here. Returns the
-    gradients of the first epoch ``(n, embedding_dim)`` and the matching labels ``(n,)`` (the attack
-    itself never sees the labels; they are for scoring it).
+    Args:
+        records: the coordinator's message log with payloads
+            (:class:`fedsim.federation.vertical.coordinator.MessageLog`, ``keep_payloads=True``).
+        holder, party: the label holder and the feature party.
+        positions: the holder's schedule position of each of its rows (train rows first; −1 = not
+            matched with ``party``) — the holder's own alignment state ``pos/<party>``.
+        y_train: the holder's training labels ``(n,)``, only to score the attack afterwards.
+        stage: ``round_<r>`` of the run.
+
+    Each holder reply announces the party's rows of the next batch (``rows/<party>``) and carries
+    ∂loss/∂E for the batch before (``grad/<party>``, one row per matched row plus the all-missing row,
+    which is dropped here). Returns the gradients ``(m, embedding_dim)`` and the matching labels ``(m,)``.
     """
-    import torch
-
-    from fedsim.models import make_split_net
-    from fedsim.training import balanced_pos_weight
-
-    xp, xa = torch.as_tensor(X_passive, dtype=torch.float32), torch.as_tensor(X_active, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.float32)
-    net = make_split_net([xp.shape[1], xa.shape[1]], embedding_dim=embedding_dim, seed=seed)
-    passive, active = net.bottoms[0], net.bottoms[1]
-    opt_p = torch.optim.Adam(passive.parameters(), lr=learning_rate)
-    opt_a = torch.optim.Adam([*active.parameters(), *net.top.parameters()], lr=learning_rate)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(balanced_pos_weight(yt)))
-    generator = torch.Generator().manual_seed(seed)
+    row_of = {int(pos): row for row, pos in enumerate(np.asarray(positions)[: len(y_train)]) if pos >= 0}
     grads, labels = [], []
-    for epoch in range(epochs):
-        for idx in torch.randperm(len(yt), generator=generator).split(batch_size):
-            sent = passive(xp[idx])  # leaves the passive party
-            received = sent.detach().requires_grad_(True)  # what the active party holds
-            loss = loss_fn(net.top(torch.cat([received, active(xa[idx])], dim=1)), yt[idx])
-            opt_a.zero_grad()
-            opt_p.zero_grad()
-            loss.backward()
-            sent.backward(received.grad)  # the gradient sent back to the passive party
-            opt_a.step()
-            opt_p.step()
-            if epoch == 0:
-                grads.append(received.grad.detach().numpy().copy())
-                labels.append(yt[idx].numpy().copy())
+    pending: np.ndarray | None = None
+    for rec in records:
+        if rec["stage"] != stage or rec["direction"] != "from" or rec["partner"] != holder:
+            continue
+        payload = rec["payload"]
+        if rec["action"] == "step" and pending is not None and f"grad/{party}" in payload:
+            block = np.asarray(payload[f"grad/{party}"])
+            if block.shape[0] != len(pending) + 1:
+                raise ValueError(
+                    f"grad/{party}: {block.shape[0]} rows; allowed: {len(pending) + 1} (batch + missing row)"
+                )
+            grads.append(block[:-1])
+            labels.append(np.asarray(y_train)[[row_of[int(j)] for j in pending]])
+        if rec["action"] in ("begin", "step"):
+            pending = payload.get(f"rows/{party}")
+    if not grads:
+        raise ValueError(f"records: no gradient from {holder} to {party} in {stage}; allowed: a captured training run")
     return np.concatenate(grads), np.concatenate(labels)
+
+
+def capture_split_gradients(ctx: RunContext, *, holder: str, party: str, work: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One round of split learning between ``holder`` and ``party`` through the protocol's own code, captured.
+
+    The label holder and the party build their data, align by PSI and train exactly as the vertical
+    regime does (:mod:`fedsim.federation.vertical`: same bundles, coordinator, label-holder and party
+    code, in process); the coordinator keeps every payload, and :func:`party_gradients` reads what the
+    party received in the first epoch. ``work``: scratch directory for the two bundles.
+    Returns (gradients ``(m, embedding_dim)``, labels ``(m,)``) for the label-leakage attack
+    (:func:`fedsim.evaluation.privacy_audit.label_leakage_report`).
+    """
+    from fedsim.federation.vertical import LocalExchange, Plan, coordinator, write_bundle
+    from fedsim.regimes.vertical import HIDDEN, holder_data, party_data
+
+    data = holder_data(ctx, holder)
+    bundles = {holder: str(write_bundle(data, work)), party: str(write_bundle(party_data(ctx, party), work))}
+    plan = Plan(
+        mode="vertical",
+        holders=(holder,),
+        parties=(party,),
+        seed=ctx.seed,
+        rounds=1,
+        local_epochs=1,
+        batch_size=ctx.training.batch_size,
+        learning_rate=ctx.training.learning_rate,
+        embedding_dim=ctx.federation.embedding_dim,
+        hidden=HIDDEN,
+        out_dir="",
+        capture=True,
+    )
+    exchange = LocalExchange(bundles)
+    result = coordinator.run(plan, exchange)
+    positions = exchange.states[holder][f"pos/{party}"]
+    return party_gradients(result.log.records, holder=holder, party=party, positions=positions, y_train=data.y_train)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,6 +47,23 @@ def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path) -> 
     assert run.data.metrics["train_rows.bank_1"] > 0 and "ap" in run.data.metrics
 
 
+def test_a_dp_run_on_the_deployment_engine_reports_each_partners_epsilon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
+    from fedsim.privacy import PrivacySettings
+    from tests.federation.horizontal_worlds import context, workspace
+
+    # prepare: two banks, one round, DP-SGD at target ε = 4 inside each partner
+    privacy = PrivacySettings(target_epsilon=4.0, max_rows_per_entity=4)
+    ctx = context(workspace(), ("bank_1", "bank_2"), rounds=1, engine="deployment", privacy=privacy)
+    settings = HorizontalSettings.from_context(ctx)
+    # execute: SuperLink + SuperNodes started from the written app directory
+    run = run_horizontal(ctx, ["bank_1", "bank_2"], settings, engine="deployment", work_dir=tmp_path)
+    # assert: every partner trained with DP and reports a spent ε within the target
+    assert set(run.outcome.dp) == {"bank_1", "bank_2"}
+    epsilons = [ledger["dp_epsilon"] for ledger in run.outcome.dp.values()]
+    assert all(0 < e <= 4.0 * (1 + 1e-6) for e in epsilons), epsilons
+
+
 def test_local_deployment_stops_every_process_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from fedsim.federation.deployment import LocalDeployment
 

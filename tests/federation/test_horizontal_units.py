@@ -210,6 +210,25 @@ def test_app_directory_and_node_config_are_valid_toml(tmp_path) -> None:  # type
     }
 
 
+def test_a_written_app_carries_every_setting_privacy_included(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedsim.federation.horizontal import write_app
+    from fedsim.federation.horizontal.deployment_config import settings_from
+    from fedsim.privacy import PrivacySettings
+
+    # prepare: a FedProx run with DP-SGD and non-default federation settings, as the regime would build it
+    privacy = PrivacySettings(target_epsilon=2.0, max_rows_per_entity=3, accountant="rdp")
+    ctx = context(workspace(), rounds=3, strategy="fedprox", secure=True, privacy=privacy)
+    settings = HorizontalSettings.from_context(ctx)
+    # execute: the app directory a cross-machine run is started from, read back as a SuperNode would
+    app = write_app(ctx, settings, tmp_path / "app", num_partners=3, out_dir=tmp_path / "out")
+    run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    # assert: the same settings come back, DP included (the old launcher dropped it)
+    assert settings.privacy == privacy
+    assert settings_from(run_config) == settings
+    assert HorizontalSettings.build(model="logistic", seed=0).privacy is None
+    assert settings_from({**run_config, "privacy": ""}).privacy is None  # control: no DP is also carried
+
+
 def test_dp_rounds_carry_the_accountant_and_end_within_the_target_epsilon() -> None:
     from fedsim.privacy import PrivacySettings
 
