@@ -254,6 +254,35 @@ def test_admits_drops_cells_a_regime_cannot_run() -> None:
         expand(parse_experiment(data), PARTNERS, admits=banks_only)
 
 
+@pytest.mark.parametrize("regime", ["vertical", "hybrid"])
+@pytest.mark.parametrize(
+    ("key", "value"), [("strategy", "fedprox"), ("proximal_mu", 0.5), ("secure_aggregation", True)]
+)
+def test_split_learning_refuses_settings_it_would_ignore(regime: str, key: str, value: object) -> None:
+    data = one_cell_dict()
+    data.update(regimes=[regime], federation={key: value})
+
+    with pytest.raises(ExperimentError, match=rf"federation\.{key} = .*: regime {regime} cannot honour it"):
+        parse_experiment(data)
+
+
+def test_horizontal_keeps_its_federation_settings_and_central_regimes_get_none() -> None:
+    data = demo_dict()
+    data.update(regimes=["horizontal", "pooled"], models=["logistic", "gbt"], seeds=[0])
+    data.update(federation={"strategy": "fedprox", "proximal_mu": 0.5})
+    data["primary"]["contrast"] = ["horizontal", "pooled"]
+
+    cells = expand(parse_experiment(data), PARTNERS, kinds={p: p.rstrip("_0123456789") for p in PARTNERS})
+
+    fl = [c for c in cells if c.regime == "horizontal"]
+    assert fl and all(c.federation is not None and c.federation.strategy == "fedprox" for c in fl)
+    assert all(c.model != "gbt" for c in fl)  # horizontal trains torch models only
+    assert {c.coalition for c in fl} == {
+        ("bank_1", "bank_2", "bank_3", "marketplace", "telco")
+    }  # bank_1+telco: no pair
+    assert all(c.federation is None for c in cells if c.regime == "pooled")
+
+
 # --------------------------------------------------------------------------------------------
 # Names and hashes
 # --------------------------------------------------------------------------------------------
