@@ -1,13 +1,18 @@
 """The federation layer: the only part of fedsim that imports Flower.
 
-* :mod:`~fedsim.federation.engine` — offline hygiene, the simulation runner (Ray kept warm across the
-  runs of a grid), message capture at the partner boundary; shared by every federated regime.
-* :mod:`~fedsim.federation.deployment` — a real SuperLink + one SuperNode per partner on localhost,
-  and the recipe for running the same apps across machines.
-* :mod:`~fedsim.federation.horizontal` (+ ``horizontal_app`` for ``flwr run``) — FedAvg / FedProx
-  (± SecAgg+) among partners of one kind; :mod:`~fedsim.federation.partner_data` and
-  :mod:`~fedsim.federation.standardize` hold its Flower-free pieces; :mod:`~fedsim.federation.boundary`
-  checks what crossed a partner's boundary.
+Cut the way Flower's own apps are:
+
+* :mod:`~fedsim.federation.horizontal` — partners of one kind train one model (FedAvg / FedProx, ± SecAgg+,
+  ± DP-SGD): ``task`` (plain torch), ``client_app``, ``server_app``, ``run`` (engine dispatch) and the
+  deployment app.
+* :mod:`~fedsim.federation.vertical` — split learning and its hybrid: ``label_holder``, ``party``,
+  ``coordinator``, their apps and ``run``.
+* Shared beside them: :mod:`~fedsim.federation.aggregate` (the one weighted aggregation, FedAvg),
+  :mod:`~fedsim.federation.engine` (the engine vocabulary, offline hygiene, the simulation runner with
+  Ray kept warm, message capture), :mod:`~fedsim.federation.deployment` (a real SuperLink + SuperNodes
+  for any app), :mod:`~fedsim.federation.partner_data` (a partner's own rows),
+  :mod:`~fedsim.federation.standardize` (federated standardisation) and
+  :mod:`~fedsim.federation.boundary` (what crossed a partner's boundary).
 
 Importing this package sets the offline environment (no telemetry, no update check, no runtime
 dependency installation, FLWR_HOME under the temp dir unless set) before any Flower module loads.

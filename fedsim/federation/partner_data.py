@@ -1,7 +1,7 @@
 """What one partner of a federation holds: its own training rows and test rows, built from its own data only.
 
 A federated client builds its rows with exactly the code of the siloed regime
-(:func:`fedsim.regimes.base.unit_frame` on the partner's silo unit: its own features, its own reports
+(:func:`fedsim.rows.unit_frame` on the partner's silo unit: its own features, its own reports
 as labels and as watchlist), so the federated and siloed regimes differ only in how the model is
 trained. Two places can build them:
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from fedsim.federation.engine import capture_mod
 from fedsim.federation.horizontal.protocol import DP_STATE, from_legacy_config
 from fedsim.federation.horizontal.task import LocalRound, partner_summary, score_locally, train_locally
 from fedsim.federation.partner_data import PartnerData
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
 
 
 class ClientEnv(Protocol):
@@ -121,7 +124,7 @@ def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config:
 
 def make_client_app(
     env: ClientEnv, *, capture_dir: str | Path | None = None, mods: Sequence[Callable[..., Any]] = ()
-) -> Any:
+) -> ClientApp:
     """The horizontal ClientApp: ``query.stats``, ``train`` (Message API or SecAgg+ legacy), ``query.score``.
 
     capture_dir: record every message in and out (:func:`~fedsim.federation.engine.capture_mod`).

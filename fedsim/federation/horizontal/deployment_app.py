@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedsim.federation.engine import apply_offline_env, capture_mod
 from fedsim.federation.horizontal.client_app import make_client_app
 from fedsim.federation.horizontal.deployment_config import DeploymentClientEnv, settings_from
 from fedsim.federation.horizontal.server_app import run_server
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 apply_offline_env()
 
@@ -39,7 +42,7 @@ def _server_main(grid: Any, context: Any) -> None:
     outcome.write(out / "outcome.json")
 
 
-def _make_server_app() -> Any:
+def _make_server_app() -> ServerApp:
     from flwr.serverapp import ServerApp
 
     app = ServerApp()

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from fedsim.federation.horizontal.task import global_setup
 from fedsim.federation.standardize import ColumnMoments, combine_moments
 from fedsim.models import make_model
 from fedsim.training import get_weights, weight_names
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 logger = logging.getLogger("fedsim.federation")
 
@@ -303,7 +306,9 @@ def _secagg_rounds(
     return legacy.state.array_records[MAIN_PARAMS_RECORD].to_numpy_ndarrays(), losses
 
 
-def make_server_app(settings: HorizontalSettings, *, expected: int, sink: Callable[[HorizontalOutcome], None]) -> Any:
+def make_server_app(
+    settings: HorizontalSettings, *, expected: int, sink: Callable[[HorizontalOutcome], None]
+) -> ServerApp:
     """The horizontal ServerApp; the outcome goes to ``sink`` (a closure in simulation, a file in deployment)."""
     from flwr.serverapp import ServerApp
 

@@ -9,11 +9,14 @@ Thin, as in Flower's own layout: each handler unpacks the message, calls
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedsim.federation.engine import capture_mod
 from fedsim.federation.vertical.node import HOLDER_ACTIONS, PARTY_ACTIONS, handle
 from fedsim.federation.vertical.records import from_records, load_state, save_state, to_records
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
 
 ACTIONS: tuple[str, ...] = tuple(sorted(set(HOLDER_ACTIONS) | set(PARTY_ACTIONS)))
 
@@ -38,7 +41,7 @@ def _capture_from_node_config(message: Any, context: Any, call_next: Any) -> Any
     return capture_mod(str(target))(message, context, call_next)
 
 
-def make_client_app(bundles: Sequence[str] | None = None, *, capture_dir: str | None = None) -> Any:
+def make_client_app(bundles: Sequence[str] | None = None, *, capture_dir: str | None = None) -> ClientApp:
     """The partner's ClientApp: one query handler per protocol action.
 
     bundles: simulation only — bundle path per partition-id. capture_dir: record every message at this

@@ -9,11 +9,14 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedsim.federation.vertical import coordinator
 from fedsim.federation.vertical.data import Payload, Plan
 from fedsim.federation.vertical.records import from_records, to_records
+
+if TYPE_CHECKING:
+    from flwr.serverapp import ServerApp
 
 RESULT_FILE = "coordinator.json"
 ERROR_FILE = "error.txt"
@@ -83,7 +86,7 @@ def write_result(plan: Plan, result: coordinator.CoordinatorResult) -> None:
         )
 
 
-def make_server_app(plan: Plan | None = None) -> Any:
+def make_server_app(plan: Plan | None = None) -> ServerApp:
     """The coordinator's ServerApp. Without ``plan`` it reads the plan file named by run config ``plan``."""
     from flwr.serverapp import ServerApp
 
