@@ -7,21 +7,27 @@ import warnings
 from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from fedsim.columns import ALL_MISSING, CONSTANT, informative_columns, uninformative_reasons
 from fedsim.models import GBTBaseline, Standardizer, make_model, make_split_net
 from fedsim.training import (
     TrainConfig,
+    Validation,
     balanced_pos_weight,
     fit,
+    fit_early_stopping,
     get_weights,
     make_loader,
     make_optimizer,
     predict_scores,
     set_weights,
+    time_validation_split,
+    validation_loss,
     weight_names,
 )
 
@@ -303,3 +309,125 @@ def test_bad_input_names_the_field_and_the_allowed_values():
         make_loader(np.array([[np.nan]]), np.array([1.0]), batch_size=1, seed=0)
     with pytest.raises(ValueError, match="sample_weight"):
         make_loader(np.zeros((2, 1)), np.array([0.0, 1.0]), batch_size=1, seed=0, sample_weight=[1.0, -1.0])
+
+
+# --------------------------------------------------------------------------------------------
+# Uninformative columns and the gbt crash (issue 9)
+# --------------------------------------------------------------------------------------------
+def test_gbt_fits_with_an_all_missing_and_a_constant_column_and_ignores_them():
+    # Before the fix HistGradientBoosting's binning raised "window shape cannot be larger than input array
+    # shape" on the all-NaN column (pooled with a placebo partner on realistic worlds, `models: [gbt]`).
+    X, y = two_gaussians(600, shift=1.5, dim=2, seed=7)
+    with_junk = np.column_stack([X[:, 0], np.full(600, np.nan), X[:, 1], np.full(600, 3.0)])
+    gbt = GBTBaseline(seed=0, max_iter=30).fit(with_junk, y)
+    assert gbt.dropped_columns_ == {1: ALL_MISSING, 3: CONSTANT}
+    X_test, _ = two_gaussians(200, shift=1.5, dim=2, seed=8)
+    junk_test = np.column_stack([X_test[:, 0], np.full(200, 5.0), X_test[:, 1], np.full(200, -1.0)])
+    clean = GBTBaseline(seed=0, max_iter=30).fit(X, y).predict_score(X_test)
+    np.testing.assert_array_equal(gbt.predict_score(junk_test), clean)  # the junk columns reach no tree
+    with pytest.raises(ValueError, match="allowed: 4"):
+        gbt.predict_score(X_test)
+    with pytest.raises(ValueError, match="constant or all-missing"):
+        GBTBaseline(seed=0).fit(np.full((10, 2), np.nan), np.array([0, 1] * 5))
+
+
+def test_informative_columns_drops_only_all_missing_and_constant_columns():
+    frame = pd.DataFrame(
+        {
+            "varies": [1.0, 2.0, np.nan, 4.0],
+            "never_joined": [np.nan] * 4,
+            "flag_always_one": [1.0] * 4,
+            "constant_but_sometimes_missing": [7.0, np.nan, 7.0, 7.0],  # missingness may carry signal: kept
+            "binary": [0.0, 1.0, 0.0, 0.0],
+        }
+    )
+    selection = informative_columns(frame)
+    assert selection.kept == ["varies", "constant_but_sometimes_missing", "binary"]
+    assert selection.dropped == {"never_joined": ALL_MISSING, "flag_always_one": CONSTANT}
+    assert selection.dropped_text() == "never_joined (all missing); flag_always_one (constant)"
+    assert uninformative_reasons(np.array([[5.0]])) == [CONSTANT]  # one row: nothing varies
+    with pytest.raises(ValueError, match="0 rows"):
+        informative_columns(frame.iloc[:0])
+    with pytest.raises(ValueError, match="duplicate"):
+        informative_columns(pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping (issue 9)
+# --------------------------------------------------------------------------------------------
+def test_time_validation_split_holds_out_the_end_of_the_window_with_ties_together():
+    times = np.repeat(np.arange(10), 10)  # 10 days, 10 rows a day
+    y = np.tile([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10)
+    held = time_validation_split(times, y, fraction=0.2)
+    assert held is not None
+    np.testing.assert_array_equal(held, times >= 8)  # the last two days, whole days only
+    # No positive in the latest rows: the cut moves back to the last positive's time.
+    y_late = np.where(times <= 5, y, 0)
+    held = time_validation_split(times, y_late, fraction=0.2)
+    assert held is not None
+    np.testing.assert_array_equal(held, times >= 5)
+    # One day only, or positives only at one time: no cut leaves both classes on both sides.
+    assert time_validation_split(np.zeros(20), np.tile([0, 1], 10)) is None
+    assert time_validation_split(times, np.where(times == 9, y, 0)) is None
+    with pytest.raises(ValueError, match="fraction"):
+        time_validation_split(times, y, fraction=1.0)
+
+
+def _noisy_problem(seed: int):
+    """Few rows, many pure-noise features: an over-fitting model gets worse on later rows."""
+    X, y = two_gaussians(400, shift=1.0, dim=30, seed=seed)
+    return X, y, np.arange(400) // 40  # 10 "days"
+
+
+def test_early_stopping_stops_by_patience_and_restores_the_best_weights():
+    X, y, times = _noisy_problem(3)
+    model = make_model("logistic", n_features=30, seed=0)
+    config = TrainConfig(epochs=300, batch_size=32, learning_rate=0.05, patience=3)
+    report = fit_early_stopping(model, X, y, times=times, config=config, validation_fraction=0.3)
+    assert report.converged is True and report.epochs < 300
+    assert report.epochs - report.best_epoch == 3  # stopped exactly `patience` epochs after the best
+    assert report.n_validation == 120 and report.n_examples == 280
+    held = times >= 7
+    best = min(report.validation_losses)
+    assert report.validation_losses[report.best_epoch - 1] == best
+    again = validation_loss(model, Validation(X[held], y[held]), class_weight="balanced")
+    assert again == pytest.approx(best, rel=1e-6)  # the model kept is the best epoch's, not the last
+    assert report.validation_losses[-1] > best
+    metrics = report.as_metrics()
+    assert metrics["converged"] == 1.0 and metrics["train_epochs"] == report.epochs
+    assert metrics["best_epoch"] == report.best_epoch and metrics["val_loss"] == pytest.approx(best)
+
+
+def test_hitting_the_epoch_budget_is_reported_as_not_converged():
+    X, y, times = _noisy_problem(4)
+    model = make_model("logistic", n_features=30, seed=0)
+    config = TrainConfig(epochs=2, batch_size=400, learning_rate=1e-4, patience=5)
+    report = fit_early_stopping(model, X, y, times=times, config=config)
+    assert report.converged is False and report.epochs == 2
+    assert report.as_metrics()["converged"] == 0.0
+    # Without a usable validation slice it trains the budget on all rows and says it did not converge.
+    one_day = np.zeros(400)
+    report = fit_early_stopping(model, X, y, times=one_day, config=config)
+    assert report.converged is False and report.best_epoch is None and report.n_examples == 400
+
+
+def test_fixed_epochs_without_validation_are_unchanged_by_the_patience_setting():
+    X, y = two_gaussians(300, shift=1.0, seed=5)
+    a, b = make_model("logistic", n_features=2, seed=1), make_model("logistic", n_features=2, seed=1)
+    report = fit(a, X, y, config=TrainConfig(epochs=3, batch_size=50))
+    fit(b, X, y, config=TrainConfig(epochs=3, batch_size=50, patience=2))  # no validation: patience unused
+    assert report.converged is None and report.as_metrics() == {"train_epochs": 3.0}
+    for wa, wb in zip(get_weights(a), get_weights(b), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_early_stopping_is_refused_without_patience_and_under_dp():
+    X, y = two_gaussians(200, shift=1.0, seed=6)
+    validation = Validation(X[:50], y[:50])
+    model = make_model("logistic", n_features=2, seed=0)
+    with pytest.raises(ValueError, match="patience"):
+        fit(model, X, y, config=TrainConfig(epochs=2), validation=validation)
+    config = TrainConfig(epochs=2, batch_size=50, patience=2)
+    _engine, dp_model, dp_optimizer, dp_loader = make_private(model, config, make_loader(X, y, batch_size=50, seed=0))
+    with pytest.raises(ValueError, match="DP"):
+        fit(dp_model, X, y, config=config, optimizer=dp_optimizer, data_loader=dp_loader, validation=validation)
