@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,9 +36,10 @@ class TrainingSettings:
     negative_rate: float = 0.1
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
-    """Everything a regime may use for one run. `features` is shared across the runs of one world."""
+    """Everything a regime may use for one run; built once per grid cell by
+    :meth:`fedsim.runner.Workspace.context`. `features` is shared across the runs of one world."""
 
     world: World
     coalition: tuple[str, ...]
@@ -54,29 +54,6 @@ class RunContext:
     federation: FederationSettings = field(default_factory=FederationSettings)
     privacy: PrivacySettings | None = None  # the cell's DP settings; None = no DP (or target ε from `epsilon`)
     hooks: RunHooks = field(default_factory=RunHooks)  # test-only: message capture, injected faults
-    options: dict[str, Any] = field(default_factory=dict)  # DEPRECATED mirror of the typed fields (transition)
-
-    def __post_init__(self) -> None:
-        # Transition: callers that still pass `options` get the typed fields from them, and readers of
-        # `options` still find the typed values there. Goes once nothing reads or writes `options`.
-        o = dict(self.options)
-        fed_keys = set(FederationSettings.model_fields)
-        if fed_keys & o.keys() and self.federation == FederationSettings():
-            self.federation = FederationSettings.model_validate({k: o[k] for k in fed_keys & o.keys()})
-        if self.privacy is None and o.get("privacy") is not None:
-            raw = o["privacy"]
-            self.privacy = raw if isinstance(raw, PrivacySettings) else PrivacySettings.model_validate(raw)
-        if self.hooks == RunHooks() and ("capture_dir" in o or "faults" in o):
-            capture = o.get("capture_dir")
-            self.hooks = RunHooks(capture_dir=str(capture) if capture else None, faults=dict(o.get("faults") or {}))
-        mirror: dict[str, Any] = {**o, **self.federation.model_dump()}  # the typed value wins
-        if self.privacy is not None:
-            mirror["privacy"] = self.privacy
-        if self.hooks.capture_dir is not None:
-            mirror["capture_dir"] = self.hooks.capture_dir
-        if self.hooks.faults:
-            mirror["faults"] = dict(self.hooks.faults)
-        self.options = mirror
 
     @property
     def kinds(self) -> dict[str, str]:

@@ -59,8 +59,8 @@ def test_epsilon_sweep_runs_end_to_end_and_logs_the_dp_ledger(ws: Workspace) -> 
         assert 0.0 <= result.metrics["ed_h0_k0.005"] <= 1.0
 
 
-def test_noise_mode_from_the_options_and_gbt_refused_before_training(ws: Workspace) -> None:
-    def ctx(model: str, epsilon: float, options: dict) -> RunContext:
+def test_noise_mode_from_the_privacy_settings_and_gbt_refused_before_training(ws: Workspace) -> None:
+    def ctx(model: str, epsilon: float, privacy: PrivacySettings | None) -> RunContext:
         return RunContext(
             world=ws.world,
             coalition=("bank_1",),
@@ -71,13 +71,13 @@ def test_noise_mode_from_the_options_and_gbt_refused_before_training(ws: Workspa
             features=ws.features,
             truth=ws.truth,
             epsilon=epsilon,
-            options=options,
+            privacy=privacy,
         )
 
-    noise_mode = {"privacy": PrivacySettings(noise_multiplier=2.0, accountant="rdp")}
+    noise_mode = PrivacySettings(noise_multiplier=2.0, accountant="rdp")
     result = get_regime("siloed").run(ctx("logistic", math.inf, noise_mode))
 
     assert result.metrics["dp_sigma.bank_1"] == 2.0 and np.isnan(result.metrics["dp_target_epsilon.bank_1"])
     assert 0 < result.metrics["dp_epsilon.bank_1"] < math.inf
     with pytest.raises(PrivacyError, match="gbt"):
-        get_regime("siloed").run(ctx("gbt", 1.0, {}))
+        get_regime("siloed").run(ctx("gbt", 1.0, None))
