@@ -18,7 +18,10 @@ import numpy as np
 
 
 def weighted_average(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[float]) -> list[np.ndarray]:
-    """Σ_k (w_k / Σ w) · θ_k for each tensor position; accumulated in float64, returned in the input dtype.
+    """(Σ_k w_k · θ_k) / Σ_k w_k for each tensor position; accumulated in float64, returned in the input dtype.
+
+    The order of operations (weighted sum first, one division last) is fixed: it is the one the vertical
+    coordinator and parties always used, so hybrid runs keep their numbers to the bit.
 
     Args:
         updates: one list of arrays per client (same length, shapes and order for every client).
@@ -38,7 +41,6 @@ def weighted_average(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[
     sizes = {len(u) for u in updates}
     if len(sizes) != 1:
         raise ValueError(f"updates: {sorted(sizes)} arrays per client; allowed: the same number for every client")
-    share = w / w.sum()
     out = []
     for i in range(len(updates[0])):
         first = np.asarray(updates[0][i])
@@ -46,9 +48,9 @@ def weighted_average(updates: Sequence[Sequence[np.ndarray]], weights: Sequence[
         if len(shapes) != 1:
             raise ValueError(f"updates[*][{i}]: shapes {sorted(shapes)}; allowed: one shape for every client")
         total = np.zeros(first.shape, dtype=np.float64)
-        for u, s in zip(updates, share, strict=True):
-            total += np.asarray(u[i], dtype=np.float64) * s
-        out.append(total.astype(first.dtype, copy=False))
+        for u, wk in zip(updates, w, strict=True):
+            total += wk * np.asarray(u[i], dtype=np.float64)
+        out.append((total / w.sum()).astype(first.dtype, copy=False))
     return out
 
 

@@ -64,9 +64,9 @@ def test_named_models_and_the_party_average_agree_with_the_one_aggregation() -> 
     # execute: the coordinator's named form and the party's own averaging of its copies
     named = weighted_average_named([copies["bank_1"], copies["bank_2"]], [100, 300])
     party.average(state, {f"weight/{b}": n for b, n in rows.items()}, plan)
-    # assert: both equal 0.25·θ₁ + 0.75·θ₂, bit for bit, for every copy
+    # assert: both equal (100·θ₁ + 300·θ₂) / 400, bit for bit, for every copy
     theta = [copies[b]["w"].astype(np.float64) for b in ("bank_1", "bank_2")]
-    expected = (0.25 * theta[0] + 0.75 * theta[1]).astype(np.float32)
+    expected = ((100 * theta[0] + 300 * theta[1]) / 400).astype(np.float32)
     np.testing.assert_array_equal(named["w"], expected)
     for b in rows:
         np.testing.assert_array_equal(state[f"model/{b}/w"], expected)
