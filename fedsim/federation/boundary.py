@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fedsim.federation.engine import CapturedMessage
 
@@ -99,7 +100,7 @@ def check_messages(messages: Iterable[CapturedMessage], rules: BoundaryRules) ->
     return [v for msg in messages for v in check_message(msg, rules)]
 
 
-def identifier_values(frames: Sequence[Any]) -> np.ndarray:
+def identifier_values(frames: Sequence[pd.DataFrame]) -> np.ndarray:
     """Every integer value of the given frames' columns (entity ids, key hashes) as one int64 array."""
     parts = []
     for frame in frames:

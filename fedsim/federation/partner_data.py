@@ -111,7 +111,7 @@ def scoring_windows(split: Split) -> dict[str, tuple[int, int]]:
 def build_partner_data(ctx: RunContext, partner: str) -> PartnerData:
     """The partner's training rows (subsampled, labelled from its own reports) and test rows.
 
-    Same recipe as the siloed regime (:func:`fedsim.regimes.siloed.silo` through ``unit_frame``).
+    Same recipe as the siloed regime (:func:`fedsim.rows.silo` through :func:`fedsim.rows.unit_frame`).
     """
     unit = silo(partner)
     X, idx = unit_frame(
