@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import pytest
 from fedsim.errors import FedsimError
 from fedsim.evaluation.privacy_audit import leakage_register
 from fedsim.experiment import RunSpec, expand, parse_experiment
-from fedsim.regimes import Regime, RegimeResult
+from fedsim.regimes import Regime, RegimeResult, RunContext
 from fedsim.runner import Workspace
 from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
 
@@ -114,18 +114,20 @@ def check_refuses_a_coalition_before_any_work(regime: Regime, ws: Workspace) -> 
     if not refused:
         pytest.skip(f"{regime.name} admits every coalition")
     coalition = refused[0]
-    calls: list[Any] = []
-    template = ws.context(cell_for(regime, ws))
-    from dataclasses import replace
-
-    ctx = replace(template, coalition=coalition)
+    calls: list[RunContext] = []
+    ctx = replace(ws.context(cell_for(regime, ws)), coalition=coalition)
     original = regime.score
-    regime.score = lambda c: calls.append(c) or original(c)  # type: ignore[method-assign]
+
+    def recording(c: RunContext) -> RegimeResult:
+        calls.append(c)
+        return original(c)
+
+    regime.score = recording  # type: ignore[method-assign, assignment]
     try:
         with pytest.raises(FedsimError) as err:
             regime.run(ctx)
     finally:
-        del regime.score  # type: ignore[method-assign]
+        del regime.score
     assert not calls, f"{regime.name}: started work on a coalition it does not admit"
     message = str(err.value)
     assert regime.name in message and "+".join(coalition) in message, message

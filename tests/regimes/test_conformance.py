@@ -4,6 +4,7 @@ known-answer world."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,8 @@ from tests.regimes.conformance import CHECKS
 FEDERATED = {name for name in regime_names() if get_regime(name).federated}
 
 
-def _params() -> list[object]:
-    out = []
+def _params() -> list[Any]:
+    out: list[Any] = []
     for name in regime_names():
         marks = [pytest.mark.slow] if name in FEDERATED else []
         for check in CHECKS:

@@ -3,7 +3,7 @@ checks without any edit under fedsim/: the registry is the only place a regime i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from fedsim.experiment import ExperimentError, expand, parse_experiment
 from fedsim.regimes import LeakageRow, Regime, RegimeResult, RunContext, register_regime, unregister_regime
 from fedsim.regimes.base import ScoringUnit, run_units
 from fedsim.runner import Workspace, run_experiment
+from fedsim.settings import FederationSettings
 from fedsim.tracking import Tracker
 from tests.regimes.conformance import CHECKS
 from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
@@ -30,7 +31,9 @@ class LabelSharing(Regime):
     name = NAME
     leakage = (LeakageRow("each partner", "which of its customers another partner reported as fraud", "—"),)
 
-    def admits(self, coalition, kinds, federation=None):  # type: ignore[no-untyped-def, override]
+    def admits(
+        self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
+    ) -> str | None:
         if "bank" in {kinds[p] for p in coalition}:
             return None
         return f"regime {NAME}, coalition = {'+'.join(coalition)}: needs a bank"
@@ -90,7 +93,9 @@ def test_grid_expansion_follows_the_regime_rules(registered: Regime, small_known
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-def test_it_passes_the_conformance_checks(check, registered: Regime, small_known_answer_workspace: Workspace) -> None:  # type: ignore[no-untyped-def]
+def test_it_passes_the_conformance_checks(
+    check: Callable[[Regime, Workspace], None], registered: Regime, small_known_answer_workspace: Workspace
+) -> None:
     check(registered, small_known_answer_workspace)
 
 
