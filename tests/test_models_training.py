@@ -358,12 +358,18 @@ def test_informative_columns_drops_only_all_missing_and_constant_columns():
 def test_time_validation_split_holds_out_the_end_of_the_window_with_ties_together():
     times = np.repeat(np.arange(10), 10)  # 10 days, 10 rows a day
     y = np.tile([1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 10)
-    held = time_validation_split(times, y, fraction=0.2)
+    held = time_validation_split(times, y, fraction=0.2, min_positives=1)
     assert held is not None
     np.testing.assert_array_equal(held, times >= 8)  # the last two days, whole days only
-    # No positive in the latest rows: the cut moves back to the last positive's time.
-    y_late = np.where(times <= 5, y, 0)
-    held = time_validation_split(times, y_late, fraction=0.2)
+    # Too few positives in the latest rows: the cut moves back until it holds min_positives (≤ half of them).
+    held = time_validation_split(times, y, fraction=0.2, min_positives=4)
+    assert held is not None
+    np.testing.assert_array_equal(held, times >= 6)
+    held = time_validation_split(times, y, fraction=0.2, min_positives=50)
+    assert held is not None
+    np.testing.assert_array_equal(held, times >= 5)  # capped at half of the 10 positives
+    y_late = np.where(times <= 5, y, 0)  # reports stop after day 5
+    held = time_validation_split(times, y_late, fraction=0.2, min_positives=1)
     assert held is not None
     np.testing.assert_array_equal(held, times >= 5)
     # One day only, or positives only at one time: no cut leaves both classes on both sides.
