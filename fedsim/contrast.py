@@ -15,7 +15,11 @@ import pandas as pd
 
 from fedsim.errors import FedsimError
 
-HEADLINE = (("ed", {"h": 0.0}), ("prevented_eur", {"delta_h": 0.0, "rho": 1.0}), ("ap", {}))
+HEADLINE: tuple[tuple[str, dict[str, float]], ...] = (
+    ("ed", {"h": 0.0}),
+    ("prevented_eur", {"delta_h": 0.0, "rho": 1.0}),
+    ("ap", {}),
+)
 
 
 def _runs_of(runs: pd.DataFrame, regime: str) -> pd.DataFrame:
@@ -37,12 +41,10 @@ def primary_contrast(
     capacity: float | None = None,
 ) -> pd.DataFrame:
     """Paired A − B table: model, seed, coalitions, metric, fraud type, values, diff [lo, hi], P(A > B)."""
-    from mlflow.tracking import MlflowClient
-
     from fedsim.evaluation import compare
     from fedsim.experiment import load_experiment
     from fedsim.runner import Workspace, load_or_generate_world
-    from fedsim.tracking import Tracker, resolve_tracking_uri
+    from fedsim.tracking import Tracker
 
     spec = load_experiment(experiment)
     if (a is None or b is None) and spec.primary is None:
@@ -53,11 +55,11 @@ def primary_contrast(
     root = Path(workdir)
     world = load_or_generate_world(spec, root / "worlds")
     ws = Workspace.build(spec, world, root / "artifacts")
-    runs = Tracker(tracking_uri, spec.name).runs_table(spec.name)
+    tracker = Tracker(tracking_uri, spec.name)
+    runs = tracker.runs_table(spec.name)
     if runs.empty:
         raise FedsimError(f"contrast: experiment {spec.name!r} has no finished runs in this store")
     runs = runs[runs["world_hash"] == world.content_hash]
-    client = MlflowClient(resolve_tracking_uri(tracking_uri))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for _, ra in _runs_of(runs, a).iterrows():
@@ -70,7 +72,7 @@ def primary_contrast(
             rb = match.iloc[0]
             sa, sb = (
                 pd.read_parquet(
-                    client.download_artifacts(r["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
+                    tracker.download_artifact(r["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
                 )
                 for r in (ra, rb)
             )

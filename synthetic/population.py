@@ -120,10 +120,10 @@ class Population:
     market_created: np.ndarray
     contacts: np.ndarray  # (n, K) person indices often called / paid
     accounts: Accounts = field(repr=False, default=None)  # type: ignore[assignment]
-    org_accounts: np.ndarray = field(default=None)  # type: ignore[assignment]  # rows of organisation accounts
-    bank_numbers: np.ndarray = field(default=None)  # type: ignore[assignment]  # service number per bank index
-    foreign_numbers: np.ndarray = field(default=None)  # type: ignore[assignment]
-    crypto_accounts: np.ndarray = field(default=None)  # type: ignore[assignment]
+    org_accounts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # rows of organisation accounts
+    bank_numbers: np.ndarray = field(default=None)  # type: ignore[arg-type]  # service number per bank index
+    foreign_numbers: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    crypto_accounts: np.ndarray = field(default=None)  # type: ignore[arg-type]
 
 
 def _households(rng: np.random.Generator, n: int, mean_size: float) -> np.ndarray:
