@@ -24,14 +24,13 @@ partner's ledger is logged as ``dp_<field>.<partner>``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from fedsim.privacy import run_params
 from fedsim.regimes.base import TORCH_MODELS, LeakageRow, Regime, RegimeResult, RunContext, run_units
-from fedsim.regimes.registry import get_regime
 from fedsim.rows import silo
 from fedsim.settings import FederationSettings
 
@@ -42,18 +41,6 @@ def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dic
     for p in partners if partners is not None else ctx.coalition:
         groups.setdefault(ctx.features[p].block, []).append(p)
     return groups
-
-
-def admits(kinds: Mapping[str, str]) -> Callable[[str, tuple[str, ...]], bool]:
-    """An ``expand(..., admits=...)`` filter from the registry: each regime's own :meth:`Regime.admits`.
-
-    kinds: partner → kind (feature block), e.g. ``{n: PartnerFeatures.for_view(v).block ...}``.
-    """
-
-    def _admits(regime: str, coalition: tuple[str, ...]) -> bool:
-        return get_regime(regime).admits(coalition, kinds) is None
-
-    return _admits
 
 
 class Horizontal(Regime):

@@ -18,7 +18,7 @@ Who does what (decided here, recorded in every run's params):
   model sees for such rows (all of the party's columns NaN), so central and split training coincide.
 
 Only the label holders' rows are scored (parties do not alert in this regime). The same architecture
-trained centrally on the same rows (:func:`central_split_scores`) is the comparison.
+trained centrally on the same rows is the comparison (``tests/federation/split_reference.py``).
 
 Protocol, engines and messages: :mod:`fedsim.federation.vertical`; entity alignment:
 :mod:`fedsim.alignment`; what each party learns: :func:`leakage_register` (per run) and the
@@ -297,61 +297,6 @@ def leakage_register(mode: str, roles: Roles) -> dict[str, str]:
             "every round (FedAvg, no secure aggregation); the averaged model goes back to all."
         )
     return reg
-
-
-# ------------------------------------------------------------------------------------------------
-# The comparison: the same architecture trained centrally on the same rows
-# ------------------------------------------------------------------------------------------------
-def central_split_scores(ctx: RunContext, holder: str, parties: tuple[str, ...]) -> pd.DataFrame:
-    """Event scores (partner, entity_id, decision_ts, window, score) of a :class:`~fedsim.models.SplitNet`
-    trained centrally by :func:`fedsim.training.fit` on the holder's rows with the parties' columns
-    joined in the clear — same rows, same alignment rule, same seed, same batches as the vertical run."""
-    from fedsim.models import Standardizer, make_split_net
-    from fedsim.training import TrainConfig, fit, predict_scores
-
-    data = holder_data(ctx, holder)
-    blocks_train, blocks_test = [data.x_train], [data.x_test]
-    for p in parties:
-        pairs = alignment.plain_pairs(data.keys, ctx.features[p].keys())
-        match = pairs.set_index("holder_entity")["party_entity"]
-        for ent, ts, out in (
-            (data.entity_train, data.ts_train, blocks_train),
-            (data.entity_test, data.ts_test, blocks_test),
-        ):
-            e = match.reindex(ent).fillna(-1).to_numpy(np.int64)
-            out.append(ctx.features[p].context(e, ts).to_numpy(float))
-    stds = [Standardizer().fit(b) for b in blocks_train]
-    x_train = np.hstack([s.transform(b) for s, b in zip(stds, blocks_train, strict=True)])
-    x_test = np.hstack([s.transform(b) for s, b in zip(stds, blocks_test, strict=True)])
-    net = make_split_net(
-        [s.n_features_out_ for s in stds],
-        embedding_dim=ctx.federation.embedding_dim,
-        hidden=HIDDEN,
-        seed=ctx.seed,
-    )
-    epochs = ctx.federation.rounds * ctx.federation.local_epochs
-    cfg = TrainConfig(
-        epochs=epochs,
-        batch_size=ctx.training.batch_size,
-        learning_rate=ctx.training.learning_rate,
-        seed=ctx.seed,
-        class_weight="balanced",
-    )
-    fit(net, x_train, data.y_train.astype(np.float32), config=cfg, sample_weight=data.w_train)
-    return pd.DataFrame(
-        {
-            "partner": holder,
-            "entity_id": data.entity_test,
-            "decision_ts": data.ts_test,
-            "window": data.window_test,
-            "score": predict_scores(net, x_test),
-        }
-    )
-
-
-def scores_frame(scores: pd.DataFrame) -> RegimeResult:
-    """Event scores with a ``window`` column → the regime result shape (entity-days per window)."""
-    return _result(scores, {}, {}, {})
 
 
 SPLIT_MODELS: frozenset[str] = frozenset({"mlp"})

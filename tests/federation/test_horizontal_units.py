@@ -30,7 +30,7 @@ from fedsim.federation.standardize import (
 )
 from fedsim.models import Standardizer, make_model
 from fedsim.regimes import get_regime
-from fedsim.regimes.horizontal import admits, kind_groups
+from fedsim.regimes.horizontal import kind_groups
 from fedsim.rows import TrainingSettings
 from fedsim.settings import FederationSettings
 from fedsim.training import get_weights, weight_names
@@ -168,9 +168,10 @@ def test_kind_groups_and_grid_filter() -> None:
     ctx = context(ws, ("bank_1", "bank_2", "telco"))
     assert kind_groups(ctx) == {"bank": ["bank_1", "bank_2"], "telco": ["telco"]}
     kinds = {p: f.block for p, f in ws.features.items()}
-    keep = admits(kinds)
-    assert keep("horizontal", ("bank_1", "bank_3")) and not keep("horizontal", ("bank_1", "telco"))
-    assert keep("pooled", ("bank_1", "telco"))
+    horizontal, federation = get_regime("horizontal"), FederationSettings()
+    assert horizontal.admits(("bank_1", "bank_3"), kinds, federation) is None
+    assert horizontal.admits(("bank_1", "telco"), kinds, federation) is not None
+    assert get_regime("pooled").admits(("bank_1", "telco"), kinds, federation) is None
 
 
 def test_coalition_without_two_partners_of_one_kind_is_refused() -> None:

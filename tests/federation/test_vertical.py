@@ -11,13 +11,8 @@ import pytest
 from fedsim.errors import FedsimError
 from fedsim.federation.vertical import Plan
 from fedsim.regimes.hybrid import hybrid_roles
-from fedsim.regimes.vertical import (
-    Vertical,
-    central_split_scores,
-    leakage_register,
-    resolve_roles,
-    scores_frame,
-)
+from fedsim.regimes.vertical import Vertical, leakage_register, resolve_roles
+from tests.federation.split_reference import central_split_scores, scores_frame
 from tests.federation.vertical_worlds import CHAIN_1, context, known_answer, realistic
 
 

@@ -24,7 +24,8 @@ from fedsim.evaluation import compare, evaluate
 from fedsim.federation.engine import read_capture
 from fedsim.federation.vertical.boundary import VerticalBoundaryRules, channels_seen, check_messages
 from fedsim.regimes.hybrid import Hybrid
-from fedsim.regimes.vertical import Vertical, central_split_scores, holder_data, scores_frame
+from fedsim.regimes.vertical import Vertical, holder_data
+from tests.federation.split_reference import central_split_scores, scores_frame
 from tests.federation.vertical_worlds import CHAIN_1, context, known_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
