@@ -224,6 +224,30 @@ def audit(
     audit_command(experiment, partner=partner, epsilons=tuple(epsilon), seed=seed, out=out, language=language)
 
 
+deploy_app = typer.Typer(
+    help="Cross-machine Flower deployment of an experiment's federated cells.", no_args_is_help=True
+)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("write-app")
+@friendly_errors
+def deploy_write_app(
+    experiment: Path = typer.Argument(..., help="experiment file with a horizontal regime"),
+    out: Path = typer.Option(..., "--out", help="directory to write the Flower app to (new or empty)"),
+    out_dir: Path = typer.Option(
+        Path("fedsim-out"), "--out-dir", help="where the server and each partner write results, on their machines"
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="training seed of the cell (default: the first)"),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="ε of the cell (default: the first)"),
+) -> None:
+    """Write the Flower app of one horizontal cell, every setting included (privacy too), for `flwr run`."""
+    from fedsim.deploy import write_horizontal_app
+
+    path = write_horizontal_app(experiment, dest=out, out_dir=out_dir, seed=seed, epsilon=epsilon)
+    typer.echo(f"Flower app written to {path}; run it with `flwr run {path} <connection> --stream`")
+
+
 @app.command("ui")
 def ui(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),

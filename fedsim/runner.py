@@ -167,7 +167,7 @@ def run_experiment(
     spec = load_experiment(path)
     root = Path(workdir)
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
-    partners = _partners_of(spec)
+    partners = partners_of(spec)
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...
     # Feature block of each partner (bank_2 → bank): each regime admits coalitions by kind (e.g. horizontal
     # needs two partners of one kind); the world is not built yet, so the kind comes from the name.
@@ -183,17 +183,6 @@ def run_experiment(
     return run_grid(spec, cells, ws.execute, tracker, world_hash=world.content_hash, progress=progress)
 
 
-def _partners_of(spec: ExperimentSpec) -> list[str]:
-    """Partner names of the world the spec describes, without generating it."""
-    cfg = spec.world.world_config()
-    if cfg.mode == "known_answer":
-        from synthetic.known_answer import partner_shifts
-
-        return list(partner_shifts(cfg))
-    from synthetic.views import partner_names
-
-    p = cfg.partners
-    names = (
-        partner_names("bank", p.banks) + partner_names("telco", p.telcos) + partner_names("marketplace", p.marketplaces)
-    )
-    return names + (["placebo"] if p.placebo else [])
+def partners_of(spec: ExperimentSpec) -> list[str]:
+    """Partner names of the world the spec describes, without generating it (one source: the world config)."""
+    return list(spec.world.world_config().partner_kinds())

@@ -1,0 +1,56 @@
+"""`fedsim deploy write-app`: the cross-machine Flower app carries every setting of the cell, privacy included."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from fedsim.cli import app
+from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
+
+
+def _experiment(tmp_path: Path, **extra: object) -> Path:
+    spec = {
+        "name": "deploy-test",
+        "world": KNOWN_ANSWER_WORLD,
+        "split": KNOWN_ANSWER_SPLIT,
+        "regimes": ["horizontal"],
+        "coalitions": [["bank_1", "bank_2", "bank_3"]],
+        "models": ["logistic"],
+        "seeds": [0, 1],
+        "federation": {"rounds": 3, "strategy": "fedprox", "proximal_mu": 0.05},
+        **extra,
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _config(app_dir: Path) -> dict[str, object]:
+    return dict(tomllib.loads((app_dir / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"])
+
+
+def test_write_app_carries_federation_training_and_privacy(tmp_path: Path, monkeypatch: object) -> None:
+    exp = _experiment(tmp_path, privacy={"epsilon": [2.0]})
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    config = _config(tmp_path / "app")
+    assert (config["rounds"], config["strategy"], config["proximal-mu"], config["seed"]) == (3, "fedprox", 0.05, 1)
+    assert config["num-partners"] == 3
+    privacy = yaml.safe_load(str(config["privacy"]))  # JSON is YAML
+    assert privacy["target_epsilon"] == 2.0
+
+
+def test_write_app_without_dp_says_so_and_unknown_cell_is_refused(tmp_path: Path, monkeypatch: object) -> None:
+    exp = _experiment(tmp_path)
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    ok = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app"])
+    assert ok.exit_code == 0, ok.output
+    assert _config(tmp_path / "app")["privacy"] == ""
+    bad = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app2", "--seed", "7"])
+    assert bad.exit_code == 2
+    assert "seed = 7" in bad.output and "allowed" in bad.output
