@@ -70,5 +70,5 @@ class Hybrid(Regime):
     def score(self, ctx: RunContext) -> RegimeResult:
         roles = hybrid_roles(ctx)
         result = run_split_regime(ctx, mode="hybrid", roles=roles)
-        result.params["horizontal_holders"] = len(roles.holders)
+        result.params["fl_horizontal_holders"] = len(roles.holders)
         return result

@@ -176,7 +176,7 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
     bundles.update({p: str(write_bundle(party_data(ctx, p), run_dir)) for p in roles.parties})
     (run_dir / "coordinator").mkdir(exist_ok=True)
     engine = ctx.federation.engine
-    params = _params(mode, roles, idle, engine)
+    params = _params(mode, roles, idle, ctx.federation)
     if not active:
         shutil.rmtree(run_dir, ignore_errors=True)
         scores = pd.concat([_constant_scores(data[h]) for h in idle], ignore_index=True)
@@ -253,17 +253,21 @@ def alignment_metrics(
     return out
 
 
-def _params(mode: str, roles: Roles, idle: list[str], engine: str) -> dict[str, Any]:
+def _params(mode: str, roles: Roles, idle: list[str], federation: FederationSettings) -> dict[str, Any]:
+    """Run params; federation ones carry the ``fl_`` prefix the horizontal regime uses (one name per fact)."""
     params: dict[str, Any] = {
         "sharing": "embeddings and gradients (split learning)"
         + (" + FedAvg among holders" if mode == "hybrid" else ""),
-        "label_holders": "+".join(roles.holders),
-        "feature_parties": "+".join(roles.parties),
-        "idle_holders": "+".join(idle) or "none",
         "join": "ECDH-PSI on salted-hash keys (openmined-psi)",
-        "architecture": f"split net: bottom Linear+ReLU per party -> top MLP ({HIDDEN} hidden)",
-        "unmatched_rows": "party's embedding of an all-missing row",
-        "engine": engine,
+        "fl_engine": federation.engine,
+        "fl_rounds": federation.rounds,
+        "fl_local_epochs": federation.local_epochs,
+        "fl_embedding_dim": federation.embedding_dim,
+        "fl_label_holders": "+".join(roles.holders),
+        "fl_feature_parties": "+".join(roles.parties),
+        "fl_idle_holders": "+".join(idle) or "none",
+        "fl_architecture": f"split net: bottom Linear+ReLU per party -> top MLP ({HIDDEN} hidden)",
+        "fl_unmatched_rows": "party's embedding of an all-missing row",
     }
     params.update({f"leakage.{k}": v for k, v in leakage_register(mode, roles).items()})
     return params

@@ -77,7 +77,7 @@ def test_hybrid_regime_records_its_protocol() -> None:
     result = Hybrid().run(ctx)
 
     assert hybrid_roles(ctx).holders == ("bank_1", "bank_2")
-    assert result.params["horizontal_holders"] == 2
+    assert result.params["fl_horizontal_holders"] == 2
     assert "FedAvg" in result.params["sharing"] and "leakage.model_arrays" in result.params
     assert set(result.scores["partner"]) == {"bank_1", "bank_2"}
     assert result.metrics["psi.bank_2.marketplace.match_rate"] == 1.0

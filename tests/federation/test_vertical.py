@@ -34,6 +34,10 @@ def test_split_learning_reproduces_central_training_of_the_same_net() -> None:
     assert vertical.metrics["psi.bank_1.telco.match_rate"] == 1.0
     assert vertical.metrics["psi.bank_1.marketplace.precision"] == 1.0
     assert len(vertical.step_metrics["train_loss"]) == 2
+    # federation params under the horizontal regime's names (fl_*), so one query finds the engine of any run
+    assert (vertical.params["fl_engine"], vertical.params["fl_rounds"]) == ("in_process", 2)
+    assert vertical.params["fl_label_holders"] == "bank_1"
+    assert vertical.params["fl_feature_parties"] == "telco+marketplace"
     assert vertical.step_metrics["train_loss"][1] < vertical.step_metrics["train_loss"][0]
 
 

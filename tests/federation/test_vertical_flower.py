@@ -179,7 +179,7 @@ def test_deployment_engine_gives_the_same_mlflow_run_as_simulation(tmp_path: Pat
     dep = _run_experiment(tmp_path, "deployment")
 
     assert dep["status"] == sim["status"] == "FINISHED"
-    assert dep["params.engine"] == "deployment" and sim["params.engine"] == "simulation"
+    assert dep["params.fl_engine"] == "deployment" and sim["params.fl_engine"] == "simulation"
     metric_names = lambda r: {c for c in r.index if c.startswith("metrics.") and pd.notna(r[c])}  # noqa: E731
     assert metric_names(dep) - {"metrics.federation_seconds"} == metric_names(sim) - {"metrics.federation_seconds"}
     # Same world, rows, seed and batches: the two engines compute the same model.
