@@ -36,7 +36,7 @@ from fedsim.evaluation.inputs import (
     validate_partner_sizes,
     validate_scores,
 )
-from fedsim.evaluation.labels import case_windows, positive_pairs
+from fedsim.evaluation.labels import case_windows, open_windows, positive_pairs
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,9 @@ def build_estimators(
     """
     sizes = validate_partner_sizes(partner_sizes)
     valid_truth = Truth.from_tables(truth)
-    names = ["scores"] if len(score_tables) == 1 else ["scores_a", "scores_b"]
+    names = ["scores"] if len(score_tables) == 1 else [f"score table {i}" for i in range(len(score_tables))]
+    if len(score_tables) == 2:
+        names = ["scores_a", "scores_b"]
     valid = [validate_scores(s, partner_sizes=sizes, table=n) for s, n in zip(score_tables, names, strict=True)]
     cases = valid_truth.cases
     windows = case_windows(cases, valid_truth.money_outs)
@@ -109,9 +111,20 @@ def build_estimators(
         other_cases=np.concatenate([p["case_id"].to_numpy() for p in pairs]),
         negative_entities=negative,
     )
+    alert_pairs: list[pd.DataFrame | None] = [None] * len(valid)
+    if settings.alert_rule == "any_entity":
+        alert_pairs = [positive_pairs(s, valid_truth.case_entities, open_windows(windows)) for s in valid]
     return [
-        MetricEstimator(scores=s, pairs=p, truth=valid_truth, partner_sizes=sizes, settings=settings, clusters=clusters)
-        for s, p in zip(valid, pairs, strict=True)
+        MetricEstimator(
+            scores=s,
+            pairs=p,
+            truth=valid_truth,
+            partner_sizes=sizes,
+            settings=settings,
+            clusters=clusters,
+            alert_pairs=a,
+        )
+        for s, p, a in zip(valid, pairs, alert_pairs, strict=True)
     ]
 
 
@@ -171,6 +184,7 @@ def evaluate(
     interdiction: Sequence[float] = DEFAULT_INTERDICTION,
     n_boot: int = 1000,
     ci_level: float = 0.95,
+    alert_rule: str = "role_window",
 ) -> EvaluationResult:
     """Case-level early-detection metrics of one score table with cluster-bootstrap CIs.
 
@@ -186,6 +200,8 @@ def evaluate(
         horizons_h: ED horizons h (hours). latencies_h: intervention latencies Δ (hours).
         interdiction: interdiction success rates ρ. n_boot: resamples (0 = no CI).
         ci_level: coverage of the percentile intervals.
+        alert_rule: ``role_window`` (default) or ``any_entity`` — how t_alert is found
+            (:mod:`fedsim.evaluation.outcomes`, "one clock").
     """
     settings = EvaluationSettings(
         test_window_ts=test_window_ts,
@@ -196,6 +212,7 @@ def evaluate(
         interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
+        alert_rule=alert_rule,
     )
     (est,) = build_estimators([scores], truth, partner_sizes, settings)
     keys, (point,), (samples,) = _point_and_resamples([est], settings)
@@ -216,6 +233,7 @@ def compare(
     interdiction: Sequence[float] = DEFAULT_INTERDICTION,
     n_boot: int = 1000,
     ci_level: float = 0.95,
+    alert_rule: str = "role_window",
 ) -> ComparisonResult:
     """Paired comparison of two score tables (e.g. two regimes) on the same test set (evaluation.md §3).
 
@@ -232,6 +250,7 @@ def compare(
         interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
+        alert_rule=alert_rule,
     )
     est_a, est_b = build_estimators([scores_a, scores_b], truth, partner_sizes, settings)
     keys, (point_a, point_b), (samples_a, samples_b) = _point_and_resamples([est_a, est_b], settings)
