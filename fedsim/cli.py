@@ -170,13 +170,14 @@ def runs(
     all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
-    from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary
+    from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary, seed_summary
 
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     if as_json:
         payload = {
             "runs": json.loads(table.to_json(orient="records")),
+            "over_seeds": json.loads(seed_summary(table).to_json(orient="records")),
             "privacy_utility": json.loads(curve.to_json(orient="records")) if curve is not None else [],
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")

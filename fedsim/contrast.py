@@ -1,9 +1,12 @@
-"""`fedsim compare`: the experiment's pre-declared primary contrast as a paired comparison.
+"""`fedsim compare`: the experiment's pre-declared primary contrast as a paired comparison over seeds.
 
 Reads only what the runs logged (their per-entity-day score artifacts) plus the experiment's cached world,
-so the headline number can be recomputed at any time. Each (model, seed) of regime A is paired with the
-run of regime B with the same model and seed; both are evaluated on the same cases with the same
-bootstrap resamples (evaluation.md §3: CI of the difference and P(A > B)).
+so the headline number can be recomputed at any time. For each (model, ε), every training seed that both
+regimes ran gives a pair (A_s, B_s); the difference is the mean over those seeds and its CI covers the
+test cases *and* the training seeds (:mod:`fedsim.evaluation.seeds`: paired case bootstrap shared by
+all seeds + a t-distributed between-seed term; evaluation.md §3). Each row says which axes its CI
+covers (``covers``) and which clock ED and € use (``clock``); ``lo_cases, hi_cases`` is the case-only
+CI of the same mean, shown for contrast.
 """
 
 from __future__ import annotations
@@ -40,8 +43,13 @@ def primary_contrast(
     b: str | None = None,
     capacity: float | None = None,
 ) -> pd.DataFrame:
-    """Paired A − B table: model, seed, coalitions, metric, fraud type, values, diff [lo, hi], P(A > B)."""
-    from fedsim.evaluation import compare
+    """Paired A − B table per (model, ε) over the shared training seeds.
+
+    Columns: model, seeds, n_seeds, epsilon, covers, clock, a, b, metric, fraud_type, value_a, value_b
+    (means over seeds), diff, lo, hi (CI covering cases × seeds), p_a_gt_b, lo_cases, hi_cases.
+    """
+    from fedsim.evaluation.outcomes import clock_definition
+    from fedsim.evaluation.seeds import compare_over_seeds
     from fedsim.experiment import load_experiment
     from fedsim.runner import Workspace, load_or_generate_world
     from fedsim.tracking import Tracker
@@ -60,26 +68,22 @@ def primary_contrast(
     if runs.empty:
         raise FedsimError(f"contrast: experiment {spec.name!r} has no finished runs in this store")
     runs = runs[runs["world_hash"] == world.content_hash]
-    rows = []
+    rows: list[dict] = []
+    runs_a, runs_b = _runs_of(runs, a), _runs_of(runs, b)
     with tempfile.TemporaryDirectory() as tmp:
-        for _, ra in _runs_of(runs, a).iterrows():
-            match = _runs_of(runs, b)
-            match = match[
-                (match["model"] == ra["model"]) & (match["seed"] == ra["seed"]) & (match["epsilon"] == ra["epsilon"])
-            ]
-            if match.empty:
+
+        def scores_of(run: pd.Series) -> pd.DataFrame:
+            local = tracker.download_artifact(run["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
+            return pd.read_parquet(local)
+
+        for (model, eps), group in runs_a.groupby(["model", "epsilon"], sort=True, dropna=False):
+            matched = _pair_by_seed(group, runs_b[(runs_b["model"] == model) & (runs_b["epsilon"] == eps)])
+            if not matched:
                 continue
-            rb = match.iloc[0]
-            sa, sb = (
-                pd.read_parquet(
-                    tracker.download_artifact(r["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
-                )
-                for r in (ra, rb)
-            )
-            c = compare(
-                sa,
-                sb,
+            c = compare_over_seeds(
+                [(scores_of(ra), scores_of(rb)) for _, ra, rb in matched],
                 ws.truth,
+                seed_labels=[seed for seed, _, _ in matched],
                 partner_sizes=ws.partner_sizes,
                 seed=0,
                 n_boot=spec.metrics.bootstrap,
@@ -88,55 +92,91 @@ def primary_contrast(
                 latencies_h=[0.0],
                 interdiction=[1.0],
             )
-            t = c.table
-            for metric, where in HEADLINE:
-                sel = t[t["metric"] == metric]
-                if metric != "ap":
-                    sel = sel[sel["k"] == k]
-                for col, val in where.items():
-                    sel = sel[sel[col] == val]
-                for _, r in sel.iterrows():
-                    rows.append(
-                        {
-                            "model": ra["model"],
-                            "seed": ra["seed"],
-                            "epsilon": ra["epsilon"],
-                            "a": f"{a} ({ra['coalition']})",
-                            "b": f"{b} ({rb['coalition']})",
-                            "metric": metric if metric == "ap" else f"{metric}@{k:g}",
-                            "fraud_type": r["fraud_type"],
-                            "value_a": r["value_a"],
-                            "value_b": r["value_b"],
-                            "diff": r["diff"],
-                            "lo": r["lo"],
-                            "hi": r["hi"],
-                            "p_a_gt_b": r["p_a_gt_b"],
-                        }
-                    )
+            first_a, first_b = matched[0][1], matched[0][2]
+            context = {
+                "model": model,
+                "seeds": ",".join(str(seed) for seed, _, _ in matched),
+                "n_seeds": len(matched),
+                "epsilon": eps,
+                "covers": c.covers,
+                "clock": clock_definition(),
+                "a": f"{a} ({first_a['coalition']})",
+                "b": f"{b} ({first_b['coalition']})",
+            }
+            rows.extend(_headline_rows(c.table, k, context))
     if not rows:
         raise FedsimError(f"contrast: no {a!r} run has a {b!r} run with the same model, seed and ε")
     return pd.DataFrame(rows)
 
 
+def _pair_by_seed(runs_a: pd.DataFrame, runs_b: pd.DataFrame) -> list[tuple[object, pd.Series, pd.Series]]:
+    """(seed, run A, run B) for every training seed both regimes ran, in seed order."""
+    out = []
+    for seed, ra in runs_a.drop_duplicates("seed").sort_values("seed").set_index("seed", drop=False).iterrows():
+        match = runs_b[runs_b["seed"] == seed]
+        if not match.empty:
+            out.append((seed, ra, match.iloc[0]))
+    return out
+
+
+def _headline_rows(table: pd.DataFrame, k: float, context: dict) -> list[dict]:
+    rows = []
+    for metric, where in HEADLINE:
+        sel = table[table["metric"] == metric]
+        if metric != "ap":
+            sel = sel[sel["k"] == k]
+        for col, val in where.items():
+            sel = sel[sel[col] == val]
+        for _, r in sel.iterrows():
+            rows.append(
+                {
+                    **context,
+                    "metric": metric if metric == "ap" else f"{metric}@{k:g}",
+                    "fraud_type": r["fraud_type"],
+                    "value_a": r["value_a"],
+                    "value_b": r["value_b"],
+                    "diff": r["diff"],
+                    "lo": r["lo"],
+                    "hi": r["hi"],
+                    "p_a_gt_b": r["p_a_gt_b"],
+                    "lo_cases": r["lo_cases"],
+                    "hi_cases": r["hi_cases"],
+                }
+            )
+    return rows
+
+
 def render_contrast(table: pd.DataFrame) -> None:
+    """Print the contrast; the header states what the CI covers and the clock ED and € use."""
     from rich.console import Console
     from rich.table import Table
 
     first = table.iloc[0]
-    t = Table(title=f"paired contrast A − B: A = {first['a']}, B = {first['b']} (95% CI of the difference)")
-    for col in ("model", "seed", "ε", "metric", "fraud type", "A", "B", "A − B [95% CI]", "P(A > B)"):
+    covers = " / ".join(dict.fromkeys(table["covers"]))
+    t = Table(
+        title=f"paired contrast A − B: A = {first['a']}, B = {first['b']} — mean over training seeds; "
+        f"95% CI covers {covers}",
+        caption=f"{first['clock']}. 'cases only' = the CI if training seeds are held fixed (for contrast).",
+    )
+    for col in ("model", "seeds", "ε", "metric", "fraud type", "A", "B", "A − B [95% CI]", "cases only", "P(A > B)"):
         t.add_column(col)
     for _, r in table.iterrows():
         fmt = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
         t.add_row(
             str(r["model"]),
-            str(r["seed"]),
+            str(r["seeds"]),
             str(r["epsilon"]),
             r["metric"],
             r["fraud_type"],
             fmt.format(r["value_a"]),
             fmt.format(r["value_b"]),
             f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]",
+            f"[{fmt.format(r['lo_cases'])}, {fmt.format(r['hi_cases'])}]",
             f"{r['p_a_gt_b']:.2f}",
         )
     Console().print(t)
+    if int(table["n_seeds"].min()) < 3:
+        Console().print(
+            "[yellow]note:[/] fewer than 3 training seeds per regime — the seed term of the CI is weak or absent; "
+            "evaluation.md §3 asks for ≥ 5 seeds on the primary contrast."
+        )

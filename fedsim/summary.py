@@ -1,6 +1,9 @@
-"""`fedsim runs`: one row per finished run with the primary outcomes and their 95% CIs.
+"""`fedsim runs`: the primary outcomes per configuration, over training seeds, with 95% CIs.
 
-Reads only the tracking store, so it can be re-rendered at any time.
+Reads only the tracking store, so it can be re-rendered at any time. :func:`runs_summary` is one row
+per finished run (each with its case-only CI); :func:`seed_summary` — what `fedsim runs` shows — is one
+row per (regime, coalition, model, ε): the mean over its training seeds with a CI that covers cases ×
+seeds (:func:`fedsim.evaluation.seeds.interval_from_runs`). The header states that and the clock.
 """
 
 from __future__ import annotations
@@ -61,9 +64,44 @@ def _fmt(v: float, lo: float, hi: float, *, pct: bool = False, eur: bool = False
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+CONFIG_KEYS = ("regime", "coalition", "model", "epsilon")
+
+
+def _primary_columns(table: pd.DataFrame) -> list[str]:
+    return [
+        c for c in table.columns if c.startswith(("ed_h0_k", "prevented_eur", "ap")) and not c.endswith(("_lo", "_hi"))
+    ]
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration of :func:`runs_summary`'s table: seed means with cases × seeds CIs.
+
+    Columns: regime, coalition, model, epsilon, seeds, n_seeds, covers, then ``<metric>``, ``_lo``,
+    ``_hi`` for each primary metric, and ``world_hash``.
+    """
+    from fedsim.evaluation.seeds import covers_text, interval_from_runs
+
+    if table.empty:
+        return pd.DataFrame()
+    rows = []
+    for key, g in table.groupby(list(CONFIG_KEYS), sort=True, dropna=False):
+        row = dict(zip(CONFIG_KEYS, key, strict=True))
+        row["seeds"] = ",".join(str(x) for x in sorted(g["seed"].dropna().unique(), key=str))
+        row["n_seeds"] = int(g["seed"].nunique())
+        row["covers"] = covers_text(n_seeds=row["n_seeds"])
+        for m in _primary_columns(table):
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = interval_from_runs(g[m], g[f"{m}_lo"], g[f"{m}_hi"])
+        row["world_hash"] = ",".join(sorted({str(w) for w in g["world_hash"].dropna()}))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
+    """Print :func:`seed_summary` of the per-run table, headed by what the CI covers and the clock."""
     from rich.console import Console
     from rich.table import Table
+
+    from fedsim.evaluation.outcomes import clock_definition
 
     console = Console()
     if table.empty:
@@ -72,19 +110,24 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
     ed = next(c for c in table.columns if c.startswith("ed_h0_k") and not c.endswith(("_lo", "_hi")))
     pv = next(c for c in table.columns if c.startswith("prevented_eur") and not c.endswith(("_lo", "_hi")))
     worlds = ", ".join(sorted({str(w)[:12] for w in table["world_hash"].dropna()}))
-    t = Table(title=f"{experiment_name}: primary outcomes (95% CI, case-level cluster bootstrap); world {worlds}")
-    for col in ("regime", "coalition", "model", "seed", "ε"):
+    summary = seed_summary(table)
+    covers = " / ".join(dict.fromkeys(summary["covers"]))
+    t = Table(
+        title=f"{experiment_name}: primary outcomes, mean over training seeds (95% CI covers {covers}); world {worlds}",
+        caption=f"{clock_definition()}; € prevented at Δ = 0, ρ = 1.",
+    )
+    for col in ("regime", "coalition", "model", "ε", "seeds"):
         t.add_column(col)
     t.add_column(f"caught before money left ({ed.split('_k')[1]} capacity)")
     t.add_column("€ prevented")
     t.add_column("AP")
-    for _, r in table.iterrows():
+    for _, r in summary.iterrows():
         t.add_row(
             str(r["regime"]),
             str(r["coalition"]).replace("+", " + "),
             str(r["model"]),
-            str(r["seed"]),
             str(r["epsilon"]),
+            str(r["seeds"]),
             _fmt(r[ed], r[f"{ed}_lo"], r[f"{ed}_hi"], pct=True),
             _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True),
             _fmt(r["ap"], r["ap_lo"], r["ap_hi"]),
@@ -111,7 +154,8 @@ def render_privacy_curve(curve: pd.DataFrame) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="privacy–utility: outcomes against ε (ε = inf is the non-private run)")
+    covers = " / ".join(dict.fromkeys(curve["covers"])) if "covers" in curve else "cases"
+    t = Table(title=f"privacy–utility: outcomes against ε (ε = inf is the non-private run); 95% CI covers {covers}")
     for col in curve.columns:
         t.add_column(str(col))
     for _, r in curve.iterrows():

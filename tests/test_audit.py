@@ -213,7 +213,9 @@ def test_privacy_utility_table_averages_seeds_and_keeps_the_best_silo() -> None:
     }
     pooled_dp = table[(table["regime"] == "pooled") & (table["epsilon"] == 1.0)].iloc[0]
     assert pooled_dp["ed_h0"] == pytest.approx(0.41)  # mean of 0.40 and 0.42
-    assert (pooled_dp["ed_h0_lo"], pooled_dp["ed_h0_hi"]) == pytest.approx((0.36, 0.46))
+    # the CI covers cases × 2 seeds: wider than a typical run's case-only CI [0.36, 0.46] (seeds.interval_from_runs)
+    assert pooled_dp["ed_h0_lo"] < 0.36 and pooled_dp["ed_h0_hi"] > 0.46
+    assert pooled_dp["covers"] == "cases × 2 training seeds"
     assert pooled_dp["prevented_eur_d0_r1.0"] == pytest.approx(410.0)
     assert pooled_dp["epsilon_spent"] == pytest.approx(0.99)  # the larger of the run's two models
     assert pooled_dp["epsilon_total"] == pytest.approx(1.97)  # their sum

@@ -4,6 +4,15 @@
 every regime — sharing data changes the ranking, never the capacity. Within a (partner, day) the
 rows are ranked by score, highest first; ties are broken by ``entity_id`` (ascending) so the
 alert set is deterministic.
+
+Known look-ahead within a day (issue 9, noted, not fixed): the ranking of a (partner, day) uses every
+entity-day score of that day, including scores that only become available later in the day, so
+whether an entity-day alerted at 09:00 is in the top-k depends on scores from 23:00. A real queue
+would have to decide online, e.g. with a threshold set from earlier days' k-th score. The bias
+flatters every regime alike (capacity is the same), but it can move ED(h) for small h. Conversely,
+an entity-day's alert time is the decision_ts of its *highest* score that day (``fedsim.rows.
+entity_days``), which may be later than an earlier event that would already have been in the
+top-k — a delay that works against early detection.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from fedsim.evaluation.inputs import (
     validate_partner_sizes,
     validate_scores,
 )
-from fedsim.evaluation.labels import case_windows, positive_pairs
+from fedsim.evaluation.labels import case_windows, open_windows, positive_pairs
 
 
 @dataclass(frozen=True)
@@ -86,19 +86,49 @@ class ComparisonResult:
         return tables.lookup(self.table, metric, column=column, **where)
 
 
-def build_estimators(
+@dataclass(frozen=True)
+class PreparedTables:
+    """Validated score tables with their positive pairs and the bootstrap clusters they share.
+
+    Estimators are built one at a time (:meth:`estimator`), so many score tables (e.g. several
+    training seeds) can share one set of clusters — the basis of pairing — without all estimators
+    being held in memory at once.
+    """
+
+    scores: list[pd.DataFrame]
+    pairs: list[pd.DataFrame]
+    alert_pairs: list[pd.DataFrame | None]
+    truth: Truth
+    partner_sizes: dict[str, int]
+    settings: EvaluationSettings
+    clusters: ClusterIndex
+
+    def estimator(self, i: int) -> MetricEstimator:
+        """The :class:`MetricEstimator` of score table ``i``."""
+        return MetricEstimator(
+            scores=self.scores[i],
+            pairs=self.pairs[i],
+            truth=self.truth,
+            partner_sizes=self.partner_sizes,
+            settings=self.settings,
+            clusters=self.clusters,
+            alert_pairs=self.alert_pairs[i],
+        )
+
+
+def prepare_tables(
     score_tables: Sequence[pd.DataFrame],
     truth: Mapping[str, pd.DataFrame] | Truth,
     partner_sizes: Mapping[str, int],
     settings: EvaluationSettings,
-) -> list[MetricEstimator]:
-    """Validate inputs and build one :class:`MetricEstimator` per score table over shared clusters.
-
-    Useful on its own to evaluate metrics under custom cluster weights (``estimator.values``).
-    """
+    *,
+    names: Sequence[str] | None = None,
+) -> PreparedTables:
+    """Validate inputs, label the rows and build the bootstrap clusters shared by all ``score_tables``."""
     sizes = validate_partner_sizes(partner_sizes)
     valid_truth = Truth.from_tables(truth)
-    names = ["scores"] if len(score_tables) == 1 else ["scores_a", "scores_b"]
+    if names is None:
+        names = ["scores"] if len(score_tables) == 1 else [f"scores[{i}]" for i in range(len(score_tables))]
     valid = [validate_scores(s, partner_sizes=sizes, table=n) for s, n in zip(score_tables, names, strict=True)]
     cases = valid_truth.cases
     windows = case_windows(cases, valid_truth.money_outs)
@@ -109,13 +139,28 @@ def build_estimators(
         other_cases=np.concatenate([p["case_id"].to_numpy() for p in pairs]),
         negative_entities=negative,
     )
-    return [
-        MetricEstimator(scores=s, pairs=p, truth=valid_truth, partner_sizes=sizes, settings=settings, clusters=clusters)
-        for s, p in zip(valid, pairs, strict=True)
-    ]
+    alert_pairs: list[pd.DataFrame | None] = [None] * len(valid)
+    if settings.alert_rule == "any_entity":
+        alert_pairs = [positive_pairs(s, valid_truth.case_entities, open_windows(windows)) for s in valid]
+    return PreparedTables(valid, pairs, alert_pairs, valid_truth, sizes, settings, clusters)
 
 
-def _point_and_resamples(
+def build_estimators(
+    score_tables: Sequence[pd.DataFrame],
+    truth: Mapping[str, pd.DataFrame] | Truth,
+    partner_sizes: Mapping[str, int],
+    settings: EvaluationSettings,
+) -> list[MetricEstimator]:
+    """Validate inputs and build one :class:`MetricEstimator` per score table over shared clusters.
+
+    Useful on its own to evaluate metrics under custom cluster weights (``estimator.values``).
+    """
+    names = ["scores_a", "scores_b"] if len(score_tables) == 2 else None
+    prepared = prepare_tables(score_tables, truth, partner_sizes, settings, names=names)
+    return [prepared.estimator(i) for i in range(len(score_tables))]
+
+
+def point_and_resamples(
     estimators: list[MetricEstimator], settings: EvaluationSettings
 ) -> tuple[list[MetricKey], list[np.ndarray], list[np.ndarray]]:
     """Point estimates (n_metrics,) and resampled values (n_metrics, n_boot) for each estimator.
@@ -137,7 +182,7 @@ def _point_and_resamples(
     return keys, points, samples
 
 
-def _result(
+def result_of(
     est: MetricEstimator,
     keys: list[MetricKey],
     point: np.ndarray,
@@ -171,6 +216,7 @@ def evaluate(
     interdiction: Sequence[float] = DEFAULT_INTERDICTION,
     n_boot: int = 1000,
     ci_level: float = 0.95,
+    alert_rule: str = "role_window",
 ) -> EvaluationResult:
     """Case-level early-detection metrics of one score table with cluster-bootstrap CIs.
 
@@ -186,6 +232,8 @@ def evaluate(
         horizons_h: ED horizons h (hours). latencies_h: intervention latencies Δ (hours).
         interdiction: interdiction success rates ρ. n_boot: resamples (0 = no CI).
         ci_level: coverage of the percentile intervals.
+        alert_rule: ``role_window`` (default) or ``any_entity`` — how t_alert is found
+            (:mod:`fedsim.evaluation.outcomes`, "one clock").
     """
     settings = EvaluationSettings(
         test_window_ts=test_window_ts,
@@ -196,10 +244,11 @@ def evaluate(
         interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
+        alert_rule=alert_rule,
     )
     (est,) = build_estimators([scores], truth, partner_sizes, settings)
-    keys, (point,), (samples,) = _point_and_resamples([est], settings)
-    return _result(est, keys, point, samples, settings)
+    keys, (point,), (samples,) = point_and_resamples([est], settings)
+    return result_of(est, keys, point, samples, settings)
 
 
 def compare(
@@ -216,6 +265,7 @@ def compare(
     interdiction: Sequence[float] = DEFAULT_INTERDICTION,
     n_boot: int = 1000,
     ci_level: float = 0.95,
+    alert_rule: str = "role_window",
 ) -> ComparisonResult:
     """Paired comparison of two score tables (e.g. two regimes) on the same test set (evaluation.md §3).
 
@@ -232,9 +282,10 @@ def compare(
         interdiction=tuple(interdiction),
         n_boot=n_boot,
         ci_level=ci_level,
+        alert_rule=alert_rule,
     )
     est_a, est_b = build_estimators([scores_a, scores_b], truth, partner_sizes, settings)
-    keys, (point_a, point_b), (samples_a, samples_b) = _point_and_resamples([est_a, est_b], settings)
+    keys, (point_a, point_b), (samples_a, samples_b) = point_and_resamples([est_a, est_b], settings)
     diff = samples_a - samples_b
     lo, hi = percentile_interval(diff, level=settings.ci_level)
     counts_a, counts_b = est_a.counts(), est_b.counts()
@@ -250,6 +301,6 @@ def compare(
     )
     return ComparisonResult(
         table=table,
-        result_a=_result(est_a, keys, point_a, samples_a, settings),
-        result_b=_result(est_b, keys, point_b, samples_b, settings),
+        result_a=result_of(est_a, keys, point_a, samples_a, settings),
+        result_b=result_of(est_b, keys, point_b, samples_b, settings),
     )

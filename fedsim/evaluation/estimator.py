@@ -87,6 +87,9 @@ class MetricEstimator:
         partner_sizes: partner -> number of entities (alert capacity base).
         settings: capacities, horizons, latencies, interdiction, test window.
         clusters: the bootstrap clusters (shared between score tables that are compared).
+        alert_pairs: the (row, case) pairs that define each case's first alert t_alert; default
+            ``pairs`` (role windows). The ``any_entity`` alert rule passes all rows of the case's
+            entities (:func:`fedsim.evaluation.labels.open_windows`); labels always use ``pairs``.
     """
 
     def __init__(
@@ -98,6 +101,7 @@ class MetricEstimator:
         partner_sizes: dict[str, int],
         settings: EvaluationSettings,
         clusters: ClusterIndex,
+        alert_pairs: pd.DataFrame | None = None,
     ) -> None:
         self.settings = settings
         self.clusters = clusters
@@ -123,9 +127,9 @@ class MetricEstimator:
         self.alerts_op = {k: self._operator(np.where(a, 0, -1), 1) for k, a in self.alerted.items()}
         self._build_levels(scores["score"].to_numpy())
         self.ops = {t: self._slice_operators(t) for t in self.fraud_types}
-        self.case_outcomes = {
-            k: self._case_outcomes(pairs, scores["decision_ts"].to_numpy(), a, ev) for k, a in self.alerted.items()
-        }
+        alert_on = pairs if alert_pairs is None else alert_pairs
+        decision_ts = scores["decision_ts"].to_numpy()
+        self.case_outcomes = {k: self._case_outcomes(alert_on, decision_ts, a, ev) for k, a in self.alerted.items()}
 
     # ---------------------------------------------------------------- construction
     def _build_rows(

@@ -46,6 +46,8 @@ DEFAULT_CAPACITIES: tuple[float, ...] = (0.001, 0.005, 0.01)
 DEFAULT_HORIZONS_H: tuple[float, ...] = (0.0, 1.0, 6.0, 24.0, 72.0)
 DEFAULT_LATENCIES_H: tuple[float, ...] = (0.0, 1.0, 4.0)
 DEFAULT_INTERDICTION: tuple[float, ...] = (1.0, 0.7)
+ALERT_RULES: tuple[str, ...] = ("role_window", "any_entity")
+"""How t_alert is found (documented in :mod:`fedsim.evaluation.outcomes`)."""
 
 
 def _coerce(df: pd.DataFrame, columns: Mapping[str, str], table: str) -> pd.DataFrame:
@@ -180,6 +182,9 @@ class EvaluationSettings:
         n_boot: bootstrap resamples (0 = point estimates only); evaluation.md asks for >= 1000.
         seed: seed of the one ``np.random.Generator`` that draws every resample.
         ci_level: coverage of the percentile interval (0.95).
+        alert_rule: how a case's first alert t_alert is found (``outcomes.ALERT_RULES``):
+            ``role_window`` (default; alerts on the case's entities inside their role windows) or
+            ``any_entity`` (any alert on an entity of the case, the literal reading of §2).
     """
 
     test_window_ts: tuple[int, int]
@@ -190,6 +195,7 @@ class EvaluationSettings:
     interdiction: tuple[float, ...] = DEFAULT_INTERDICTION
     n_boot: int = 1000
     ci_level: float = 0.95
+    alert_rule: str = "role_window"
 
     def __post_init__(self) -> None:
         window = self.test_window_ts
@@ -225,3 +231,5 @@ class EvaluationSettings:
             raise FedsimError(f"seed: {self.seed!r} is not allowed; expected an integer >= 0")
         if not 0.0 < float(self.ci_level) < 1.0:
             raise FedsimError(f"ci_level: {self.ci_level!r} is not allowed; expected a number in (0, 1)")
+        if self.alert_rule not in ALERT_RULES:
+            raise FedsimError(f"alert_rule: {self.alert_rule!r} is not allowed; allowed: {list(ALERT_RULES)}")

@@ -84,3 +84,13 @@ def positive_pairs(scores: pd.DataFrame, case_entities: pd.DataFrame, windows: p
     inside = (joined["day"] >= joined["start_day"]) & (joined["day"] <= joined["end_day"])
     pairs = joined.loc[inside, ["row", "case_id"]].astype(np.int64)
     return pairs.sort_values(["row", "case_id"], ignore_index=True)
+
+
+def open_windows(windows: pd.DataFrame) -> pd.DataFrame:
+    """``windows`` with every role window opened to all days: the ``any_entity`` alert rule.
+
+    Pairs built with them link every scored row of an entity of a case to that case, whatever the
+    day (the literal "first alert on any entity of the case"; used for t_alert only, never as labels).
+    """
+    lowest, highest = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    return windows.assign(crew_start_day=lowest, victim_start_day=lowest, end_day=highest)

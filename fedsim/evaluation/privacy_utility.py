@@ -2,8 +2,9 @@
 
 One row per (regime, coalition, model, privacy point) — the privacy point being the target ε (inf =
 the non-private run) or, in noise mode, σ. Values are the mean over seeds of each run's estimate;
-``_lo`` / ``_hi`` are the mean over seeds of each run's case-level cluster-bootstrap bounds (the seeds
-share one test set, so this is the CI of a typical run, not a narrower CI of the seed mean).
+``_lo`` / ``_hi`` bound that seed mean with a CI covering cases × training seeds
+(:func:`fedsim.evaluation.seeds.interval_from_runs`: the runs' case-bootstrap spread plus a
+t-distributed between-seed term); ``covers`` says which axes (e.g. "cases × 5 training seeds").
 
 ε actually spent comes from the runs' ``dp_epsilon.<unit>`` metrics: ``epsilon_spent`` is the largest
 over the run's models (the guarantee each model gives), ``epsilon_total`` their sum — basic composition
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from fedsim.evaluation.seeds import covers_text, interval_from_runs
 
 PRIMARY = ("ed_h0", "prevented_eur_d0_r1.0")
 """ED(0)@k (share of cases caught before the money left) and prevented € (Δ = 0, ρ = 1)."""
@@ -69,7 +72,8 @@ def privacy_utility_table(
         best_silo: keep only the siloed partner with the highest first metric at ε = inf (the "best
             silo" curve of evaluation.md §6, E4), with its name in ``coalition``.
     Columns: ``regime, coalition, model, epsilon, sigma, epsilon_spent, epsilon_total, delta, n_seeds``,
-    then ``<metric>, <metric>_lo, <metric>_hi`` per metric, ``odds_factor`` (e^epsilon_spent).
+    then ``<metric>, <metric>_lo, <metric>_hi`` per metric (seed mean and its cases × seeds CI),
+    ``covers`` (the axes of that CI) and ``odds_factor`` (e^epsilon_spent).
     """
     if runs.empty:
         return pd.DataFrame()
@@ -96,13 +100,16 @@ def privacy_utility_table(
     private = frame["epsilon_spent"].notna()
     frame.loc[~private, ["epsilon_spent", "epsilon_total"]] = math.inf
     keys = ["regime", "coalition", "model", "epsilon", "sigma"]
-    values = [c for c in frame.columns if c not in (*keys, "seed")]
-    table = (
-        frame.groupby(keys, dropna=False)[values]
-        .mean()
-        .join(frame.groupby(keys, dropna=False)["seed"].nunique().rename("n_seeds"))
-        .reset_index()
-    )
+    bounds = [f"{m}{s}" for m in names for s in ("_lo", "_hi")]
+    values = [c for c in frame.columns if c not in (*keys, "seed", *bounds)]
+    grouped = frame.groupby(keys, dropna=False)
+    table = grouped[values].mean().join(grouped["seed"].nunique().rename("n_seeds"))
+    for m in names:
+        ci = grouped.apply(lambda g, m=m: interval_from_runs(g[m], g[f"{m}_lo"], g[f"{m}_hi"])[1:])
+        table[f"{m}_lo"] = [c[0] for c in ci]
+        table[f"{m}_hi"] = [c[1] for c in ci]
+    table = table.reset_index()
+    table["covers"] = [covers_text(n_seeds=int(n)) for n in table["n_seeds"]]
     if best_silo:
         table = _keep_best_silo(table, names[0] if names else None)
     table["odds_factor"] = np.exp(table["epsilon_spent"].astype(float))
@@ -113,6 +120,7 @@ def privacy_utility_table(
         "delta",
         "n_seeds",
         *[f"{m}{s}" for m in names for s in ("", "_lo", "_hi")],
+        "covers",
         "odds_factor",
     ]
     return (

@@ -25,19 +25,55 @@ def test_first_alert_is_earliest_alerted_positive_row_of_the_case():
     assert np.isnan(t_alert[1])
 
 
-def test_ed_indicator_boundary_is_inclusive_and_monotone_in_h():
-    # prepare: alerts 0 h, 6 h and 24 h before the loss, and one never
-    t_loss = np.full(4, 100 * H, dtype=float)
-    t_alert = np.array([100 * H, 94 * H, 76 * H, np.nan])
+def test_ed_indicator_boundary_is_strict_and_monotone_in_h():
+    # prepare: alerts exactly at the loss, 6 h, 24 h and 1 s before it, and one never
+    t_loss = np.full(5, 100 * H, dtype=float)
+    t_alert = np.array([100 * H, 94 * H, 76 * H, 100 * H - 1, np.nan])
 
     # execute
     hits = {h: outcomes.alerted_by_horizon(t_alert=t_alert, t_loss=t_loss, horizon_h=h) for h in (0, 6, 24, 72)}
 
-    # assert
-    assert hits[0].tolist() == [True, True, True, False]
-    assert hits[6].tolist() == [False, True, True, False]
-    assert hits[24].tolist() == [False, False, True, False]
+    # assert: one clock — an alert exactly at t_loss (or exactly h hours before) is too late
+    assert hits[0].tolist() == [False, True, True, True, False]
+    assert hits[6].tolist() == [False, False, True, False, False]
+    assert hits[24].tolist() == [False, False, False, False, False]
     assert not hits[72].any()
+
+
+def test_alert_at_the_first_money_out_is_neither_early_nor_prevents_that_payment():
+    # prepare: case 1 alerted exactly at its first money-out (10 h, 100 €), later one at 12 h (200 €);
+    # case 2 alerted 1 s before its only money-out (5 h, 50 €)
+    money = pd.DataFrame(
+        {"case_id": [1, 1, 2], "ts": [10 * H, 12 * H, 5 * H], "amount_eur": [100.0, 200.0, 50.0], "cashout_ts": 0}
+    )
+    case_ids = np.array([1, 2])
+    t_loss = np.array([10 * H, 5 * H], dtype=float)
+    t_alert = np.array([10 * H, 5 * H - 1], dtype=float)
+
+    # execute
+    early = outcomes.alerted_by_horizon(t_alert=t_alert, t_loss=t_loss, horizon_h=0)
+    saved = outcomes.prevented_eur(money, case_ids=case_ids, t_alert=t_alert, latency_h=0)
+
+    # assert: the tie is late for ED and the 100 € leaves; 1 s earlier is early and saves everything
+    assert early.tolist() == [False, True]
+    assert saved.tolist() == [200.0, 50.0]
+
+
+def test_ed0_and_prevented_first_payment_agree_case_by_case():
+    # prepare: random alerts around random first money-outs (ties included on purpose)
+    rng = np.random.default_rng(3)
+    n = 400
+    t_loss = rng.integers(0, 50, n) * H
+    t_alert = np.where(rng.random(n) < 0.2, np.nan, t_loss + rng.integers(-3, 4, n) * H).astype(float)
+    money = pd.DataFrame({"case_id": np.arange(n), "ts": t_loss, "amount_eur": rng.uniform(1, 100, n), "cashout_ts": 0})
+
+    # execute
+    early = outcomes.alerted_by_horizon(t_alert=t_alert, t_loss=t_loss.astype(float), horizon_h=0)
+    saved = outcomes.prevented_eur(money, case_ids=np.arange(n), t_alert=t_alert, latency_h=0)
+
+    # assert: caught before the money left ⇔ the first money-out is prevented (same clock)
+    assert (t_alert == t_loss).sum() > 10
+    assert np.array_equal(early, saved > 0)
 
 
 def test_prevented_counts_money_out_strictly_after_alert_plus_latency():

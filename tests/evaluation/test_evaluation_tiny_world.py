@@ -11,8 +11,9 @@ d2 11:00 via the fraudster (33 h).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
-from evaluation_worlds import TINY_SIZES, D, tiny_scores, tiny_truth
+from evaluation_worlds import TINY_SIZES, D, H, tiny_scores, tiny_truth
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fedsim.evaluation import evaluate
@@ -35,8 +36,9 @@ def result():
 
 
 def test_early_detection_by_hand(result):
-    # k=0.01: c1 (24 h) and c3 (29 h) caught, c2 missed → 2/3 up to h=24, 0 at 72 h
-    for h, expected in ((0, 2 / 3), (1, 2 / 3), (6, 2 / 3), (24, 2 / 3), (72, 0.0)):
+    # k=0.01: c1 (24 h) and c3 (29 h) caught, c2 missed → 2/3 up to h=6; at h=24 c1's lead is exactly
+    # 24 h, which the strict clock counts as too late (outcomes.acts_before) → 1/3; 0 at 72 h
+    for h, expected in ((0, 2 / 3), (1, 2 / 3), (6, 2 / 3), (24, 1 / 3), (72, 0.0)):
         assert result.value("ed", k=0.01, h=h) == pytest.approx(expected)
     # k=0.02: all three ≥ 24 h ahead
     assert result.value("ed", k=0.02, h=24) == pytest.approx(1.0)
@@ -108,3 +110,22 @@ def test_cluster_weights_reweight_cases():
     assert values[MetricKey("ed", "all", k=0.01, h=0.0)][0] == pytest.approx(1.0)
     assert values[MetricKey("prevented_eur", "all", k=0.01, delta_h=0.0, rho=1.0)][0] == pytest.approx(3300.0)
     assert values[MetricKey("prevented_share", "all", k=0.01, delta_h=0.0, rho=1.0)][0] == pytest.approx(1.0)
+
+
+def test_any_entity_alert_rule_counts_alerts_outside_the_role_window():
+    # prepare: c3's victim bank:3 gets the top bank score on day 0, before contact (its window starts day 2)
+    scores = tiny_scores()
+    early = pd.DataFrame([{"partner": "bank", "entity_id": 3, "day": 0, "decision_ts": 6 * H, "score": 0.95}])
+    scores = pd.concat([scores, early], ignore_index=True)
+
+    # execute
+    role = evaluate(scores, tiny_truth(), seed=0, n_boot=0, **SETTINGS)
+    literal = evaluate(scores, tiny_truth(), seed=0, n_boot=0, alert_rule="any_entity", **SETTINGS)
+
+    # assert: role windows ignore the day-0 alert (c3 still 29 h ahead); the literal reading takes it
+    # (c3 alerted at d0 06:00, 86 h before its loss at d3 20:00) → ED(72) goes from 0 to 1/3
+    assert role.value("ed", k=0.01, h=72) == pytest.approx(0.0)
+    assert literal.value("ed", k=0.01, h=72) == pytest.approx(1 / 3)
+    assert literal.value("ed", k=0.01, h=0) == pytest.approx(role.value("ed", k=0.01, h=0))
+    # labels (AP) do not depend on the alert rule
+    assert literal.value("ap") == pytest.approx(role.value("ap"))
