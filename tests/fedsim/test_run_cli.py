@@ -14,6 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fedsim.tracking import Tracker, TrackingError
+
 FEDSIM = str(Path(sys.executable).with_name("fedsim"))
 
 SPEC = {
@@ -86,28 +88,52 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
     assert len(run["git_commit"]) >= 7 and run["config_hash"]
 
 
+def _first_finished_runs(proc: subprocess.Popen[bytes], tracker: Tracker, timeout: float) -> list[str]:
+    """Run ids of the FINISHED runs as soon as there is one, polled while ``proc`` runs.
+
+    Returns what the store holds once ``proc`` has exited (read after the exit was seen, so runs finished
+    just before it count), and ``[]`` at the timeout."""
+    from mlflow.exceptions import MlflowException
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        exited = proc.poll() is not None
+        try:
+            finished = list(tracker.runs_table()["run_id"])
+        except (TrackingError, MlflowException):  # no experiment yet, or the store is busy with a write
+            finished = []
+        if finished or exited:
+            return finished
+        time.sleep(0.2)
+    return []
+
+
 @pytest.mark.slow
 def test_killed_run_resumes_without_losing_or_duplicating_runs(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = _write(tmp_path, {**SPEC, "name": "resume_test"})
-    proc = subprocess.Popen(
-        [FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 600
-    first: list[str] = []
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(1.0)
-        try:
-            first = list(_finished(uri, "resume_test")["run_id"])
-        except Exception:  # noqa: BLE001 - the store may not exist yet
-            continue
-        if first:
-            break
-    assert first, "no run finished before the deadline"
+    # Create (migrate) the store before the child starts. MLflow migrates an empty sqlite store on first open,
+    # and two processes that first open it at the same time both migrate it: one fails ("table runs already
+    # exists"). The poller used to be the other process, so the child could crash before its first run.
+    poller = Tracker(uri, "resume_test")
+    poller.client.search_experiments()
+    log = tmp_path / "killed_run.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [FEDSIM, "run", str(exp), "--tracking-uri", uri, "--quiet"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        first = _first_finished_runs(proc, poller, timeout=600)
+    alive = proc.poll() is None
+    if not alive:
+        tail = log.read_text(errors="replace")[-3000:]
+        assert proc.returncode == 0, f"fedsim run failed before it could be killed:\n{tail}"
+    assert first, "no run finished within 600 s" if alive else "fedsim run exited without a finished run"
+    # The kill must land mid-grid: some runs finished, the others not started or running.
+    assert alive and len(first) < 3, f"the grid ended before the kill ({len(first)} runs finished)"
     os.killpg(proc.pid, signal.SIGKILL)  # mid-grid, no chance to clean up
     proc.wait()
     done = _fedsim("run", str(exp), "--tracking-uri", uri, "--quiet", cwd=tmp_path)
