@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.worlds import (
+    CLOSED_FORM_SPLIT,
+    CLOSED_FORM_WORLD,
     KNOWN_ANSWER_SPLIT,
     KNOWN_ANSWER_WORLD,
     SMALL_REALISTIC_SPLIT,
@@ -44,6 +46,13 @@ def small_realistic_workspace(tmp_path_factory: pytest.TempPathFactory) -> Works
 @pytest.fixture(scope="session")
 def small_realistic_world(small_realistic_workspace: Workspace) -> World:
     return small_realistic_workspace.world
+
+
+@pytest.fixture(scope="session")
+def closed_form_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """The 16k-person known-answer world (see ``CLOSED_FORM_WORLD``), 8 train days, 8 test days, no gap: the
+    closed-form tests (tests/fedsim/test_regimes_known_answer.py, tests/test_convergence.py) share it."""
+    return build_workspace(CLOSED_FORM_WORLD, CLOSED_FORM_SPLIT, tmp_path_factory.mktemp("closed-form-ws"))
 
 
 @pytest.fixture(scope="session")

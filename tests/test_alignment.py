@@ -17,7 +17,8 @@ from fedsim.alignment import (
     psi_server_answer,
 )
 from fedsim.features import PartnerFeatures
-from synthetic.config import build_config, shorthand_overrides
+from fedsim.runner import Workspace
+from synthetic.config import build_config
 from synthetic.world import generate, to_pandas
 
 NA = pd.NA
@@ -121,8 +122,9 @@ def _features(preset: str, **overrides: object) -> tuple[dict[str, PartnerFeatur
 
 
 @pytest.fixture(scope="module")
-def realistic() -> tuple[dict[str, PartnerFeatures], pd.DataFrame]:
-    return _features("small", **shorthand_overrides(persons=1500, days=90))
+def realistic(small_realistic_workspace: Workspace) -> tuple[dict[str, PartnerFeatures], pd.DataFrame]:
+    # The shared small realistic world (preset small, seed 2, 1,500 persons, 90 days).
+    return small_realistic_workspace.features, small_realistic_workspace.truth["entities"]
 
 
 def test_known_answer_alignment_is_complete_and_exact() -> None:

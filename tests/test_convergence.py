@@ -22,20 +22,19 @@ from fedsim.rows import ScoringUnit, entity_days, silo, unit_frame
 from fedsim.runner import Workspace
 from fedsim.training import DEFAULT_EARLY_STOPPING, fit_early_stopping, predict_scores
 from synthetic.known_answer import coalition_optimal_auc
-from tests.fedsim.helpers_fedsim import oracle_scores, workspace
+from tests.fedsim.helpers_fedsim import oracle_scores
+from tests.worlds import CLOSED_FORM_SPLIT, CLOSED_FORM_WORLD
 
 CHAIN = ("bank_1", "bank_2", "bank_3", "telco", "marketplace")
 SEEDS = range(5)
 CASES = [("bank_1", ("bank_1",)), ("pooled", CHAIN)]
-WORLD = {"preset": "known-answer", "seed": 3, "overrides": {"persons": 16000, "days": 16}}
-SPLIT = {"train_days": 8, "gap_days": 0, "test_days": 8}
 
 
 @pytest.fixture(scope="module")
-def ws() -> Workspace:
+def ws(closed_form_workspace: Workspace) -> Workspace:
     # The world of tests/fedsim/test_regimes_known_answer.py: large enough that the test-set AUC is within
     # ~0.02 of the population value.
-    return workspace(WORLD, SPLIT)
+    return closed_form_workspace
 
 
 def _context(ws: Workspace, coalition: tuple[str, ...], seed: int) -> RunContext:
@@ -120,8 +119,8 @@ def test_the_regime_path_with_shipped_settings_reaches_the_closed_form(
     spec = parse_experiment(
         {
             "name": "convergence",
-            "world": WORLD,
-            "split": SPLIT,
+            "world": CLOSED_FORM_WORLD,
+            "split": CLOSED_FORM_SPLIT,
             "regimes": [regime],
             "coalitions": [list(coalition)],
             "models": ["logistic"],

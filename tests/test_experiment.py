@@ -388,15 +388,7 @@ def only_cell_from(data: dict[str, Any], folder: Path) -> RunSpec:
 # --------------------------------------------------------------------------------------------
 # Resumable grid on a real sqlite MLflow store
 # --------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One sqlite store per test process (creating one costs seconds); tests use their own experiments.
-
-    Same path as tests/test_tracking.py's fixture, so a process running both files migrates once.
-    """
-    folder = tmp_path_factory.getbasetemp() / "fedsim-mlflow"
-    folder.mkdir(exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+# The store is tests/conftest.py's session fixture ``store_uri`` (one sqlite store per test process).
 
 
 def four_cells() -> tuple[Any, list[RunSpec]]:

@@ -15,7 +15,7 @@ from fedsim.experiment import expand, parse_experiment
 from fedsim.privacy import PrivacyError, PrivacySettings
 from fedsim.regimes import RunContext, TrainingSettings, get_regime
 from fedsim.runner import Workspace
-from synthetic.world import generate
+from tests.worlds import workspace_for
 
 SPEC = {
     "name": "dp",
@@ -35,9 +35,7 @@ SPEC = {
 def ws() -> Workspace:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
-    spec = parse_experiment(SPEC)
-    world = generate(spec.world.world_config(), spec.world.seed)
-    return Workspace.build(spec, world, Path(tempfile.mkdtemp()))
+    return workspace_for(parse_experiment(SPEC), Path(tempfile.mkdtemp()))
 
 
 def test_epsilon_sweep_runs_end_to_end_and_logs_the_dp_ledger(ws: Workspace) -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from fedsim.evaluation import evaluate
-from fedsim.experiment import parse_experiment
 from fedsim.privacy import PrivacySettings
 from fedsim.regimes import RunContext, TrainingSettings
 from fedsim.runner import Workspace
 from fedsim.settings import Engine, FederationSettings, RunHooks, Strategy
-from synthetic.world import generate
+from tests.worlds import build_workspace
 
 BANKS = ("bank_1", "bank_2", "bank_3")
 SPLIT = {"train_days": 12, "gap_days": 0, "test_days": 8}
@@ -29,19 +28,8 @@ def world_spec(*, case_shares: list[float] | None = None, entities: int = 3000) 
 
 @lru_cache(maxsize=4)
 def _workspace(case_shares: tuple[float, ...] | None) -> Workspace:
-    spec = parse_experiment(
-        {
-            "name": "hz",
-            "world": world_spec(case_shares=list(case_shares) if case_shares else None),
-            "split": SPLIT,
-            "regimes": ["horizontal"],
-            "coalitions": "all",
-            "models": ["logistic"],
-            "seeds": [0],
-        }
-    )
-    world = generate(spec.world.world_config(), spec.world.seed)
-    return Workspace.build(spec, world, Path(tempfile.mkdtemp(prefix="hz-ws-")))
+    world = world_spec(case_shares=list(case_shares) if case_shares else None)
+    return build_workspace(world, SPLIT, Path(tempfile.mkdtemp(prefix="hz-ws-")), name="hz")
 
 
 def workspace(case_shares: list[float] | None = None) -> Workspace:

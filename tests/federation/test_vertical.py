@@ -12,8 +12,9 @@ from fedsim.errors import FedsimError
 from fedsim.federation.vertical import Plan
 from fedsim.regimes.hybrid import hybrid_roles
 from fedsim.regimes.vertical import Vertical, leakage_register, resolve_roles
+from fedsim.runner import Workspace
 from tests.federation.split_reference import central_split_scores, scores_frame
-from tests.federation.vertical_worlds import CHAIN_1, context, known_answer, realistic
+from tests.federation.vertical_worlds import CHAIN_1, context, known_answer
 
 
 def _max_gap(vertical, central) -> float:  # type: ignore[no-untyped-def]
@@ -42,9 +43,10 @@ def test_split_learning_reproduces_central_training_of_the_same_net() -> None:
 
 
 @pytest.mark.slow
-def test_unmatched_people_get_the_missing_embedding_as_central_training_does() -> None:
-    ws = realistic()
-    ctx = context(ws, ("bank_1", "telco"), rounds=2)
+def test_unmatched_people_get_the_missing_embedding_as_central_training_does(
+    small_realistic_workspace: Workspace,
+) -> None:
+    ctx = context(small_realistic_workspace, ("bank_1", "telco"), rounds=2)
 
     vertical = Vertical().run(ctx)
     central = scores_frame(central_split_scores(ctx, "bank_1", ("telco",)))

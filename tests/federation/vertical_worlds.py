@@ -1,4 +1,7 @@
-"""Small real worlds and run contexts for the vertical / hybrid split-learning tests (no mocks)."""
+"""Small real worlds and run contexts for the vertical / hybrid split-learning tests (no mocks).
+
+The realistic world these tests use is the shared ``small_realistic_workspace`` fixture (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +10,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fedsim.experiment import parse_experiment
 from fedsim.regimes import RunContext, TrainingSettings
 from fedsim.runner import Workspace
 from fedsim.settings import Engine, FederationSettings, RunHooks
-from synthetic.world import generate
+from tests.worlds import build_workspace
 
 CHAIN_1 = ("bank_1", "telco", "marketplace")
 SPLIT = {"train_days": 10, "gap_days": 0, "test_days": 10}
 
 
 def _build(world: dict[str, Any], split: dict[str, int]) -> Workspace:
-    spec = parse_experiment(
-        {
-            "name": "vfl",
-            "world": world,
-            "split": split,
-            "regimes": ["vertical"],
-            "coalitions": "all",
-            "models": ["mlp"],
-            "seeds": [0],
-        }
-    )
-    w = generate(spec.world.world_config(), spec.world.seed)
-    return Workspace.build(spec, w, Path(tempfile.mkdtemp(prefix="vfl-ws-")))
+    return build_workspace(world, split, Path(tempfile.mkdtemp(prefix="vfl-ws-")), name="vfl")
 
 
 @lru_cache(maxsize=4)
@@ -39,15 +29,6 @@ def known_answer(banks: int = 1, entities: int = 3000) -> Workspace:
     10% of people are cases; telco and marketplace hold everyone (full key coverage)."""
     ka = {"entities": entities, "days": 20, "prevalence": 0.1, "bank_shifts": [1.0] * banks, "placebo": False}
     return _build({"preset": "known-answer", "seed": 3, "overrides": {"known_answer": ka}}, SPLIT)
-
-
-@lru_cache(maxsize=1)
-def realistic() -> Workspace:
-    """A small realistic world: noisy keys, partial coverage (a telco holds ~40% of a bank's people)."""
-    return _build(
-        {"preset": "small", "seed": 2, "overrides": {"persons": 1500, "days": 90}},
-        {"train_days": 50, "gap_days": 5, "test_days": 20},
-    )
 
 
 def context(

@@ -1,32 +1,11 @@
-"""Shared builders for fedsim tests: small real worlds and run contexts (no mocks)."""
+"""Shared helpers for fedsim tests: running a regime on a built world, and the known-answer oracle (no mocks).
+
+Worlds come from tests/worlds.py (``build_workspace``) and the fixtures of tests/conftest.py."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Any
-
-from fedsim.experiment import parse_experiment
 from fedsim.regimes import RunContext, TrainingSettings, get_regime
 from fedsim.runner import Workspace
-from synthetic.world import generate
-
-
-def workspace(world: dict[str, Any], split: dict[str, int], **extra: Any) -> Workspace:
-    spec = parse_experiment(
-        {
-            "name": "t",
-            "world": world,
-            "split": split,
-            "regimes": ["pooled"],
-            "coalitions": "all",
-            "models": ["logistic"],
-            "seeds": [0],
-            **extra,
-        }
-    )
-    w = generate(spec.world.world_config(), spec.world.seed)
-    return Workspace.build(spec, w, Path(tempfile.mkdtemp()))
 
 
 def run_regime(

@@ -12,14 +12,16 @@ from __future__ import annotations
 import pytest
 
 from fedsim.evaluation import compare
-from tests.fedsim.helpers_fedsim import run_regime, workspace
+from tests.fedsim.helpers_fedsim import run_regime
+from tests.worlds import build_workspace
 
 
 @pytest.fixture(scope="module")
-def comparisons():  # type: ignore[no-untyped-def]
-    ws = workspace(
+def comparisons(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    ws = build_workspace(
         {"preset": "default", "seed": 4, "overrides": {"persons": 10000, "days": 150}},
         {"train_days": 95, "gap_days": 5, "test_days": 50},
+        tmp_path_factory.mktemp("default-world"),
     )
     chain = list(ws.world.partners)
     scores = {r: run_regime(ws, r, chain, model="gbt").scores for r in ("status_quo", "watchlist", "pooled")}

@@ -5,20 +5,17 @@ from __future__ import annotations
 import pytest
 
 from fedsim.evaluation import compare, evaluate
+from fedsim.runner import Workspace
 from synthetic.known_answer import coalition_optimal_auc
-from tests.fedsim.helpers_fedsim import oracle_scores, run_regime, workspace
+from tests.fedsim.helpers_fedsim import oracle_scores, run_regime
 
 BANKS = ["bank_1", "bank_2", "bank_3"]
 CHAIN = [*BANKS, "telco", "marketplace"]
 
 
 @pytest.fixture(scope="module")
-def ws():  # type: ignore[no-untyped-def]
-    return workspace(
-        {"preset": "known-answer", "seed": 3, "overrides": {"persons": 16000, "days": 16}},
-        {"train_days": 8, "gap_days": 0, "test_days": 8},
-        metrics={"bootstrap": 200},
-    )
+def ws(closed_form_workspace: Workspace) -> Workspace:
+    return closed_form_workspace
 
 
 def _eval(ws, scores, level=0.99):  # type: ignore[no-untyped-def]
