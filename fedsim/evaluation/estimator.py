@@ -121,7 +121,13 @@ class MetricEstimator:
         self._build_rows(scores, pairs, cases, clusters)
         ranks = rank_within_partner_day(scores)
         self.alerted = {
-            k: capacity_alerts(scores, capacity_frac=k, partner_sizes=partner_sizes, ranks=ranks)
+            k: capacity_alerts(
+                scores,
+                capacity_frac=k,
+                partner_sizes=partner_sizes,
+                ranks=ranks,
+                weights=dict(settings.capacity_weights),
+            )
             for k in settings.capacities
         }
         self.alerts_op = {k: self._operator(np.where(a, 0, -1), 1) for k, a in self.alerted.items()}

@@ -176,6 +176,8 @@ class EvaluationSettings:
         test_window_ts: ``(start, end)`` seconds since world start; cases with ``t_loss`` in
             ``[start, end)`` are evaluated.
         capacities: alerts per partner per day as a fraction of the partner's entities (0.005 = 0.5%).
+        capacity_weights: optional ``((partner, w_p), ...)``: partner p works ``k · w_p`` of its entities a
+            day (a per-kind capacity profile, :func:`fedsim.evaluation.alerts.capacity_profile`); default 1.
         horizons_h: ED horizons h in hours (alerted at least h hours before t_loss).
         latencies_h: intervention latencies Δ in hours for prevented loss.
         interdiction: interdiction success rates ρ in (0, 1] for prevented loss.
@@ -196,6 +198,7 @@ class EvaluationSettings:
     n_boot: int = 1000
     ci_level: float = 0.95
     alert_rule: str = "role_window"
+    capacity_weights: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         window = self.test_window_ts
@@ -231,5 +234,9 @@ class EvaluationSettings:
             raise FedsimError(f"seed: {self.seed!r} is not allowed; expected an integer >= 0")
         if not 0.0 < float(self.ci_level) < 1.0:
             raise FedsimError(f"ci_level: {self.ci_level!r} is not allowed; expected a number in (0, 1)")
+        weights = tuple((str(p), float(w)) for p, w in self.capacity_weights)
+        if any(not (0.0 < w <= 1.0) for _, w in weights):
+            raise FedsimError(f"capacity_weights: {self.capacity_weights!r} is not allowed; allowed: weights in (0, 1]")
+        object.__setattr__(self, "capacity_weights", weights)
         if self.alert_rule not in ALERT_RULES:
             raise FedsimError(f"alert_rule: {self.alert_rule!r} is not allowed; allowed: {list(ALERT_RULES)}")

@@ -193,12 +193,14 @@ def compare_over_seeds(
     n_boot: int = 1000,
     ci_level: float = 0.95,
     alert_rule: str = "role_window",
+    capacity_weights: Mapping[str, float] | None = None,
 ) -> SeedComparison:
     """Paired A − B over S training seeds on one world; the CI covers cases × seeds (module docstring).
 
     Args:
         pairs: per training seed, the score tables ``(A_s, B_s)`` (as in :func:`fedsim.evaluation.compare`).
         seed_labels: names of the seeds in ``per_seed`` (default 0..S−1).
+        capacity_weights: partner → w_p, the per-partner share of each capacity k (default 1 for all).
         Other arguments as in :func:`fedsim.evaluation.compare`; ``seed`` drives the case resamples
         (the same for every training seed) and the seed-stage t draws.
     """
@@ -215,6 +217,7 @@ def compare_over_seeds(
         n_boot=n_boot,
         ci_level=ci_level,
         alert_rule=alert_rule,
+        capacity_weights=tuple(sorted((capacity_weights or {}).items())),
     )
     flat = [t for pair in pairs for t in pair]
     names = [f"scores_{side}[seed {lab}]" for lab in labels for side in ("a", "b")]
