@@ -74,6 +74,9 @@ DEFAULT_EARLY_STOPPING = TrainConfig(epochs=200, batch_size=512, learning_rate=0
 validation-loss improvement, restore the best epoch's weights. Measured on the known-answer world in
 tests/test_convergence.py (see there for the numbers)."""
 
+REFIT_AFTER_EARLY_STOPPING = True
+"""Default of ``fit_early_stopping(refit=...)`` as the regimes use it: retrain on all rows for the best epoch count."""
+
 VALIDATION_FRACTION = 0.2
 """Default share of the training rows (the latest in time) held out for early stopping."""
 
@@ -100,12 +103,14 @@ class FitReport:
     best_epoch: int | None = None
     converged: bool | None = None
     n_validation: int = 0
+    refit: bool = False
 
     def as_metrics(self) -> dict[str, float]:
         """Run metrics: ``train_epochs`` (epochs run) always; when early stopping was asked for also
         ``converged`` (1 = stopped by patience; 0 = hit the epoch budget or had no validation slice: did not
         converge); with a validation set ``best_epoch``, ``val_loss`` (the best validation loss, whose weights
-        the model keeps) and ``val_rows``."""
+        the model keeps, or whose epoch count the refit on all rows used) and ``val_rows``; ``refit`` (1/0)
+        says whether the final model was retrained on all rows for ``best_epoch`` epochs."""
         out = {"train_epochs": float(self.epochs)}
         if self.converged is not None:
             out["converged"] = float(self.converged)
@@ -113,6 +118,7 @@ class FitReport:
             out["best_epoch"] = float(self.best_epoch)
             out["val_loss"] = self.validation_losses[self.best_epoch - 1]
             out["val_rows"] = float(self.n_validation)
+            out["refit"] = float(self.refit)
         return out
 
 
@@ -575,6 +581,7 @@ def fit_early_stopping(
     sample_weight: np.ndarray | None = None,
     validation_fraction: float = VALIDATION_FRACTION,
     min_validation_positives: int = MIN_VAL_POSITIVES,
+    refit: bool = False,
 ) -> FitReport:
     """Train to convergence: hold out the end of the training window in time and early-stop on it.
 
@@ -582,6 +589,12 @@ def fit_early_stopping(
     the earlier rows with :func:`fit` and its ``validation`` argument, and keeps the best epoch's weights.
     When no split leaves a positive on both sides, trains on all rows for ``config.epochs`` and
     reports ``converged=False`` (and logs why). Non-private only (see :func:`fit`).
+
+    refit: then restart from the model's initial weights and train on *all* rows (validation slice
+    included) for the best epoch count — the "retrain on all the data for the same number of epochs"
+    variant of early stopping (Goodfellow, Bengio & Courville 2016, *Deep Learning*, §7.8, Algorithm 7.2).
+    The validation slice is the most recent part of the window (and must reach back for enough late
+    reports), so without a refit the model never learns from its freshest rows.
     """
     if config.patience is None:
         raise ValueError("config.patience: None; allowed: an integer >= 1 (e.g. DEFAULT_EARLY_STOPPING)")
@@ -598,7 +611,8 @@ def fit_early_stopping(
     features = np.asarray(X)
     weights = None if sample_weight is None else np.asarray(sample_weight)
     validation = Validation(features[held], labels[held], None if weights is None else weights[held])
-    return fit(
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    stopped = fit(
         model,
         features[~held],
         labels[~held],
@@ -606,6 +620,48 @@ def fit_early_stopping(
         sample_weight=None if weights is None else weights[~held],
         validation=validation,
     )
+    if not refit or stopped.best_epoch is None:
+        return stopped
+    model.load_state_dict(initial)
+    budget = config.model_copy(update={"epochs": stopped.best_epoch, "patience": None})
+    final = fit(model, features, labels, config=budget, sample_weight=weights)
+    return replace(
+        final,
+        seconds=stopped.seconds + final.seconds,
+        validation_losses=stopped.validation_losses,
+        best_epoch=stopped.best_epoch,
+        converged=stopped.converged,
+        n_validation=stopped.n_validation,
+        refit=True,
+    )
+
+
+FLAT_WINDOW = 3
+"""Rounds over which a federated train loss must have flattened (count)."""
+
+FLAT_TOLERANCE = 0.01
+"""Largest relative change of the train loss per round that still counts as flat (1%)."""
+
+
+def loss_flattened(
+    losses: Sequence[float], *, window: int = FLAT_WINDOW, tolerance: float = FLAT_TOLERANCE
+) -> bool | None:
+    """Whether a per-round train loss curve has flattened: the convergence check of a federated run.
+
+    A federated run has no validation slice to early-stop on (each partner holds its own rows), so its
+    convergence is judged on the curve it has: flat when each of the last ``window`` rounds changed the
+    loss by at most ``tolerance`` relative to the previous round, ``|ℓ_r − ℓ_{r−1}| ≤ tolerance·|ℓ_{r−1}|``
+    (the relative-improvement stopping test of numerical optimisation, e.g. Nocedal & Wright 2006,
+    *Numerical Optimization*, §3). Rounds whose loss is unknown (NaN: no partner replied, or secure
+    aggregation hid it) are skipped. None when fewer than ``window + 1`` known losses exist (cannot tell).
+    """
+    if window < 1 or not 0.0 < tolerance < 1.0:
+        raise ValueError(f"window, tolerance: {window!r}, {tolerance!r}; allowed: window >= 1, 0 < tolerance < 1")
+    known = [float(v) for v in losses if np.isfinite(v)]
+    if len(known) < window + 1:
+        return None
+    tail = known[-(window + 1) :]
+    return all(abs(b - a) <= tolerance * abs(a) for a, b in zip(tail, tail[1:], strict=False))
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ from fedsim.training import (
     fit,
     fit_early_stopping,
     get_weights,
+    loss_flattened,
     make_loader,
     make_optimizer,
     predict_scores,
@@ -437,3 +438,35 @@ def test_early_stopping_is_refused_without_patience_and_under_dp():
     _engine, dp_model, dp_optimizer, dp_loader = make_private(model, config, make_loader(X, y, batch_size=50, seed=0))
     with pytest.raises(ValueError, match="DP"):
         fit(dp_model, X, y, config=config, optimizer=dp_optimizer, data_loader=dp_loader, validation=validation)
+
+
+def test_refit_retrains_from_the_initial_weights_on_all_rows_for_the_best_epoch_count():
+    X, y, times = _noisy_problem(3)
+    config = TrainConfig(epochs=300, batch_size=32, learning_rate=0.05, patience=3)
+    stopped = make_model("logistic", n_features=30, seed=0)
+    plain = fit_early_stopping(stopped, X, y, times=times, config=config, validation_fraction=0.3)
+    refitted = make_model("logistic", n_features=30, seed=0)
+    report = fit_early_stopping(refitted, X, y, times=times, config=config, validation_fraction=0.3, refit=True)
+    # Same early-stopping phase, then best_epoch epochs on all 400 rows (validation slice included).
+    assert report.best_epoch == plain.best_epoch and report.validation_losses == plain.validation_losses
+    assert report.refit is True and report.converged is True
+    assert report.epochs == plain.best_epoch and report.n_examples == 400
+    # The refit is exactly fit() on all rows from the same initial weights for best_epoch epochs.
+    reference = make_model("logistic", n_features=30, seed=0)
+    fit(reference, X, y, config=config.model_copy(update={"epochs": plain.best_epoch, "patience": None}))
+    for wa, wb in zip(get_weights(refitted), get_weights(reference), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert any(not np.array_equal(a, b) for a, b in zip(get_weights(refitted), get_weights(stopped), strict=True))
+    metrics = report.as_metrics()
+    assert metrics["refit"] == 1.0 and metrics["train_epochs"] == plain.best_epoch
+    assert plain.as_metrics()["refit"] == 0.0
+
+
+def test_loss_flattened_needs_small_relative_changes_over_the_last_rounds():
+    assert loss_flattened([1.0, 0.6, 0.5, 0.499, 0.498, 0.4975]) is True
+    assert loss_flattened([1.0, 0.6, 0.5, 0.499, 0.498, 0.45]) is False  # last round still moved 10%
+    assert loss_flattened([1.0, 0.9, 0.8]) is None  # too few rounds to tell
+    assert loss_flattened([1.0, math.nan, 0.5, 0.5, 0.5, 0.5]) is True  # unknown rounds skipped
+    assert loss_flattened([0.5, 0.5, 0.5, 0.52], tolerance=0.05) is True
+    with pytest.raises(ValueError, match="tolerance"):
+        loss_flattened([1.0, 1.0], tolerance=0.0)

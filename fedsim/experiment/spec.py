@@ -228,10 +228,43 @@ class SplitSpec(_Spec):
 
 
 class TrainingSpec(_Spec):
-    """Training settings shared by every torch model of the grid."""
+    """Training settings shared by every torch model of the grid.
+
+    Non-private central training runs to convergence (issue 9): early stopping on the end of the training
+    window (``patience``, at most ``max_epochs``), then a refit on all training rows for the chosen epoch
+    count (Goodfellow, Bengio & Courville 2016, §7.8). ``epochs`` is the fixed budget where early stopping
+    cannot be used: DP-SGD (the accountant needs the step count up front) and the local epochs of each
+    federated round and of split learning.
+    """
 
     epochs: int = Field(
-        default=5, ge=1, strict=True, description="Local epochs (per round when federated); int >= 1. Default 5."
+        default=5,
+        ge=1,
+        strict=True,
+        description="Fixed epoch budget: DP-SGD training, and local epochs per round when federated; int >= 1. "
+        "Default 5.",
+    )
+    max_epochs: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="Non-private central training: most epochs early stopping may run; int >= 1. Default 200.",
+    )
+    patience: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="Non-private central training: epochs without a validation-loss improvement before "
+        "stopping; int >= 1. Default 5.",
+    )
+    refit: bool = Field(
+        default=True,
+        strict=True,
+        description="Non-private central training: after early stopping, retrain on all training rows "
+        "(validation slice included) for the best epoch count; false keeps the best epoch's weights "
+        "(trained without the latest rows). Default true.",
     )
     batch_size: int = Field(default=512, ge=1, strict=True, description="Rows per mini-batch; int >= 1. Default 512.")
     learning_rate: float = Field(

@@ -144,7 +144,17 @@ class Regime(ABC):
         """Train on the train window and score the test window(s): entity-day scores, params, metrics."""
 
 
-def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dict[str, float], pd.DataFrame | None]:
+@dataclass(frozen=True)
+class UnitScores:
+    """One unit's entity-day scores (test window), metrics, text params and second-window scores (or None)."""
+
+    scores: pd.DataFrame
+    metrics: dict[str, float]
+    params: dict[str, str]
+    second_scores: pd.DataFrame | None
+
+
+def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> UnitScores:
     """Train the unit's model on the train window; score the test (and second test) window."""
     t0 = time.perf_counter()
     X, idx = unit_frame(
@@ -153,15 +163,17 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
     y = idx["y"].to_numpy()
     info = {"train_rows": float(len(y)), "train_positives": float(y.sum())}
     weight = np.where(y == 1, 1.0, 1.0 / ctx.training.negative_rate)
-    # groups: the unit of privacy under DP (partner entity); fit_info: dp_* metrics when private
-    scorer, fit_info = fit_scorer(ctx, X, y, weight, groups=idx[["partner", "entity_id"]].to_numpy())
-    info.update(fit_info)
+    # groups: the unit of privacy under DP (partner entity); times: where the early-stopping slice is cut
+    fitted = fit_scorer(
+        ctx, X, y, weight, groups=idx[["partner", "entity_id"]].to_numpy(), times=idx["decision_ts"].to_numpy()
+    )
+    info.update(fitted.metrics)
     scored = []
     for window in [(ctx.split.test_start, ctx.split.test_end)] + (
         [ctx.split.second_test] if ctx.split.second_test else []
     ):
         Xt, it = unit_frame(ctx, unit, window, labels_before=ctx.split.train_end, train=False)
-        it["score"] = scorer(Xt.reindex(columns=X.columns))
+        it["score"] = fitted.scorer(Xt.reindex(columns=X.columns))
         scored.append(entity_days(it))
     info["fit_seconds"] = time.perf_counter() - t0
     logger.info(
@@ -171,21 +183,23 @@ def fit_and_score(ctx: RunContext, unit: ScoringUnit) -> tuple[pd.DataFrame, dic
         len(y),
         int(y.sum()),
     )
-    return scored[0], info, (scored[1] if len(scored) > 1 else None)
+    return UnitScores(scored[0], info, fitted.params, scored[1] if len(scored) > 1 else None)
 
 
 def run_units(ctx: RunContext, units: list[ScoringUnit], params: dict[str, Any]) -> RegimeResult:
-    scores, seconds, metrics = [], [], {}
+    """Fit and score every unit; metrics and the fit's text params get the unit's name as suffix."""
+    scores, seconds, metrics, unit_params = [], [], {}, {}
     for u in units:
-        s, info, s2 = fit_and_score(ctx, u)
-        scores.append(s)
-        if s2 is not None:
-            seconds.append(s2)
-        for k, v in info.items():
-            metrics[f"{k}.{'+'.join(u.home)}"] = v
+        out = fit_and_score(ctx, u)
+        scores.append(out.scores)
+        if out.second_scores is not None:
+            seconds.append(out.second_scores)
+        name = "+".join(u.home)
+        metrics.update({f"{k}.{name}": v for k, v in out.metrics.items()})
+        unit_params.update({f"{k}.{name}": v for k, v in out.params.items()})
     return RegimeResult(
         scores=pd.concat(scores, ignore_index=True),
-        params=params,
+        params={**params, **unit_params},
         metrics=metrics,
         second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
     )
