@@ -114,7 +114,7 @@ def test_the_regime_path_with_shipped_settings_reaches_the_closed_form(
     ws: Workspace, name: str, coalition: tuple[str, ...]
 ) -> None:
     """Through the public path `fedsim run` takes: experiment spec (default training settings) → grid cell →
-    Workspace.context → get_regime(...).run."""
+    Workspace.context → get_regime(...).run (early stopping, then the refit on all training rows)."""
     regime = "siloed" if name != "pooled" else "pooled"
     spec = parse_experiment(
         {
@@ -132,10 +132,9 @@ def test_the_regime_path_with_shipped_settings_reaches_the_closed_form(
     aucs = []
     for cell in cells:
         result = get_regime(regime).run(ws.context(cell))
-        if not any(k.startswith("converged.") for k in result.metrics):
-            pytest.skip(
-                "fedsim/regimes/fitting.py does not call fit_early_stopping yet (see /work/prompts/G-status.md)"
-            )
-        assert all(v == 1.0 for k, v in result.metrics.items() if k.startswith("converged.")), result.metrics
+        converged = {k: v for k, v in result.metrics.items() if k.startswith("converged.")}
+        assert converged and all(v == 1.0 for v in converged.values()), result.metrics
+        assert all(result.metrics[k.replace("converged.", "refit.")] == 1.0 for k in converged)  # shipped: refit
+        assert all(k.replace("converged.", "dropped_columns.") in result.params for k in converged)
         aucs.append(_auc(ws, result.scores))
     _check(ws, name, coalition, aucs)
