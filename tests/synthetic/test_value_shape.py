@@ -46,16 +46,25 @@ def test_money_shapes_read_cents_and_roundness() -> None:
     assert np.isnan(s["cents"][0][4])
 
 
-def test_no_value_shape_separates_fraud_in_the_small_world(small_world: World) -> None:
-    probes = value_shape_screen(small_world)
+def _assert_no_shape_tell(world: World) -> None:
+    probes = value_shape_screen(world)
     judged = {(p.partner, p.table) for p in probes}
     assert ("bank_1", "transactions") in judged and ("telco", "calls") in judged and ("marketplace", "orders") in judged
     assert any(p.stratum == "kind=atm" and p.column == "amount_eur" for p in probes)
     flagged = [(p.partner, p.table, p.stratum, p.column, p.shape, round(p.separation, 3)) for p in probes if p.flagged]
     assert flagged == []
-    # and with enough cases to see it, no shape comes near the bar
-    big = [p for p in probes if p.pos_units >= 100]
-    assert big and max(p.separation for p in big) < FLAG_SEPARATION
+    # the plain (not target-encoded) shapes of the money columns, where the old tells were, stay far from the bar
+    money = [p for p in probes if p.column == "amount_eur" and p.shape in ("cents", "whole", "mult10", "mult50")]
+    assert max(p.separation for p in money if p.pos_units >= 50) < FLAG_SEPARATION
+
+
+def test_no_value_shape_separates_fraud_in_the_small_world(small_world: World) -> None:
+    _assert_no_shape_tell(small_world)
+
+
+@pytest.mark.slow
+def test_no_value_shape_separates_fraud_in_the_default_world() -> None:
+    _assert_no_shape_tell(generate(build_config(preset="default"), seed=1))
 
 
 def _plant_atm_tell(world: World, partner: str) -> World:
