@@ -28,12 +28,27 @@ _ENTITY_SHIFT = np.int64(1) << 35
 class EventIndex:
     """Events of one kind per entity, answering 'how many / how much in [t − w, t)' for many queries."""
 
-    def __init__(self, entity: np.ndarray, ts: np.ndarray, values: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(
+        self,
+        entity: np.ndarray,
+        ts: np.ndarray,
+        values: dict[str, np.ndarray] | None = None,
+        *,
+        labels: dict[str, np.ndarray] | None = None,
+    ) -> None:
         key = entity.astype(np.int64) * _ENTITY_SHIFT + (ts.astype(np.int64) + _TS_OFFSET)
         order = np.argsort(key, kind="stable")
         self.key = key[order]
         self.ts = ts.astype(np.int64)[order]
-        self.cum = {k: np.r_[0.0, np.cumsum(np.asarray(v, dtype=float)[order])] for k, v in (values or {}).items()}
+        self.entity = self.key // _ENTITY_SHIFT
+        # Running sums restart at every entity: a window total then depends only on that entity's own earlier
+        # events, bit for bit (one global running sum made it depend on other entities' rows through rounding).
+        self.cum = {
+            k: pd.Series(np.asarray(v, dtype=float)[order]).groupby(self.entity).cumsum().to_numpy()
+            for k, v in (values or {}).items()
+        }
+        # per-event values read back as-is (not summed), e.g. which handset an activation used
+        self.labels = {k: np.asarray(v)[order] for k, v in (labels or {}).items()}
 
     def _pos(self, entity: np.ndarray, ts: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.key, entity * _ENTITY_SHIFT + (ts + _TS_OFFSET), side="left")
@@ -42,14 +57,35 @@ class EventIndex:
         return (self._pos(entity, ts) - self._pos(entity, ts - window_s)).astype(float)
 
     def total(self, name: str, entity: np.ndarray, ts: np.ndarray, window_s: int) -> np.ndarray:
-        c = self.cum[name]
-        return c[self._pos(entity, ts)] - c[self._pos(entity, ts - window_s)]
+        return self._prefix(name, entity, self._pos(entity, ts)) - self._prefix(
+            name, entity, self._pos(entity, ts - window_s)
+        )
+
+    def _prefix(self, name: str, entity: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Sum of `name` over the entity's events before position `pos` (0 when there are none)."""
+        prev = np.maximum(pos - 1, 0)
+        own = (pos > 0) & (self.entity[prev] == entity) if len(self.key) else np.zeros(len(pos), bool)
+        return np.where(own, self.cum[name][prev] if len(self.key) else 0.0, 0.0)
+
+    def _last(self, entity: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Position of the entity's last event strictly before ts, and whether there is one."""
+        p = self._pos(entity, ts) - 1
+        ok = (p >= 0) & ((self.key[np.maximum(p, 0)] // _ENTITY_SHIFT) == entity)
+        return np.maximum(p, 0), ok
 
     def since_last(self, entity: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Hours since the entity's last event strictly before ts (NaN: none)."""
-        p = self._pos(entity, ts) - 1
-        ok = (p >= 0) & ((self.key[np.maximum(p, 0)] // _ENTITY_SHIFT) == entity)
-        return np.where(ok, (ts - self.ts[np.maximum(p, 0)]) / HOUR, np.nan)
+        return (ts - self.last_ts(entity, ts)) / HOUR
+
+    def last_ts(self, entity: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Time of the entity's last event strictly before ts (NaN: none)."""
+        p, ok = self._last(entity, ts)
+        return np.where(ok, self.ts[p], np.nan)
+
+    def last_label(self, name: str, entity: np.ndarray, ts: np.ndarray, missing: int = -1) -> np.ndarray:
+        """The `labels[name]` value of the entity's last event strictly before ts (`missing`: none)."""
+        p, ok = self._last(entity, ts)
+        return np.where(ok, self.labels[name][p], missing)
 
 
 def _dense(ids: np.ndarray, universe: np.ndarray) -> np.ndarray:
@@ -184,9 +220,9 @@ class BankFeatures(PartnerFeatures):
         self._age = cu["age_band"].map({b: i for i, b in enumerate(AGE_BANDS)}).to_numpy(dtype=float)
         self._since = cu["customer_since"].to_numpy()
         self._business = cu["is_business"].to_numpy().astype(float)
-        # newest account per customer (mule accounts are often fresh)
-        newest = pd.Series(self._a_opened).groupby(self._a_cust).max()
-        self._newest_acct = newest.reindex(self.entities).to_numpy()
+        # account openings per customer: the newest account *as of t* (mule accounts are often fresh; an
+        # account opened after t must not count — it does not exist yet)
+        self.opened_idx = EventIndex(_dense(self._a_cust, self.entities), self._a_opened)
 
     def entity_ids(self) -> np.ndarray:
         return self.tables["customers"]["customer_id"].to_numpy()
@@ -250,7 +286,8 @@ class BankFeatures(PartnerFeatures):
         ee = np.maximum(e, 0)
         f["age_band"] = np.where(ok, self._age[ee], np.nan)
         f["tenure_d"] = np.where(ok, (ts - self._since[ee]) / DAY, np.nan)
-        f["newest_account_age_d"] = np.where(ok, (ts - self._newest_acct[ee]) / DAY, np.nan)
+        # accounts opened at or before t exist at t (the payment under review may be the new account's first)
+        f["newest_account_age_d"] = np.where(ok, (ts - self.opened_idx.last_ts(e, ts + 1)) / DAY, np.nan)
         f["business"] = np.where(ok, self._business[ee], np.nan)
         return self._nan_unknown(f, e)
 
@@ -294,15 +331,16 @@ class TelcoFeatures(PartnerFeatures):
             si["ts"].to_numpy(),
             {"swap": si["event"].isin(["swap", "esim"]).to_numpy(), "activate": (si["event"] == "activate").to_numpy()},
         )
-        # how many numbers were activated on the same handset before t (crews put many SIMs in one phone)
+        # how many numbers were activated on the same handset before t (crews put many SIMs in one phone);
+        # the subscriber's handset is the one of its latest activation *before t*, never a later one
         act = si[si["event"] == "activate"]
         handset_dense = pd.factorize(act["handset_hash"])[0]
         self.handset_idx = EventIndex(handset_dense, act["ts"].to_numpy())
-        last_handset = act.groupby("subscriber_id")["handset_hash"].last()
-        codes = pd.Series(handset_dense, index=act["handset_hash"].to_numpy())
-        codes = codes[~codes.index.duplicated()]
-        hs = last_handset.reindex(self.entities)
-        self._handset = np.where(hs.notna(), codes.reindex(hs.to_numpy()).fillna(-1).to_numpy(), -1).astype(np.int64)
+        self.activation_idx = EventIndex(
+            _dense(act["subscriber_id"].to_numpy(), self.entities),
+            act["ts"].to_numpy(),
+            labels={"handset": handset_dense},
+        )
         s = sub.set_index("subscriber_id").loc[self.entities]
         self._activated = s["activated_ts"].to_numpy()
         self._prepaid = s["prepaid"].to_numpy().astype(float)
@@ -340,7 +378,7 @@ class TelcoFeatures(PartnerFeatures):
         e = _dense(entity, self.entities)
         i, o, s = self.in_idx, self.out_idx, self.sim_idx
         ok, ee = e >= 0, np.maximum(e, 0)
-        hs = np.where(ok, self._handset[ee], -1)
+        hs = np.where(ok, self.activation_idx.last_label("handset", e, ts), -1)
         f = pd.DataFrame(
             {
                 "in_n_1h": i.count(e, ts, HOUR),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from synthetic.amounts import cash_amount, transfer_amount
 from synthetic.config import WorldConfig
 from synthetic.ids import rng_for
 from synthetic.ledger import Ledger
@@ -74,13 +75,13 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     # a person's regular shops: a stable subset of organisations per person
     regular_org = pop.org_accounts[(who * 31 + rng.integers(0, 6, n)) % len(pop.org_accounts)]
     to_acct = np.where(to_org, np.where(new, org, regular_org), pop.current_acct[np.where(new, random_person, contact)])
-    amount = np.round(np.exp(rng.normal(np.log(45), 1.15, n)), 2)
+    amount = transfer_amount(rng, np.exp(rng.normal(np.log(45), 1.15, n)), acc.daily_limit[pop.current_acct[who]])
     led.add(
         "transfers",
         ts=ts,
         from_acct=pop.current_acct[who],
         to_acct=to_acct,
-        amount=np.minimum(amount, acc.daily_limit[pop.current_acct[who]]),
+        amount=amount,
         kind=np.full(n, "transfer", dtype=object),
         channel=_channel(rng, pop.age[who]),
         known_payee=~new,
@@ -110,15 +111,15 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     # Savings → current moves (also the first step of helpdesk fraud: a look-alike by design).
     has_sav = pop.savings_acct >= 0
     who_s, ts_s = _events(rng, 0.02 * has_sav * pop.activity, d0, d1)
-    own_transfer(rng, pop, who_s, ts_s, np.round(np.exp(rng.normal(np.log(300), 0.9, len(who_s))), 2), led)
-    # Cash withdrawals.
+    own_transfer(rng, pop, who_s, ts_s, np.exp(rng.normal(np.log(300), 0.9, len(who_s))), led)
+    # Cash withdrawals: notes, through the same cash model as a mule's cash-out.
     who_a, ts_a = _events(rng, 0.04 * pop.activity, d0, d1)
     led.add(
         "transfers",
         ts=ts_a,
         from_acct=pop.current_acct[who_a],
         to_acct=np.full(len(who_a), -1),
-        amount=np.round(rng.choice([20.0, 50.0, 100.0, 200.0], len(who_a)), 2),
+        amount=cash_amount(rng, np.exp(rng.normal(np.log(90), 0.8, len(who_a)))),
         kind=np.full(len(who_a), "atm", dtype=object),
         channel=np.full(len(who_a), "atm", dtype=object),
         known_payee=np.ones(len(who_a), bool),
@@ -134,7 +135,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             pop,
             who_l,
             ts_l - rng.integers(300, 3600, len(who_l)),
-            np.round(np.exp(rng.normal(np.log(4000), 0.6, len(who_l))), 2),
+            np.exp(rng.normal(np.log(4000), 0.6, len(who_l))),
             led,
         )
         payment(
@@ -143,7 +144,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             who_l,
             ts_l,
             pop.org_accounts[rng.integers(0, len(pop.org_accounts), len(who_l))],
-            np.round(np.exp(rng.normal(np.log(4000), 0.7, len(who_l))), 2),
+            np.exp(rng.normal(np.log(4000), 0.7, len(who_l))),
             led,
             instant_p=0.9,
         )
@@ -167,7 +168,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             who_f,
             ts_f,
             pop.current_acct[asker],
-            np.round(np.exp(rng.normal(np.log(400), 0.8, len(who_f))), 2),
+            np.exp(rng.normal(np.log(400), 0.8, len(who_f))),
             led,
             instant_p=0.95,
             known_p=0.7,
@@ -207,13 +208,13 @@ def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: i
     new = rng.random(n) < 0.08
     regular = pop.org_accounts[(who * 17 + rng.integers(0, 4, n)) % len(pop.org_accounts)]
     supplier = np.where(new, pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)], regular)
-    amount = np.round(np.exp(rng.normal(np.log(1200), 1.1, n)), 2)
+    amount = transfer_amount(rng, np.exp(rng.normal(np.log(1200), 1.1, n)), pop.accounts.daily_limit[acct])
     led.add(
         "transfers",
         ts=ts,
         from_acct=acct,
         to_acct=supplier,
-        amount=np.minimum(amount, pop.accounts.daily_limit[acct]),
+        amount=amount,
         kind=np.full(n, "transfer", dtype=object),
         channel=np.where(rng.random(n) < 0.7, "web", "app").astype(object),
         known_payee=~new,
@@ -230,8 +231,14 @@ def own_transfer(
     led: Ledger,
     case_id: np.ndarray | int = -1,
     phase: str = "",
-) -> None:
-    """Savings → current account of the same person (only for people with savings)."""
+    cap: np.ndarray | None = None,
+) -> np.ndarray:
+    """Savings → current account of the same person (only for people with savings).
+
+    `amount` is the wanted sum (capped by `cap`); returns the amount moved per input row, through the
+    shared transfer model (rows of people without savings are not written).
+    """
+    amount = moved = transfer_amount(rng, amount, cap)
     keep = pop.savings_acct[who] >= 0
     who, ts, amount = who[keep], ts[keep], amount[keep]
     case = np.broadcast_to(np.asarray(case_id), keep.shape)[keep] if np.ndim(case_id) else case_id
@@ -250,6 +257,7 @@ def own_transfer(
         is_instant=np.ones(n, bool),
         name_check=np.full(n, "none", dtype=object),
     )
+    return moved
 
 
 def payment(
@@ -268,13 +276,16 @@ def payment(
     phase: str = "",
     device: np.ndarray | None = None,
     remote_access: np.ndarray | None = None,
-) -> None:
-    """An outgoing transfer from a person's current account, preceded by the login it needs."""
+) -> np.ndarray:
+    """An outgoing transfer from a person's current account, preceded by the login it needs.
+
+    `amount` is the wanted sum; the amount sent (shared transfer model, capped by the daily limit) is returned.
+    """
     n = len(who)
     cols = _transfer_cols(rng, n, instant_p=instant_p)
     if name_check is not None:
         cols["name_check"] = name_check
-    amount = np.minimum(amount, pop.accounts.daily_limit[pop.current_acct[who]])
+    amount = transfer_amount(rng, amount, pop.accounts.daily_limit[pop.current_acct[who]])
     led.add(
         "transfers",
         case_id=case_id,
@@ -289,6 +300,7 @@ def payment(
         **cols,
     )
     _logins_before(rng, pop, who, ts, led, device=device, remote_access=remote_access, case_id=case_id, phase=phase)
+    return amount
 
 
 def _logins_before(
@@ -366,7 +378,7 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
             who_b[follow],
             ts_b[follow] + rng.integers(900, 5400, int(follow.sum())),
             pop.org_accounts[rng.integers(0, len(pop.org_accounts), int(follow.sum()))],
-            np.round(np.exp(rng.normal(np.log(800), 0.9, int(follow.sum()))), 2),
+            np.exp(rng.normal(np.log(800), 0.9, int(follow.sum()))),
             led,
             instant_p=0.9,
         )
@@ -503,7 +515,7 @@ def open_young_accounts(config: WorldConfig, seed: int, pop: Population, ids: Ra
         ts=np.repeat(ts_y, k) + rng.integers(3600, 10 * DAY, len(src)),
         from_acct=pop.current_acct[rng.integers(0, pop.n, len(src))],
         to_acct=rows[src],
-        amount=np.round(np.exp(rng.normal(np.log(40), 1.0, len(src))), 2),
+        amount=transfer_amount(rng, np.exp(rng.normal(np.log(40), 1.0, len(src)))),
         kind=np.full(len(src), "transfer", dtype=object),
         channel=np.full(len(src), "app", dtype=object),
         known_payee=np.zeros(len(src), bool),

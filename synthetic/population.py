@@ -120,10 +120,11 @@ class Population:
     market_created: np.ndarray
     contacts: np.ndarray  # (n, K) person indices often called / paid
     accounts: Accounts = field(repr=False, default=None)  # type: ignore[assignment]
-    org_accounts: np.ndarray = field(default=None)  # type: ignore[arg-type]  # rows of organisation accounts
-    bank_numbers: np.ndarray = field(default=None)  # type: ignore[arg-type]  # service number per bank index
-    foreign_numbers: np.ndarray = field(default=None)  # type: ignore[arg-type]
-    crypto_accounts: np.ndarray = field(default=None)  # type: ignore[arg-type]
+    # set by build_population once the accounts and numbers exist (empty until then)
+    org_accounts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # rows of organisation accounts
+    bank_numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # service number per bank index
+    foreign_numbers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    crypto_accounts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _households(rng: np.random.Generator, n: int, mean_size: float) -> np.ndarray:

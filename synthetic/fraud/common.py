@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from synthetic.amounts import cash_amount, transfer_amount
 from synthetic.config import WorldConfig
 from synthetic.ids import rng_for
 from synthetic.ledger import Ledger
@@ -306,6 +307,9 @@ def cash_out(
     org = pop.org_accounts[rng.integers(0, len(pop.org_accounts), n)]
     to = np.where(fast, np.where(to_crypto, crypto, -1), org)
     kind = np.where(fast, np.where(to_crypto, "crypto", "atm"), "transfer").astype(object)
+    # the same amount models as everyone's: notes at the ATM, the shared transfer model otherwise
+    forwarded = amount * mc.forward_share
+    out_amount = np.where(kind == "atm", cash_amount(rng, forwarded), transfer_amount(rng, forwarded))
     ctx.ledger.add(
         "transfers",
         case_id=case_id,
@@ -313,7 +317,7 @@ def cash_out(
         ts=ts_out,
         from_acct=mule_acct,
         to_acct=to,
-        amount=np.round(amount * mc.forward_share, 2),
+        amount=out_amount,
         kind=kind,
         channel=np.where(kind == "atm", "atm", "app").astype(object),
         is_instant=fast,
@@ -402,18 +406,18 @@ def pay_mule(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The victim's transfer to the mule (one per case) and the mule's cash-out.
 
-    Name-check mismatch is the bank's money-transfer trace; returns (amount actually sent, cash-out ts).
+    `amount` is the wanted sum; what is sent goes through the shared transfer model, capped by the daily
+    limit. Name-check mismatch is the bank's money-transfer trace; returns (amount actually sent, cash-out ts).
     """
     from synthetic.behaviour import payment  # behaviour imports nothing from fraud; keep the edge one-way
 
     pop = ctx.pop
     n = len(case_id)
     src = pop.current_acct[victim] if from_acct is None else from_acct
-    amount = np.round(np.minimum(amount, pop.accounts.daily_limit[src] * 0.98), 2)
     mismatch = ctx.shows(rng, fraud_type, "money_transfer", "bank", n)
     name_check = np.where(mismatch, "mismatch", np.where(rng.random(n) < 0.5, "close", "match")).astype(object)
     if from_acct is None:
-        payment(
+        amount = payment(
             rng,
             pop,
             victim,
@@ -429,6 +433,7 @@ def pay_mule(
             remote_access=remote_access,
         )
     else:
+        amount = transfer_amount(rng, amount, pop.accounts.daily_limit[src])
         ctx.ledger.add(
             "transfers",
             case_id=case_id,

@@ -95,26 +95,24 @@ def inject(ctx: FraudContext) -> None:
     # convincing: remote-access login, savings → current
     t_conv = t_contact + rng.integers(5 * 60, 20 * 60, n)
     rat = ctx.shows(rng, TYPE, "convincing", "bank", n)
+    # what the victim is talked into moving; the own transfer and the payments each go through the shared
+    # amount model on their own (rounding the payments from the rounded own transfer would make them rounder)
     loss_total = np.minimum(losses(ctx, rng, TYPE, n), np.maximum(pop.savings[victim], 500))
-    own_transfer(
-        rng, pop, victim, t_conv + 120, np.round(loss_total, 2), ctx.ledger, case_id=case_id, phase="convincing"
-    )
+    own_transfer(rng, pop, victim, t_conv + 120, loss_total, ctx.ledger, case_id=case_id, phase="convincing")
 
     # money transfer: 1–3 instant transfers to the mule, each capped by the daily limit
     k = rng.integers(1, 4, n)
     idx = np.repeat(np.arange(n), k)
     step = np.concatenate([np.arange(kk) for kk in k])
-    limit = pop.accounts.daily_limit[pop.current_acct[victim]]
-    amount = np.round(np.minimum(loss_total[idx] / k[idx], limit[idx] * 0.98), 2)
     ts_out = t_contact[idx] + first_offset[idx] + step * rng.integers(120, 600, len(idx))
     mismatch = ctx.shows(rng, TYPE, "money_transfer", "bank", n)[idx]
-    payment(
+    amount = payment(
         rng,
         pop,
         victim[idx],
         ts_out,
         mules.account[idx],
-        amount,
+        loss_total[idx] / k[idx],
         ctx.ledger,
         instant_p=1.0,
         name_check=np.where(mismatch, "mismatch", "close").astype(object),
