@@ -29,6 +29,7 @@ def render_description(desc: dict[str, Any], console: Console | None = None) -> 
     _render_calibration(console, desc["calibration"])
     if "leak_screen" in desc:
         _render_leak_screen(console, desc["leak_screen"])
+        _render_value_shapes(console, desc["leak_screen"].get("value_shape"))
 
 
 def _table(title: str, *columns: str) -> Table:
@@ -113,6 +114,31 @@ def _render_calibration(console: Console, rows: list[dict[str, Any]]) -> None:
     for n in notes:
         console.print(n, style="dim", highlight=False, markup=False)
     console.print("Full sources: `fedsim world describe --json` (calibration[].source)", style="dim")
+
+
+def _render_value_shapes(console: Console, vs: dict[str, Any] | None) -> None:
+    if vs is None:
+        return
+    t = _table(
+        f"Value-shape probes ({vs['probes']:,} run; cents, multiples, last digits, lengths at case level)",
+        "partner/table",
+        "stratum",
+        "column",
+        "shape",
+        "separation",
+        "flagged",
+    )
+    rows = vs["flagged"] or ([vs["strongest"]] if vs["strongest"] else [])
+    for r in rows:
+        t.add_row(
+            f"{r['partner']}/{r['table']}",
+            r["stratum"],
+            r["column"],
+            r["shape"],
+            f"{r['separation']:.3f}",
+            "[bold red]yes[/]" if r["flagged"] else "no (strongest)",
+        )
+    console.print(t)
 
 
 def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:

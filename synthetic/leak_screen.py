@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 
 from synthetic.schema import DAY
 from synthetic.stats import auc_standard_error, cluster_jackknife_auc_se, jsonable, roc_auc, two_proportion_p_value
+from synthetic.value_shape import summary as value_shape_summary
+from synthetic.value_shape import value_shape_screen
 from synthetic.world_data import World
 
 LEAK_AUC = 0.8
@@ -135,17 +137,21 @@ def leak_screen(
     max_positives: int = 5_000,
     seed: int = 0,
     only: Iterable[str] | None = None,
+    value_shapes: bool = True,
 ) -> dict[str, Any]:
-    """The four screens of world.md §8 on samples of every partner table (realistic worlds).
+    """The screens of world.md §8 on samples of every partner table (realistic worlds).
 
     Args:
         only: restrict the screens to these ``partner/table`` names (default: every table).
         max_negatives: legitimate rows sampled per table (count).
         max_positives: fraud rows sampled per table and type (count).
         seed: sampling seed (the screen is deterministic for a given world and seed).
+        value_shapes: also run the value-shape probes (:mod:`synthetic.value_shape`: cents, multiples of
+            5/10/50/100, last digits, lengths of every numeric and free-text column, at case level).
     Returns a dict with ``single_column`` (rows sorted by separation), ``leaks`` (undesigned, ≥ LEAK_AUC),
     ``designed_signals`` (designed, ≥ LEAK_AUC), ``metadata_model``, ``truth_named_columns``,
-    ``key_presence`` and one verdict per screen plus ``ok`` (all pass).
+    ``key_presence``, ``value_shape`` (probes run, flagged, strongest; with ``only``, every table of the
+    partners named there) and one verdict per screen plus ``ok`` (all pass).
     """
     truth = _Truth.of(world)
     rng = np.random.default_rng(seed)
@@ -157,6 +163,8 @@ def leak_screen(
     keys = key_presence_screen(world, truth, only=chosen)
     leaks = [r for r in single if r["leak"]]
     designed = [r for r in single if r["designed"] and r["separation"] >= LEAK_AUC]
+    partners = None if chosen is None else sorted({c.split("/")[0] for c in chosen})
+    shapes = value_shape_summary(value_shape_screen(world, seed=seed, partners=partners)) if value_shapes else None
     out: dict[str, Any] = {
         "single_column": single,
         "leaks": leaks,
@@ -164,11 +172,13 @@ def leak_screen(
         "metadata_model": meta,
         "truth_named_columns": named,
         "key_presence": keys,
+        "value_shape": shapes,
         "verdicts": {
             "single_column": not leaks,
             "metadata_model": all(r["ok"] is not False for r in meta),
             "truth_named_columns": not named,
             "key_presence": all(r["ok"] is not False for r in keys),
+            "value_shape": shapes is None or not shapes["flagged"],
         },
         "thresholds": {
             "leak_auc": LEAK_AUC,

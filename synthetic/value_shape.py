@@ -58,7 +58,7 @@ import pandas as pd
 import pyarrow as pa
 
 from synthetic.ids import splitmix64
-from synthetic.world import World
+from synthetic.world_data import World
 
 FLAG_SEPARATION = 0.6
 MAX_LEVELS = 40
