@@ -70,19 +70,23 @@ def world_generate(
     persons: int | None = typer.Option(None, "--persons", help="override the number of persons"),
     days: int | None = typer.Option(None, "--days", help="override the horizon in days"),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="processes for legitimate activity"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing world directory"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace an existing world directory (only a fedsim world or an empty directory)"
+    ),
 ) -> None:
     """Generate a world: hidden truth + one Parquet view per partner + manifest."""
     from rich.console import Console
 
     from fedsim.progress import progress_bar
     from synthetic.config import build_config, shorthand_overrides
-    from synthetic.world import WorldError, generate, write_world
+    from synthetic.world import WorldError, check_replaceable, generate, write_world
 
     if seed < 0:
         raise WorldError(f"--seed = {seed}: allowed: a whole number >= 0")
-    if out.exists() and not overwrite:
-        raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+        check_replaceable(out)  # before the (long) generation, not after it
     cfg = build_config(
         preset=preset if (preset or config) else "default",
         config_file=config,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from fedsim.experiment import ExperimentSpec, GridSummary, RunResult, RunSpec, e
 from fedsim.features import PartnerFeatures
 from fedsim.regimes import RunContext, TrainingSettings, get_regime
 from fedsim.settings import FederationSettings
-from synthetic.world import World, generate, read_manifest, read_world, to_pandas, write_world
+from synthetic.world import World, WorldError, generate, read_world, to_pandas, write_world
 
 logger = logging.getLogger("fedsim.run")
 TRUTH_FOR_EVAL = ("cases", "money_outs", "case_entities", "entities")
@@ -47,14 +48,26 @@ def world_dir(spec: ExperimentSpec, root: Path) -> Path:
 
 
 def load_or_generate_world(spec: ExperimentSpec, root: Path, progress: Any = None) -> World:
-    """The experiment's world, generated once per (resolved config, seed) and reused from disk."""
+    """The experiment's world, generated once per (resolved config, seed) and reused from disk.
+
+    A cached world is verified on reading (:func:`synthetic.world.verify_world`); one that is corrupt or stale
+    is removed and built again, with a log line saying why — it is never used.
+    """
     path = world_dir(spec, root)
-    try:
-        read_manifest(path)
-        logger.info("reusing world %s", path)
-    except Exception:  # noqa: BLE001 - absent or stale: (re)generate
-        logger.info("generating world %s (seed %d)", path, spec.world.seed)
-        write_world(generate(spec.world.world_config(), spec.world.seed, progress=progress), path, overwrite=True)
+    if path.exists() or path.is_symlink():
+        try:
+            world = read_world(path)
+            logger.info("reusing world %s", path)
+            return world
+        except WorldError as err:
+            logger.warning("cached world is not usable, rebuilding it: %s", err)
+            # The cache folder's name is fedsim's own (digest-generator-seed): safe to remove whatever it holds.
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    logger.info("generating world %s (seed %d)", path, spec.world.seed)
+    write_world(generate(spec.world.world_config(), spec.world.seed, progress=progress), path)
     return read_world(path)
 
 

@@ -8,6 +8,13 @@ On disk a world is a directory::
 
 Writing goes to a temporary sibling directory that is renamed into place only when complete, so
 an interrupted write never leaves something that looks like a finished world.
+
+Reading verifies the world against its manifest (:func:`verify_world`): the manifest's own digest, every
+table present with the sha256 it was written with, no file the manifest does not list. Hashing every
+table on every read would cost seconds for a large world, so a table whose hash was checked is
+remembered by its file identity (device, inode, size, mtime and ctime in ns) in this process and in a
+stamp file ``.verified.json`` in the world directory (when writable); ctime cannot be set back by a user,
+so any rewrite of a table — even one that restores its size and mtime — is hashed again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from synthetic.schema import SCHEMA_VERSION, TABLES_BY_KIND, TRUTH_TABLES
 from synthetic.world_data import PartnerView, World, to_pandas
 
 MANIFEST = "manifest.json"
+STAMP = ".verified.json"
+MANIFEST_DIGEST = "manifest_sha256"
 
 __all__ = [
     "MANIFEST",
@@ -37,10 +46,12 @@ __all__ = [
     "World",
     "WorldError",
     "build_manifest",
+    "check_replaceable",
     "generate",
     "read_manifest",
     "read_world",
     "to_pandas",
+    "verify_world",
     "write_world",
 ]
 
@@ -98,11 +109,9 @@ def build_manifest(world: World, blobs: dict[str, bytes] | None = None) -> dict[
         k: {"rows": _all_tables(world)[k].num_rows, "sha256": hashlib.sha256(b).hexdigest()}
         for k, b in sorted(blobs.items())
     }
-    partner_hash = hashlib.sha256(
-        "".join(f"{k}:{v['sha256']}" for k, v in tables.items() if k.startswith("partners/")).encode()
-    ).hexdigest()
-    content_hash = hashlib.sha256("".join(f"{k}:{v['sha256']}" for k, v in tables.items()).encode()).hexdigest()
-    return {
+    partner_hash = _table_digests(tables, "partners/")
+    content_hash = _table_digests(tables)
+    manifest = {
         "schema_version": SCHEMA_VERSION,
         "seed": world.seed,
         "mode": world.config.mode,
@@ -114,13 +123,32 @@ def build_manifest(world: World, blobs: dict[str, bytes] | None = None) -> dict[
         "content_hash": content_hash,
         "config": world.config.model_dump(mode="json"),
     }
+    manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
+    return manifest
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON without its own digest: an edited manifest no longer matches."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _table_digests(tables: dict[str, Any], prefix: str = "") -> str:
+    return hashlib.sha256(
+        "".join(f"{k}:{v['sha256']}" for k, v in sorted(tables.items()) if k.startswith(prefix)).encode()
+    ).hexdigest()
 
 
 def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Path:
-    """Write atomically: a temp sibling directory renamed into place when complete."""
+    """Write atomically: a temp sibling directory renamed into place when complete.
+
+    An existing ``out`` is replaced only with ``overwrite`` and only if :func:`check_replaceable` allows it.
+    """
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+        check_replaceable(out)
     parent = out.parent if str(out.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +170,41 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    for key, entry in world.manifest["tables"].items():  # just written from these bytes: known good
+        _VERIFIED[_identity(out / f"{key}.parquet")] = entry["sha256"]
     return out
+
+
+def check_replaceable(out: str | Path) -> None:
+    """Raise :class:`WorldError` unless ``--overwrite`` may delete ``out``.
+
+    Allowed: an empty directory, or a fedsim world (a manifest listing tables) holding nothing but its
+    manifest, its verification stamp and the tables the manifest lists. Never the working directory, one of
+    its parents, the home directory or a filesystem root, whatever they hold; never a file or a symlink.
+    """
+    out = Path(out)
+    refuse = f"--overwrite refuses to replace {str(out)!r}"
+    if out.is_symlink() or not out.is_dir():
+        raise WorldError(f"{refuse}: it is not a directory")
+    resolved, cwd, home = out.resolve(), Path.cwd().resolve(), Path.home().resolve()
+    if resolved in (cwd, home, Path(resolved.anchor)) or resolved in cwd.parents:
+        raise WorldError(f"{refuse}: it is the working directory, one of its parents, home or a root")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
+    if not files:
+        return
+    try:
+        tables = json.loads((out / MANIFEST).read_text())["tables"]
+        allowed = {MANIFEST, STAMP} | {f"{key}.parquet" for key in tables}
+    except (OSError, ValueError, TypeError, KeyError):
+        raise WorldError(
+            f"{refuse}: it holds {files[0]!r} and is not a fedsim world (no valid {MANIFEST}); "
+            "move the files or pick another --out"
+        ) from None
+    extra = [f for f in files if f not in allowed]
+    if extra:
+        raise WorldError(
+            f"{refuse}: it holds {extra[0]!r}, which is not part of the world; move it or pick another --out"
+        )
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -152,7 +214,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise WorldError(
             f"{str(path)!r} is not a world directory (no {MANIFEST}); make one with `fedsim world generate`"
         )
-    data: dict[str, Any] = json.loads(mf.read_text())
+    try:
+        data = json.loads(mf.read_text())
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bytes that are not UTF-8
+        raise WorldError(f"world {str(path)!r} is corrupt: {MANIFEST} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise WorldError(f"world {str(path)!r} is corrupt: {MANIFEST} is not a JSON object")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise WorldError(
             f"{str(path)!r} has schema version {data.get('schema_version')!r}; "
@@ -161,18 +228,138 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# ------------------------------------------------------------------------------------------------
+# Verification: the manifest's digest, every table's sha256, nothing extra
+# ------------------------------------------------------------------------------------------------
+_VERIFIED: dict[tuple[int, ...], str] = {}  # file identity → sha256 checked in this process
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _corrupt(path: Path, what: str) -> WorldError:
+    return WorldError(f"world {str(path)!r} is corrupt: {what}; regenerate it with `fedsim world generate`")
+
+
+def _check_manifest(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    tables = manifest.get("tables")
+    if not isinstance(tables, dict) or not tables:
+        raise _corrupt(path, f"{MANIFEST} lists no tables")
+    if manifest.get(MANIFEST_DIGEST) != manifest_digest(manifest):
+        raise _corrupt(path, f"{MANIFEST} was edited (its {MANIFEST_DIGEST} does not match its content)")
+    try:
+        if _table_digests(tables) != manifest.get("content_hash"):
+            raise _corrupt(path, f"{MANIFEST}: content_hash does not match the table hashes")
+    except (TypeError, KeyError):
+        raise _corrupt(path, f"{MANIFEST}: a table entry has no sha256") from None
+    return tables
+
+
+def verify_world(path: str | Path, manifest: dict[str, Any] | None = None, *, keys: set[str] | None = None) -> None:
+    """Raise :class:`WorldError` naming the table unless the world at ``path`` is exactly what its manifest says.
+
+    Checks the manifest digest and content hash, that no file under ``partners/`` or ``truth/`` is missing or
+    unlisted, and the sha256 and row count of each table in ``keys`` (default: all). Hashes are remembered
+    (see the module notes), so reading an unchanged world again costs a ``stat`` per table.
+    """
+    path = Path(path)
+    manifest = manifest if manifest is not None else read_manifest(path)
+    tables = _check_manifest(path, manifest)
+    on_disk = {
+        p.relative_to(path).as_posix()
+        for top in ("partners", "truth")
+        for p in (path / top).rglob("*")
+        if not p.is_dir()
+    }
+    listed = {f"{key}.parquet" for key in tables}
+    for name in sorted(on_disk - listed):
+        raise _corrupt(path, f"file {name!r} is not in the manifest")
+    for name in sorted(listed - on_disk):
+        raise _corrupt(path, f"table {name[: -len('.parquet')]!r} is missing")
+    stamp = _read_stamp(path)
+    fresh: dict[str, Any] = {}
+    for key in sorted(keys if keys is not None else tables):
+        _verify_table(path, key, tables[key], stamp, fresh)
+    if fresh:
+        _write_stamp(path, {**stamp, **fresh})
+
+
+def _verify_table(path: Path, key: str, entry: dict[str, Any], stamp: dict[str, Any], fresh: dict[str, Any]) -> None:
+    file = path / f"{key}.parquet"
+    ident = _identity(file)
+    expected = entry.get("sha256")
+    known = stamp.get(key)
+    if _VERIFIED.get(ident) == expected or (known and known == [*ident, expected]):
+        _VERIFIED[ident] = str(expected)
+        return
+    if _sha256_file(file) != expected:
+        raise _corrupt(path, f"table {key!r} does not match the sha256 in the manifest (changed or replaced)")
+    try:
+        rows = pq.ParquetFile(file).metadata.num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise _corrupt(path, f"table {key!r} cannot be read ({exc})") from None
+    if rows != entry.get("rows"):
+        raise _corrupt(path, f"table {key!r} has {rows} rows; the manifest says {entry.get('rows')}")
+    _VERIFIED[ident] = str(expected)
+    fresh[key] = [*ident, expected]
+
+
+def _read_stamp(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / STAMP).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
+    # Best effort: a read-only world is simply hashed again by the next process.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{STAMP}.", dir=path)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(stamp, fh)
+        os.replace(tmp, path / STAMP)
+    except OSError:
+        pass
+
+
 def read_world(path: str | Path, *, partners: list[str] | None = None, truth: bool = True) -> World:
-    """Load a world (optionally only some partners — a partner process loads only its own)."""
+    """Load a world (optionally only some partners — a partner process loads only its own), verified first.
+
+    A partner directory made by ``export_partner_world`` (manifest ``partner_export_of``, no table list)
+    carries no per-table hashes and is read unverified.
+    """
     path = Path(path)
     manifest = read_manifest(path)
-    config = WorldConfig.model_validate(manifest["config"])
+    if not isinstance(manifest.get("partners"), dict):
+        raise _corrupt(path, f"{MANIFEST} has no partners")
     names = partners if partners is not None else list(manifest["partners"])
-    views = {}
     for name in names:
         if name not in manifest["partners"]:
             raise WorldError(
                 f"partner {name!r} is not in world {str(path)!r}; it has: {', '.join(manifest['partners'])}"
             )
+    if "partner_export_of" not in manifest or "tables" in manifest:
+        wanted = {k for k in manifest.get("tables") or {} if k.startswith(tuple(f"partners/{n}/" for n in names))}
+        if truth:
+            wanted |= {k for k in manifest.get("tables") or {} if k.startswith("truth/")}
+        verify_world(path, manifest, keys=wanted)
+    try:
+        config = WorldConfig.model_validate(manifest["config"])
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError or a missing key: one line either way
+        raise _corrupt(path, f"{MANIFEST}: config is not valid ({str(exc).splitlines()[0]})") from None
+    views = {}
+    for name in names:
         kind = manifest["partners"][name]
         tables = {
             t: pq.read_table(path / "partners" / name / f"{t}.parquet")
