@@ -54,7 +54,7 @@ def friendly_errors(fn: F) -> F:
         except expected as exc:
             from rich.console import Console
 
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -175,7 +175,9 @@ def runs(
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
     from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary, seed_summary
+    from fedsim.tracking import check_store
 
+    tracking_uri = check_store(tracking_uri)
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
     if as_json:
@@ -204,7 +206,9 @@ def compare_cmd(
 ) -> None:
     """Paired comparison of two regimes' runs: A − B with a 95% CI and P(A > B), per fraud type."""
     from fedsim.contrast import primary_contrast, render_contrast
+    from fedsim.tracking import check_store
 
+    tracking_uri = check_store(tracking_uri)
     table = primary_contrast(experiment, tracking_uri=tracking_uri, workdir=workdir, a=a, b=b, capacity=capacity)
     if as_json:
         sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")

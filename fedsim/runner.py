@@ -175,18 +175,22 @@ def run_experiment(
 ) -> GridSummary:
     """Validate, build the world, expand the grid and run it resumably. Returns what was done."""
     from fedsim.progress import progress_bar
-    from fedsim.tracking import Tracker
+    from fedsim.tracking import Tracker, check_store
 
     spec = load_experiment(path)
     root = Path(workdir)
-    (root / "artifacts").mkdir(parents=True, exist_ok=True)
     partners = partners_of(spec)
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...
     # Feature block of each partner (bank_2 → bank): each regime admits coalitions by kind (e.g. horizontal
     # needs two partners of one kind); the world is not built yet, so the kind comes from the name.
     blocks = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
     cells = expand(spec, partners, kinds=blocks)
-    tracker = Tracker(tracking_uri, spec.name)
+    # The store before the world: an unreachable or unwritable store fails in seconds, not after the build.
+    tracker = Tracker(check_store(tracking_uri), spec.name)
+    try:
+        (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WorldError(f"--workdir {str(root)!r}: cannot create a folder there ({err.strerror or err})") from None
     with progress_bar(disable=not progress) as bar:
         world = load_or_generate_world(spec, root / "worlds", bar)
     ws = Workspace.build(spec, world, root / "artifacts")

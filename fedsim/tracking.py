@@ -7,6 +7,19 @@ directory the process happens to run in).
 
 mlflow is imported on first use (it costs ~3 s) and telemetry is switched off before that.
 
+**The store is checked first** (:func:`check_store`, before any world is built): a sqlite store's folder
+must be creatable and writable and its file a database fedsim can write to; a server must answer within
+``FEDSIM_TRACKING_TIMEOUT`` seconds (default 2) per attempt, ``FEDSIM_TRACKING_RETRIES`` retries (default 2);
+then one MLflow call checks the schema (sqlite: creates or migrates it) — each problem is one line.
+A brand-new sqlite store is created under an exclusive lock on ``<db>.lock``: two processes that open it
+at the same moment would otherwise both run MLflow's migrations and one fails ("table runs already exists").
+
+**Leases** (two ``fedsim run`` on one store): every run carries ``fedsim.owner`` (host, pid and the
+process's start time) and ``fedsim.heartbeat`` (Unix time, refreshed every ``FEDSIM_HEARTBEAT_S`` s,
+default 30, by a background thread while the run is open). An unfinished run is *live* — another process
+is working on it, never to be deleted — while its owner process is alive (same host) or its heartbeat is
+younger than 4 heartbeats (another host). A RUNNING run whose owner is gone is a crash and is redone.
+
 Names and values, as MLflow accepts them (checked against mlflow 3.17):
 
 * param / metric / tag **keys** may hold letters, digits, ``_ - . space : /``; fedsim replaces
@@ -27,10 +40,15 @@ import hashlib
 import math
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +63,8 @@ if TYPE_CHECKING:
 
 CONFIG_HASH_TAG = "fedsim.config_hash"
 SUPERSEDED_TAG = "fedsim.superseded"
+OWNER_TAG = "fedsim.owner"
+HEARTBEAT_TAG = "fedsim.heartbeat"
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
 _BATCH = 100  # MLflow accepts at most 100 params+tags and 1000 metrics per log_batch
@@ -61,9 +81,218 @@ class TrackingError(FedsimError):
 
 
 def _mlflow_client(tracking_uri: str) -> MlflowClient:
+    """A client whose store is initialised: a new sqlite store is created (migrated) under a file lock."""
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    with _store_lock(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # creates / migrates a sqlite store now, inside the lock
+    return client
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri.endswith(":memory:"):
+        return None
+    return Path(tracking_uri[len(prefix) :].split("?", 1)[0])
+
+
+@contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """Exclusive lock on ``<db>.lock`` for a sqlite store (no-op elsewhere, or where fcntl is missing)."""
+    db = _sqlite_path(tracking_uri)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock, as before
+        db = None
+    if db is None:
+        yield
+        return
+    with open(db.with_name(db.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise TrackingError(f"${name} = {os.environ[name]!r}: allowed: a number") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def check_store(tracking_uri: str | None = None) -> str:
+    """Check the tracking store before any work: reachable, writable, a schema MLflow can use.
+
+    Returns the resolved URI; raises :class:`TrackingError` with one line otherwise. Bounded: a server is
+    tried ``1 + $FEDSIM_TRACKING_RETRIES`` times with ``$FEDSIM_TRACKING_TIMEOUT`` s each (defaults 2 and 2 s).
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    db = _sqlite_path(uri)
+    if db is not None:
+        _check_sqlite(uri, db)
+    elif uri.startswith(("http://", "https://")):
+        _probe_server(uri)
+    try:
+        # A server: MLflow's own retries off for this one call (the probe already waited); the schema check.
+        env = {} if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" in os.environ else {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        with _environ(env):
+            _mlflow_client(uri)
+    except TrackingError:
+        raise
+    except Exception as err:  # noqa: BLE001 - MlflowException, sqlalchemy, OSError: one line whatever it is
+        raise TrackingError(f"tracking store {uri}: {_first_line(err)}") from None
+    return uri
+
+
+@contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _check_sqlite(uri: str, db: Path) -> None:
+    import sqlite3
+
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(db.parent, os.W_OK):
+            raise PermissionError(13, "folder not writable")
+        with open(db.with_name(db.name + ".lock"), "a"):
+            pass
+    except OSError as err:
+        raise TrackingError(
+            f"tracking store {uri}: cannot write in {str(db.parent)!r} ({err.strerror or err})"
+        ) from None
+    if not db.exists():
+        return
+    try:
+        con = sqlite3.connect(db, timeout=_env_number("FEDSIM_TRACKING_TIMEOUT", 2.0) * 5)
+        try:
+            con.execute("BEGIN IMMEDIATE")  # takes the write lock: fails on a read-only file or a non-database
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            con.rollback()
+        finally:
+            con.close()
+    except sqlite3.Error as err:
+        raise TrackingError(f"tracking store {uri}: {str(db)!r} cannot be written as a database ({err})") from None
+
+
+def _probe_server(uri: str) -> None:
+    """Any HTTP answer counts as reachable (auth and schema are MLflow's call next); refused or silent: retry."""
+    timeout = _env_number("FEDSIM_TRACKING_TIMEOUT", 2.0)
+    retries = int(_env_number("FEDSIM_TRACKING_RETRIES", 2))
+    url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
+    reason = ""
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's tracking URI
+                return
+        except urllib.error.HTTPError:
+            return  # the server answered
+        except (OSError, ValueError) as err:
+            reason = str(getattr(err, "reason", err))
+        if attempt < retries:
+            time.sleep(0.5 * 2**attempt)
+    raise TrackingError(
+        f"tracking server {uri} is not reachable ({reason}; {retries + 1} tries, {timeout:g} s each); "
+        "start it, or pass another --tracking-uri"
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Leases: who is working on a run
+# ------------------------------------------------------------------------------------------------
+def _process_start(pid: int) -> str:
+    """Start time of ``pid`` in clock ticks since boot ('' where /proc is missing): tells a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def owner_id() -> str:
+    """``host|pid|start`` of this process."""
+    return f"{socket.gethostname()}|{os.getpid()}|{_process_start(os.getpid())}"
+
+
+def _owner_alive(owner: str) -> bool | None:
+    """True/False for an owner on this host; None for another host (only its heartbeat can tell)."""
+    host, _, rest = owner.partition("|")
+    pid_text, _, start = rest.partition("|")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    return not start or _process_start(pid) in ("", start)
+
+
+def heartbeat_seconds() -> float:
+    return _env_number("FEDSIM_HEARTBEAT_S", 30.0)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One stored run of a cell: id, MLflow status, start time (ms) and whether a process still works on it."""
+
+    run_id: str
+    status: str
+    start_time: int
+    live: bool
+
+
+def _is_live(status: str, tags: Mapping[str, str], now: float) -> bool:
+    if status not in ("RUNNING", "SCHEDULED") or OWNER_TAG not in tags:
+        return False  # ended, or left by a fedsim without leases: a crash
+    alive = _owner_alive(tags[OWNER_TAG])
+    if alive is not None:
+        return alive
+    try:
+        return now - float(tags.get(HEARTBEAT_TAG, "0")) < 4 * heartbeat_seconds()
+    except ValueError:
+        return False
+
+
+class _Heartbeat:
+    """Refreshes ``fedsim.heartbeat`` of one run every few seconds from a daemon thread."""
+
+    def __init__(self, client: MlflowClient, run_id: str, every_s: float) -> None:
+        self._client, self._run_id, self._every = client, run_id, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"fedsim-heartbeat-{run_id[:8]}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            try:
+                self._client.set_tag(self._run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+            except Exception:  # noqa: BLE001, S112 - a missed beat only ages the lease; the next one retries
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
@@ -257,6 +486,10 @@ class Tracker:
 
         status is MLflow's: RUNNING, SCHEDULED, FINISHED, FAILED or KILLED.
         """
+        return [(lease.run_id, lease.status) for lease in self.run_leases(config_hash)]
+
+    def run_leases(self, config_hash: str) -> list[Lease]:
+        """Every non-deleted run with this config hash, newest first, with whether it is live (module notes)."""
         from mlflow.entities import ViewType
 
         if not re.fullmatch(r"[0-9a-f]{64}", config_hash):
@@ -267,7 +500,20 @@ class Tracker:
             run_view_type=ViewType.ACTIVE_ONLY,
             order_by=["attributes.start_time DESC"],
         )
-        return [(run.info.run_id, run.info.status) for run in runs]
+        now = time.time()
+        return [
+            Lease(r.info.run_id, r.info.status, int(r.info.start_time or 0), _is_live(r.info.status, r.data.tags, now))
+            for r in runs
+        ]
+
+    def holds_lease(self, config_hash: str, run_id: str) -> bool:
+        """Whether ``run_id`` is the one run that should do its cell: no other run finished it, and among the
+        live runs it started first (ties by run id) — two processes that both opened a run agree on one."""
+        leases = self.run_leases(config_hash)
+        if any(lease.status == "FINISHED" and lease.run_id != run_id for lease in leases):
+            return False
+        live = [lease for lease in leases if lease.live or lease.run_id == run_id]
+        return min(live, key=lambda lease: (lease.start_time, lease.run_id)).run_id == run_id
 
     def delete_run(self, run_id: str) -> None:
         """Mark a run superseded (and KILLED if it never ended), then delete it (MLflow soft delete)."""
@@ -290,11 +536,17 @@ class Tracker:
         """
         if self._active is not None:
             raise TrackingError(f"run {self._active} is still active; runs do not nest here")
-        run_tags = {CONFIG_HASH_TAG: cell.config_hash, **_sanitized(dict(tags or {}))}
+        run_tags = {
+            CONFIG_HASH_TAG: cell.config_hash,
+            OWNER_TAG: owner_id(),
+            HEARTBEAT_TAG: f"{time.time():.0f}",
+            **_sanitized(dict(tags or {})),
+        }
         run = self.client.create_run(
             self.experiment_id, run_name=cell.run_name, tags={k: str(v) for k, v in run_tags.items()}
         )
         self._active = run.info.run_id
+        beat = _Heartbeat(self.client, run.info.run_id, heartbeat_seconds())
         try:
             params: dict[str, Any] = cell_params(cell)
             if world_hash is not None:
@@ -302,12 +554,15 @@ class Tracker:
             self.log_params(params)
             yield run.info.run_id
         except BaseException as err:
+            beat.stop()
             status = "FAILED" if isinstance(err, Exception) else "KILLED"
             self.client.set_terminated(run.info.run_id, status=status)
             raise
         else:
+            beat.stop()
             self.client.set_terminated(run.info.run_id, status="FINISHED")
         finally:
+            beat.stop()
             self._active = None
 
     def log_params(self, params: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -140,7 +141,7 @@ def _extra_truth_file(w: Path) -> str:
     return "truth/notes.txt"
 
 
-def _manifest(w: Path, edit: Callable[[dict], None]) -> None:  # type: ignore[type-arg]
+def _manifest(w: Path, edit: Callable[[dict[str, Any]], None]) -> None:
     data = json.loads((w / MANIFEST).read_text())
     edit(data)
     (w / MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True))
@@ -287,7 +288,7 @@ def test_an_undamaged_world_is_hashed_once_then_checked_by_stat(pristine: Path, 
         hashed.append(path)
         return real(path)
 
-    sw._sha256_file = counting  # type: ignore[assignment]
+    sw._sha256_file = counting
     try:
         read_world(copy)
         first = len(hashed)
@@ -295,7 +296,7 @@ def test_an_undamaged_world_is_hashed_once_then_checked_by_stat(pristine: Path, 
         sw._VERIFIED.clear()
         read_world(copy)  # "another process": the stamp file vouches for unchanged files
     finally:
-        sw._sha256_file = real  # type: ignore[assignment]
+        sw._sha256_file = real
     tables = len(json.loads((copy / MANIFEST).read_text())["tables"])
     assert first == tables and len(hashed) == tables
 

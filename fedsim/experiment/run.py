@@ -8,7 +8,8 @@ with the same methods, :class:`GridTracker`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,10 @@ class GridTracker(Protocol):
 
     def find_runs(self, config_hash: str) -> list[tuple[str, str]]: ...
 
+    def run_leases(self, config_hash: str) -> Sequence[Any]: ...
+
+    def holds_lease(self, config_hash: str, run_id: str) -> bool: ...
+
     def delete_run(self, run_id: str) -> None: ...
 
     def start_run(
@@ -70,6 +75,12 @@ class GridSummary:
     executed: int = 0
     reused: int = 0
     replaced: int = 0
+    elsewhere: int = 0
+    """Cells left to another process that is running them now (its run is live: see fedsim.tracking)."""
+
+
+class _LostLease(Exception):
+    """Another process opened a run for the same cell at the same moment and keeps it."""
 
 
 FINISHED = "FINISHED"
@@ -95,34 +106,62 @@ def run_grid(
     with _Reporter(spec, len(cells), enabled=progress) as report:
         for number, cell in enumerate(cells, start=1):
             head = f"run {number}/{len(cells)}: {cell.describe()}"
-            runs = tracker.find_runs(cell.config_hash)
-            finished = [run_id for run_id, status in runs if status == FINISHED]
-            if finished:
-                summary.reused += 1
-                summary.run_ids.append(finished[0])
-                report.say(f"{head} — reusing finished run {finished[0]}")
-                report.advance()
-                continue
-            for run_id, status in runs:
-                tracker.delete_run(run_id)
-                summary.replaced += 1
-                report.say(f"{head} — removing unfinished run {run_id} ({status.lower()}) to redo it")
-            report.say(f"{head} — running")
-            summary.run_ids.append(_execute_one(cell, execute, tracker, world_hash=world_hash, head=head))
-            summary.executed += 1
+            _run_cell(cell, head, execute, tracker, world_hash, summary, report)
             report.advance()
+        elsewhere = f", {summary.elsewhere} left to another process running them" if summary.elsewhere else ""
         report.say(
             f"experiment {spec.name}: {summary.executed} run(s) done, {summary.reused} reused, "
-            f"{summary.replaced} unfinished run(s) replaced"
+            f"{summary.replaced} unfinished run(s) replaced{elsewhere}"
         )
     return summary
 
 
+def _run_cell(
+    cell: RunSpec,
+    head: str,
+    execute: Callable[[RunSpec], RunResult],
+    tracker: GridTracker,
+    world_hash: str | None,
+    summary: GridSummary,
+    report: _Reporter,
+) -> None:
+    """Reuse a finished run, leave a live one alone, replace crashed ones, else run the cell."""
+    leases = tracker.run_leases(cell.config_hash)
+    finished = [lease.run_id for lease in leases if lease.status == FINISHED]
+    if finished:
+        summary.reused += 1
+        summary.run_ids.append(finished[0])
+        report.say(f"{head} — reusing finished run {finished[0]}")
+        return
+    live = [lease.run_id for lease in leases if lease.live]
+    if live:
+        summary.elsewhere += 1
+        report.say(f"{head} — another process is running it (run {live[0]}); left to it")
+        return
+    for lease in leases:
+        tracker.delete_run(lease.run_id)
+        summary.replaced += 1
+        report.say(f"{head} — removing unfinished run {lease.run_id} ({lease.status.lower()}) to redo it")
+    report.say(f"{head} — running")
+    run_id = _execute_one(cell, execute, tracker, world_hash=world_hash, head=head)
+    if run_id is None:
+        summary.elsewhere += 1
+        report.say(f"{head} — another process started it at the same moment; left to it")
+        return
+    summary.run_ids.append(run_id)
+    summary.executed += 1
+
+
 def _execute_one(
     cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker: GridTracker, *, world_hash: str | None, head: str
-) -> str:
+) -> str | None:
+    """Run one cell in its own tracked run; None if another process holds the cell's lease (our run is removed)."""
+    opened: list[str] = []
     try:
         with tracker.start_run(cell, world_hash=world_hash) as run_id:
+            opened.append(run_id)
+            if not tracker.holds_lease(cell.config_hash, run_id):
+                raise _LostLease(run_id)
             result = execute(cell)
             tracker.log_params(result.params)
             tracker.log_metrics(result.metrics)
@@ -131,9 +170,23 @@ def _execute_one(
             for name, path in result.artifacts.items():
                 tracker.log_artifact(path, name=name)
             tracker.set_tags(result.tags)
+    except _LostLease:
+        tracker.delete_run(opened[0])
+        return None
     except Exception as err:
         raise RunFailedError(f"{head} failed ({cell.run_name}): {type(err).__name__}: {err}") from err
+    _remove_uploaded(result.artifacts.values())
     return run_id
+
+
+def _remove_uploaded(paths: Iterable[str | Path]) -> None:
+    """Delete the temporary ``run-*`` folders (fedsim.runner's per-cell scratch) whose files the store now holds.
+
+    Only those folders: an artifact kept anywhere else is the caller's file and stays.
+    """
+    for folder in {Path(p).parent for p in paths}:
+        if folder.name.startswith("run-") and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class _Reporter:
