@@ -105,6 +105,7 @@ def fit_scorer(
     )
     if privacy is not None and groups is not None:
         info.update(_private_fit(ctx, model, Xs, y, weight, groups, privacy, cfg))
+        info["train_epochs"] = float(cfg.epochs)  # no `converged`: a fixed budget is not a convergence test
         params["training_budget"] = f"fixed {cfg.epochs} epochs (DP-SGD: no early stopping)"
     else:
         info.update(_converged_fit(ctx, model, Xs, y, weight, times, cfg))
