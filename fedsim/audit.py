@@ -297,7 +297,15 @@ def audit_command(
         model="mlp",
         seed=seed,
         split=ws.split,
-        training=TrainingSettings(tr.epochs, tr.batch_size, tr.learning_rate, tr.negative_rate),
+        training=TrainingSettings(
+            tr.epochs,
+            tr.batch_size,
+            tr.learning_rate,
+            tr.negative_rate,
+            max_epochs=tr.max_epochs,
+            patience=tr.patience,
+            refit=tr.refit,
+        ),
         features=ws.features,
         truth=ws.truth,
     )

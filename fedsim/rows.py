@@ -30,10 +30,13 @@ JOIN_KEYS = KEY_PRIORITY
 class TrainingSettings:
     """Shared torch training settings of a run (the experiment's ``training:`` section)."""
 
-    epochs: int = 5
+    epochs: int = 5  # fixed budget: DP-SGD, and local epochs per round in federated and split learning
     batch_size: int = 512
     learning_rate: float = 0.01
     negative_rate: float = 0.1
+    max_epochs: int = 200  # early-stopping budget of non-private central training
+    patience: int = 5  # epochs without a better validation loss before stopping
+    refit: bool = True  # after early stopping, retrain on all training rows for the best epoch count
 
 
 @dataclass(frozen=True)

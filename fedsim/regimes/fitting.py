@@ -31,7 +31,6 @@ from fedsim.models import GBTBaseline, Standardizer, make_model
 from fedsim.privacy import PrivacySettings, make_private_fit, privacy_for
 from fedsim.training import (
     DEFAULT_EARLY_STOPPING,
-    REFIT_AFTER_EARLY_STOPPING,
     TrainConfig,
     fit_early_stopping,
     predict_scores,
@@ -114,13 +113,9 @@ def fit_scorer(
 
 
 def _stopping(ctx: Any) -> tuple[int, int, bool]:
-    """(max epochs, patience, refit) of the run's training settings; the shipped defaults when not set."""
+    """(max epochs, patience, refit) of the run's training settings (the experiment's ``training:``)."""
     training = ctx.training
-    return (
-        int(getattr(training, "max_epochs", DEFAULT_EARLY_STOPPING.epochs)),
-        int(getattr(training, "patience", DEFAULT_PATIENCE)),
-        bool(getattr(training, "refit", REFIT_AFTER_EARLY_STOPPING)),
-    )
+    return training.max_epochs, training.patience, training.refit
 
 
 def _budget_text(ctx: Any) -> str:

@@ -23,6 +23,7 @@ partner's ledger is logged as ``dp_<field>.<partner>``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,9 @@ from fedsim.privacy import run_params
 from fedsim.regimes.base import TORCH_MODELS, LeakageRow, Regime, RegimeResult, RunContext, run_units
 from fedsim.rows import silo
 from fedsim.settings import FederationSettings
+from fedsim.training import FLAT_TOLERANCE, FLAT_WINDOW, loss_flattened
+
+logger = logging.getLogger("fedsim.regimes")
 
 
 def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dict[str, list[str]]:
@@ -101,11 +105,26 @@ class Horizontal(Regime):
             metrics[f"fl_prepare_seconds.{block}"] = run.prepare_seconds
             metrics[f"fl_rounds_seconds.{block}"] = out.rounds_seconds
             metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
+            flat = loss_flattened(out.round_loss)
+            if flat is not None:
+                metrics[f"converged.{block}"] = float(flat)
+            if not flat:
+                logger.warning(
+                    "the federated train loss of %s %s after %d rounds; results may understate what federated "
+                    "learning can do - raise federation.rounds",
+                    block,
+                    "was still falling" if flat is False else "cannot be judged converged (too few rounds)",
+                    len(out.round_loss),
+                )
             metrics[f"fl_partners_dropped.{block}"] = float(len(out.dropouts))
             for partner, ledger in out.dp.items():  # each partner's ε, δ, σ, … after its last round
                 metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
             dropouts += [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(out.dropouts.items())]
         params = {**_params(settings, engine, federated, alone, dropouts), **run_params(settings.privacy)}
+        params["fl_convergence_check"] = (
+            f"mean train loss of the last {FLAT_WINDOW} rounds within {FLAT_TOLERANCE:.0%} of the {FLAT_WINDOW} before "
+            f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
+        )
         if settings.privacy is not None:
             params["dp_not_covered"] = "column moments and class-weight sums sent before training"
         if alone:
