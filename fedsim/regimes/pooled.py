@@ -4,6 +4,12 @@ One model per partner kind scores the rows of every coalition partner of that ki
 horizontally), with the other kinds' features joined by salted-hash keys as of the row's time, the
 shared watchlist, and every coalition partner's reports as labels. Missing partners' features are
 missing (NaN + indicator), never a magic value.
+
+Labels cross partners the way the data does: by salted-hash key. A report at partner X labels partner
+Y's entities only where Y's keys match what X traced to the report
+(:func:`fedsim.regimes.reports.report_traced_truth`, the same tracing as the ``reports`` regime), never
+through the hidden truth — so ``pooled − reports`` measures sharing data on top of sharing labels.
+Only ``pooled_oracle``, an upper bound, traces labels on the hidden person ids as it joins on them.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fedsim.regimes.base import LeakageRow, Regime, RegimeResult, RunContext, ScoringUnit, run_units
+from fedsim.regimes.reports import report_traced_truth
 
 CENTRAL_COPY = (
     LeakageRow(
@@ -39,7 +46,9 @@ class Pooled(Regime):
 
     def score(self, ctx: RunContext) -> RegimeResult:
         join = "oracle (true person ids)" if ctx.oracle_join else "salted-hash keys"
-        return run_units(ctx, pooled_units(ctx), {"sharing": "all features and reports", "join": join})
+        traced = ctx if ctx.oracle_join else replace(ctx, truth=report_traced_truth(ctx))
+        params = {"sharing": "all features and reports", "join": join, "labels": "reports traced by salted-hash key"}
+        return run_units(traced, pooled_units(traced), params)
 
 
 class PooledOracle(Regime):
