@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -127,8 +130,6 @@ TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite
 
 
 def _setup_logging(verbose: bool) -> None:
-    import logging
-
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -141,6 +142,62 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     for noisy in ("mlflow", "alembic", "flwr", "ray"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+CLEANUP_S = 8.0  # the process exits by then even if clean-up hangs (a blocked store, a stuck Ray)
+
+
+@contextmanager
+def _interrupts_end_the_run(experiment: Path) -> Iterator[None]:
+    """Ctrl-C and SIGTERM end ``fedsim run`` the same way, within seconds, in any kind of cell.
+
+    Both raise KeyboardInterrupt in the main thread; the tracker marks the open run KILLED as the exception
+    passes (fedsim.tracking.Tracker.start_run). Then the Ray/Flower processes this run started are ended,
+    one line is printed and the process exits 130 with ``os._exit``: a Flower simulation leaves a non-daemon
+    ServerApp thread blocked on messages that will never come, which a normal exit would wait for forever
+    (tech notes, "Flower simulation and Ctrl-C"). A watchdog started by the signal exits 130 after
+    :data:`CLEANUP_S` seconds whatever the clean-up is doing.
+    """
+    import signal
+
+    def interrupted(signum: int, frame: Any) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        watchdog = threading.Timer(CLEANUP_S, os._exit, args=(INTERRUPTED,))
+        watchdog.daemon = True
+        watchdog.start()
+        # Flower's worker threads report every message that Ray can no longer answer, with a traceback: the
+        # run is being ended on purpose, so the one line below is all the user should read.
+        logging.getLogger("flwr").disabled = True
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        _end_flower_and_ray()
+        sys.stderr.write(
+            f"interrupted: the open run is marked KILLED; `fedsim run {experiment}` again resumes the grid\n"
+        )
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(INTERRUPTED)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _end_flower_and_ray() -> None:
+    """Stop the warm Ray pool and Ray itself if this process started them (nothing to do otherwise)."""
+    if "ray" not in sys.modules:
+        return
+    try:
+        from fedsim.federation.engine import shutdown_ray
+
+        shutdown_ray()
+    except Exception:  # noqa: BLE001 - exiting anyway; Ray's own atexit is skipped, so try our best here
+        logging.getLogger("fedsim").debug("could not stop Ray cleanly", exc_info=True)
 
 
 @app.command("run")
@@ -157,7 +214,8 @@ def run(
     from fedsim.runner import run_experiment
 
     _setup_logging(not quiet)
-    summary = run_experiment(experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
+    with _interrupts_end_the_run(experiment):
+        summary = run_experiment(experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
     Console(stderr=True).print(
         f"[bold green]done:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
         f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`."
