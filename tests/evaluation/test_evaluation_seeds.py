@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from evaluation_worlds import TINY_SIZES, D, random_world, tiny_scores, tiny_truth
+from scipy import stats
 
 from fedsim.evaluation import compare
 from fedsim.evaluation.inputs import Truth
@@ -163,3 +164,38 @@ def test_combine_worlds_adds_between_world_spread():
     width = both.value("ap", column="hi") - both.value("ap", column="lo")
     assert width > up.value("ap", column="hi") - up.value("ap", column="lo")
     assert both.covers == "cases × 2 worlds × 2 training seeds"
+
+
+def test_a_quantity_has_the_same_ci_whatever_else_is_computed_beside_it():
+    # prepare: 3 seeds of A and B; one call at k = 0.05, another with more capacities, horizons and latencies
+    scores, positive, truth, sizes = _world(77)
+    pairs = [(_retrain(scores, positive, s, gain=0.3), _retrain(scores, positive, 10 + s)) for s in range(3)]
+    common = {"partner_sizes": sizes, "test_window_ts": (0, 15 * D), "seed": 4, "n_boot": 150, "label": "a − b"}
+    wide = {"capacities": [0.02, 0.05, 0.1], "horizons_h": [0.0, 6.0], "latencies_h": [0.0, 1.0], "interdiction": [1.0]}
+
+    # execute
+    narrow_run = compare_over_seeds(pairs, truth, **common, **KW)
+    wide_run = compare_over_seeds(pairs, truth, **common, **wide)
+    other_label = compare_over_seeds(pairs, truth, **{**common, "label": "c − d"}, **KW)
+
+    # assert: every headline quantity gets identical endpoints in both tables (the seed term is keyed
+    # by the metric, not by its row; equal up to float summation order), and the seed term is really
+    # there (the CI differs from the cases-only one)
+    for metric, where in HEADLINE:
+        for col in ("lo", "hi", "p_a_gt_b"):
+            same = wide_run.value(metric, column=col, **where)
+            assert narrow_run.value(metric, column=col, **where) == pytest.approx(same, rel=1e-12, abs=1e-12)
+        assert narrow_run.value(metric, column="lo", **where) != narrow_run.value(metric, column="lo_cases", **where)
+    # another comparison label draws another (equally valid) seed term
+    assert other_label.value("ap", column="lo") != narrow_run.value("ap", column="lo")
+
+
+def test_seed_term_draws_are_a_stratified_t_sample():
+    # execute: 3 seeds with spread 0.1 on a case part that is exactly 0
+    per_seed = np.array([[0.1], [0.2], [0.3]])
+    draws, _ = seed_stage(per_seed, np.zeros((1, 1000)), seed=0)
+
+    # assert: the draws are sqrt(0.01/3)·t_2 quantiles on the (i + ½)/n grid, in some order
+    grid = np.sqrt(0.01 / 3) * stats.t.ppf((np.arange(1000) + 0.5) / 1000, 2)
+    assert np.allclose(np.sort(draws[0]), grid)
+    assert np.percentile(draws[0], 97.5) == pytest.approx(4.30 * np.sqrt(0.01 / 3), rel=0.02)
