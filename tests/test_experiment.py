@@ -41,12 +41,12 @@ seeds: [0, 1, 2]
 training: {epochs: 5, batch_size: 512, learning_rate: 0.01, negative_rate: 0.1}
 privacy: {epsilon: [inf]}
 metrics:
-  capacities: [0.001, 0.005, 0.01]
+  capacity_scales: [0.25, 0.5, 1, 2, 4]
   horizons_h: [0, 1, 6, 24, 72]
   latencies_h: [0, 1, 4]
   interdiction: [1.0, 0.7]
   bootstrap: 1000
-primary: {metric: ed_h0, capacity: 0.005, contrast: [pooled, status_quo]}
+primary: {metric: ed_h0, capacity_scale: 1, contrast: [pooled, status_quo]}
 """
 
 
@@ -115,6 +115,8 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("primary.metric", "ed_h5", ["primary.metric", "'ed_h5'", "ed_h<h>", "[0, 1, 6, 24, 72]"]),
         ("primary.contrast", ["pooled", "vertical"], ["primary.contrast[1]", "'vertical'", "status_quo"]),
         ("name", "My Study", ["name", "'My Study'", "lowercase"]),
+        ("metrics.capacity_scales", [1, 0], ["metrics.capacity_scales[1]", "0", "allowed: > 0"]),
+        ("primary.capacity_scale", 3, ["primary.capacity_scale", "3", "[0.25, 0.5, 1, 2, 4]"]),
     ],
 )
 def test_bad_field_is_named_with_value_and_allowed(field: str, value: Any, expected: list[str]) -> None:
@@ -331,7 +333,7 @@ def test_config_hash_is_the_same_in_another_process() -> None:
         ("training.learning_rate", 0.02),
         ("training.negative_rate", 0.2),
         ("metrics.bootstrap", 999),
-        ("metrics.capacities", [0.001, 0.01]),
+        ("metrics.capacity_scales", [0.5, 1]),
         ("privacy.epsilon", [2.0]),
         ("seeds", [1]),
         ("models", ["mlp"]),
@@ -345,6 +347,24 @@ def test_config_hash_changes_with_every_result_field(field: str, value: Any) -> 
     changed = only_cell(_set(one_cell_dict(), field, value))
 
     assert changed.config_hash != base.config_hash
+
+
+@pytest.mark.parametrize(
+    ("section", "old", "value", "new"),
+    [("metrics", "capacities", [0.005], "capacity_scales"), ("primary", "capacity", 0.005, "capacity_scale")],
+)
+def test_old_fraction_capacity_fields_are_refused_with_the_new_name(
+    section: str, old: str, value: Any, new: str
+) -> None:
+    data = demo_dict()
+    data[section] = {**data[section], old: value}
+    data[section].pop(new, None)
+
+    with pytest.raises(ExperimentError) as caught:
+        parse_experiment(data, source="old.yaml")
+
+    message = str(caught.value)
+    assert f"{old} = {value!r}" in message and f"{section}.{new}" in message and "calibrated" in message
 
 
 @pytest.mark.parametrize(("field", "value"), [("description", "another text"), ("name", "renamed")])

@@ -384,14 +384,30 @@ Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
+Scale = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+CALIBRATED_WORDS = (
+    "multiples of the calibrated alert capacity (fedsim.evaluation.alerts: bank 20, telco 5, marketplace 10 "
+    "alerts/day per 100k customers, × the world's prevalence multiplier); 1 = calibrated"
+)
+
+
+def _refuse_old_field(data: Any, old: str, new: str, example: str) -> None:
+    """The fraction-of-entities capacity fields were replaced by multiples of the calibrated profile (issue 9)."""
+    if isinstance(data, Mapping) and old in data:
+        raise _fail(
+            old,
+            data[old],
+            f"no longer a field: capacities are now {new}, {CALIBRATED_WORDS}; e.g. {example}",
+        )
+
+
 class MetricsSpec(_Spec):
     """What the evaluation computes for each run (see evaluation.md §2)."""
 
-    capacities: tuple[Fraction, ...] = Field(
-        default=(0.001, 0.005, 0.01),
+    capacity_scales: tuple[Scale, ...] = Field(
+        default=(0.25, 0.5, 1.0, 2.0, 4.0),
         min_length=1,
-        description="Alert capacity k: fraction of a partner's entities it can investigate per day; "
-        "each 0 < k <= 1. Default [0.001, 0.005, 0.01].",
+        description=f"Alert capacities to evaluate, as {CALIBRATED_WORDS}; each > 0. Default [0.25, 0.5, 1, 2, 4].",
     )
     horizons_h: tuple[Hours, ...] = Field(
         default=(0, 1, 6, 24, 72),
@@ -418,9 +434,15 @@ class MetricsSpec(_Spec):
         "(evaluation.md asks >= 1000; use fewer only for smoke tests). Default 1000.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fractions(cls, data: Any) -> Any:
+        _refuse_old_field(data, "capacities", "metrics.capacity_scales", "capacity_scales: [0.25, 0.5, 1, 2, 4]")
+        return data
+
     @model_validator(mode="after")
     def _distinct(self) -> MetricsSpec:
-        for name in ("capacities", "horizons_h", "latencies_h", "interdiction"):
+        for name in ("capacity_scales", "horizons_h", "latencies_h", "interdiction"):
             _unique(getattr(self, name), path=f"metrics.{name}")
         return self
 
@@ -451,10 +473,26 @@ class PrimarySpec(_Spec):
         "left), ap, lift, detected, recall, precision, prevented_eur_d<Δ>_r<ρ> or "
         "prevented_share_d<Δ>_r<ρ>; h, Δ, ρ from metrics.horizons_h / latencies_h / interdiction."
     )
-    capacity: Fraction = Field(description="Alert capacity k of the contrast; one of metrics.capacities.")
+    capacity_scale: Scale = Field(
+        default=1.0,
+        description=f"Alert capacity of the contrast, one of metrics.capacity_scales ({CALIBRATED_WORDS}). Default 1.",
+    )
     contrast: tuple[str, str] = Field(
         description="[A, B]: the primary comparison A − B; two different regimes of the experiment."
     )
+    min_seeds: int = Field(
+        default=5,
+        ge=1,
+        strict=True,
+        description="Training seeds the primary contrast needs (issue 9: at least 5); `fedsim compare` warns "
+        "in its output when fewer are present. Default 5.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_fraction(cls, data: Any) -> Any:
+        _refuse_old_field(data, "capacity", "primary.capacity_scale", "capacity_scale: 1")
+        return data
 
 
 class ExperimentSpec(_Spec):
@@ -543,7 +581,7 @@ class ExperimentSpec(_Spec):
                     "primary",
                     None,
                     "missing; an experiment with several regimes pre-declares "
-                    "one primary contrast {metric, capacity, contrast: [A, B]}",
+                    "one primary contrast {metric, capacity_scale, contrast: [A, B]}",
                 )
             return
         if not _is_primary_metric(p.metric, self.metrics):
@@ -554,9 +592,11 @@ class ExperimentSpec(_Spec):
                 f"allowed: {', '.join(PRIMARY_METRICS)} with h in {_numbers(m.horizons_h)}, "
                 f"Δ in {_numbers(m.latencies_h)}, ρ in {_numbers(m.interdiction)}",
             )
-        if p.capacity not in self.metrics.capacities:
+        if p.capacity_scale not in self.metrics.capacity_scales:
             raise _fail(
-                "primary.capacity", p.capacity, f"allowed: one of metrics.capacities {list(self.metrics.capacities)}"
+                "primary.capacity_scale",
+                p.capacity_scale,
+                f"allowed: one of metrics.capacity_scales {_numbers(self.metrics.capacity_scales)}",
             )
         for i, regime in enumerate(p.contrast):
             if regime not in self.regimes:
