@@ -207,6 +207,9 @@ def run(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     workdir: Path = typer.Option(Path(".fedsim"), "--workdir", help="where worlds and run artifacts are cached"),
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the summary"),
+    world_seed: list[int] = typer.Option(
+        [], "--world-seed", help="run on this world seed instead of the experiment's (repeat for several worlds)"
+    ),
 ) -> None:
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
@@ -214,12 +217,17 @@ def run(
     from fedsim.runner import run_experiment
 
     _setup_logging(not quiet)
-    with _interrupts_end_the_run(experiment):
-        summary = run_experiment(experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
-    Console(stderr=True).print(
-        f"[bold green]done:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
-        f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`."
-    )
+    seeds: list[int | None] = list(world_seed) or [None]
+    for seed in seeds:
+        with _interrupts_end_the_run(experiment):
+            summary = run_experiment(
+                experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet, world_seed=seed
+            )
+        on = "" if seed is None else f" on world seed {seed}"
+        Console(stderr=True).print(
+            f"[bold green]done{on}:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
+            f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`."
+        )
 
 
 @app.command("runs")
@@ -228,7 +236,12 @@ def runs(
     experiment_name: str = typer.Argument(..., help="experiment name (the `name:` in its file)"),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
-    capacity: float = typer.Option(0.005, "--capacity", help="alert capacity k shown in the table"),
+    scale: float = typer.Option(
+        1.0, "--capacity-scale", help="alert capacity shown: multiple of the calibrated capacity (default 1)"
+    ),
+    capacity: float | None = typer.Option(
+        None, "--capacity", help="instead, a uniform fraction k (only runs logged before the calibrated capacity)"
+    ),
     all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
@@ -236,8 +249,9 @@ def runs(
     from fedsim.tracking import check_store
 
     tracking_uri = check_store(tracking_uri)
-    table = runs_summary(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
-    curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, capacity=capacity, all_worlds=all_worlds)
+    where = {"scale": scale, "capacity": capacity, "all_worlds": all_worlds}
+    table = runs_summary(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]
+    curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]
     if as_json:
         payload = {
             "runs": json.loads(table.to_json(orient="records")),
@@ -248,7 +262,8 @@ def runs(
     else:
         render_runs(table, experiment_name)
         if curve is not None:
-            render_privacy_curve(curve)
+            words = f"{capacity:g} of entities/day (uniform)" if capacity is not None else f"{scale:g} × calibrated"
+            render_privacy_curve(curve, capacity=words)
 
 
 @app.command("compare")
@@ -257,19 +272,36 @@ def compare_cmd(
     experiment: Path = typer.Argument(..., help="experiment file (its `primary:` contrast is the default)"),
     a: str | None = typer.Option(None, "--a", help="regime A (default: primary contrast)"),
     b: str | None = typer.Option(None, "--b", help="regime B (default: primary contrast)"),
-    capacity: float | None = typer.Option(None, "--capacity", help="alert capacity k (default: primary's)"),
+    scale: float | None = typer.Option(
+        None, "--capacity-scale", help="multiple of the calibrated alert capacity (default: the primary's, 1)"
+    ),
+    capacity: float | None = typer.Option(
+        None, "--capacity", help="instead, a uniform fraction k of every partner's entities per day"
+    ),
+    world_seed: list[int] = typer.Option(
+        [], "--world-seed", help="world seed to include (repeat: the worlds are combined; default the experiment's)"
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     workdir: Path = typer.Option(Path(".fedsim"), "--workdir", help="where the experiment's world is cached"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Paired comparison of two regimes' runs: A − B with a 95% CI and P(A > B), per fraud type."""
-    from fedsim.contrast import primary_contrast, render_contrast
+    from fedsim.contrast import contrast_payload, primary_contrast, render_contrast
     from fedsim.tracking import check_store
 
     tracking_uri = check_store(tracking_uri)
-    table = primary_contrast(experiment, tracking_uri=tracking_uri, workdir=workdir, a=a, b=b, capacity=capacity)
+    table = primary_contrast(
+        experiment,
+        tracking_uri=tracking_uri,
+        workdir=workdir,
+        a=a,
+        b=b,
+        capacity=capacity,
+        scale=scale,
+        world_seeds=world_seed or None,
+    )
     if as_json:
-        sys.stdout.write(table.to_json(orient="records", indent=2) + "\n")
+        sys.stdout.write(json.dumps(contrast_payload(table), indent=2) + "\n")
     else:
         render_contrast(table)
 

@@ -11,12 +11,20 @@ CI of the same mean, shown for contrast.
 
 from __future__ import annotations
 
+import math
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from fedsim.errors import FedsimError
+from fedsim.evaluation.alerts import CalibratedCapacity
+
+if TYPE_CHECKING:
+    from fedsim.evaluation.seeds import SeedComparison
 
 HEADLINE: tuple[tuple[str, dict[str, float]], ...] = (
     ("ed", {"h": 0.0}),
@@ -42,22 +50,38 @@ DECOMPOSITION: tuple[tuple[str, str, str], ...] = (
 """status_quo → reports → pooled: the gain from sharing labels, then from sharing data (issue 9)."""
 
 
-def world_capacity(ws: object, world: object) -> tuple[float, dict[str, float], float]:
-    """The calibrated capacity profile of a world: (reference k, partner → w_p, effective multiplier).
+def world_capacity(ws: object) -> CalibratedCapacity:
+    """The calibrated capacity profile of a workspace's world (THE alert capacity of every run and contrast).
 
     Per-kind alerts per 100k customers per day (:data:`fedsim.evaluation.alerts.ALERTS_PER_100K_PER_DAY`)
     times the world's case-weighted prevalence multiplier (:func:`fedsim.evaluation.alerts.effective_multiplier`).
     """
-    from fedsim.evaluation.alerts import calibrated_fractions, capacity_profile, effective_multiplier
+    from fedsim.evaluation.alerts import calibrated_capacity
 
     cases = ws.truth["cases"]  # type: ignore[attr-defined]
-    fraud = world.config.fraud  # type: ignore[attr-defined]
-    mult = effective_multiplier(
-        cases["fraud_type"].value_counts().to_dict(), {t: c.multiplier for t, c in fraud.items()}
-    )
+    fraud = ws.world.config.fraud  # type: ignore[attr-defined]
     kinds = {p: f.block for p, f in ws.features.items()}  # type: ignore[attr-defined]
-    k, weights = capacity_profile(calibrated_fractions(kinds, multiplier=mult))
-    return k, weights, mult
+    return calibrated_capacity(
+        cases["fraud_type"].value_counts().to_dict(), {t: c.multiplier for t, c in fraud.items()}, kinds
+    )
+
+
+@dataclass
+class _World:
+    """One world of the contrast: its workspace, calibrated capacity and the runs made on it."""
+
+    seed: int
+    ws: object
+    capacity: CalibratedCapacity
+    runs: pd.DataFrame
+
+    def ks(self, scales: Sequence[float], uniform: float | None) -> tuple[list[float], dict[float, float]]:
+        """Capacity keys of the evaluation and their labels (the multiple of the calibrated profile, or the
+        uniform fraction itself)."""
+        if uniform is not None:
+            return [uniform], {uniform: uniform}
+        ks = self.capacity.fractions(scales)
+        return ks, dict(zip(ks, map(float, scales), strict=True))
 
 
 def primary_contrast(
@@ -68,19 +92,29 @@ def primary_contrast(
     a: str | None = None,
     b: str | None = None,
     capacity: float | None = None,
+    scale: float | None = None,
+    world_seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Paired A − B table per (model, ε) over the shared training seeds, at the calibrated capacity profile
-    (or a uniform fraction ``capacity`` of every partner's entities when given).
+    """Paired A − B table per (model, ε) over the shared training seeds (and worlds), at ``scale`` × each world's
+    calibrated capacity profile (default: the primary's ``capacity_scale``), or at a uniform fraction
+    ``capacity`` of every partner's entities when given.
 
-    Columns: model, seeds, n_seeds, epsilon, covers, clock, capacity, a, b, metric, fraud_type, value_a, value_b
-    (means over seeds), diff, lo, hi (CI covering cases × seeds), p_a_gt_b, lo_cases, hi_cases.
-    When the experiment runs status_quo, reports and pooled, ``table.attrs`` also carries ``decomposition``
-    (each step of :data:`DECOMPOSITION` at the same capacity) and ``capacity_curve`` (ED(0) of each regime
-    and the steps' differences over :data:`fedsim.evaluation.alerts.CAPACITY_CURVE_SCALES` × calibrated).
+    ``world_seeds``: worlds of the experiment's config to combine (default: the experiment's own world seed);
+    each world's seed comparison (:func:`fedsim.evaluation.seeds.compare_over_seeds`) is combined with
+    :func:`fedsim.evaluation.seeds.combine_worlds`, so the CI covers cases × worlds × training seeds.
+
+    Columns: model, seeds, n_seeds, world_seeds, n_worlds, epsilon, covers, clock, capacity, k (the multiple of
+    the calibrated capacity, or the uniform fraction), a, b, metric, fraud_type, value_a, value_b (means over
+    seeds and worlds), diff, lo, hi, p_a_gt_b, lo_cases, hi_cases (one world only).
+    ``table.attrs``: ``warnings`` (e.g. fewer training seeds than the primary's ``min_seeds``), ``mc_error``
+    and, when the experiment runs status_quo, reports and pooled, ``decomposition`` (each step of
+    :data:`DECOMPOSITION`) and ``capacity_curve`` (ED(0) of each regime and each step's difference over
+    :data:`fedsim.evaluation.alerts.CAPACITY_CURVE_SCALES` × calibrated). :func:`contrast_payload` puts all
+    of it in one JSON-able mapping.
     """
     from fedsim.evaluation.alerts import CAPACITY_CURVE_SCALES
+    from fedsim.evaluation.seeds import mc_error_note
     from fedsim.experiment import load_experiment
-    from fedsim.runner import Workspace, load_or_generate_world
     from fedsim.tracking import Tracker
 
     spec = load_experiment(experiment)
@@ -88,69 +122,136 @@ def primary_contrast(
         raise FedsimError("contrast: the experiment declares no `primary:` contrast; pass --a and --b")
     a = a or spec.primary.contrast[0]  # type: ignore[union-attr]
     b = b or spec.primary.contrast[1]  # type: ignore[union-attr]
-    root = Path(workdir)
-    world = load_or_generate_world(spec, root / "worlds")
-    ws = Workspace.build(spec, world, root / "artifacts")
-    k_cal, weights, mult = world_capacity(ws, world)
-    if capacity is not None:
-        k, w, label = capacity, None, f"{capacity:g} of entities/day, every partner"
-    else:
-        k, w, label = k_cal, weights, _calibrated_label(mult)
+    scale = scale if scale is not None else (spec.primary.capacity_scale if spec.primary else 1.0)
+    min_seeds = spec.primary.min_seeds if spec.primary else 5
     tracker = Tracker(tracking_uri, spec.name)
     runs = tracker.runs_table(spec.name)
     if runs.empty:
         raise FedsimError(f"contrast: experiment {spec.name!r} has no finished runs in this store")
-    runs = runs[runs["world_hash"] == world.content_hash]
+    worlds = [_load_world(spec, seed, Path(workdir), runs) for seed in (world_seeds or [spec.world.seed])]
     with tempfile.TemporaryDirectory() as tmp:
 
         def scores_of(run: pd.Series) -> pd.DataFrame:
             local = tracker.download_artifact(run["run_id"], "scores/scores.parquet", tempfile.mkdtemp(dir=tmp))
             return pd.read_parquet(local)
 
-        def contrast(ra: str, rb: str, ks: list[float], cap_weights: dict[str, float] | None) -> list[dict]:
-            return _contrast_rows(
-                _runs_of(runs, ra), _runs_of(runs, rb), ra, rb, ws, spec.metrics.bootstrap, ks, cap_weights, scores_of
-            )
+        def contrast(ra: str, rb: str, scales: Sequence[float], uniform: float | None) -> list[dict]:
+            return _contrast_rows(worlds, ra, rb, spec.metrics.bootstrap, scales, uniform, scores_of)
 
-        rows = [{**r, "capacity": label} for r in contrast(a, b, [k], w)]
-        if not rows:
+        table = pd.DataFrame(contrast(a, b, [scale], capacity))
+        if table.empty:
             raise FedsimError(f"contrast: no {a!r} run has a {b!r} run with the same model, seed and ε")
-        table = pd.DataFrame(rows)
-        if capacity is None and {"status_quo", "reports", "pooled"} <= set(runs["regime"]):
-            steps = [{**r, "step": why} for ra, rb, why in DECOMPOSITION for r in contrast(ra, rb, [k_cal], weights)]
+        label = f"{capacity:g} of entities/day, every partner" if capacity is not None else _label(worlds, scale)
+        table["capacity"] = label
+        table.attrs["warnings"] = _seed_warnings(table, min_seeds)
+        table.attrs["mc_error"] = mc_error_note(spec.metrics.bootstrap)
+        have = set.intersection(*[set(w.runs["regime"]) for w in worlds])
+        if capacity is None and {"status_quo", "reports", "pooled"} <= have:
+            steps = [{**r, "step": why} for ra, rb, why in DECOMPOSITION for r in contrast(ra, rb, [scale], None)]
             table.attrs["decomposition"] = pd.DataFrame(steps)
-            scales = [s for s in CAPACITY_CURVE_SCALES if s * k_cal <= 1.0]
-            curve = []
-            for ra, rb, why in DECOMPOSITION:
-                for r in contrast(ra, rb, [s * k_cal for s in scales], weights):
-                    curve.append({**r, "step": why})
-            table.attrs["capacity_curve"] = _curve_frame(pd.DataFrame(curve), k_cal)
+            # the largest scale every world can take (k ≤ 1)
+            top = min(1.0 / w.capacity.reference for w in worlds)
+            scales = [sc for sc in CAPACITY_CURVE_SCALES if sc <= top]
+            curve = [{**r, "step": why} for ra, rb, why in DECOMPOSITION for r in contrast(ra, rb, scales, None)]
+            table.attrs["capacity_curve"] = _curve_frame(pd.DataFrame(curve))
     return table
 
 
-def _calibrated_label(mult: float) -> str:
-    from fedsim.evaluation.alerts import ALERTS_PER_100K_PER_DAY
+def _load_world(spec: object, seed: int, root: Path, runs: pd.DataFrame) -> _World:
+    """The experiment's world at world seed ``seed`` (cached or generated) and the runs made on it."""
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
 
-    rates = ", ".join(f"{kind} {r:g}" for kind, r in ALERTS_PER_100K_PER_DAY.items())
-    return f"calibrated: alerts/day per 100k customers {rates} (× world multiplier {mult:.1f})"
+    spec_w = with_world_seed(spec, seed)  # type: ignore[arg-type]
+    world = load_or_generate_world(spec_w, root / "worlds")
+    ws = Workspace.build(spec_w, world, root / "artifacts")
+    mine = runs[runs["world_hash"] == world.content_hash]
+    if mine.empty:
+        raise FedsimError(
+            f"contrast: no finished run on world seed {seed} of this experiment; run `fedsim run --world-seed {seed}`"
+        )
+    return _World(seed=seed, ws=ws, capacity=world_capacity(ws), runs=mine)
+
+
+def _label(worlds: list[_World], scale: float) -> str:
+    """The capacity in words; with several worlds, their prevalence multipliers are listed."""
+    if len(worlds) == 1:
+        return worlds[0].capacity.label(scale)
+    mults = ", ".join(f"{w.capacity.multiplier:.3g}" for w in worlds)
+    return (
+        worlds[0]
+        .capacity.label(scale)
+        .replace(
+            f"prevalence multiplier {worlds[0].capacity.multiplier:.3g}",
+            f"each world's prevalence multiplier ({mults})",
+        )
+    )
+
+
+def _seed_warnings(table: pd.DataFrame, min_seeds: int) -> list[str]:
+    """A loud line when the primary contrast rests on fewer training seeds than it should (issue 9: ≥ 5)."""
+    fewest = int(table["n_seeds"].min())
+    if fewest >= min_seeds:
+        return []
+    return [
+        f"WARNING: only {fewest} training seed(s) per regime (the primary contrast needs ≥ {min_seeds}): the seed "
+        "term of the CI is weak or absent; add seeds to the experiment and rerun `fedsim run`."
+    ]
 
 
 def _contrast_rows(
-    runs_a: pd.DataFrame,
-    runs_b: pd.DataFrame,
+    worlds: list[_World],
     a: str,
     b: str,
-    ws: object,
     n_boot: int,
-    capacities: list[float],
-    weights: dict[str, float] | None,
+    scales: Sequence[float],
+    uniform: float | None,
     scores_of: object,
 ) -> list[dict]:
-    """Headline rows of A − B per (model, ε) over the training seeds both ran, at each capacity k."""
+    """Headline rows of A − B per (model, ε) over the training seeds both ran, in every world, at each capacity."""
     from fedsim.evaluation.outcomes import clock_definition
+    from fedsim.evaluation.seeds import combine_worlds
+
+    per_world = [_world_comparisons(w, a, b, n_boot, scales, uniform, scores_of) for w in worlds]
+    rows: list[dict] = []
+    for cell in sorted(set.intersection(*[set(p) for p in per_world]), key=str):
+        parts = [p[cell] for p in per_world]
+        c = combine_worlds([comparison for comparison, _ in parts], seed=0, label=f"{a} − {b}")
+        seeds = [seed for _, context in parts for seed in context["seeds"]]
+        first = parts[0][1]
+        context = {
+            "model": cell[0],
+            "seeds": ",".join(dict.fromkeys(str(s) for s in seeds)),
+            "n_seeds": min(len(context["seeds"]) for _, context in parts),
+            "world_seeds": ",".join(str(w.seed) for w in worlds),
+            "n_worlds": len(worlds),
+            "epsilon": cell[1],
+            "covers": c.covers,
+            "clock": clock_definition(),
+            "a": f"{a} ({first['coalition_a']})",
+            "b": f"{b} ({first['coalition_b']})",
+        }
+        labels = [uniform] if uniform is not None else list(map(float, scales))
+        for k in labels:
+            rows.extend({**r, "k": k} for r in _headline_rows(c.table, k, context))
+    return rows
+
+
+def _world_comparisons(
+    world: _World,
+    a: str,
+    b: str,
+    n_boot: int,
+    scales: Sequence[float],
+    uniform: float | None,
+    scores_of: object,
+) -> dict[tuple[object, object], tuple[SeedComparison, dict]]:
+    """(model, ε) → (seed comparison A − B on this world with k relabelled to the capacity labels, context)."""
     from fedsim.evaluation.seeds import compare_over_seeds
 
-    rows: list[dict] = []
+    ws = world.ws
+    ks, to_label = world.ks(scales, uniform)
+    runs_a, runs_b = _runs_of(world.runs, a), _runs_of(world.runs, b)
+    out: dict[tuple[object, object], tuple[SeedComparison, dict]] = {}
     for (model, eps), group in runs_a.groupby(["model", "epsilon"], sort=True, dropna=False):
         matched = _pair_by_seed(group, runs_b[(runs_b["model"] == model) & (runs_b["epsilon"] == eps)])
         if not matched:
@@ -163,33 +264,28 @@ def _contrast_rows(
             seed=0,
             n_boot=n_boot,
             test_window_ts=(ws.split.test_start, ws.split.test_end),  # type: ignore[attr-defined]
-            capacities=capacities,
+            capacities=ks,
             latencies_h=[0.0],
             interdiction=[1.0],
-            capacity_weights=weights,
+            capacity_weights=None if uniform is not None else world.capacity.weights,
+            label=f"{a} − {b}",
         )
         context = {
-            "model": model,
-            "seeds": ",".join(str(seed) for seed, _, _ in matched),
-            "n_seeds": len(matched),
-            "epsilon": eps,
-            "covers": c.covers,
-            "clock": clock_definition(),
-            "a": f"{a} ({matched[0][1]['coalition']})",
-            "b": f"{b} ({matched[0][2]['coalition']})",
+            "seeds": [seed for seed, _, _ in matched],
+            "coalition_a": matched[0][1]["coalition"],
+            "coalition_b": matched[0][2]["coalition"],
         }
-        for k in capacities:
-            rows.extend({**r, "k": k} for r in _headline_rows(c.table, k, context))
-    return rows
+        out[(model, eps)] = (c.with_capacity_labels(to_label), context)
+    return out
 
 
-def _curve_frame(curve: pd.DataFrame, k_cal: float) -> pd.DataFrame:
-    """ED(0), all fraud types, per capacity: one line per regime and per step's difference."""
+def _curve_frame(curve: pd.DataFrame) -> pd.DataFrame:
+    """ED(0), all fraud types, per multiple of the calibrated capacity: one line per regime and per step."""
     if curve.empty:
         return curve
-    ed = curve[(curve["metric"].str.startswith("ed@")) & (curve["fraud_type"] == "all")].copy()
-    ed["scale"] = ed["k"] / k_cal
-    return ed[["model", "epsilon", "step", "a", "b", "scale", "k", "value_a", "value_b", "diff", "lo", "hi"]]
+    ed = curve[(curve["metric"] == "ed_h0") & (curve["fraud_type"] == "all")].copy()
+    ed["scale"] = ed["k"]
+    return ed[["model", "epsilon", "step", "a", "b", "scale", "value_a", "value_b", "diff", "lo", "hi", "covers"]]
 
 
 def _pair_by_seed(runs_a: pd.DataFrame, runs_b: pd.DataFrame) -> list[tuple[object, pd.Series, pd.Series]]:
@@ -200,6 +296,10 @@ def _pair_by_seed(runs_a: pd.DataFrame, runs_b: pd.DataFrame) -> list[tuple[obje
         if not match.empty:
             out.append((seed, ra, match.iloc[0]))
     return out
+
+
+HEADLINE_NAMES = {"ed": "ed_h0", "prevented_eur": "prevented_eur_d0_r1.0", "ap": "ap"}
+"""Names of the headline metrics in the contrast table (as the runs log them, without the capacity tag)."""
 
 
 def _headline_rows(table: pd.DataFrame, k: float, context: dict) -> list[dict]:
@@ -214,7 +314,7 @@ def _headline_rows(table: pd.DataFrame, k: float, context: dict) -> list[dict]:
             rows.append(
                 {
                     **context,
-                    "metric": metric if metric == "ap" else f"{metric}@{k:g}",
+                    "metric": HEADLINE_NAMES[metric],
                     "fraud_type": r["fraud_type"],
                     "value_a": r["value_a"],
                     "value_b": r["value_b"],
@@ -222,30 +322,52 @@ def _headline_rows(table: pd.DataFrame, k: float, context: dict) -> list[dict]:
                     "lo": r["lo"],
                     "hi": r["hi"],
                     "p_a_gt_b": r["p_a_gt_b"],
-                    "lo_cases": r["lo_cases"],
-                    "hi_cases": r["hi_cases"],
+                    "lo_cases": r.get("lo_cases", math.nan),
+                    "hi_cases": r.get("hi_cases", math.nan),
                 }
             )
     return rows
 
 
+def contrast_payload(table: pd.DataFrame) -> dict[str, Any]:
+    """Everything `fedsim compare` shows, JSON-able: the contrast rows, the decomposition, the capacity curve,
+    the warnings and the Monte-Carlo error of the CI endpoints."""
+    import json
+
+    def records(frame: pd.DataFrame | None) -> list[dict]:
+        return [] if frame is None or frame.empty else json.loads(frame.to_json(orient="records"))
+
+    return {
+        "contrast": records(table),
+        "decomposition": records(table.attrs.get("decomposition")),
+        "capacity_curve": records(table.attrs.get("capacity_curve")),
+        "warnings": list(table.attrs.get("warnings", [])),
+        "mc_error": table.attrs.get("mc_error", ""),
+    }
+
+
 def render_contrast(table: pd.DataFrame) -> None:
-    """Print the contrast; the header states what the CI covers and the clock ED and € use."""
+    """Print the contrast; the header states what the CI covers, the worlds, the capacity and the clock."""
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
+    for line in table.attrs.get("warnings", []):
+        console.print(f"[bold red]{line}[/]", highlight=False)
     first = table.iloc[0]
     covers = " / ".join(dict.fromkeys(table["covers"]))
+    worlds = f"world seed(s) {first['world_seeds']}" if "world_seeds" in table else "one world"
     t = Table(
-        title=f"paired contrast A − B: A = {first['a']}, B = {first['b']} — mean over training seeds; "
-        f"95% CI covers {covers}",
+        title=f"paired contrast A − B: A = {first['a']}, B = {first['b']} — mean over training seeds and worlds "
+        f"({worlds}); 95% CI covers {covers}",
         caption=f"capacity: {first['capacity']}. {first['clock']}. 'cases only' = the CI if training seeds are "
-        "held fixed (for contrast).",
+        f"held fixed (one world only, for contrast). {table.attrs.get('mc_error', '')}",
     )
     for col in ("model", "seeds", "ε", "metric", "fraud type", "A", "B", "A − B [95% CI]", "cases only", "P(A > B)"):
         t.add_column(col)
     for _, r in table.iterrows():
         fmt = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
+        cases_only = "–" if pd.isna(r["lo_cases"]) else f"[{fmt.format(r['lo_cases'])}, {fmt.format(r['hi_cases'])}]"
         t.add_row(
             str(r["model"]),
             str(r["seeds"]),
@@ -255,15 +377,12 @@ def render_contrast(table: pd.DataFrame) -> None:
             fmt.format(r["value_a"]),
             fmt.format(r["value_b"]),
             f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]",
-            f"[{fmt.format(r['lo_cases'])}, {fmt.format(r['hi_cases'])}]",
+            cases_only,
             f"{r['p_a_gt_b']:.2f}",
         )
-    Console().print(t)
-    if int(table["n_seeds"].min()) < 3:
-        Console().print(
-            "[yellow]note:[/] fewer than 3 training seeds per regime — the seed term of the CI is weak or absent; "
-            "evaluation.md §3 asks for ≥ 5 seeds on the primary contrast."
-        )
+    console.print(t)
+    for line in table.attrs.get("warnings", []):  # again below the table, where the eye lands
+        console.print(f"[bold red]{line}[/]", highlight=False)
     _render_decomposition(table)
 
 

@@ -131,7 +131,8 @@ class Workspace:
         )
 
     def execute(self, cell: RunSpec) -> RunResult:
-        from fedsim.evaluation import evaluate
+        from fedsim.contrast import world_capacity
+        from fedsim.evaluation.api import evaluate_calibrated
         from fedsim.privacy import privacy_for, run_params
 
         regime = get_regime(cell.regime)
@@ -139,16 +140,19 @@ class Workspace:
         ctx = self.context(cell)
         result = regime.run(ctx)
         m = cell.metrics
-        ev = evaluate(
+        # Every run is evaluated at multiples of the world's calibrated alert capacity (metrics named _cal<scale>).
+        capacity = world_capacity(self)
+        ev = evaluate_calibrated(
             result.scores,
             self.truth,
             partner_sizes=self.partner_sizes,
             test_window_ts=(self.split.test_start, self.split.test_end),
             seed=cell.seed,
-            capacities=m.capacities,
             horizons_h=m.horizons_h,
             latencies_h=m.latencies_h,
             interdiction=m.interdiction,
+            capacity=capacity,
+            scales=m.capacity_scales,
             n_boot=m.bootstrap,
         )
         out = Path(tempfile.mkdtemp(prefix="run-", dir=self.artifacts_dir))
@@ -169,6 +173,9 @@ class Workspace:
             metrics={**ev.flat(), **result.metrics},
             artifacts={
                 "scores": out / "scores.parquet",
+            "capacity": capacity.label(),
+            "capacity_reference_k": capacity.reference,
+            "capacity_multiplier": capacity.multiplier,
                 "metrics": out / "metrics_tidy.csv",
                 "case_alerts": out / "case_alerts.parquet",
                 "config": out / "run_config.yaml",
@@ -179,13 +186,31 @@ class Workspace:
 
 
 def run_experiment(
-    path: str | Path, *, tracking_uri: str | None = None, workdir: str | Path = ".fedsim", progress: bool = True
+    path: str | Path,
+    *,
+    tracking_uri: str | None = None,
+    workdir: str | Path = ".fedsim",
+    progress: bool = True,
+    world_seed: int | None = None,
 ) -> GridSummary:
-    """Validate, build the world, expand the grid and run it resumably. Returns what was done."""
+    """Validate, build the world, expand the grid and run it resumably. Returns what was done.
+
+    ``world_seed`` overrides the experiment's ``world.seed`` (:func:`with_world_seed`)."""
     from fedsim.progress import progress_bar
     from fedsim.tracking import Tracker, check_store
 
-    spec = load_experiment(path)
+def with_world_seed(spec: ExperimentSpec, seed: int | None) -> ExperimentSpec:
+    """The experiment on another world of the same config: ``world.seed`` replaced (None = unchanged).
+
+    Its runs go to the same MLflow experiment (the name is unchanged) and are told apart by world hash."""
+    if seed is None or seed == spec.world.seed:
+        return spec
+    if seed < 0:
+        raise WorldError(f"--world-seed {seed}: allowed: an integer >= 0")
+    return spec.model_copy(update={"world": spec.world.model_copy(update={"seed": int(seed)})})
+
+
+    spec = with_world_seed(load_experiment(path), world_seed)
     root = Path(workdir)
     partners = partners_of(spec)
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...

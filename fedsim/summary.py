@@ -19,13 +19,25 @@ def _metric(df: pd.DataFrame, name: str) -> pd.Series:
     return df[name].astype(float) if name in df else pd.Series(math.nan, index=df.index)
 
 
+def capacity_suffix(*, scale: float = 1.0, capacity: float | None = None) -> str:
+    """The capacity tag of logged metric names: ``_cal<scale>`` (a multiple of the calibrated capacity, what
+    runs log) or, for stores written before the calibrated capacity, ``_k<fraction>``."""
+    return f"_k{capacity:g}" if capacity is not None else f"_cal{scale:g}"
+
+
 def runs_summary(
-    experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005, all_worlds: bool = False
+    experiment_name: str,
+    *,
+    tracking_uri: str | None = None,
+    scale: float = 1.0,
+    capacity: float | None = None,
+    all_worlds: bool = False,
 ) -> pd.DataFrame:
     """Tidy per-run table: regime, coalition, model, seed, ε and primary outcomes with lo/hi.
 
-    By default only the runs on the newest world of the experiment (the world of its latest run), so
-    runs made on an older version of a world never sit beside current ones unnoticed."""
+    The outcomes are those at ``scale`` × the calibrated alert capacity (``capacity``: a uniform fraction, the
+    names of older stores). By default only the runs on the newest world of the experiment (the world of its
+    latest run), so runs made on an older version of a world never sit beside current ones unnoticed."""
     from fedsim.tracking import Tracker
 
     df = Tracker(tracking_uri, experiment_name).runs_table(experiment_name)
@@ -34,7 +46,7 @@ def runs_summary(
     if not all_worlds and "world_hash" in df:
         newest = df.sort_values("start_time")["world_hash"].iloc[-1]
         df = df[df["world_hash"] == newest]
-    k = f"{capacity:g}"
+    suffix = capacity_suffix(scale=scale, capacity=capacity)
     out = pd.DataFrame(
         {
             "run_id": df.get("run_id", pd.Series(index=df.index, dtype=str)),
@@ -44,10 +56,11 @@ def runs_summary(
             "seed": df.get("seed"),
             "epsilon": df.get("epsilon"),
             "world_hash": df.get("world_hash"),
+            "capacity": df.get("capacity", "uniform fraction (run logged before calibration)"),
         }
     )
     for name, _ in PRIMARY:
-        key = name if name == "ap" else f"{name}_k{k}"
+        key = name if name == "ap" else f"{name}{suffix}"
         for suffix in ("", "_lo", "_hi"):
             out[f"{key}{suffix}"] = _metric(df, key + suffix).to_numpy()
     out["n_cases"] = _metric(df, "n_cases").to_numpy()
@@ -69,7 +82,7 @@ CONFIG_KEYS = ("regime", "coalition", "model", "epsilon")
 
 def _primary_columns(table: pd.DataFrame) -> list[str]:
     return [
-        c for c in table.columns if c.startswith(("ed_h0_k", "prevented_eur", "ap")) and not c.endswith(("_lo", "_hi"))
+        c for c in table.columns if c.startswith(("ed_h0_", "prevented_eur", "ap")) and not c.endswith(("_lo", "_hi"))
     ]
 
 
@@ -107,18 +120,18 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
     if table.empty:
         console.print(f"No finished runs for experiment {experiment_name!r} in this store.")
         return
-    ed = next(c for c in table.columns if c.startswith("ed_h0_k") and not c.endswith(("_lo", "_hi")))
+    ed = next(c for c in table.columns if c.startswith("ed_h0_") and not c.endswith(("_lo", "_hi")))
     pv = next(c for c in table.columns if c.startswith("prevented_eur") and not c.endswith(("_lo", "_hi")))
     worlds = ", ".join(sorted({str(w)[:12] for w in table["world_hash"].dropna()}))
     summary = seed_summary(table)
     covers = " / ".join(dict.fromkeys(summary["covers"]))
     t = Table(
         title=f"{experiment_name}: primary outcomes, mean over training seeds (95% CI covers {covers}); world {worlds}",
-        caption=f"{clock_definition()}; € prevented at Δ = 0, ρ = 1.",
+        caption=f"capacity: {_capacity_words(table, ed)}. {clock_definition()}; € prevented at Δ = 0, ρ = 1.",
     )
     for col in ("regime", "coalition", "model", "ε", "seeds"):
         t.add_column(col)
-    t.add_column(f"caught before money left ({ed.split('_k')[1]} capacity)")
+    t.add_column("caught before money left")
     t.add_column("€ prevented")
     t.add_column("AP")
     for _, r in summary.iterrows():
@@ -135,8 +148,24 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
     console.print(t)
 
 
+def _capacity_words(table: pd.DataFrame, ed_column: str) -> str:
+    """The capacity of the shown outcomes, in words, from the runs' ``capacity`` param."""
+    labels = list(dict.fromkeys(str(c) for c in table.get("capacity", pd.Series(dtype=str)).dropna()))
+    tag = ed_column.removeprefix("ed_h0_")
+    if tag.startswith("k"):
+        return f"{tag[1:]} of every partner's entities per day (uniform)"
+    scale = float(tag.removeprefix("cal"))
+    prefix = "" if scale == 1.0 else f"{scale:g} × "
+    return prefix + ("; ".join(labels) if labels else "calibrated")
+
+
 def privacy_curve(
-    experiment_name: str, *, tracking_uri: str | None = None, capacity: float = 0.005, all_worlds: bool = False
+    experiment_name: str,
+    *,
+    tracking_uri: str | None = None,
+    scale: float = 1.0,
+    capacity: float | None = None,
+    all_worlds: bool = False,
 ) -> pd.DataFrame | None:
     """The privacy–utility table (ε against the primary outcomes, with CIs), or None without a DP run."""
     from fedsim.evaluation.privacy_utility import privacy_utility_table
@@ -147,15 +176,18 @@ def privacy_curve(
         return None
     if not all_worlds and "world_hash" in df:
         df = df[df["world_hash"] == df.sort_values("start_time")["world_hash"].iloc[-1]]
-    return privacy_utility_table(df, capacity=capacity)
+    return privacy_utility_table(df, capacity=capacity, scale=scale)
 
 
-def render_privacy_curve(curve: pd.DataFrame) -> None:
+def render_privacy_curve(curve: pd.DataFrame, *, capacity: str = "calibrated") -> None:
     from rich.console import Console
     from rich.table import Table
 
     covers = " / ".join(dict.fromkeys(curve["covers"])) if "covers" in curve else "cases"
-    t = Table(title=f"privacy–utility: outcomes against ε (ε = inf is the non-private run); 95% CI covers {covers}")
+    t = Table(
+        title=f"privacy–utility: outcomes against ε (ε = inf is the non-private run); 95% CI covers {covers}",
+        caption=f"capacity: {capacity}",
+    )
     for col in curve.columns:
         t.add_column(str(col))
     for _, r in curve.iterrows():

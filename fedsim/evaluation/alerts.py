@@ -35,7 +35,8 @@ times the world's case-weighted multiplier (:func:`effective_multiplier`): a wor
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,55 @@ def capacity_profile(fractions: Mapping[str, float]) -> tuple[float, dict[str, f
     one capacity key ``k`` per curve point and scales it per partner (:func:`capacity_alerts`)."""
     k = max(fractions.values())
     return k, {p: f / k for p, f in fractions.items()}
+
+
+@dataclass(frozen=True)
+class CalibratedCapacity:
+    """The calibrated capacity profile of one world: every partner's daily alerts as ``scale · k · w_p``.
+
+    Attributes:
+        reference: k at scale 1 — the largest partner's fraction of entities per day.
+        weights: partner → w_p in (0, 1], so that ``reference · w_p`` is the partner's calibrated fraction.
+        multiplier: the world's case-weighted prevalence multiplier (:func:`effective_multiplier`).
+        rates: partner kind → alerts/day per 100k customers (real world) that were used.
+    """
+
+    reference: float
+    weights: dict[str, float]
+    multiplier: float
+    rates: dict[str, float] = field(default_factory=lambda: dict(ALERTS_PER_100K_PER_DAY))
+
+    def fractions(self, scales: Sequence[float]) -> list[float]:
+        """Capacity keys k (fractions of the reference partner's entities per day) of multiples of the profile."""
+        out = [float(s) * self.reference for s in scales]
+        if any(k > 1.0 for k in out):
+            worst = max(scales)
+            raise ValueError(
+                f"capacity scale {worst:g} × calibrated = {worst * self.reference:.3g} of a partner's entities per "
+                "day; allowed: at most 1 (every entity alerted every day)"
+            )
+        return out
+
+    def label(self, scale: float = 1.0) -> str:
+        """In words, e.g. ``calibrated (bank 20, telco 5, marketplace 10 alerts/day per 100k customers × prevalence
+        multiplier 8.3)``; prefixed ``2 × `` at another scale."""
+        rates = ", ".join(f"{kind} {r:g}" for kind, r in self.rates.items())
+        what = f"calibrated ({rates} alerts/day per 100k customers × prevalence multiplier {self.multiplier:.3g})"
+        return what if scale == 1.0 else f"{scale:g} × {what}"
+
+
+def calibrated_capacity(
+    cases_per_type: Mapping[str, float],
+    multipliers: Mapping[str, float],
+    kinds: Mapping[str, str],
+    *,
+    rates: Mapping[str, float] = ALERTS_PER_100K_PER_DAY,
+) -> CalibratedCapacity:
+    """The :class:`CalibratedCapacity` of a world from its cases per fraud type, the fraud types' prevalence
+    multipliers and each partner's kind (partner → ``bank`` / ``telco`` / ``marketplace`` / …)."""
+    mult = effective_multiplier(cases_per_type, multipliers)
+    k, weights = capacity_profile(calibrated_fractions(kinds, multiplier=mult, rates=rates))
+    return CalibratedCapacity(reference=k, weights=weights, multiplier=mult, rates=dict(rates))
 
 
 def daily_capacity(*, capacity_frac: float, partner_size: int) -> int:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from fedsim.evaluation import tables
+from fedsim.evaluation.alerts import CalibratedCapacity
 from fedsim.evaluation.bootstrap import ClusterIndex, percentile_interval, resample_weights, share_greater
 from fedsim.evaluation.estimator import MetricEstimator, MetricKey, evaluated_mask
 from fedsim.evaluation.inputs import (
@@ -48,15 +49,18 @@ class EvaluationResult:
         case_alerts: per evaluated case and capacity k: ``t_alert`` (s, NaN = never), lead time (h),
             phase at alert, loss (€).
         settings: the validated settings used.
+        capacity_tag: ``k`` when ``k`` is a fraction of entities per day, ``cal`` when it is a multiple of
+            the calibrated profile (:func:`evaluate_calibrated`); the tag of the flat names.
     """
 
     table: pd.DataFrame
     case_alerts: pd.DataFrame
     settings: EvaluationSettings
+    capacity_tag: str = tables.FRACTION_TAG
 
     def flat(self) -> dict[str, float]:
         """MLflow-style ``{name: value}`` (scheme in :mod:`fedsim.evaluation.tables`)."""
-        return tables.flatten_metrics(self.table)
+        return tables.flatten_metrics(self.table, k_tag=self.capacity_tag)
 
     def value(self, metric: str, *, column: str = "value", **where) -> float:
         """One cell, e.g. ``result.value("ed", k=0.005, h=0)`` (see :func:`tables.lookup`)."""
@@ -217,6 +221,7 @@ def evaluate(
     n_boot: int = 1000,
     ci_level: float = 0.95,
     alert_rule: str = "role_window",
+    capacity_weights: Mapping[str, float] | None = None,
 ) -> EvaluationResult:
     """Case-level early-detection metrics of one score table with cluster-bootstrap CIs.
 
@@ -234,6 +239,7 @@ def evaluate(
         ci_level: coverage of the percentile intervals.
         alert_rule: ``role_window`` (default) or ``any_entity`` — how t_alert is found
             (:mod:`fedsim.evaluation.outcomes`, "one clock").
+        capacity_weights: partner → w_p: partner p works ``k · w_p`` of its entities a day (default 1).
     """
     settings = EvaluationSettings(
         test_window_ts=test_window_ts,
@@ -245,10 +251,35 @@ def evaluate(
         n_boot=n_boot,
         ci_level=ci_level,
         alert_rule=alert_rule,
+        capacity_weights=tuple(sorted((capacity_weights or {}).items())),
     )
     (est,) = build_estimators([scores], truth, partner_sizes, settings)
     keys, (point,), (samples,) = point_and_resamples([est], settings)
     return result_of(est, keys, point, samples, settings)
+
+
+def evaluate_calibrated(
+    scores: pd.DataFrame,
+    truth: Mapping[str, pd.DataFrame] | Truth,
+    *,
+    capacity: CalibratedCapacity,
+    scales: Sequence[float],
+    **kwargs,
+) -> EvaluationResult:
+    """:func:`evaluate` at multiples ``scales`` of a world's calibrated capacity profile (what every run logs).
+
+    Partner p works ``scale · capacity.reference · w_p`` of its entities a day. The result's ``k`` column
+    (and ``case_alerts.k``) holds the multiple, and its flat names carry ``_cal<scale>``
+    (:mod:`fedsim.evaluation.tables`). Other arguments as in :func:`evaluate`.
+    """
+    fractions = capacity.fractions(scales)
+    result = evaluate(scores, truth, capacities=fractions, capacity_weights=capacity.weights, **kwargs)
+    to_scale = dict(zip(fractions, map(float, scales), strict=True))
+    table = result.table.assign(k=result.table["k"].map(lambda k: to_scale.get(k, k)))
+    alerts = result.case_alerts
+    if "k" in alerts:
+        alerts = alerts.assign(k=alerts["k"].map(lambda k: to_scale.get(k, k)))
+    return EvaluationResult(table, alerts, result.settings, capacity_tag=tables.CALIBRATED_TAG)
 
 
 def compare(

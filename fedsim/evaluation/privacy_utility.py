@@ -58,16 +58,23 @@ def _as_float(value: object) -> float:
 
 
 def privacy_utility_table(
-    runs: pd.DataFrame, *, capacity: float = 0.005, metrics: Sequence[str] = PRIMARY, best_silo: bool = True
+    runs: pd.DataFrame,
+    *,
+    capacity: float | None = None,
+    scale: float = 1.0,
+    metrics: Sequence[str] = PRIMARY,
+    best_silo: bool = True,
 ) -> pd.DataFrame:
-    """ε (target, spent) against each metric at alert capacity ``capacity``, one row per privacy point.
+    """ε (target, spent) against each metric at ``scale`` × the calibrated alert capacity, one row per privacy point.
 
     Args:
         runs: one row per finished run, as ``Tracker.runs_table`` returns it (params ``regime``,
             ``coalition``, ``model``, ``seed``, ``epsilon`` and optionally ``privacy.noise_multiplier``;
-            metrics ``<metric>_k<capacity>`` with ``_lo`` / ``_hi``, ``dp_epsilon.<unit>``,
+            metrics ``<metric>_cal<scale>`` (or ``_k<capacity>``) with ``_lo`` / ``_hi``, ``dp_epsilon.<unit>``,
             ``dp_delta.<unit>``); ``params.`` / ``metrics.`` column prefixes are accepted.
-        capacity: alert capacity k (fraction of entities per day) of the metrics.
+        scale: the multiple of the calibrated capacity profile whose metrics are shown (what runs log).
+        capacity: instead, a uniform fraction of entities per day (metric names of stores written before
+            the calibrated capacity).
         metrics: metric names without the ``_k`` suffix.
         best_silo: keep only the siloed partner with the highest first metric at ε = inf (the "best
             silo" curve of evaluation.md §6, E4), with its name in ``coalition``.
@@ -77,7 +84,7 @@ def privacy_utility_table(
     """
     if runs.empty:
         return pd.DataFrame()
-    k = f"{capacity:g}"
+    suffix = f"_k{capacity:g}" if capacity is not None else f"_cal{scale:g}"
     frame = pd.DataFrame(
         {
             "regime": _param(runs, "regime").astype(str),
@@ -93,8 +100,8 @@ def privacy_utility_table(
     )
     names = []
     for m in metrics:
-        for suffix in ("", "_lo", "_hi"):
-            frame[f"{m}{suffix}"] = _metric(runs, f"{m}_k{k}{suffix}").to_numpy()
+        for bound in ("", "_lo", "_hi"):
+            frame[f"{m}{bound}"] = _metric(runs, f"{m}{suffix}{bound}").to_numpy()
         names.append(m)
     # a non-private run spends ε = inf
     private = frame["epsilon_spent"].notna()

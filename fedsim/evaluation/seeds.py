@@ -56,7 +56,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -202,6 +202,18 @@ class SeedComparison:
     def value(self, metric: str, *, column: str = "diff", **where) -> float:
         """One cell, e.g. ``cmp.value("ed", column="lo", k=0.005, h=0)`` (see :func:`tables.lookup`)."""
         return tables.lookup(self.table, metric, column=column, **where)
+
+    def with_capacity_labels(self, to_label: Mapping[float, float]) -> SeedComparison:
+        """The same comparison with each capacity key k replaced by ``to_label[k]`` (e.g. the multiple of its
+        world's calibrated capacity), so worlds whose calibrated fractions differ can be combined."""
+
+        def relabel(k: float | None) -> float | None:
+            return None if k is None else float(to_label.get(k, k))
+
+        keys = [replace(key, k=relabel(key.k)) for key in self.keys]
+        table = self.table.assign(k=self.table["k"].map(lambda k: to_label.get(k, k)))
+        per_seed = self.per_seed.assign(k=self.per_seed["k"].map(lambda k: to_label.get(k, k)))
+        return replace(self, table=table, per_seed=per_seed, keys=keys)
 
 
 def disagreement_variance(var_per_seed: np.ndarray, var_of_mean: np.ndarray, n_seeds: int) -> np.ndarray:

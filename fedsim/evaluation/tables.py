@@ -12,6 +12,11 @@ The fraud-type prefix is left out for ``all``; numbers use ``%g`` except ρ, whi
 point. Examples: ``ap``, ``ap_lo``, ``ed_h0_k0.005``, ``ed_h0_k0.005_hi``,
 ``prevented_eur_d0_r1.0_k0.005``, ``helpdesk.ed_h24_k0.01``, ``phase_contact_k0.005``.
 Comparisons append ``_a``, ``_b``, ``_diff``, ``_diff_lo``, ``_diff_hi`` and ``_p_a_gt_b``.
+
+Runs of an experiment are evaluated at multiples of the calibrated capacity profile
+(:func:`fedsim.evaluation.api.evaluate_calibrated`): their ``k`` column holds the multiple and the tag is
+``_cal`` instead of ``_k`` — ``ed_h0_cal1`` (at the calibrated capacity), ``prevented_eur_d0_r1.0_cal1_lo``,
+``helpdesk.ed_h24_cal0.25``.
 """
 
 from __future__ import annotations
@@ -78,22 +83,28 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def metric_name(row: pd.Series | dict) -> str:
-    """Flat name of one table row (module docstring)."""
+FRACTION_TAG = "k"
+"""Tag of a capacity given as a fraction of entities per day."""
+CALIBRATED_TAG = "cal"
+"""Tag of a capacity given as a multiple of the calibrated profile."""
+
+
+def metric_name(row: pd.Series | dict, *, k_tag: str = FRACTION_TAG) -> str:
+    """Flat name of one table row (module docstring); ``k_tag`` names the capacity dimension."""
     name = str(row["metric"])
-    for dim, tag in (("h", "h"), ("delta_h", "d"), ("rho", "r"), ("k", "k")):
+    for dim, tag in (("h", "h"), ("delta_h", "d"), ("rho", "r"), ("k", k_tag)):
         x = row[dim]
         if x is not None and not (isinstance(x, float) and math.isnan(x)):
             name += f"_{tag}{repr(float(x)) if dim == 'rho' else _num(float(x))}"
     return name if row["fraud_type"] == ALL else f"{row['fraud_type']}.{name}"
 
 
-def flatten_metrics(table: pd.DataFrame) -> dict[str, float]:
+def flatten_metrics(table: pd.DataFrame, *, k_tag: str = FRACTION_TAG) -> dict[str, float]:
     """``{name: value, name_lo: lo, name_hi: hi}`` for every row; counts get no ``_lo``/``_hi``."""
     out: dict[str, float] = {}
     has_ci = not (table["lo"].isna().all() and table["hi"].isna().all())
     for row in table.to_dict("records"):
-        name = metric_name(row)
+        name = metric_name(row, k_tag=k_tag)
         out[name] = float(row["value"])
         if has_ci and row["metric"] not in COUNT_METRICS:
             out[f"{name}_lo"] = float(row["lo"])

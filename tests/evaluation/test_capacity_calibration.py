@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from evaluation_worlds import TINY_SIZES, D, tiny_scores, tiny_truth
 
 from fedsim.errors import FedsimError
+from fedsim.evaluation import evaluate
 from fedsim.evaluation.alerts import (
     ALERTS_PER_100K_PER_DAY,
+    CalibratedCapacity,
+    calibrated_capacity,
     calibrated_fractions,
     capacity_alerts,
     capacity_fraction,
@@ -16,6 +20,7 @@ from fedsim.evaluation.alerts import (
     daily_capacity,
     effective_multiplier,
 )
+from fedsim.evaluation.api import evaluate_calibrated
 from fedsim.evaluation.inputs import EvaluationSettings
 
 
@@ -68,3 +73,40 @@ def test_weights_set_each_partners_daily_alerts() -> None:
 def test_settings_refuse_a_weight_above_one() -> None:
     with pytest.raises(FedsimError):
         EvaluationSettings(test_window_ts=(0, 10), seed=0, capacity_weights=(("bank", 1.5),))
+
+
+def test_calibrated_capacity_known_values_and_label() -> None:
+    # 100 cases at 25x and 50 at 5x: multiplier 150/14; bank 20/100k, telco 5/100k
+    cap = calibrated_capacity({"a": 100, "b": 50}, {"a": 25, "b": 5}, {"bank_1": "bank", "telco": "telco"})
+    m = 150 / 14
+    assert cap.multiplier == pytest.approx(m)
+    assert cap.reference == pytest.approx(20e-5 * m) and cap.weights["telco"] == pytest.approx(0.25)
+    assert cap.fractions([0.5, 2]) == pytest.approx([10e-5 * m, 40e-5 * m])
+    assert cap.label() == (
+        "calibrated (bank 20, telco 5, marketplace 10 alerts/day per 100k customers × prevalence multiplier 10.7)"
+    )
+    assert cap.label(2).startswith("2 × calibrated (")
+    with pytest.raises(ValueError, match="at most 1"):
+        cap.fractions([1e4])
+
+
+def test_evaluate_calibrated_is_evaluate_at_the_profile_with_scale_names() -> None:
+    # prepare: the tiny world; bank at 5% a day, telco at a quarter of that
+    cap = CalibratedCapacity(reference=0.05, weights={"bank": 1.0, "telco": 0.25}, multiplier=1.0)
+    common = {"partner_sizes": TINY_SIZES, "test_window_ts": (0, 4 * D), "seed": 1, "n_boot": 30}
+
+    # execute
+    calibrated = evaluate_calibrated(tiny_scores(), tiny_truth(), capacity=cap, scales=[1, 2], **common)
+    by_hand = evaluate(
+        tiny_scores(), tiny_truth(), capacities=[0.05, 0.1], capacity_weights={"bank": 1.0, "telco": 0.25}, **common
+    )
+
+    # assert: same numbers; k is the multiple, the flat names say _cal; the alert counts follow the weights
+    flat, ref = calibrated.flat(), by_hand.flat()
+    assert flat["ed_h0_cal1"] == ref["ed_h0_k0.05"] and flat["ed_h0_cal2_hi"] == ref["ed_h0_k0.1_hi"]
+    assert flat["prevented_eur_d0_r1.0_cal2"] == ref["prevented_eur_d0_r1.0_k0.1"]
+    assert not any("_k0" in name for name in flat)
+    assert set(calibrated.table["k"].dropna()) == {1.0, 2.0} and set(calibrated.case_alerts["k"]) == {1.0, 2.0}
+    # the telco's weight 0.25 removes alerts that a uniform 5% would make
+    uniform = evaluate(tiny_scores(), tiny_truth(), capacities=[0.05], **common)
+    assert calibrated.value("alerts", k=1.0) == by_hand.value("alerts", k=0.05) < uniform.value("alerts", k=0.05)
