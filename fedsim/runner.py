@@ -145,14 +145,14 @@ class Workspace:
         ev = evaluate_calibrated(
             result.scores,
             self.truth,
+            capacity=capacity,
+            scales=m.capacity_scales,
             partner_sizes=self.partner_sizes,
             test_window_ts=(self.split.test_start, self.split.test_end),
             seed=cell.seed,
             horizons_h=m.horizons_h,
             latencies_h=m.latencies_h,
             interdiction=m.interdiction,
-            capacity=capacity,
-            scales=m.capacity_scales,
             n_boot=m.bootstrap,
         )
         out = Path(tempfile.mkdtemp(prefix="run-", dir=self.artifacts_dir))
@@ -166,6 +166,9 @@ class Workspace:
             "negative_rate": tr.negative_rate,
             "test_window_days": f"{cell.split.windows()['test']}",
             "world_mode": self.world.config.mode,
+            "capacity": capacity.label(),
+            "capacity_reference_k": capacity.reference,
+            "capacity_multiplier": capacity.multiplier,
             **run_params(privacy_for(ctx)),
         }
         return RunResult(
@@ -173,9 +176,6 @@ class Workspace:
             metrics={**ev.flat(), **result.metrics},
             artifacts={
                 "scores": out / "scores.parquet",
-            "capacity": capacity.label(),
-            "capacity_reference_k": capacity.reference,
-            "capacity_multiplier": capacity.multiplier,
                 "metrics": out / "metrics_tidy.csv",
                 "case_alerts": out / "case_alerts.parquet",
                 "config": out / "run_config.yaml",
@@ -183,6 +183,17 @@ class Workspace:
             tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)},
             step_metrics=result.step_metrics,
         )
+
+
+def with_world_seed(spec: ExperimentSpec, seed: int | None) -> ExperimentSpec:
+    """The experiment on another world of the same config: ``world.seed`` replaced (None = unchanged).
+
+    Its runs go to the same MLflow experiment (the name is unchanged) and are told apart by world hash."""
+    if seed is None or seed == spec.world.seed:
+        return spec
+    if seed < 0:
+        raise WorldError(f"--world-seed {seed}: allowed: an integer >= 0")
+    return spec.model_copy(update={"world": spec.world.model_copy(update={"seed": int(seed)})})
 
 
 def run_experiment(
@@ -198,17 +209,6 @@ def run_experiment(
     ``world_seed`` overrides the experiment's ``world.seed`` (:func:`with_world_seed`)."""
     from fedsim.progress import progress_bar
     from fedsim.tracking import Tracker, check_store
-
-def with_world_seed(spec: ExperimentSpec, seed: int | None) -> ExperimentSpec:
-    """The experiment on another world of the same config: ``world.seed`` replaced (None = unchanged).
-
-    Its runs go to the same MLflow experiment (the name is unchanged) and are told apart by world hash."""
-    if seed is None or seed == spec.world.seed:
-        return spec
-    if seed < 0:
-        raise WorldError(f"--world-seed {seed}: allowed: an integer >= 0")
-    return spec.model_copy(update={"world": spec.world.model_copy(update={"seed": int(seed)})})
-
 
     spec = with_world_seed(load_experiment(path), world_seed)
     root = Path(workdir)
