@@ -245,10 +245,11 @@ def runs(
     all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
-    from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary, seed_summary
     from fedsim.tracking import check_store
 
-    tracking_uri = check_store(tracking_uri)
+    tracking_uri = check_store(tracking_uri)  # before the heavy imports: an unreachable store fails in seconds
+    from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary, seed_summary
+
     where = {"scale": scale, "capacity": capacity, "all_worlds": all_worlds}
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]
     curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]

@@ -67,7 +67,14 @@ def load_or_generate_world(spec: ExperimentSpec, root: Path, progress: Any = Non
             else:
                 path.unlink()
     logger.info("generating world %s (seed %d)", path, spec.world.seed)
-    write_world(generate(spec.world.world_config(), spec.world.seed, progress=progress), path)
+    world = generate(spec.world.world_config(), spec.world.seed, progress=progress)
+    try:
+        write_world(world, path)
+    except WorldError:
+        if not path.is_dir():
+            raise
+        # Another `fedsim run` of the same world finished writing first; read_world below verifies its copy.
+        logger.info("world %s was written by another process meanwhile; using it", path)
     return read_world(path)
 
 

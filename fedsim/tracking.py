@@ -9,7 +9,8 @@ mlflow is imported on first use (it costs ~3 s) and telemetry is switched off be
 
 **The store is checked first** (:func:`check_store`, before any world is built): a sqlite store's folder
 must be creatable and writable and its file a database fedsim can write to; a server must answer within
-``FEDSIM_TRACKING_TIMEOUT`` seconds (default 2) per attempt, ``FEDSIM_TRACKING_RETRIES`` retries (default 2);
+``FEDSIM_TRACKING_TIMEOUT`` seconds (default 2) per attempt, ``FEDSIM_TRACKING_RETRIES`` retries (default 2),
+``FEDSIM_TRACKING_DEADLINE`` seconds in all (default 5);
 then one MLflow call checks the schema (sqlite: creates or migrates it) — each problem is one line.
 A brand-new sqlite store is created under an exclusive lock on ``<db>.lock``: two processes that open it
 at the same moment would otherwise both run MLflow's migrations and one fails ("table runs already exists").
@@ -194,23 +195,32 @@ def _check_sqlite(uri: str, db: Path) -> None:
 
 
 def _probe_server(uri: str) -> None:
-    """Any HTTP answer counts as reachable (auth and schema are MLflow's call next); refused or silent: retry."""
+    """Any HTTP answer counts as reachable (auth and schema are MLflow's call next); refused or silent: retry.
+
+    Bounded three ways: ``$FEDSIM_TRACKING_TIMEOUT`` s per try (2), ``$FEDSIM_TRACKING_RETRIES`` retries (2)
+    and ``$FEDSIM_TRACKING_DEADLINE`` s in all (5), whichever ends first.
+    """
     timeout = _env_number("FEDSIM_TRACKING_TIMEOUT", 2.0)
     retries = int(_env_number("FEDSIM_TRACKING_RETRIES", 2))
+    budget = _env_number("FEDSIM_TRACKING_DEADLINE", 5.0)
+    deadline = time.monotonic() + budget
     url = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search?max_results=1"
-    reason = ""
-    for attempt in range(retries + 1):
+    reason, tries = "", 0
+    while True:
+        tries += 1
         try:
-            with urllib.request.urlopen(url, timeout=timeout):  # noqa: S310 - the user's tracking URI
+            with urllib.request.urlopen(url, timeout=max(0.1, min(timeout, deadline - time.monotonic()))):  # noqa: S310
                 return
         except urllib.error.HTTPError:
             return  # the server answered
         except (OSError, ValueError) as err:
             reason = str(getattr(err, "reason", err))
-        if attempt < retries:
-            time.sleep(0.5 * 2**attempt)
+        pause = 0.5 * 2 ** (tries - 1)
+        if tries > retries or time.monotonic() + pause >= deadline:
+            break
+        time.sleep(pause)
     raise TrackingError(
-        f"tracking server {uri} is not reachable ({reason}; {retries + 1} tries, {timeout:g} s each); "
+        f"tracking server {uri} is not reachable ({reason}; {tries} tries in at most {budget:g} s); "
         "start it, or pass another --tracking-uri"
     )
 

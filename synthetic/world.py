@@ -166,7 +166,12 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
         (tmp / MANIFEST).write_text(json.dumps(world.manifest, indent=2, sort_keys=True))
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            if not out.exists():
+                raise
+            raise WorldError(f"output directory {str(out)!r} was created by another process meanwhile") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

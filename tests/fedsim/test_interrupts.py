@@ -32,7 +32,7 @@ BASE = {
     "split": {"train_days": 12, "gap_days": 0, "test_days": 8},
     "models": ["logistic"],
     "seeds": [0],
-    "metrics": {"capacities": [0.005], "bootstrap": 20},
+    "metrics": {"bootstrap": 20},
 }
 # Long enough that the signal lands mid-cell: many rounds / many epochs with no early stop.
 FLOWER = {
