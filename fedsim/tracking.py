@@ -296,7 +296,7 @@ class _Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self._every):
             try:
-                self._client.set_tag(self._run_id, HEARTBEAT_TAG, f"{time.time():.0f}")
+                self._client.set_tag(self._run_id, HEARTBEAT_TAG, f"{time.time():.3f}")
             except Exception:  # noqa: BLE001, S112 - a missed beat only ages the lease; the next one retries
                 continue
 
@@ -549,7 +549,7 @@ class Tracker:
         run_tags = {
             CONFIG_HASH_TAG: cell.config_hash,
             OWNER_TAG: owner_id(),
-            HEARTBEAT_TAG: f"{time.time():.0f}",
+            HEARTBEAT_TAG: f"{time.time():.3f}",
             **_sanitized(dict(tags or {})),
         }
         run = self.client.create_run(

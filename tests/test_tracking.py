@@ -193,3 +193,109 @@ def test_runs_do_not_nest(store_uri: str) -> None:
 
     assert tracker.find_runs(a_cell(seed=0).config_hash) == [(outer, "FINISHED")]
     assert tracker.find_runs(a_cell(seed=1).config_hash) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Leases: which unfinished runs another process is still working on
+# --------------------------------------------------------------------------------------------
+def _orphan(tracker: Tracker, cell: RunSpec, owner: str, heartbeat: float) -> str:
+    from fedsim.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, OWNER_TAG
+
+    tags = {CONFIG_HASH_TAG: cell.config_hash, OWNER_TAG: owner, HEARTBEAT_TAG: f"{heartbeat:.3f}"}
+    return tracker.client.create_run(tracker.experiment_id, run_name=cell.run_name, tags=tags).info.run_id
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid  # reaped: no process has this pid now (the kernel does not reuse it at once)
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_a_run_is_live_while_its_owner_lives_or_its_heartbeat_is_fresh(store_uri: str) -> None:
+    import socket
+    import time
+
+    from fedsim.tracking import owner_id
+
+    tracker = Tracker(store_uri, "leases")
+    host = socket.gethostname()
+    now = time.time()
+    cases = {
+        "this process": (owner_id(), now - 10_000),  # alive on this host: live whatever the heartbeat
+        "dead pid here": (f"{host}|{_dead_pid()}|1", now),  # crashed on this host: not live, even just now
+        "other host, fresh": ("elsewhere|1|1", now - 5),
+        "other host, stale": ("elsewhere|1|1", now - 10_000),
+    }
+    live = {}
+    for seed, (name, (owner, beat)) in enumerate(cases.items()):
+        cell = a_cell(seed=seed)
+        run_id = _orphan(tracker, cell, owner, beat)
+        (lease,) = tracker.run_leases(cell.config_hash)
+        live[name] = lease.live and lease.run_id == run_id
+    legacy = a_cell(seed=9)
+    tracker.client.create_run(tracker.experiment_id, tags={"fedsim.config_hash": legacy.config_hash})
+
+    assert live == {"this process": True, "dead pid here": False, "other host, fresh": True, "other host, stale": False}
+    assert [lease.live for lease in tracker.run_leases(legacy.config_hash)] == [False]  # no owner: a crash
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_the_first_of_two_live_runs_holds_the_lease(store_uri: str) -> None:
+    import time
+
+    tracker = Tracker(store_uri, "lease-race")
+    cell = a_cell()
+    first = _orphan(tracker, cell, "elsewhere|1|1", time.time())
+    with tracker.start_run(cell) as second:
+        holds = tracker.holds_lease(cell.config_hash, second), tracker.holds_lease(cell.config_hash, first)
+    assert holds == (False, True)
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_heartbeat_is_refreshed_while_the_run_is_open(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from fedsim.tracking import HEARTBEAT_TAG
+
+    monkeypatch.setenv("FEDSIM_HEARTBEAT_S", "0.2")
+    tracker = Tracker(store_uri, "heartbeat")
+    with tracker.start_run(a_cell()) as run_id:
+        first = float(tracker.client.get_run(run_id).data.tags[HEARTBEAT_TAG])
+        time.sleep(1.0)
+        later = float(tracker.client.get_run(run_id).data.tags[HEARTBEAT_TAG])
+    assert later - first >= 0.4
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_grid_removes_the_temporary_artifact_folder_after_upload(store_uri: str, tmp_path: Path) -> None:
+    from fedsim.experiment import RunResult, run_grid
+
+    spec = parse_experiment(
+        {
+            "name": "cleanup",
+            "world": {"preset": "small", "seed": 3},
+            "split": {"train_days": 20, "gap_days": 2, "test_days": 10},
+            "regimes": ["pooled"],
+            "coalitions": [["telco", "bank_1"]],
+            "models": ["logistic"],
+            "seeds": [0],
+        }
+    )
+    cells = expand(spec, PARTNERS)
+    folder = tmp_path / "run-abc"
+    keep = tmp_path / "mine" / "notes.txt"  # an artifact outside a run-* folder is the caller's: kept
+
+    def execute(cell: RunSpec) -> RunResult:
+        folder.mkdir()
+        (folder / "scores.csv").write_text("entity,score\n1,0.5\n")
+        keep.parent.mkdir(exist_ok=True)
+        keep.write_text("mine")
+        return RunResult(artifacts={"scores": folder / "scores.csv", "notes": keep})
+
+    tracker = Tracker(store_uri, "cleanup")
+    summary = run_grid(spec, cells, execute, tracker, progress=False)
+    stored = tracker.download_artifact(summary.run_ids[0], "scores/scores.csv", tmp_path / "dl")
+
+    assert not folder.exists() and keep.read_text() == "mine"
+    assert stored.read_text() == "entity,score\n1,0.5\n"
