@@ -46,7 +46,7 @@ def runs_summary(
     if not all_worlds and "world_hash" in df:
         newest = df.sort_values("start_time")["world_hash"].iloc[-1]
         df = df[df["world_hash"] == newest]
-    suffix = capacity_suffix(scale=scale, capacity=capacity)
+    tag = capacity_suffix(scale=scale, capacity=capacity)
     out = pd.DataFrame(
         {
             "run_id": df.get("run_id", pd.Series(index=df.index, dtype=str)),
@@ -60,9 +60,9 @@ def runs_summary(
         }
     )
     for name, _ in PRIMARY:
-        key = name if name == "ap" else f"{name}{suffix}"
-        for suffix in ("", "_lo", "_hi"):
-            out[f"{key}{suffix}"] = _metric(df, key + suffix).to_numpy()
+        key = name if name == "ap" else f"{name}{tag}"
+        for bound in ("", "_lo", "_hi"):
+            out[f"{key}{bound}"] = _metric(df, key + bound).to_numpy()
     out["n_cases"] = _metric(df, "n_cases").to_numpy()
     return out.sort_values(["regime", "coalition", "model", "seed"]).reset_index(drop=True)
 
