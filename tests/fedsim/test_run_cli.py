@@ -27,8 +27,8 @@ SPEC = {
     "models": ["logistic"],
     "seeds": [0],
     "training": {"epochs": 2},
-    "metrics": {"capacities": [0.005], "bootstrap": 50},
-    "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "status_quo"]},
+    "metrics": {"bootstrap": 50},
+    "primary": {"metric": "ed_h0", "contrast": ["pooled", "status_quo"]},
 }
 
 
@@ -170,7 +170,7 @@ def test_same_config_and_seed_give_the_same_metrics_in_fresh_processes(tmp_path:
         "name": "repro",
         "regimes": ["siloed", "pooled"],
         "coalitions": [["bank_1", "telco"]],
-        "primary": {"metric": "ed_h0", "capacity": 0.005, "contrast": ["pooled", "siloed"]},
+        "primary": {"metric": "ed_h0", "contrast": ["pooled", "siloed"]},
     }
     exp = _write(tmp_path, spec)
     metrics = []
