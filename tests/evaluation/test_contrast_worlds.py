@@ -115,3 +115,36 @@ def test_compare_combines_worlds_deterministically_with_decomposition_in_json(st
     single = pd.DataFrame(json.loads(one.stdout)["contrast"])
     assert set(single["covers"]) == {"cases × 2 training seeds"}
     assert not single.set_index(key)["diff"].sort_index().equals(rows.set_index(key)["diff"].sort_index())
+
+
+@pytest.mark.slow
+def test_runs_and_compare_name_the_capacity_worlds_and_seed_warning(study: tuple[Path, str, Path]) -> None:
+    from fedsim.cli import app
+
+    path, uri, workdir = study
+
+    runs = CliRunner().invoke(app, ["runs", "worlds_test", "--tracking-uri", uri, "--json"])
+    shown = CliRunner(env={"COLUMNS": "250"}).invoke(
+        app,
+        [
+            "compare",
+            str(path),
+            "--tracking-uri",
+            uri,
+            "--workdir",
+            str(workdir),
+            "--world-seed",
+            "3",
+            "--world-seed",
+            "4",
+        ],
+    )
+
+    assert runs.exit_code == 0, runs.output[-3000:]
+    over = pd.DataFrame(json.loads(runs.stdout)["over_seeds"])
+    assert over[["ed_h0_cal1", "prevented_eur_d0_r1.0_cal1", "ap"]].notna().all().all() and len(over) == 3
+    assert shown.exit_code == 0, shown.output[-3000:]
+    text = " ".join(shown.stdout.split())
+    assert "cases × 2 worlds × 2 training seeds" in text and "world seed(s) 3,4" in text
+    assert "calibrated (bank 20, telco 5, marketplace 10 alerts/day per 100k customers × each world's" in text
+    assert "WARNING: only 2 training seed(s) per regime" in text and "decomposition" in text
