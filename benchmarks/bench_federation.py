@@ -55,7 +55,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fedsim.evaluation import evaluate  # noqa: E402
+from fedsim.contrast import world_capacity  # noqa: E402
+from fedsim.evaluation.api import evaluate_calibrated  # noqa: E402
 from fedsim.experiment import load_experiment, parse_experiment  # noqa: E402
 from fedsim.federation.engine import RAY_STATS, keep_ray_warm  # noqa: E402
 from fedsim.federation.horizontal import HorizontalSettings, simulate_saved  # noqa: E402
@@ -94,13 +95,14 @@ def _cell(ws: Workspace, seed: int, engine: str) -> dict[str, float]:
     m = ws.spec.metrics
     started = time.perf_counter()
     result = get_regime("horizontal").run(_context(ws, BANKS, seed, engine))
-    evaluate(
+    evaluate_calibrated(
         result.scores,
         ws.truth,
+        capacity=world_capacity(ws),
+        scales=m.capacity_scales,
         partner_sizes=ws.partner_sizes,
         seed=seed,
         test_window_ts=(ws.split.test_start, ws.split.test_end),
-        capacities=m.capacities,
         horizons_h=m.horizons_h,
         latencies_h=m.latencies_h,
         interdiction=m.interdiction,

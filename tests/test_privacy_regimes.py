@@ -54,7 +54,7 @@ def test_epsilon_sweep_runs_end_to_end_and_logs_the_dp_ledger(ws: Workspace) -> 
     assert m["dp_max_entities_per_person.bank_1"] >= 1
     assert not any(k.startswith("dp_") for k in plain.metrics)
     for result in (private, plain):  # the evaluation ran on the DP scores like on any other
-        assert 0.0 <= result.metrics["ed_h0_k0.005"] <= 1.0
+        assert 0.0 <= result.metrics["ed_h0_cal1"] <= 1.0
 
 
 def test_noise_mode_from_the_privacy_settings_and_gbt_refused_before_training(ws: Workspace) -> None:
