@@ -6,9 +6,7 @@ import json
 import logging
 import os
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -144,62 +142,6 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
-CLEANUP_S = 8.0  # the process exits by then even if clean-up hangs (a blocked store, a stuck Ray)
-
-
-@contextmanager
-def _interrupts_end_the_run(experiment: Path) -> Iterator[None]:
-    """Ctrl-C and SIGTERM end ``fedsim run`` the same way, within seconds, in any kind of cell.
-
-    Both raise KeyboardInterrupt in the main thread; the tracker marks the open run KILLED as the exception
-    passes (fedsim.tracking.Tracker.start_run). Then the Ray/Flower processes this run started are ended,
-    one line is printed and the process exits 130 with ``os._exit``: a Flower simulation leaves a non-daemon
-    ServerApp thread blocked on messages that will never come, which a normal exit would wait for forever
-    (tech notes, "Flower simulation and Ctrl-C"). A watchdog started by the signal exits 130 after
-    :data:`CLEANUP_S` seconds whatever the clean-up is doing.
-    """
-    import signal
-
-    def interrupted(signum: int, frame: Any) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        watchdog = threading.Timer(CLEANUP_S, os._exit, args=(INTERRUPTED,))
-        watchdog.daemon = True
-        watchdog.start()
-        # Flower's worker threads report every message that Ray can no longer answer, with a traceback: the
-        # run is being ended on purpose, so the one line below is all the user should read.
-        logging.getLogger("flwr").disabled = True
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    except KeyboardInterrupt:
-        _end_flower_and_ray()
-        sys.stderr.write(
-            f"interrupted: the open run is marked KILLED; `fedsim run {experiment}` again resumes the grid\n"
-        )
-        sys.stderr.flush()
-        sys.stdout.flush()
-        os._exit(INTERRUPTED)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _end_flower_and_ray() -> None:
-    """Stop the warm Ray pool and Ray itself if this process started them (nothing to do otherwise)."""
-    if "ray" not in sys.modules:
-        return
-    try:
-        from fedsim.federation.engine import shutdown_ray
-
-        shutdown_ray()
-    except Exception:  # noqa: BLE001 - exiting anyway; Ray's own atexit is skipped, so try our best here
-        logging.getLogger("fedsim").debug("could not stop Ray cleanly", exc_info=True)
-
-
 @app.command("run")
 @friendly_errors
 def run(
@@ -214,12 +156,13 @@ def run(
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
 
+    from fedsim.interrupts import interrupts_end_the_run
     from fedsim.runner import run_experiment
 
     _setup_logging(not quiet)
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
-        with _interrupts_end_the_run(experiment):
+        with interrupts_end_the_run(experiment):
             summary = run_experiment(
                 experiment, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet, world_seed=seed
             )
