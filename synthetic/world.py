@@ -175,8 +175,12 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    stamp = {}
     for key, entry in world.manifest["tables"].items():  # just written from these bytes: known good
-        _VERIFIED[_identity(out / f"{key}.parquet")] = entry["sha256"]
+        ident = _identity(out / f"{key}.parquet")
+        _VERIFIED[ident] = entry["sha256"]
+        stamp[key] = [*ident, entry["sha256"]]
+    _write_stamp(out, stamp)
     return out
 
 
@@ -205,7 +209,7 @@ def check_replaceable(out: str | Path) -> None:
             f"{refuse}: it holds {files[0]!r} and is not a fedsim world (no valid {MANIFEST}); "
             "move the files or pick another --out"
         ) from None
-    extra = [f for f in files if f not in allowed]
+    extra = [f for f in files if f not in allowed and not f.startswith(STAMP)]  # incl. a stamp's temp file
     if extra:
         raise WorldError(
             f"{refuse}: it holds {extra[0]!r}, which is not part of the world; move it or pick another --out"
