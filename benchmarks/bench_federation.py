@@ -55,14 +55,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fedsim.contrast import world_capacity  # noqa: E402
 from fedsim.evaluation.api import evaluate_calibrated  # noqa: E402
 from fedsim.experiment import load_experiment, parse_experiment  # noqa: E402
 from fedsim.federation.engine import RAY_STATS, keep_ray_warm  # noqa: E402
 from fedsim.federation.horizontal import HorizontalSettings, simulate_saved  # noqa: E402
 from fedsim.federation.partner_data import PartnerData, build_partner_data, partner_only  # noqa: E402
 from fedsim.regimes import RunContext, TrainingSettings, get_regime  # noqa: E402
-from fedsim.runner import Workspace, load_or_generate_world  # noqa: E402
+from fedsim.runner import (  # noqa: E402
+    Workspace,
+    load_or_generate_world,
+    world_capacity,  # noqa: E402
+)
 from fedsim.settings import FederationSettings  # noqa: E402
 from synthetic.world import generate  # noqa: E402
 

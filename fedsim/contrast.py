@@ -50,22 +50,6 @@ DECOMPOSITION: tuple[tuple[str, str, str], ...] = (
 """status_quo → reports → pooled: the gain from sharing labels, then from sharing data (issue 9)."""
 
 
-def world_capacity(ws: object) -> CalibratedCapacity:
-    """The calibrated capacity profile of a workspace's world (THE alert capacity of every run and contrast).
-
-    Per-kind alerts per 100k customers per day (:data:`fedsim.evaluation.alerts.ALERTS_PER_100K_PER_DAY`)
-    times the world's case-weighted prevalence multiplier (:func:`fedsim.evaluation.alerts.effective_multiplier`).
-    """
-    from fedsim.evaluation.alerts import calibrated_capacity
-
-    cases = ws.truth["cases"]  # type: ignore[attr-defined]
-    fraud = ws.world.config.fraud  # type: ignore[attr-defined]
-    kinds = {p: f.block for p, f in ws.features.items()}  # type: ignore[attr-defined]
-    return calibrated_capacity(
-        cases["fraud_type"].value_counts().to_dict(), {t: c.multiplier for t, c in fraud.items()}, kinds
-    )
-
-
 @dataclass
 class _World:
     """One world of the contrast: its workspace, calibrated capacity and the runs made on it."""
@@ -159,7 +143,7 @@ def primary_contrast(
 
 def _load_world(spec: object, seed: int, root: Path, runs: pd.DataFrame) -> _World:
     """The experiment's world at world seed ``seed`` (cached or generated) and the runs made on it."""
-    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed, world_capacity
 
     spec_w = with_world_seed(spec, seed)  # type: ignore[arg-type]
     world = load_or_generate_world(spec_w, root / "worlds")

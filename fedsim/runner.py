@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from fedsim.data import DAY, Split
+from fedsim.evaluation.alerts import CalibratedCapacity, calibrated_capacity
 from fedsim.experiment import ExperimentSpec, GridSummary, RunResult, RunSpec, expand, load_experiment, run_grid
 from fedsim.features import PartnerFeatures
 from fedsim.regimes import RunContext, TrainingSettings, get_regime
@@ -112,6 +113,17 @@ class Workspace:
     def partner_sizes(self) -> dict[str, int]:
         return {n: len(f.entities) for n, f in self.features.items()}
 
+    def capacity(self) -> CalibratedCapacity:
+        """The calibrated alert-capacity profile of this world: THE capacity of every run and contrast.
+
+        Per-kind alerts per 100k customers per day (:data:`fedsim.evaluation.alerts.ALERTS_PER_100K_PER_DAY`)
+        times the world's case-weighted prevalence multiplier (:func:`fedsim.evaluation.alerts.effective_multiplier`).
+        """
+        cases = self.truth["cases"]
+        multipliers = {t: c.multiplier for t, c in self.world.config.fraud.items()}
+        kinds = {p: f.block for p, f in self.features.items()}
+        return calibrated_capacity(cases["fraud_type"].value_counts().to_dict(), multipliers, kinds)
+
     def context(self, cell: RunSpec) -> RunContext:
         """The one way a grid cell becomes a :class:`RunContext`: typed, frozen settings from the cell."""
         tr = cell.training
@@ -138,7 +150,6 @@ class Workspace:
         )
 
     def execute(self, cell: RunSpec) -> RunResult:
-        from fedsim.contrast import world_capacity
         from fedsim.evaluation.api import evaluate_calibrated
         from fedsim.privacy import privacy_for, run_params
 
@@ -148,7 +159,7 @@ class Workspace:
         result = regime.run(ctx)
         m = cell.metrics
         # Every run is evaluated at multiples of the world's calibrated alert capacity (metrics named _cal<scale>).
-        capacity = world_capacity(self)
+        capacity = self.capacity()
         ev = evaluate_calibrated(
             result.scores,
             self.truth,
@@ -243,3 +254,8 @@ def run_experiment(
 def partners_of(spec: ExperimentSpec) -> list[str]:
     """Partner names of the world the spec describes, without generating it (one source: the world config)."""
     return list(spec.world.world_config().partner_kinds())
+
+
+def world_capacity(ws: Workspace) -> CalibratedCapacity:
+    """The calibrated alert-capacity profile of a workspace's world (:meth:`Workspace.capacity`)."""
+    return ws.capacity()

@@ -52,10 +52,9 @@ def _runs(uri: str) -> pd.DataFrame:
 def test_runs_log_the_calibrated_capacity_and_recompute(study: tuple[Path, str, Path]) -> None:
     from mlflow.tracking import MlflowClient
 
-    from fedsim.contrast import world_capacity
     from fedsim.evaluation.api import evaluate_calibrated
     from fedsim.experiment import load_experiment
-    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed, world_capacity
 
     path, uri, workdir = study
     runs = _runs(uri)

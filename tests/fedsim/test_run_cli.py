@@ -54,7 +54,8 @@ def _finished(uri: str, name: str) -> pd.DataFrame:
 def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from fedsim.evaluation import evaluate
+    from fedsim.evaluation.alerts import calibrated_capacity
+    from fedsim.evaluation.api import evaluate_calibrated
     from synthetic.world import read_world, to_pandas
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -64,7 +65,7 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
     out = _fedsim("runs", "cli_test", "--tracking-uri", uri, "--json", cwd=tmp_path)
     rows = json.loads(out.stdout)["runs"]
     assert sorted(r["regime"] for r in rows) == ["pooled", "status_quo", "watchlist"]
-    assert all(r["ed_h0_k0.005_lo"] <= r["ed_h0_k0.005"] <= r["ed_h0_k0.005_hi"] for r in rows)
+    assert all(r["ed_h0_cal1_lo"] <= r["ed_h0_cal1"] <= r["ed_h0_cal1_hi"] for r in rows)
 
     # Recompute from the artifact alone: same world (from its cache), the logged scores, the logged settings.
     runs = _finished(uri, "cli_test")
@@ -81,8 +82,17 @@ def test_run_then_runs_and_every_metric_recomputes_from_the_logged_scores(tmp_pa
         ]
     }
     test = (38 * 86_400, 60 * 86_400)
-    again = evaluate(scores, truth, partner_sizes=sizes, test_window_ts=test, seed=0, capacities=[0.005], n_boot=50)
-    for name in ("ed_h0_k0.005", "prevented_eur_d0_r1.0_k0.005", "ap", "helpdesk.ed_h0_k0.005"):
+    # the calibrated capacity profile, rebuilt from the world alone (no fedsim state)
+    capacity = calibrated_capacity(
+        truth["cases"]["fraud_type"].value_counts().to_dict(),
+        {t: c.multiplier for t, c in world.config.fraud.items()},
+        {p: v.kind for p, v in world.partners.items()},
+    )
+    assert float(run["capacity_reference_k"]) == pytest.approx(capacity.reference, rel=1e-12)
+    again = evaluate_calibrated(
+        scores, truth, capacity=capacity, scales=[1.0], partner_sizes=sizes, test_window_ts=test, seed=0, n_boot=50
+    )
+    for name in ("ed_h0_cal1", "prevented_eur_d0_r1.0_cal1", "ap", "helpdesk.ed_h0_cal1"):
         assert again.flat()[name] == pytest.approx(float(run[name]), rel=1e-9), name
     assert run["world_hash"] == world.content_hash
     assert len(run["git_commit"]) >= 7 and run["config_hash"]
