@@ -50,7 +50,13 @@ class FederationSettings(BaseModel):
     engine: Engine = Field(
         default="simulation", description="Flower engine: simulation (Ray) or deployment (SuperLink + SuperNodes)."
     )
-    label_holder: str = Field(default="bank", description="Partner kind (or name) holding labels in vertical FL.")
+    label_holder: str = Field(
+        default="bank",
+        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        description="Who holds the labels in vertical/hybrid FL: a partner kind of the world (bank, telco, "
+        "marketplace; a known-answer world's kinds are its partner names without the number) or a partner "
+        "name (bank_2). Checked against the world's partners when the experiment is loaded. Default bank.",
+    )
     embedding_dim: int = Field(
         default=8, ge=1, le=256, strict=True, description="Width of each party's bottom-model output (vertical FL)."
     )

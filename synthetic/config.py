@@ -8,6 +8,7 @@ turned into :class:`ConfigError` with one line per problem naming field, value a
 from __future__ import annotations
 
 import math
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +25,8 @@ class ConfigError(ValueError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN passes no range check and inf only one-sided ones: neither is ever a meaningful world setting.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class PopulationConfig(_Frozen):
@@ -36,6 +38,24 @@ class PopulationConfig(_Frozen):
     marketplace_user_share: float = Field(
         0.55, ge=0.0, le=1.0, description="share of persons with an account at any marketplace"
     )
+
+    @field_validator("start_date", mode="before")
+    @classmethod
+    def _unquoted_date(cls, v: Any) -> Any:
+        """YAML reads an unquoted 2025-01-01 as a date; it means the same as the quoted text."""
+        return v.isoformat() if isinstance(v, date) and not isinstance(v, datetime) else v
+
+    @field_validator("start_date")
+    @classmethod
+    def _real_date(cls, v: str) -> str:
+        """A real calendar date written yyyy-mm-dd ('2025-99-99' would otherwise reach the manifest)."""
+        try:
+            parsed = date.fromisoformat(v)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.isoformat() != v or not 1900 <= parsed.year <= 2200:
+            raise ValueError(f"{v!r} is not a date; allowed: a calendar date yyyy-mm-dd, years 1900-2200")
+        return v
 
 
 class PartnersConfig(_Frozen):
@@ -251,8 +271,10 @@ class CrewConfig(_Frozen):
 
 
 class BarrierConfig(_Frozen):
-    name: str = Field(..., description="what the barrier is")
-    day: int = Field(..., ge=0, description="day it takes effect (a day past the horizon never takes effect)")
+    name: str = Field(..., min_length=1, max_length=200, description="what the barrier is")
+    day: int = Field(
+        ..., ge=0, le=100_000, description="day it takes effect (a day past the horizon never takes effect)"
+    )
     fraud_type: Literal["helpdesk", "purchase", "sale", "whatsapp", "invoice"] = Field(..., description="affected type")
     removes: Literal["caller_id_spoofing", "payment_link", "off_platform_payment"] = Field(
         ..., description="trace the barrier removes"
@@ -274,6 +296,23 @@ class KnownAnswerConfig(_Frozen):
     marketplace_shift: float = Field(0.5, ge=0, le=10, description="d_p of the marketplace")
     placebo: bool = Field(True, description="add a placebo partner (d = 0)")
     days: int = Field(60, ge=14, le=1095, description="horizon (days); one decision per entity per day")
+
+    @model_validator(mode="after")
+    def _banks_fit(self) -> KnownAnswerConfig:
+        """Lengths and sums the field bounds cannot express (also checked again by the generator)."""
+        n = len(self.bank_shifts)
+        if not 1 <= n <= 10:
+            raise ValueError(f"bank_shifts = {self.bank_shifts}: allowed: 1 to 10 banks")
+        if any(not 0.0 <= d <= 10.0 for d in self.bank_shifts):
+            raise ValueError(f"bank_shifts = {self.bank_shifts}: allowed: each in [0, 10]")
+        shares = self.bank_case_shares
+        if shares is not None and len(shares) != n:
+            raise ValueError(f"bank_case_shares = {shares}: has {len(shares)} entries; allowed: exactly {n}")
+        if shares is not None and (any(not x >= 0.0 for x in shares) or abs(sum(shares) - 1.0) > 1e-6):
+            raise ValueError(f"bank_case_shares = {shares}: allowed: each >= 0, summing to 1")
+        if self.entities < 10 * n:
+            raise ValueError(f"entities = {self.entities}: allowed: at least 10 per bank ({10 * n})")
+        return self
 
     def partner_names(self) -> list[str]:
         """``bank_1..bank_B`` (one per bank shift), ``telco``, ``marketplace``, then ``placebo`` if asked for."""
@@ -385,15 +424,110 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+class YamlFileError(ValueError):
+    """A YAML file that cannot be read as one mapping of fields; the message names the file (and line)."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently) and a
+    key that is not a plain value (``{[1, 2]: 3}`` would otherwise end in a TypeError)."""
+
+
+def _construct_unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+        except TypeError:  # a list or mapping used as a key
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is a {type(key).__name__}; allowed: a name", key_node.start_mark
+            ) from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+MAX_YAML_BYTES = 10_000_000
+"""Largest config file read (bytes); configs are a few kB."""
+
+
+_TOO_DEEP = object()
+MAX_DEPTH = 32
+"""Deepest nesting of lists/mappings a config file may have (world configs need 4)."""
+
+
+def read_yaml_file(path: str | Path, what: str) -> Any:
+    """Parse one YAML file with unique keys; every file-level problem becomes a :class:`YamlFileError`.
+
+    ``what`` names the file in messages (``"world config file"``). Refused: a missing file, a folder, an
+    unreadable or huge file, bytes that are not UTF-8, invalid YAML, duplicate or unhashable keys and
+    nesting too deep for the parser (RecursionError). An empty file gives None (the caller decides).
+    """
+    path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+        if path.is_dir():
+            raise YamlFileError(f"{what} {str(path)!r} is a folder; allowed: a YAML file")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise YamlFileError(f"{what} {str(path)!r} is larger than {MAX_YAML_BYTES:,} bytes; allowed: a config")
+        raw = path.read_bytes()
+    except OSError as err:
+        raise YamlFileError(f"cannot read {what} {str(path)!r}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise YamlFileError(
+            f"{what} {str(path)!r}: byte {err.start} is not UTF-8 text; allowed: a UTF-8 YAML file"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{str(path)!r}, line {mark.line + 1}, column {mark.column + 1}" if mark else repr(str(path))
+        problem = getattr(err, "problem", None) or str(err)
+        raise YamlFileError(f"{what} {where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        data = _TOO_DEEP
+    if data is _TOO_DEEP or _too_deep(data):
+        raise YamlFileError(f"{what} {str(path)!r}: nested too deeply; allowed: at most {MAX_DEPTH} levels")
+    return data
+
+
+def _too_deep(data: Any) -> bool:
+    """True when ``data`` nests lists/mappings deeper than :data:`MAX_DEPTH` (checked without recursion)."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return False
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """A preset or world config file: a non-empty mapping of fields (an empty file is refused, not the default
+    world: a truncated or mistyped file must not silently become a 20,000-person world)."""
+    try:
+        data = read_yaml_file(path, "world config file")
+    except YamlFileError as err:
+        raise ConfigError(str(err)) from None
+    if data is None:
+        raise ConfigError(
+            f"world config file {str(path)!r} is empty; allowed: a mapping of fields (e.g. `preset: small`)"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r}: top level must be a mapping of fields")
+        raise ConfigError(f"world config file {str(path)!r}: top level must be a mapping of fields")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"world config file {str(path)!r}: key {bad[0]!r}; allowed: a field name")
     return data
 
 

@@ -8,45 +8,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from fedsim.experiment.spec import _PATTERN_WORDS, _UNION_TAGS, ExperimentError, ExperimentSpec
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
-
-
 def load_experiment(path: str | Path) -> ExperimentSpec:
-    """Read and validate one experiment YAML file; relative world config paths are taken from its folder."""
+    """Read and validate one experiment YAML file; relative world config paths are taken from its folder.
+
+    File-level problems (missing file, a folder, not UTF-8, invalid YAML, duplicate or unhashable keys,
+    nesting too deep) are an :class:`ExperimentError` naming the file, as are an empty file and field errors.
+    """
+    from synthetic.config import YamlFileError, read_yaml_file
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ExperimentError(f"cannot read experiment file {path}: {err.strerror}") from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ExperimentError(f"experiment file {where}: not valid YAML: {problem}") from None
+        data = read_yaml_file(path, "experiment file")
+    except YamlFileError as err:
+        raise ExperimentError(str(err)) from None
     return parse_experiment(data, source=str(path), base_dir=path.parent)
 
 

@@ -89,7 +89,9 @@ def _registered(value: str) -> str:
 
 
 RegimeName = Annotated[str, AfterValidator(_registered)]
-Seed = Annotated[int, Field(ge=0, strict=True)]
+MAX_SEED = 2**32 - 1
+"""Largest seed: scikit-learn's ``random_state`` (the gbt model) and numpy's legacy seeding need < 2³²."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 PositiveDays = Annotated[int, Field(ge=1, strict=True)]
 NonNegativeDays = Annotated[int, Field(ge=0, strict=True)]
 Coalition = Annotated[tuple[Slug, ...], Field(min_length=1)]
@@ -133,7 +135,7 @@ class WorldSpec(_Spec):
         description="Path to a world config YAML, relative to the experiment file. Exactly one of "
         "preset / config. Its content (not its path) enters the config hash. Default: none.",
     )
-    seed: Seed = Field(description="Seed of the world generator; integer >= 0. Required.")
+    seed: Seed = Field(description="Seed of the world generator; integer 0 <= seed < 2**32. Required.")
     overrides: dict[str, JsonValue] = Field(
         default_factory=dict,
         description="World config fields on top of the preset/config, nested as in a world config "
@@ -240,9 +242,10 @@ class TrainingSpec(_Spec):
     epochs: int = Field(
         default=5,
         ge=1,
+        le=10_000,
         strict=True,
-        description="Fixed epoch budget: DP-SGD training, and local epochs per round when federated; int >= 1. "
-        "Default 5.",
+        description="Fixed epoch budget: DP-SGD training, and local epochs per round when federated; "
+        "1 <= int <= 10000. Default 5.",
     )
     max_epochs: int = Field(
         default=200,
@@ -266,9 +269,15 @@ class TrainingSpec(_Spec):
         "(validation slice included) for the best epoch count; false keeps the best epoch's weights "
         "(trained without the latest rows). Default true.",
     )
-    batch_size: int = Field(default=512, ge=1, strict=True, description="Rows per mini-batch; int >= 1. Default 512.")
+    batch_size: int = Field(
+        default=512, ge=1, le=10_000_000, strict=True, description="Rows per mini-batch; 1 <= int <= 1e7. Default 512."
+    )
     learning_rate: float = Field(
-        default=0.01, gt=0, allow_inf_nan=False, description="Optimizer step size; float > 0. Default 0.01."
+        default=0.01,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
+        description="Optimizer step size; 0 < float <= 10. Default 0.01.",
     )
     negative_rate: float = Field(
         default=0.1,
@@ -280,7 +289,7 @@ class TrainingSpec(_Spec):
     )
 
 
-Epsilon = Annotated[float, Field(gt=0)]
+Epsilon = Annotated[float, Field(gt=0, allow_inf_nan=True)]
 
 
 Sigma = Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)]
@@ -381,10 +390,10 @@ Its field names and defaults enter the config hash of every federated cell."""
 
 
 Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-Hours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Hours = Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)]
 
 
-Scale = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Scale = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
 CALIBRATED_WORDS = (
     "multiples of the calibrated alert capacity (fedsim.evaluation.alerts: bank 20, telco 5, marketplace 10 "
     "alerts/day per 100k customers, × the world's prevalence multiplier); 1 = calibrated"
@@ -407,18 +416,19 @@ class MetricsSpec(_Spec):
     capacity_scales: tuple[Scale, ...] = Field(
         default=(0.25, 0.5, 1.0, 2.0, 4.0),
         min_length=1,
-        description=f"Alert capacities to evaluate, as {CALIBRATED_WORDS}; each > 0. Default [0.25, 0.5, 1, 2, 4].",
+        description=f"Alert capacities to evaluate, as {CALIBRATED_WORDS}; each 0 < scale <= 1000. "
+        "Default [0.25, 0.5, 1, 2, 4].",
     )
     horizons_h: tuple[Hours, ...] = Field(
         default=(0, 1, 6, 24, 72),
         min_length=1,
         description="Early-detection horizons h, hours before the first irreversible money-out; "
-        "each >= 0. Default [0, 1, 6, 24, 72].",
+        "each 0 <= h <= 1e6. Default [0, 1, 6, 24, 72].",
     )
     latencies_h: tuple[Hours, ...] = Field(
         default=(0, 1, 4),
         min_length=1,
-        description="Intervention latency Δ after an alert, hours; each >= 0. Default [0, 1, 4].",
+        description="Intervention latency Δ after an alert, hours; each 0 <= Δ <= 1e6. Default [0, 1, 4].",
     )
     interdiction: tuple[Fraction, ...] = Field(
         default=(1.0, 0.7),
@@ -429,8 +439,9 @@ class MetricsSpec(_Spec):
     bootstrap: int = Field(
         default=1000,
         ge=1,
+        le=1_000_000,
         strict=True,
-        description="Case-level cluster-bootstrap resamples for the 95% CIs; int >= 1 "
+        description="Case-level cluster-bootstrap resamples for the 95% CIs; 1 <= int <= 1e6 "
         "(evaluation.md asks >= 1000; use fewer only for smoke tests). Default 1000.",
     )
 
@@ -483,6 +494,7 @@ class PrimarySpec(_Spec):
     min_seeds: int = Field(
         default=5,
         ge=1,
+        le=1000,
         strict=True,
         description="Training seeds the primary contrast needs (issue 9: at least 5); `fedsim compare` warns "
         "in its output when fewer are present. Default 5.",
@@ -514,7 +526,7 @@ class ExperimentSpec(_Spec):
     )
     models: tuple[Model, ...] = Field(min_length=1, description="Model families; allowed: logistic, mlp, gbt.")
     seeds: tuple[Seed, ...] = Field(
-        min_length=1, description="Training seeds, one run each; integers >= 0 (>= 3 advised)."
+        min_length=1, description="Training seeds, one run each; integers 0 <= seed < 2**32 (>= 3 advised)."
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Shared training settings.")
     privacy: PrivacySpec = Field(default_factory=PrivacySpec, description="DP sweep; default no DP.")
@@ -564,6 +576,7 @@ class ExperimentSpec(_Spec):
                 self.world.model_dump(mode="json", exclude_defaults=True),
                 f"the world generator refuses this world:\n      {lines}",
             ) from None
+        self._check_label_holder(config.partner_kinds())
         days = world_days(config)
         if self.split.total_days > days:
             raise _fail(
@@ -571,6 +584,21 @@ class ExperimentSpec(_Spec):
                 self.split.model_dump(),
                 f"train + gap + test + second_test = "
                 f"{self.split.total_days} days; allowed: at most the world's {days} days",
+            )
+
+    def _check_label_holder(self, kinds: Mapping[str, str]) -> None:
+        """``federation.label_holder`` names a kind or a partner of the world (checked when a split-network
+        regime reads it, or when it was changed from the default)."""
+        holder = self.federation.label_holder
+        reads = any(get_regime(name).split_network for name in self.regimes)
+        if not reads and "label_holder" not in self.federation.model_fields_set:
+            return
+        allowed = label_holder_choices(kinds)
+        if holder not in allowed:
+            raise _fail(
+                "federation.label_holder",
+                holder,
+                f"not a partner kind or name of this world; allowed: {', '.join(allowed)}",
             )
 
     def _check_primary(self) -> None:
@@ -634,6 +662,14 @@ class ExperimentSpec(_Spec):
         if self.coalitions == ALL:
             return [tuple(sorted(partners))]
         return [tuple(sorted(c)) for c in self.coalitions]
+
+
+def label_holder_choices(kinds: Mapping[str, str]) -> list[str]:
+    """Values ``federation.label_holder`` may take in a world of ``kinds`` (partner → kind): each feature
+    block (the kind; for a known-answer world's signal partners the name without its number, as
+    :attr:`fedsim.features.PartnerFeatures.block`), then each partner name."""
+    blocks = [kind if kind != "signals" else name.rstrip("0123456789").rstrip("_") for name, kind in kinds.items()]
+    return list(dict.fromkeys([*blocks, *kinds]))
 
 
 def _is_primary_metric(metric: str, m: MetricsSpec) -> bool:
