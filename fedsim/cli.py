@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+import typer.core
 
 # Offline hygiene before anything can import Flower or MLflow (see README, tech notes).
 for _k, _v in {
@@ -23,14 +24,65 @@ for _k, _v in {
 }.items():
     os.environ.setdefault(_k, _v)
 
+
+class _HelpfulGroup(typer.core.TyperGroup):
+    """Shows every argument's help text: with click >= 8.2 a click ``Argument`` resets ``help`` to None after
+    Typer set it, so `--help` lost them; the help is restored here from each command's ``typer.Argument``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            _restore_argument_help(command)
+
+
+def _restore_argument_help(command: Any) -> None:
+    import inspect
+
+    import click
+
+    if command.callback is None:
+        return
+    declared = inspect.signature(command.callback).parameters
+    for param in command.params:
+        info = declared.get(param.name or "")
+        if isinstance(param, click.Argument) and info is not None:
+            help_text = getattr(info.default, "help", None)
+            if help_text and not getattr(param, "help", None):
+                param.help = help_text
+
+
 app = typer.Typer(
-    help="fedsim — would fraud-chain partners catch online fraud earlier by combining data?",
+    help="fedsim — would fraud-chain partners catch online fraud earlier by combining data?\n\n"
+    "Tables go to stdout, logs and progress to stderr. Name an experiment by its file (experiments/demo.yaml, any "
+    "directory) or, where unambiguous, by its `name:` (demo; looked up in ./experiments and the repository's).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_HelpfulGroup,
 )
-world_app = typer.Typer(help="Generate and inspect synthetic worlds.", no_args_is_help=True)
+world_app = typer.Typer(help="Generate and inspect synthetic worlds.", no_args_is_help=True, cls=_HelpfulGroup)
 app.add_typer(world_app, name="world")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"fedsim {version('fedsim')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            typer.echo("fedsim (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the fedsim version and exit"
+    ),
+) -> None:
+    """The global options."""
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,16 +180,19 @@ TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite
 
 
 def _setup_logging(verbose: bool) -> None:
+    """Logs go to stderr (tables own stdout); ``verbose=False`` (``--quiet``) keeps warnings and errors only."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
+    level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=level,
         format="%(message)s",
-        handlers=[RichHandler(show_path=False, show_time=False)],
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False, show_time=False)],
         force=True,
     )
     for name in ("fedsim", "fedsim.experiment", "fedsim.run", "fedsim.regimes"):
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(level)
     for noisy in ("mlflow", "alembic", "flwr", "ray"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -268,7 +323,7 @@ def audit(
 
 
 deploy_app = typer.Typer(
-    help="Cross-machine Flower deployment of an experiment's federated cells.", no_args_is_help=True
+    help="Cross-machine Flower deployment of an experiment's federated cells.", no_args_is_help=True, cls=_HelpfulGroup
 )
 app.add_typer(deploy_app, name="deploy")
 

@@ -330,80 +330,85 @@ def contrast_payload(table: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def render_contrast(table: pd.DataFrame) -> None:
-    """Print the contrast; the header states what the CI covers, the worlds, the capacity and the clock."""
+def render_contrast(table: pd.DataFrame, fmt: str = "table") -> None:
+    """Print the contrast on stdout (warnings on stderr); the header states what the CI covers, the worlds, the
+    capacity and the clock; metric names state their Δ, ρ and horizon. Labels are never cut (:mod:`fedsim.sheet`)."""
     from rich.console import Console
-    from rich.table import Table
 
-    console = Console()
+    from fedsim.sheet import Sheet, print_sheet
+    from fedsim.summary import metric_label
+
+    err = Console(stderr=True)
     for line in table.attrs.get("warnings", []):
-        console.print(f"[bold red]{line}[/]", highlight=False)
+        err.print(f"[bold red]{line}[/]", highlight=False)
     first = table.iloc[0]
     covers = " / ".join(dict.fromkeys(table["covers"]))
     worlds = f"world seed(s) {first['world_seeds']}" if "world_seeds" in table else "one world"
-    t = Table(
+    sheet = Sheet(
         title=f"paired contrast A − B: A = {first['a']}, B = {first['b']} — mean over training seeds and worlds "
         f"({worlds}); 95% CI covers {covers}",
+        columns=["model", "seeds", "ε", "metric", "fraud type", "A", "B", "A − B [95% CI]", "cases only", "P(A > B)"],
         caption=f"capacity: {first['capacity']}. {first['clock']}. 'cases only' = the CI if training seeds are "
         f"held fixed (one world only, for contrast). {table.attrs.get('mc_error', '')}",
+        keys=5,
     )
-    for col in ("model", "seeds", "ε", "metric", "fraud type", "A", "B", "A − B [95% CI]", "cases only", "P(A > B)"):
-        t.add_column(col)
     for _, r in table.iterrows():
-        fmt = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
-        cases_only = "–" if pd.isna(r["lo_cases"]) else f"[{fmt.format(r['lo_cases'])}, {fmt.format(r['hi_cases'])}]"
-        t.add_row(
+        f = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
+        cases_only = "–" if pd.isna(r["lo_cases"]) else f"[{f.format(r['lo_cases'])}, {f.format(r['hi_cases'])}]"
+        sheet.add_row(
             str(r["model"]),
             str(r["seeds"]),
             str(r["epsilon"]),
-            r["metric"],
+            metric_label(r["metric"]),
             r["fraud_type"],
-            fmt.format(r["value_a"]),
-            fmt.format(r["value_b"]),
-            f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]",
+            f.format(r["value_a"]),
+            f.format(r["value_b"]),
+            f"{f.format(r['diff'])} [{f.format(r['lo'])}, {f.format(r['hi'])}]",
             cases_only,
             f"{r['p_a_gt_b']:.2f}",
         )
-    console.print(t)
+    print_sheet(sheet, fmt)
     for line in table.attrs.get("warnings", []):  # again below the table, where the eye lands
-        console.print(f"[bold red]{line}[/]", highlight=False)
-    _render_decomposition(table)
+        err.print(f"[bold red]{line}[/]", highlight=False)
+    _render_decomposition(table, fmt)
 
 
-def _render_decomposition(table: pd.DataFrame) -> None:
+def _render_decomposition(table: pd.DataFrame, fmt: str) -> None:
     """status_quo → reports → pooled at the calibrated capacity, and the capacity curve (ED(0), all types)."""
-    from rich.console import Console
-    from rich.table import Table
+    from fedsim.sheet import Sheet, print_sheet
+    from fedsim.summary import metric_label
 
     steps = table.attrs.get("decomposition")
     if steps is None or steps.empty:
         return
-    t = Table(title="decomposition: labels (reports − status quo), then data (pooled − reports); 95% CI as above")
-    for col in ("model", "step", "A − B", "metric", "fraud type", "A", "B", "A − B [95% CI]", "P(A > B)"):
-        t.add_column(col)
+    sheet = Sheet(
+        title="decomposition: labels (reports − status quo), then data (pooled − reports); 95% CI as above",
+        columns=["model", "step", "A − B", "metric", "fraud type", "A", "B", "A − B [95% CI]", "P(A > B)"],
+        keys=4,
+    )
     for _, r in steps[steps["fraud_type"] == "all"].iterrows():
-        fmt = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
-        t.add_row(
+        f = "{:,.0f}" if r["metric"].startswith("prevented") else "{:.3f}"
+        sheet.add_row(
             str(r["model"]),
             r["step"],
             f"{r['a'].split(' ')[0]} − {r['b'].split(' ')[0]}",
-            r["metric"],
+            metric_label(r["metric"]),
             r["fraud_type"],
-            fmt.format(r["value_a"]),
-            fmt.format(r["value_b"]),
-            f"{fmt.format(r['diff'])} [{fmt.format(r['lo'])}, {fmt.format(r['hi'])}]",
+            f.format(r["value_a"]),
+            f.format(r["value_b"]),
+            f"{f.format(r['diff'])} [{f.format(r['lo'])}, {f.format(r['hi'])}]",
             f"{r['p_a_gt_b']:.2f}",
         )
-    Console().print(t)
+    print_sheet(sheet, fmt)
     curve = table.attrs.get("capacity_curve")
     if curve is None or curve.empty:
         return
-    c = Table(title="capacity curve: ED(0), all fraud types, by multiple of the calibrated capacity")
-    c.add_column("model")
-    c.add_column("line")
     scales = sorted(curve["scale"].unique())
-    for sc in scales:
-        c.add_column(f"×{sc:g}")
+    c = Sheet(
+        title="capacity curve: ED(0), all fraud types, by multiple of the calibrated capacity",
+        columns=["model", "line", *[f"×{sc:g}" for sc in scales]],
+        keys=2,
+    )
     for model, g in curve.groupby("model", sort=True):
         lines: dict[str, dict[float, str]] = {}
         for _, r in g.iterrows():
@@ -413,4 +418,4 @@ def _render_decomposition(table: pd.DataFrame) -> None:
             lines.setdefault(name, {})[r["scale"]] = f"{r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}]"
         for name, vals in lines.items():
             c.add_row(str(model), name, *[vals.get(sc, "") for sc in scales])
-    Console().print(c)
+    print_sheet(c, fmt)

@@ -9,8 +9,11 @@ seeds (:func:`fedsim.evaluation.seeds.interval_from_runs`). The header states th
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
+
+from fedsim.sheet import Sheet, print_sheet, stdout_console
 
 PRIMARY = (("ed_h0", "caught before money left"), ("prevented_eur_d0_r1.0", "€ prevented"), ("ap", "AP"))
 
@@ -109,35 +112,38 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
-    """Print :func:`seed_summary` of the per-run table, headed by what the CI covers and the clock."""
-    from rich.console import Console
-    from rich.table import Table
+def metric_label(name: str) -> str:
+    """A logged metric name in words with its parameters, e.g. ``prevented_eur_d0_r1.0`` → "€ prevented (Δ = 0 h,
+    ρ = 1)": Δ is the reaction latency after the alert and ρ the share of a stoppable money-out that is stopped
+    (evaluation.md, outcome definitions); ``ed_h<h>`` is early detection at horizon h hours."""
+    base = name.split("@")[0]
+    base = re.sub(r"_(cal|k)[0-9.e-]+$", "", base)
+    if m := re.fullmatch(r"ed_h([0-9.]+)", base):
+        return f"caught before money left (h = {float(m[1]):g} h)"
+    if m := re.fullmatch(r"prevented_eur_d([0-9.]+)_r([0-9.]+)", base):
+        return f"€ prevented (Δ = {float(m[1]):g} h, ρ = {float(m[2]):g})"
+    return {"ap": "AP", "ed": "caught before money left", "prevented_eur": "€ prevented"}.get(base, name)
 
+
+def runs_sheet(table: pd.DataFrame, experiment_name: str) -> Sheet:
+    """:func:`seed_summary` of the per-run table as a :class:`Sheet`, headed by what the CI covers and the clock."""
     from fedsim.evaluation.outcomes import clock_definition
 
-    console = Console()
-    if table.empty:
-        console.print(f"No finished runs for experiment {experiment_name!r} in this store.")
-        return
     ed = next(c for c in table.columns if c.startswith("ed_h0_") and not c.endswith(("_lo", "_hi")))
     pv = next(c for c in table.columns if c.startswith("prevented_eur") and not c.endswith(("_lo", "_hi")))
     worlds = ", ".join(sorted({str(w)[:12] for w in table["world_hash"].dropna()}))
     summary = seed_summary(table)
     covers = " / ".join(dict.fromkeys(summary["covers"]))
-    t = Table(
+    sheet = Sheet(
         title=f"{experiment_name}: primary outcomes, mean over training seeds (95% CI covers {covers}); world {worlds}",
-        caption=f"capacity: {_capacity_words(table, ed)}. {clock_definition()}; € prevented at Δ = 0, ρ = 1.",
+        columns=["regime", "coalition", "model", "ε", "seeds", metric_label(ed), metric_label(pv), "AP"],
+        caption=f"capacity: {_capacity_words(table, ed)}. {clock_definition()}.",
+        keys=3,
     )
-    for col in ("regime", "coalition", "model", "ε", "seeds"):
-        t.add_column(col)
-    t.add_column("caught before money left")
-    t.add_column("€ prevented")
-    t.add_column("AP")
     for _, r in summary.iterrows():
-        t.add_row(
+        sheet.add_row(
             str(r["regime"]),
-            str(r["coalition"]).replace("+", " + "),
+            str(r["coalition"]),
             str(r["model"]),
             str(r["epsilon"]),
             str(r["seeds"]),
@@ -145,7 +151,15 @@ def render_runs(table: pd.DataFrame, experiment_name: str) -> None:
             _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True),
             _fmt(r["ap"], r["ap_lo"], r["ap_hi"]),
         )
-    console.print(t)
+    return sheet
+
+
+def render_runs(table: pd.DataFrame, experiment_name: str, fmt: str = "table") -> None:
+    """Print :func:`runs_sheet` on stdout (whole labels at any width; ``fmt`` table or csv)."""
+    if table.empty:
+        stdout_console().print(f"No finished runs for experiment {experiment_name!r} in this store.")
+        return
+    print_sheet(runs_sheet(table, experiment_name), fmt)
 
 
 def _capacity_words(table: pd.DataFrame, ed_column: str) -> str:
@@ -179,17 +193,14 @@ def privacy_curve(
     return privacy_utility_table(df, capacity=capacity, scale=scale)
 
 
-def render_privacy_curve(curve: pd.DataFrame, *, capacity: str = "calibrated") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def render_privacy_curve(curve: pd.DataFrame, *, capacity: str = "calibrated", fmt: str = "table") -> None:
+    """Print the privacy–utility table (ε against the outcomes) on stdout."""
     covers = " / ".join(dict.fromkeys(curve["covers"])) if "covers" in curve else "cases"
-    t = Table(
+    sheet = Sheet(
         title=f"privacy–utility: outcomes against ε (ε = inf is the non-private run); 95% CI covers {covers}",
+        columns=[metric_label(str(c)) for c in curve.columns],
         caption=f"capacity: {capacity}",
     )
-    for col in curve.columns:
-        t.add_column(str(col))
     for _, r in curve.iterrows():
-        t.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])
-    Console().print(t)
+        sheet.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])
+    print_sheet(sheet, fmt)

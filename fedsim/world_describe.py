@@ -8,14 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
+from fedsim.sheet import Sheet, print_sheet
 from synthetic.calibration import NL_PERSONS_15PLUS, format_value
 
+_FORMAT = "table"
+"""How tables are printed in this process (``fedsim world describe --format``); prose always goes to ``console``."""
 
-def render_description(desc: dict[str, Any], console: Console | None = None) -> None:
-    """Print a description (from :func:`describe_world`) as rich tables: the first things to look at."""
-    console = console or Console()
+
+def render_description(desc: dict[str, Any], console: Console | None = None, fmt: str = "table") -> None:
+    """Print a description (from :func:`describe_world`) as tables that never cut a word (:mod:`fedsim.sheet`).
+
+    ``fmt="csv"``: the tables as csv on stdout, and the prose lines on stderr so stdout stays parseable."""
+    global _FORMAT
+    _FORMAT = fmt
+    console = console or Console(stderr=fmt == "csv")
     s = desc["summary"]
     console.rule(
         f"[bold]{s['mode']} world[/] · seed {s['seed']} · {s.get('persons', 0):,} persons × "
@@ -32,18 +39,19 @@ def render_description(desc: dict[str, Any], console: Console | None = None) -> 
         _render_value_shapes(console, desc["leak_screen"].get("value_shape"))
 
 
-def _table(title: str, *columns: str) -> Table:
-    t = Table(title=title, title_justify="left", title_style="bold")
-    for c in columns:
-        t.add_column(c, overflow="fold")
-    return t
+def _table(title: str, *columns: str) -> Sheet:
+    return Sheet(title=title, columns=list(columns))
+
+
+def _print(console: Console, sheet: Sheet) -> None:
+    print_sheet(sheet, _FORMAT, console=None if _FORMAT == "csv" else console)
 
 
 def _render_rows(console: Console, rows: dict[str, dict[str, int]], partners: dict[str, str]) -> None:
     t = _table("Rows per table", "partner", "kind", "tables (rows)")
     for p, tables in rows.items():
         t.add_row(p, partners.get(p, "hidden"), " · ".join(f"{k} {v:,}" for k, v in tables.items()))
-    console.print(t)
+    _print(console, t)
 
 
 def _render_known_answer(console: Console, ka: dict[str, Any]) -> None:
@@ -56,7 +64,7 @@ def _render_known_answer(console: Console, ka: dict[str, Any]) -> None:
     for r in ka["partners"]:
         t.add_row(r["partner"], f"{r['shift']:.2f}", f"{r['optimal_auc']:.3f}")
     t.add_row("[bold]all partners[/]", "", f"[bold]{ka['all_partners_optimal_auc']:.3f}[/]")
-    console.print(t)
+    _print(console, t)
 
 
 def _render_fraud_types(console: Console, types: list[dict[str, Any]]) -> None:
@@ -85,7 +93,7 @@ def _render_fraud_types(console: Console, types: list[dict[str, Any]]) -> None:
             format_value(r["nl_eur_year"], "EUR"),
             format_value(r["victims_per_mule"]),
         )
-    console.print(t)
+    _print(console, t)
 
 
 def _mark(ok: bool | None) -> str:
@@ -110,7 +118,7 @@ def _render_calibration(console: Console, rows: list[dict[str, Any]]) -> None:
             notes.append(f"[{len(notes) + 1}] {r['quantity']}: {r['note']}")
             quantity += f" [{len(notes)}]"
         t.add_row(quantity, format_value(r["generated"], r["unit"]), f"{r['n']:,}", r["target"], mark, r["ref"])
-    console.print(t)
+    _print(console, t)
     for n in notes:
         console.print(n, style="dim", highlight=False, markup=False)
     console.print("Full sources: `fedsim world describe --json` (calibration[].source)", style="dim")
@@ -138,7 +146,7 @@ def _render_value_shapes(console: Console, vs: dict[str, Any] | None) -> None:
             f"{r['separation']:.3f}",
             "[bold red]yes[/]" if r["flagged"] else "no (strongest)",
         )
-    console.print(t)
+    _print(console, t)
 
 
 def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:
@@ -163,7 +171,7 @@ def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:
             f"{r['auc']:.3f}",
             _mark(not r["leak"]) if r["leak"] else "no",
         )
-    console.print(t)
+    _print(console, t)
     t = _table(
         "Designed signals at or above the threshold", "partner/table", "feature", "type", "AUC", "legit look-alike rows"
     )
@@ -174,7 +182,7 @@ def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:
             else (f"{r['lookalike_rows']:,}" if r["lookalike_rows"] else "[bold red]0 (separable)[/]")
         )
         t.add_row(f"{r['partner']}/{r['table']}", r["feature"], r["fraud_type"], f"{r['auc']:.3f}", look)
-    console.print(t)
+    _print(console, t)
     lo, hi = ls["thresholds"]["metadata_auc_range"]
     t = _table(
         f"Metadata-only model (out-of-fold AUC must lie in [{lo}, {hi}], up to 1.96 SE)",
@@ -191,7 +199,7 @@ def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:
         t.add_row(
             f"{r['partner']}/{r['table']}", rows, auc, "[dim]too few[/]" if r["ok"] is None else _mark(r["ok"]), top
         )
-    console.print(t)
+    _print(console, t)
     t = _table(
         "Join-key presence vs role (two-proportion test)",
         "partner/table",
@@ -213,6 +221,6 @@ def _render_leak_screen(console: Console, ls: dict[str, Any]) -> None:
             f"{r['p_value']:.3g}",
             ok,
         )
-    console.print(t)
+    _print(console, t)
     named = ls["truth_named_columns"]
     console.print("Truth-named partner columns: " + (", ".join(named) if named else "none ✓"))
