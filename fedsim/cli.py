@@ -85,6 +85,7 @@ def _root(
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+FORMAT_HELP = "table (fits the terminal or pipe; never cuts a label), csv or json"
 
 
 def friendly_errors(fn: F) -> F:
@@ -160,20 +161,23 @@ def world_generate(
 @friendly_errors
 def world_describe(
     path: Path = typer.Argument(..., help="world directory"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     screen: bool = typer.Option(True, "--screen/--no-screen", help="run the leak screen (takes a few seconds)"),
 ) -> None:
     """Rows per table, prevalence and loss per fraud type, calibration table and leak screen."""
+    from fedsim.sheet import check_format
     from fedsim.world_describe import render_description
     from synthetic.describe import describe_world
     from synthetic.world import read_world
 
+    fmt = check_format(fmt, as_json)
     world = read_world(path)
     desc = describe_world(world, screen=screen)
-    if as_json:
+    if fmt == "json":
         sys.stdout.write(json.dumps(desc, indent=2, default=str) + "\n")
     else:
-        render_description(desc)
+        render_description(desc, fmt=fmt)
 
 
 TRACKING_HELP = "MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///./mlflow.db)"
@@ -197,12 +201,73 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+EXPERIMENT_HELP = "experiment file (any directory) or, where unambiguous, its `name:` (found in ./experiments)"
+
+
+def _experiment_dirs() -> list[Path]:
+    repo = Path(__file__).resolve().parents[1] / "experiments"
+    return list(dict.fromkeys(p.resolve() for p in (Path("experiments"), Path("."), repo) if p.is_dir()))
+
+
+def _declared_name(path: Path) -> str | None:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def experiment_file(ref: str | Path) -> Path:
+    """The experiment file ``ref`` names: an existing file as given, else the one file in ./experiments (or the
+    repository's experiments/) whose stem or `name:` equals ``ref``; a missing or ambiguous name exits 2."""
+    from fedsim.errors import FedsimError
+
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.exists():
+        raise FedsimError(f"experiment {str(ref)!r} is a directory; give an experiment file (*.yaml)")
+    text = str(ref)
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        raise FedsimError(f"experiment file {text!r} not found")
+    dirs = _experiment_dirs()
+    found = list(
+        dict.fromkeys(
+            f.resolve() for d in dirs for f in sorted(d.glob("*.y*ml")) if f.stem == text or _declared_name(f) == text
+        )
+    )
+    if len(found) == 1:
+        return found[0]
+    where = ", ".join(str(d) for d in dirs) or "no experiments directory here"
+    if not found:
+        raise FedsimError(f"experiment {text!r}: no such file, and no experiment of that name in {where}")
+    raise FedsimError(f"experiment {text!r} is ambiguous: {', '.join(map(str, found))}; give the file")
+
+
+def experiment_name_of(ref: str) -> str:
+    """The tracking name for ``ref``: the `name:` of an experiment file, else ``ref`` itself (a name in the store)."""
+    path = Path(ref)
+    if path.is_file():
+        from fedsim.errors import FedsimError
+
+        name = _declared_name(path)
+        if name is None:
+            raise FedsimError(f"experiment file {ref!r} has no `name:`")
+        return name
+    return ref
+
+
 @app.command("run")
 @friendly_errors
 def run(
-    experiment: Path = typer.Argument(..., help="experiment file (experiments/*.yaml)"),
+    experiment_ref: str = typer.Argument(..., metavar="EXPERIMENT", help=EXPERIMENT_HELP),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
-    workdir: Path = typer.Option(Path(".fedsim"), "--workdir", help="where worlds and run artifacts are cached"),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where worlds and run artifacts are cached (relative to the current dir)"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="only warnings and the summary"),
     world_seed: list[int] = typer.Option(
         [], "--world-seed", help="run on this world seed instead of the experiment's (repeat for several worlds)"
@@ -215,6 +280,7 @@ def run(
     from fedsim.runner import run_experiment
 
     _setup_logging(not quiet)
+    experiment = experiment_file(experiment_ref)
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
         with interrupts_end_the_run(experiment):
@@ -224,16 +290,19 @@ def run(
         on = "" if seed is None else f" on world seed {seed}"
         Console(stderr=True).print(
             f"[bold green]done{on}:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
-            f"{summary.replaced} unfinished replaced. See them with `fedsim runs <name>` or `fedsim ui`."
+            f"{summary.replaced} unfinished replaced. See them with `fedsim runs {experiment_ref}` or `fedsim ui`."
         )
 
 
 @app.command("runs")
 @friendly_errors
 def runs(
-    experiment_name: str = typer.Argument(..., help="experiment name (the `name:` in its file)"),
+    experiment_ref: str = typer.Argument(
+        ..., metavar="EXPERIMENT", help="experiment file, or the `name:` its runs are stored under"
+    ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
     scale: float = typer.Option(
         1.0, "--capacity-scale", help="alert capacity shown: multiple of the calibrated capacity (default 1)"
     ),
@@ -243,15 +312,18 @@ def runs(
     all_worlds: bool = typer.Option(False, "--all-worlds", help="also runs made on older versions of the world"),
 ) -> None:
     """One row per finished run with the primary outcomes and their 95% CIs."""
+    from fedsim.sheet import check_format
     from fedsim.tracking import check_store
 
+    fmt = check_format(fmt, as_json)
+    experiment_name = experiment_name_of(experiment_ref)
     tracking_uri = check_store(tracking_uri)  # before the heavy imports: an unreachable store fails in seconds
     from fedsim.summary import privacy_curve, render_privacy_curve, render_runs, runs_summary, seed_summary
 
     where = {"scale": scale, "capacity": capacity, "all_worlds": all_worlds}
     table = runs_summary(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]
     curve = privacy_curve(experiment_name, tracking_uri=tracking_uri, **where)  # type: ignore[arg-type]
-    if as_json:
+    if fmt == "json":
         payload = {
             "runs": json.loads(table.to_json(orient="records")),
             "over_seeds": json.loads(seed_summary(table).to_json(orient="records")),
@@ -259,16 +331,18 @@ def runs(
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     else:
-        render_runs(table, experiment_name)
+        render_runs(table, experiment_name, fmt)
         if curve is not None:
             words = f"{capacity:g} of entities/day (uniform)" if capacity is not None else f"{scale:g} × calibrated"
-            render_privacy_curve(curve, capacity=words)
+            render_privacy_curve(curve, capacity=words, fmt=fmt)
 
 
 @app.command("compare")
 @friendly_errors
 def compare_cmd(
-    experiment: Path = typer.Argument(..., help="experiment file (its `primary:` contrast is the default)"),
+    experiment_ref: str = typer.Argument(
+        ..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its `primary:` contrast is the default"
+    ),
     a: str | None = typer.Option(None, "--a", help="regime A (default: primary contrast)"),
     b: str | None = typer.Option(None, "--b", help="regime B (default: primary contrast)"),
     scale: float | None = typer.Option(
@@ -281,13 +355,19 @@ def compare_cmd(
         [], "--world-seed", help="world seed to include (repeat: the worlds are combined; default the experiment's)"
     ),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
-    workdir: Path = typer.Option(Path(".fedsim"), "--workdir", help="where the experiment's world is cached"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
+    ),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
 ) -> None:
     """Paired comparison of two regimes' runs: A − B with a 95% CI and P(A > B), per fraud type."""
     from fedsim.contrast import contrast_payload, primary_contrast, render_contrast
+    from fedsim.sheet import check_format
     from fedsim.tracking import check_store
 
+    fmt = check_format(fmt, as_json)
+    experiment = experiment_file(experiment_ref)
     tracking_uri = check_store(tracking_uri)
     table = primary_contrast(
         experiment,
@@ -299,16 +379,18 @@ def compare_cmd(
         scale=scale,
         world_seeds=world_seed or None,
     )
-    if as_json:
+    if fmt == "json":
         sys.stdout.write(json.dumps(contrast_payload(table), indent=2) + "\n")
     else:
-        render_contrast(table)
+        render_contrast(table, fmt)
 
 
 @app.command("audit")
 @friendly_errors
 def audit(
-    experiment: Path = typer.Argument(..., help="experiment file whose world, model and privacy settings to audit"),
+    experiment_ref: str = typer.Argument(
+        ..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its world, model and privacy settings are audited"
+    ),
     partner: str | None = typer.Option(None, "--partner", help="partner whose training set is attacked"),
     epsilon: list[float] = typer.Option([1.0, 4.0, float("inf")], "--epsilon", help="ε values to audit (repeat)"),
     seed: int = typer.Option(0, "--seed", help="seed of the audit"),
@@ -319,7 +401,9 @@ def audit(
     from fedsim.audit import audit_command
 
     _setup_logging(True)
-    audit_command(experiment, partner=partner, epsilons=tuple(epsilon), seed=seed, out=out, language=language)
+    audit_command(
+        experiment_file(experiment_ref), partner=partner, epsilons=tuple(epsilon), seed=seed, out=out, language=language
+    )
 
 
 deploy_app = typer.Typer(
