@@ -150,7 +150,9 @@ def _params(
         "fl_engine": engine,
         "fl_rounds": settings.rounds,
         "fl_strategy": settings.strategy,
-        "fl_proximal_mu": settings.mu,
+        # μ only where it acts: under fedavg the spec's federation.proximal_mu is unused, and logging a 0 beside it
+        # contradicted it (issue 13)
+        **({"fl_proximal_mu": settings.mu} if settings.strategy == "fedprox" else {}),
         "fl_local_epochs": settings.local_epochs,
         "fl_secure_aggregation": "secagg+" if settings.secure_aggregation else "none",
         "fl_standardisation": "federated (pooled column moments, Chan et al. 1979)",
