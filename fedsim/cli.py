@@ -272,6 +272,7 @@ def run(
     world_seed: list[int] = typer.Option(
         [], "--world-seed", help="run on this world seed instead of the experiment's (repeat for several worlds)"
     ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the grid's runs and their count; build nothing"),
 ) -> None:
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
@@ -281,6 +282,9 @@ def run(
 
     _setup_logging(not quiet)
     experiment = experiment_file(experiment_ref)
+    if dry_run:
+        _print_grid(experiment, n_worlds=max(1, len(world_seed)))
+        return
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
         with interrupts_end_the_run(experiment):
@@ -292,6 +296,21 @@ def run(
             f"[bold green]done{on}:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
             f"{summary.replaced} unfinished replaced. See them with `fedsim runs {experiment_ref}` or `fedsim ui`."
         )
+
+
+def _print_grid(experiment: Path, *, n_worlds: int) -> None:
+    """The cells `fedsim run` would execute (validation included), one per line, then the count, on stdout."""
+    from fedsim.experiment import expand, load_experiment
+    from fedsim.runner import partners_of
+
+    spec = load_experiment(experiment)
+    partners = partners_of(spec)
+    spec.validate_against(partners)
+    cells = expand(spec, partners, kinds={p: p.rstrip("0123456789").rstrip("_") for p in partners})
+    for cell in cells:
+        typer.echo(cell.describe())
+    worlds = "" if n_worlds == 1 else f" on each of {n_worlds} worlds ({len(cells) * n_worlds} in all)"
+    typer.echo(f"{spec.name}: {len(cells)} runs{worlds}")
 
 
 @app.command("runs")
