@@ -77,16 +77,19 @@ class PartnersConfig(_Frozen):
 
     @model_validator(mode="after")
     def _shares_fit(self) -> PartnersConfig:
-        for field, n in (
-            ("bank_shares", self.banks),
-            ("telco_shares", self.telcos),
-            ("marketplace_shares", self.marketplaces),
+        for field, count, n in (
+            ("bank_shares", "banks", self.banks),
+            ("telco_shares", "telcos", self.telcos),
+            ("marketplace_shares", "marketplaces", self.marketplaces),
         ):
             shares = getattr(self, field)
             if shares is None:
                 continue
             if len(shares) != n:
-                raise ValueError(f"{field}: {shares} has {len(shares)} entries; allowed: exactly {n} (one per partner)")
+                raise ValueError(
+                    f"{field}: {shares} has {len(shares)} entries; "
+                    f"allowed: exactly {n}, one per partner ({count} = {n})"
+                )
             if any(s <= 0 for s in shares) or sum(shares) > 1.0 + 1e-9:
                 raise ValueError(f"{field}: {shares}; allowed: each > 0 and sum <= 1")
         return self
@@ -307,7 +310,10 @@ class KnownAnswerConfig(_Frozen):
             raise ValueError(f"bank_shifts = {self.bank_shifts}: allowed: each in [0, 10]")
         shares = self.bank_case_shares
         if shares is not None and len(shares) != n:
-            raise ValueError(f"bank_case_shares = {shares}: has {len(shares)} entries; allowed: exactly {n}")
+            raise ValueError(
+                f"bank_case_shares = {shares}: has {len(shares)} entries; allowed: exactly {n}, one per bank of "
+                f"bank_shifts = {self.bank_shifts}"
+            )
         if shares is not None and (any(not x >= 0.0 for x in shares) or abs(sum(shares) - 1.0) > 1e-6):
             raise ValueError(f"bank_case_shares = {shares}: allowed: each >= 0, summing to 1")
         if self.entities < 10 * n:
@@ -452,6 +458,18 @@ def _construct_unique_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode) -
 
 
 UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def _construct_timestamp(loader: UniqueKeyLoader, node: yaml.ScalarNode) -> Any:
+    """An unquoted date-like scalar that is no real date (2025-99-99) stays text, so the field that holds
+    it refuses it by name (PyYAML would raise a bare ValueError)."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 MAX_YAML_BYTES = 10_000_000
 """Largest config file read (bytes); configs are a few kB."""
