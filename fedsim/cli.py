@@ -20,6 +20,7 @@ for _k, _v in {
     "FLWR_DISABLE_UPDATE_CHECK": "1",
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",  # MLflow configures its own INFO handler on import ("Creating tables…")
     "DO_NOT_TRACK": "1",
 }.items():
     os.environ.setdefault(_k, _v)
