@@ -76,7 +76,7 @@ def _rich_table(sheet: Sheet) -> Table:
 
 def _print_blocks(sheet: Sheet, console: Console) -> None:
     """Row by row: the key cells on one line, then each other column as an indented ``column: value`` line."""
-    console.print(f"[bold]{sheet.title}[/]", soft_wrap=True, highlight=False)
+    console.print(f"\n[bold]{sheet.title}[/]", soft_wrap=True, highlight=False)
     console.print(f"(one block per row, headed {' · '.join(sheet.columns[: sheet.keys])})", soft_wrap=True, style="dim")
     pad = max((_cell_len(c) for c in sheet.columns[sheet.keys :]), default=0)
     for row in sheet.rows:
