@@ -20,6 +20,9 @@ SuperNodes) or ``in_process`` (the same partner code in this process, without Fl
 
 Strategy = Literal["fedavg", "fedprox"]
 
+LABEL_HOLDER_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+"""Shape of ``federation.label_holder`` (a kind or partner name); the world's names are checked at load."""
+
 
 class FederationSettings(BaseModel):
     """Settings of the federated regimes (horizontal, vertical, hybrid); ignored by the others.
@@ -52,7 +55,7 @@ class FederationSettings(BaseModel):
     )
     label_holder: str = Field(
         default="bank",
-        pattern=r"^[a-z][a-z0-9_]{0,63}$",
+        pattern=LABEL_HOLDER_PATTERN,
         description="Who holds the labels in vertical/hybrid FL: a partner kind of the world (bank, telco, "
         "marketplace; a known-answer world's kinds are its partner names without the number) or a partner "
         "name (bank_2). Checked against the world's partners when the experiment is loaded. Default bank.",

@@ -117,6 +117,22 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("name", "My Study", ["name", "'My Study'", "lowercase"]),
         ("metrics.capacity_scales", [1, 0], ["metrics.capacity_scales[1]", "0", "allowed: > 0"]),
         ("primary.capacity_scale", 3, ["primary.capacity_scale", "3", "[0.25, 0.5, 1, 2, 4]"]),
+        # limits of the inner layers, checked at load (before any world is built or model trained)
+        ("training.learning_rate", 11.0, ["training.learning_rate", "11.0", "<= 10"]),
+        ("training.epochs", 10_001, ["training.epochs", "10001", "<= 10000"]),
+        ("training.batch_size", 10**8, ["training.batch_size", "<= 10000000"]),
+        ("metrics.horizons_h", [0, 2e6], ["metrics.horizons_h[1]", "2000000.0", "<= 1000000.0"]),
+        ("metrics.latencies_h", [float("nan")], ["metrics.latencies_h[0]", "finite"]),
+        ("seeds", [0, 2**32], ["seeds[1]", "4294967296", "<= 4294967295"]),
+        ("world.seed", 2**40, ["world.seed", "<= 4294967295"]),
+        ("metrics.bootstrap", 10**9, ["metrics.bootstrap", "<= 1000000"]),
+        ("federation", {"label_holder": "the banks"}, ["federation.label_holder", "'the banks'", "lowercase"]),
+        (
+            "federation",
+            {"label_holder": "banks"},
+            ["federation.label_holder", "'banks'", "bank, telco, marketplace, bank_1"],
+        ),
+        ("world.overrides.population", {"start_date": "2025-99-99"}, ["world", "population.start_date", "not a date"]),
     ],
 )
 def test_bad_field_is_named_with_value_and_allowed(field: str, value: Any, expected: list[str]) -> None:
@@ -176,6 +192,40 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
 
     assert str(path) in str(caught.value)
     assert "line 3" in str(caught.value)
+
+
+def test_label_holder_partner_name_of_the_world_is_accepted() -> None:
+    data = _set(demo_dict(), "federation", {"label_holder": "bank_2"})
+
+    assert parse_experiment(data).federation.label_holder == "bank_2"
+    with pytest.raises(ExperimentError, match=r"federation.label_holder = 'bank_7'"):
+        parse_experiment(_set(demo_dict(), "federation", {"label_holder": "bank_7"}))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"name: caf\xe9\n", "byte 9 is not UTF-8"),
+        (b"{[1, 2]: 3}\n", "allowed: a name"),
+        (b"[" * 3000 + b"]" * 3000, "nested too deeply"),
+        (b"a:\n" + b"".join(b"  " * i + b"b:\n" for i in range(1, 40)), "nested too deeply"),
+        (b"", "is empty"),
+        (b"# only a comment\n", "is empty"),
+    ],
+)
+def test_file_level_problems_name_the_file(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+
+    with pytest.raises(ExperimentError) as caught:
+        load_experiment(path)
+
+    assert str(path) in str(caught.value) and expected in str(caught.value)
+
+
+def test_folder_given_as_experiment_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ExperimentError, match=r"is a folder; allowed: a YAML file"):
+        load_experiment(tmp_path)
 
 
 def test_yaml_key_given_twice_is_refused(tmp_path: Path) -> None:

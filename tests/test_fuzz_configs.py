@@ -65,7 +65,7 @@ WORLD: dict[str, Any] = {
 
 # Values that are wrong for (almost) every field, and values wrong for some: the property accepts either
 # outcome, valid or refused-naming-the-field; what it forbids is any other exception.
-ODD_VALUES = st.one_of(
+ODD_VALUES: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from(
         [
             None,

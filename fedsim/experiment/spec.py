@@ -34,7 +34,7 @@ from pydantic_core import PydanticCustomError
 from fedsim.errors import FedsimError
 from fedsim.privacy import DEFAULT_ROWS_PER_ENTITY, PrivacySettings
 from fedsim.regimes import BUILTIN_REGIMES, get_regime, regime_names
-from fedsim.settings import FederationSettings
+from fedsim.settings import LABEL_HOLDER_PATTERN, FederationSettings
 
 if TYPE_CHECKING:
     from synthetic.config import WorldConfig
@@ -57,7 +57,10 @@ NON_DP_MODELS: frozenset[str] = frozenset({"gbt"})
 
 ALL: Literal["all"] = "all"
 _SLUG = r"^[a-z0-9_-]+$"
-_PATTERN_WORDS = {_SLUG: "only lowercase letters, digits, '_' and '-'"}
+_PATTERN_WORDS = {
+    _SLUG: "only lowercase letters, digits, '_' and '-'",
+    LABEL_HOLDER_PATTERN: "a partner kind or name: lowercase letters, digits and '_' (e.g. bank, bank_2)",
+}
 _UNION_TAGS = {"word", "list"}
 
 
