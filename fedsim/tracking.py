@@ -85,9 +85,17 @@ def _mlflow_client(tracking_uri: str) -> MlflowClient:
     """A client whose store is initialised: a new sqlite store is created (migrated) under a file lock."""
     from mlflow import MlflowClient
 
+    db = _sqlite_path(tracking_uri)
     with _store_lock(tracking_uri):
-        client = MlflowClient(tracking_uri=tracking_uri)
-        client.search_experiments(max_results=1)  # creates / migrates a sqlite store now, inside the lock
+        fresh = db is not None and not db.exists()
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)  # creates / migrates a sqlite store now, inside the lock
+        except BaseException:
+            if fresh and db is not None:  # a full disk mid-migration leaves a store that stays broken: remove it
+                for leftover in (db, db.with_name(db.name + "-journal"), db.with_name(db.name + "-wal")):
+                    leftover.unlink(missing_ok=True)
+            raise
     return client
 
 

@@ -172,6 +172,11 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
             if not out.exists():
                 raise
             raise WorldError(f"output directory {str(out)!r} was created by another process meanwhile") from None
+    except OSError as exc:  # disk full, no permission, ...: nothing half-written is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WorldError(
+            f"cannot write the world to {str(out)!r}: {exc.strerror or exc}; nothing was written"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -335,11 +340,14 @@ def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
     # Best effort: a read-only world is simply hashed again by the next process.
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{STAMP}.", dir=path)
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as fh:
             json.dump(stamp, fh)
         os.replace(tmp, path / STAMP)
     except OSError:
-        pass
+        Path(tmp).unlink(missing_ok=True)  # a full disk leaves no temp stamp behind
 
 
 def read_world(path: str | Path, *, partners: list[str] | None = None, truth: bool = True) -> World:
