@@ -107,12 +107,36 @@ def friendly_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except expected as exc:
-            from rich.console import Console
-
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _one_line_error(str(exc))
+        except Exception as exc:  # a full disk mid-run: one line, not a traceback (the store stays usable)
+            full = _disk_full(exc)
+            if full is None:
+                raise
+            _one_line_error(f"{full}; free some space and run the same command again (finished runs are kept)")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line_error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _disk_full(exc: BaseException | None) -> str | None:
+    """The words for a full disk anywhere in ``exc``'s chain (OSError ENOSPC, sqlite "disk is full"), else None."""
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return f"no space left on the device ({exc.filename or 'while writing'})"
+        if "database or disk is full" in str(exc):
+            return "no space left on the device (the MLflow store could not be written)"
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
 
 
 @world_app.command("generate")

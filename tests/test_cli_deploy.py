@@ -54,3 +54,26 @@ def test_write_app_without_dp_says_so_and_unknown_cell_is_refused(tmp_path: Path
     bad = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app2", "--seed", "7"])
     assert bad.exit_code == 2
     assert "seed = 7" in bad.output and "allowed" in bad.output
+
+
+def test_a_full_disk_is_one_line_not_a_traceback() -> None:
+    import errno
+
+    import click
+    import pytest
+
+    from fedsim.cli import _disk_full, friendly_errors
+    from fedsim.experiment import RunFailedError
+
+    def fills_the_disk() -> None:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/data/mlflow.db")
+        except OSError as exc:
+            raise RunFailedError("run 3/7 failed") from exc
+
+    assert _disk_full(ValueError("other")) is None
+    with pytest.raises(click.exceptions.Exit) as stop:
+        friendly_errors(fills_the_disk)()
+    assert stop.value.exit_code == 2
+    with pytest.raises(KeyError):  # anything else still surfaces as itself
+        friendly_errors(lambda: {}["x"])()

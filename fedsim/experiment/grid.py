@@ -119,12 +119,29 @@ class RunSpec(_Spec):
         return f"eps={format_epsilon(self.epsilon)}" if sigma is None else f"sigma={format_number(sigma)}"
 
     def describe(self) -> str:
-        """The cell in words, e.g. ``pooled on bank_1+telco, logistic, seed 0``."""
+        """The cell in words, e.g. ``pooled on bank_1+telco, logistic, seed 0``; a horizontal cell says who
+        federates (partners of one kind) and who stays alone, e.g. ``horizontal (banks federate:
+        bank_1+bank_2+bank_3; telco, marketplace alone)``."""
         who = "every partner alone" if self.regime == "status_quo" else "+".join(self.coalition)
+        if self.regime == "horizontal":
+            return f"horizontal ({_who_federates(self.coalition)}), {self.model}, seed {self.seed}{self._dp_words()}"
+        return f"{self.regime} on {who}, {self.model}, seed {self.seed}{self._dp_words()}"
+
+    def _dp_words(self) -> str:
         dp = "" if math.isinf(self.epsilon) else f", ε = {format_epsilon(self.epsilon)}"
         if self.privacy is not None and self.privacy.noise_multiplier is not None:
             dp = f", σ = {format_number(self.privacy.noise_multiplier)} (ε reported after training)"
-        return f"{self.regime} on {who}, {self.model}, seed {self.seed}{dp}"
+        return dp
+
+
+def _who_federates(coalition: tuple[str, ...]) -> str:
+    """Horizontal FL federates partners of one kind; the others run alone (fedsim.regimes.horizontal)."""
+    groups: dict[str, list[str]] = {}
+    for p in coalition:  # the kind from the name, as the grid does before any world is built (bank_2 → bank)
+        groups.setdefault(p.rstrip("0123456789").rstrip("_"), []).append(p)
+    together = [f"{kind}s federate: {'+'.join(ms)}" for kind, ms in groups.items() if len(ms) >= 2]
+    alone = [m for ms in groups.values() if len(ms) < 2 for m in ms]
+    return "; ".join(together + ([f"{', '.join(alone)} alone"] if alone else []))
 
 
 def expand(

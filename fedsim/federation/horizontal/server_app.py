@@ -73,6 +73,8 @@ class RoundLog:
         if not ok:
             detail = "; ".join(f"{p}: {self.reasons.get(p, '?')}" for p in sorted(self.partner_loss))
             raise FedsimError(f"horizontal: every partner failed in round {server_round} ({detail})")
+        losses = ", ".join(f"{p} {self.partner_loss[p][server_round - 1]:.4f}" for p in ok)
+        logger.info("federated round %d/%d done; train loss %s", server_round, self.rounds, losses)
 
     def _fail(self, partner: str, server_round: int, reason: str) -> None:
         self.dropouts.setdefault(partner, []).append(server_round)
