@@ -280,8 +280,8 @@ def audit_command(
     """
     from fedsim.experiment import load_experiment
     from fedsim.models import Standardizer
-    from fedsim.rows import RunContext, TrainingSettings, silo, unit_frame
-    from fedsim.runner import Workspace, load_or_generate_world
+    from fedsim.rows import RunContext, silo, unit_frame
+    from fedsim.runner import Workspace, load_or_generate_world, training_settings
     from fedsim.training import TrainConfig
 
     spec = load_experiment(experiment)
@@ -297,15 +297,7 @@ def audit_command(
         model="mlp",
         seed=seed,
         split=ws.split,
-        training=TrainingSettings(
-            tr.epochs,
-            tr.batch_size,
-            tr.learning_rate,
-            tr.negative_rate,
-            max_epochs=tr.max_epochs,
-            patience=tr.patience,
-            refit=tr.refit,
-        ),
+        training=training_settings(spec.training),
         features=ws.features,
         truth=ws.truth,
     )

@@ -20,9 +20,18 @@ import yaml
 
 from fedsim.data import DAY, Split
 from fedsim.evaluation.alerts import CalibratedCapacity, calibrated_capacity
-from fedsim.experiment import ExperimentSpec, GridSummary, RunResult, RunSpec, expand, load_experiment, run_grid
+from fedsim.experiment import (
+    ExperimentSpec,
+    GridSummary,
+    RunResult,
+    RunSpec,
+    TrainingSpec,
+    expand,
+    load_experiment,
+    run_grid,
+)
 from fedsim.features import PartnerFeatures
-from fedsim.regimes import RunContext, TrainingSettings, get_regime
+from fedsim.regimes import RegimeResult, RunContext, TrainingSettings, get_regime
 from fedsim.settings import FederationSettings
 from synthetic.world import World, WorldError, generate, read_world, to_pandas, write_world
 
@@ -126,22 +135,13 @@ class Workspace:
 
     def context(self, cell: RunSpec) -> RunContext:
         """The one way a grid cell becomes a :class:`RunContext`: typed, frozen settings from the cell."""
-        tr = cell.training
         return RunContext(
             world=self.world,
             coalition=cell.coalition,
             model=cell.model,
             seed=cell.seed,
             split=self.split,
-            training=TrainingSettings(
-                tr.epochs,
-                tr.batch_size,
-                tr.learning_rate,
-                tr.negative_rate,
-                max_epochs=tr.max_epochs,
-                patience=tr.patience,
-                refit=tr.refit,
-            ),
+            training=training_settings(cell.training),
             features=self.features,
             truth=self.truth,
             epsilon=cell.epsilon,
@@ -150,13 +150,21 @@ class Workspace:
         )
 
     def execute(self, cell: RunSpec) -> RunResult:
+        """Score the cell (its regime on its coalition), then evaluate and package it (:meth:`package`)."""
+        ctx = self.context(cell)
+        return self.package(cell, get_regime(cell.regime).run(ctx))
+
+    def package(self, cell: RunSpec, result: RegimeResult) -> RunResult:
+        """Evaluate a cell's entity-day scores against this world's truth and package the run to track.
+
+        The one evaluation and logging path: a simulated cell (:meth:`execute`) and a deployment's collected
+        scores (:func:`track_scored_cell`) give the same params, metrics and artifacts.
+        """
         from fedsim.evaluation.api import evaluate_calibrated
         from fedsim.privacy import privacy_for, run_params
 
-        regime = get_regime(cell.regime)
         tr = cell.training
         ctx = self.context(cell)
-        result = regime.run(ctx)
         m = cell.metrics
         # Every run is evaluated at multiples of the world's calibrated alert capacity (metrics named _cal<scale>).
         capacity = self.capacity()
@@ -251,6 +259,29 @@ def run_experiment(
     return run_grid(spec, cells, ws.execute, tracker, world_hash=world.content_hash, progress=progress)
 
 
+def track_scored_cell(
+    ws: Workspace, cell: RunSpec, result: RegimeResult, *, tracking_uri: str | None, progress: bool = False
+) -> GridSummary:
+    """Log ONE tracked run of ``cell`` from scores made elsewhere (e.g. a Flower deployment's partners).
+
+    Same path as :func:`run_experiment` (:meth:`Workspace.package` inside :func:`run_grid`), so the run has the
+    params, metrics and artifacts a simulated run of that cell has; a finished run with the cell's config hash
+    in the store is reused, as `fedsim run` does.
+    """
+    from fedsim.tracking import Tracker, check_store
+
+    tracker = Tracker(check_store(tracking_uri), ws.spec.name)
+    cell = cell.model_copy(update={"world_digest": ws.world.content_hash})
+    return run_grid(
+        ws.spec,
+        [cell],
+        lambda c: ws.package(c, result),
+        tracker,
+        world_hash=ws.world.content_hash,
+        progress=progress,
+    )
+
+
 def partners_of(spec: ExperimentSpec) -> list[str]:
     """Partner names of the world the spec describes, without generating it (one source: the world config)."""
     return list(spec.world.world_config().partner_kinds())
@@ -259,3 +290,16 @@ def partners_of(spec: ExperimentSpec) -> list[str]:
 def world_capacity(ws: Workspace) -> CalibratedCapacity:
     """The calibrated alert-capacity profile of a workspace's world (:meth:`Workspace.capacity`)."""
     return ws.capacity()
+
+
+def training_settings(tr: TrainingSpec) -> TrainingSettings:
+    """The run's torch training settings from the experiment's ``training:`` section (one translation)."""
+    return TrainingSettings(
+        tr.epochs,
+        tr.batch_size,
+        tr.learning_rate,
+        tr.negative_rate,
+        max_epochs=tr.max_epochs,
+        patience=tr.patience,
+        refit=tr.refit,
+    )
