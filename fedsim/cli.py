@@ -474,6 +474,32 @@ def deploy_write_app(
     typer.echo(f"Flower app written to {path}; run it with `flwr run {path} <connection> --stream`")
 
 
+@deploy_app.command("evaluate")
+@friendly_errors
+def deploy_evaluate(
+    experiment: Path = typer.Argument(..., help="the experiment file the app was written from"),
+    scores: Path = typer.Option(
+        ...,
+        "--scores",
+        help="the out-dir gathered from the machines: <partner>/scores_test.parquet, server/outcome.json",
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="training seed of the cell (as given to write-app)"),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="ε of the cell (as given to write-app)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
+    ),
+) -> None:
+    """Evaluate a deployment's collected scores and log the same MLflow run a simulation of that cell makes."""
+    from fedsim.deploy import evaluate_deployment
+
+    _setup_logging(False)
+    run_id = evaluate_deployment(
+        experiment, scores_dir=scores, seed=seed, epsilon=epsilon, tracking_uri=tracking_uri, workdir=workdir
+    )
+    typer.echo(f"deployment evaluated: MLflow run {run_id} (fl_engine = deployment)")
+
+
 @app.command("ui")
 def ui(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),

@@ -1,4 +1,7 @@
-"""`fedsim deploy write-app`: the Flower app directory for a cross-machine run of one horizontal grid cell.
+"""`fedsim deploy write-app` / `deploy evaluate`: one horizontal grid cell run across machines, then tracked.
+
+`write-app` writes the Flower app directory of the cell; `evaluate` turns the scores its partners wrote into
+the MLflow run a simulation of that cell makes (:func:`evaluate_deployment`).
 
 The coordinator runs this once; the directory it writes carries every setting of that cell — rounds,
 strategy, secure aggregation, training and privacy — exactly as :class:`HorizontalSettings.from_context`
@@ -8,11 +11,24 @@ built its settings without `privacy`, and a cross-machine run silently trained w
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
 
 from fedsim.errors import FedsimError
 from fedsim.experiment import RunSpec, expand, load_experiment
+from fedsim.regimes import RegimeResult
 from fedsim.runner import Workspace, load_or_generate_world, partners_of
+from fedsim.settings import FederationSettings
+
+if TYPE_CHECKING:
+    from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
+
+SCORE_COLUMNS = ["partner", "entity_id", "day", "decision_ts", "score"]
+"""The columns of a partner's ``scores_<window>.parquet`` (:func:`fedsim.rows.entity_days`)."""
 
 
 def horizontal_cell(cells: list[RunSpec], *, seed: int | None, epsilon: float | None) -> RunSpec:
@@ -55,3 +71,140 @@ def write_horizontal_app(
     ctx = Workspace.build(spec, world, root / "artifacts").context(cell)
     members = [p for p in cell.coalition if kinds[p] == "bank"] or list(cell.coalition)
     return write_app(ctx, HorizontalSettings.from_context(ctx), dest, num_partners=len(members), out_dir=out_dir)
+
+
+def _federated_members(cell: RunSpec, kinds: dict[str, str]) -> list[str]:
+    """The partners the cell's app federates: one kind, two or more (the partners' score folders to expect)."""
+    groups: dict[str, list[str]] = {}
+    for p in cell.coalition:
+        groups.setdefault(kinds[p], []).append(p)
+    federated = [m for m in groups.values() if len(m) >= 2]
+    alone = [p for m in groups.values() if len(m) < 2 for p in m]
+    if len(federated) != 1 or alone:
+        raise FedsimError(
+            f"deploy evaluate: coalition {'+'.join(cell.coalition)} is not one federation of one kind "
+            f"(groups: {groups}); a deployment runs one app per federation - give a coalition of one kind"
+        )
+    return sorted(federated[0])
+
+
+def read_partner_scores(scores_dir: Path, members: list[str], test_window: tuple[int, int]) -> pd.DataFrame:
+    """Every member's ``<scores_dir>/<partner>/scores_test.parquet`` (as each ClientApp writes it), checked.
+
+    Refused (naming what is wrong): a missing partner folder or file, other columns, rows of another partner,
+    scores outside the test window ``[start, end)`` (seconds), non-finite scores, duplicated entity-days.
+    """
+    if not scores_dir.is_dir():
+        raise FedsimError(f"--scores {str(scores_dir)!r}: not a folder (expected one sub-folder per partner)")
+    missing = [p for p in members if not (scores_dir / p / "scores_test.parquet").is_file()]
+    if missing:
+        where = ", ".join(str(scores_dir / p / "scores_test.parquet") for p in missing)
+        raise FedsimError(f"deploy evaluate: no test scores from partner(s) {', '.join(missing)} (missing: {where})")
+    frames = []
+    for partner in members:
+        path = scores_dir / partner / "scores_test.parquet"
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # any unreadable file is one clear error, not a pyarrow traceback
+            raise FedsimError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+        frames.append(_checked(frame, partner, path, test_window))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _checked(frame: pd.DataFrame, partner: str, path: Path, window: tuple[int, int]) -> pd.DataFrame:
+    if list(frame.columns) != SCORE_COLUMNS:
+        raise FedsimError(f"{path}: columns {list(frame.columns)}; expected {SCORE_COLUMNS}")
+    others = sorted(set(frame["partner"].astype(str)) - {partner})
+    if others:
+        raise FedsimError(f"{path}: rows of partner(s) {others} in {partner}'s scores")
+    ts = frame["decision_ts"].to_numpy()
+    outside = int(((ts < window[0]) | (ts >= window[1])).sum())
+    if outside:
+        raise FedsimError(
+            f"{path}: {outside} row(s) outside the test window [{window[0]}, {window[1]}) s - "
+            "only the test window's scores (scores_test.parquet) are evaluated"
+        )
+    if not np.isfinite(frame["score"].to_numpy(np.float64)).all():
+        raise FedsimError(f"{path}: non-finite scores")
+    if frame.duplicated(["entity_id", "day"]).any():
+        raise FedsimError(f"{path}: an entity-day appears twice (each partner writes one row per entity-day)")
+    return frame
+
+
+def evaluate_deployment(
+    experiment: str | Path,
+    *,
+    scores_dir: Path,
+    seed: int | None = None,
+    epsilon: float | None = None,
+    tracking_uri: str | None = None,
+    workdir: str | Path = ".fedsim",
+) -> str:
+    """Turn a deployment's collected scores into the MLflow run a simulation of that cell makes; returns its id.
+
+    scores_dir: the deployment's ``out-dir`` gathered on the coordinator — ``<partner>/scores_test.parquet``
+    from every federated partner and ``server/outcome.json`` from the SuperLink's ServerApp. The cell is the
+    experiment's, with ``federation.engine = deployment`` (another config hash than the simulated run).
+    """
+    from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
+    from fedsim.runner import track_scored_cell
+
+    spec = load_experiment(experiment)
+    partners = partners_of(spec)
+    kinds = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
+    cell = horizontal_cell(expand(spec, partners, kinds=kinds), seed=seed, epsilon=epsilon)
+    federation = (cell.federation or FederationSettings()).model_copy(update={"engine": "deployment"})
+    cell = cell.model_copy(update={"federation": federation})
+    members = _federated_members(cell, kinds)
+    outcome_path = scores_dir / "server" / "outcome.json"
+    if not outcome_path.is_file():
+        raise FedsimError(f"deploy evaluate: no {outcome_path} (the ServerApp's outcome: rounds, losses, DP ledger)")
+    outcome = HorizontalOutcome.read(outcome_path)
+    if sorted(outcome.partners) != members:
+        raise FedsimError(f"{outcome_path}: partners {sorted(outcome.partners)}; this cell federates {members}")
+    root = Path(workdir)
+    ws = Workspace.build(spec, load_or_generate_world(spec, root / "worlds"), root / "artifacts")
+    (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    scores = read_partner_scores(scores_dir, members, (ws.split.test_start, ws.split.test_end))
+    settings = HorizontalSettings.from_context(ws.context(cell))
+    result = federation_result(settings, kinds[members[0]], members, outcome, scores)
+    result.params["deployment_scores"] = str(scores_dir.resolve())
+    summary = track_scored_cell(ws, cell, result, tracking_uri=tracking_uri)
+    return summary.run_ids[0]
+
+
+def federation_result(
+    settings: HorizontalSettings, block: str, members: list[str], outcome: HorizontalOutcome, scores: pd.DataFrame
+) -> RegimeResult:
+    """The horizontal regime's result for one federation whose rounds ran elsewhere: scores + ServerApp outcome.
+
+    The params are the regime's own (:func:`fedsim.regimes.horizontal._params`); the metrics and curves are those
+    :meth:`fedsim.regimes.horizontal.Horizontal.score` derives from the outcome, except ``fl_seconds`` and
+    ``fl_prepare_seconds``, which only the machine that ran the federation could measure.
+    """
+    from fedsim.privacy import run_params
+    from fedsim.regimes.horizontal import _last_finite, _params
+    from fedsim.training import FLAT_TOLERANCE, FLAT_WINDOW, loss_flattened
+
+    steps = {f"train_loss.{block}": list(outcome.round_loss)}
+    for partner, losses in outcome.partner_loss.items():
+        if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
+            steps[f"train_loss.{partner}"] = list(losses)
+    metrics = {f"train_rows.{p}": float(n) for p, n in outcome.n_examples.items()}
+    metrics[f"fl_rounds_seconds.{block}"] = outcome.rounds_seconds
+    metrics[f"fl_final_train_loss.{block}"] = _last_finite(outcome.round_loss)
+    flat = loss_flattened(outcome.round_loss)
+    if flat is not None:
+        metrics[f"converged.{block}"] = float(flat)
+    metrics[f"fl_partners_dropped.{block}"] = float(len(outcome.dropouts))
+    for partner, ledger in outcome.dp.items():
+        metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
+    dropouts = [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(outcome.dropouts.items())]
+    params = {**_params(settings, "deployment", {block: members}, [], dropouts), **run_params(settings.privacy)}
+    params["fl_convergence_check"] = (
+        f"mean train loss of the last {FLAT_WINDOW} rounds within {FLAT_TOLERANCE:.0%} of the {FLAT_WINDOW} before "
+        f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
+    )
+    if settings.privacy is not None:
+        params["dp_not_covered"] = "column moments and class-weight sums sent before training"
+    return RegimeResult(scores=scores, params=params, metrics=metrics, step_metrics=steps)
