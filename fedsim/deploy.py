@@ -11,7 +11,6 @@ built its settings without `privacy`, and a cross-machine run silently trained w
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,29 +181,8 @@ def federation_result(
     :meth:`fedsim.regimes.horizontal.Horizontal.score` derives from the outcome, except ``fl_seconds`` and
     ``fl_prepare_seconds``, which only the machine that ran the federation could measure.
     """
-    from fedsim.privacy import run_params
-    from fedsim.regimes.horizontal import _last_finite, _params
-    from fedsim.training import FLAT_TOLERANCE, FLAT_WINDOW, loss_flattened
+    from fedsim.regimes.horizontal import dropout_words, federation_params, outcome_metrics
 
-    steps = {f"train_loss.{block}": list(outcome.round_loss)}
-    for partner, losses in outcome.partner_loss.items():
-        if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
-            steps[f"train_loss.{partner}"] = list(losses)
-    metrics = {f"train_rows.{p}": float(n) for p, n in outcome.n_examples.items()}
-    metrics[f"fl_rounds_seconds.{block}"] = outcome.rounds_seconds
-    metrics[f"fl_final_train_loss.{block}"] = _last_finite(outcome.round_loss)
-    flat = loss_flattened(outcome.round_loss)
-    if flat is not None:
-        metrics[f"converged.{block}"] = float(flat)
-    metrics[f"fl_partners_dropped.{block}"] = float(len(outcome.dropouts))
-    for partner, ledger in outcome.dp.items():
-        metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
-    dropouts = [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(outcome.dropouts.items())]
-    params = {**_params(settings, "deployment", {block: members}, [], dropouts), **run_params(settings.privacy)}
-    params["fl_convergence_check"] = (
-        f"mean train loss of the last {FLAT_WINDOW} rounds within {FLAT_TOLERANCE:.0%} of the {FLAT_WINDOW} before "
-        f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
-    )
-    if settings.privacy is not None:
-        params["dp_not_covered"] = "column moments and class-weight sums sent before training"
+    metrics, steps = outcome_metrics(block, outcome)
+    params = federation_params(settings, "deployment", {block: members}, [], dropout_words(outcome))
     return RegimeResult(scores=scores, params=params, metrics=metrics, step_metrics=steps)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -37,6 +37,9 @@ from fedsim.settings import FederationSettings
 from fedsim.training import FLAT_TOLERANCE, FLAT_WINDOW, loss_flattened
 
 logger = logging.getLogger("fedsim.regimes")
+
+if TYPE_CHECKING:  # annotations only: importing the federation layer loads Flower, so score() imports it late
+    from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
 
 
 def kind_groups(ctx: RunContext, partners: tuple[str, ...] | None = None) -> dict[str, list[str]]:
@@ -95,38 +98,13 @@ class Horizontal(Regime):
             scores.append(run.scores)
             if run.second_scores is not None:
                 seconds.append(run.second_scores)
-            out = run.outcome
-            steps[f"train_loss.{block}"] = list(out.round_loss)
-            for partner, losses in out.partner_loss.items():
-                if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
-                    steps[f"train_loss.{partner}"] = list(losses)
-            metrics.update({f"train_rows.{p}": float(n) for p, n in out.n_examples.items()})
+            out_metrics, out_steps = outcome_metrics(block, run.outcome)
+            metrics.update(out_metrics)
+            steps.update(out_steps)
             metrics[f"fl_seconds.{block}"] = run.seconds
             metrics[f"fl_prepare_seconds.{block}"] = run.prepare_seconds
-            metrics[f"fl_rounds_seconds.{block}"] = out.rounds_seconds
-            metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
-            flat = loss_flattened(out.round_loss)
-            if flat is not None:
-                metrics[f"converged.{block}"] = float(flat)
-            if not flat:
-                logger.warning(
-                    "the federated train loss of %s %s after %d rounds; results may understate what federated "
-                    "learning can do - raise federation.rounds",
-                    block,
-                    "was still falling" if flat is False else "cannot be judged converged (too few rounds)",
-                    len(out.round_loss),
-                )
-            metrics[f"fl_partners_dropped.{block}"] = float(len(out.dropouts))
-            for partner, ledger in out.dp.items():  # each partner's ε, δ, σ, … after its last round
-                metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
-            dropouts += [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(out.dropouts.items())]
-        params = {**_params(settings, engine, federated, alone, dropouts), **run_params(settings.privacy)}
-        params["fl_convergence_check"] = (
-            f"mean train loss of the last {FLAT_WINDOW} rounds within {FLAT_TOLERANCE:.0%} of the {FLAT_WINDOW} before "
-            f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
-        )
-        if settings.privacy is not None:
-            params["dp_not_covered"] = "column moments and class-weight sums sent before training"
+            dropouts += dropout_words(run.outcome)
+        params = federation_params(settings, engine, federated, alone, dropouts)
         if alone:
             siloed = run_units(ctx, [silo(p) for p in alone], {})
             scores.append(siloed.scores)
@@ -140,6 +118,54 @@ class Horizontal(Regime):
             second_scores=pd.concat(seconds, ignore_index=True) if seconds else None,
             step_metrics=steps,
         )
+
+
+def outcome_metrics(block: str, out: HorizontalOutcome) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Metrics and per-round curves of one federation from its ServerApp outcome (wherever its rounds ran).
+
+    Not the wall times, which only the machine that ran the rounds can measure. Warns when the train loss
+    had not flattened (:func:`fedsim.training.loss_flattened`)."""
+    steps = {f"train_loss.{block}": list(out.round_loss)}
+    for partner, losses in out.partner_loss.items():
+        if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
+            steps[f"train_loss.{partner}"] = list(losses)
+    metrics = {f"train_rows.{p}": float(n) for p, n in out.n_examples.items()}
+    metrics[f"fl_rounds_seconds.{block}"] = out.rounds_seconds
+    metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
+    flat = loss_flattened(out.round_loss)
+    if flat is not None:
+        metrics[f"converged.{block}"] = float(flat)
+    if not flat:
+        logger.warning(
+            "the federated train loss of %s %s after %d rounds; results may understate what federated "
+            "learning can do - raise federation.rounds",
+            block,
+            "was still falling" if flat is False else "cannot be judged converged (too few rounds)",
+            len(out.round_loss),
+        )
+    metrics[f"fl_partners_dropped.{block}"] = float(len(out.dropouts))
+    for partner, ledger in out.dp.items():  # each partner's ε, δ, σ, … after its last round
+        metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
+    return metrics, steps
+
+
+def dropout_words(out: HorizontalOutcome) -> list[str]:
+    """``partner@rounds r1,r2`` for every partner that failed a round."""
+    return [f"{p}@rounds {','.join(map(str, r))}" for p, r in sorted(out.dropouts.items())]
+
+
+def federation_params(
+    settings: HorizontalSettings, engine: str, federated: dict[str, list[str]], alone: list[str], dropouts: list[str]
+) -> dict[str, Any]:
+    """Every param a horizontal run logs: the federation, its convergence check and its privacy."""
+    params = {**_params(settings, engine, federated, alone, dropouts), **run_params(settings.privacy)}
+    params["fl_convergence_check"] = (
+        f"mean train loss of the last {FLAT_WINDOW} rounds within {FLAT_TOLERANCE:.0%} of the {FLAT_WINDOW} before "
+        f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
+    )
+    if settings.privacy is not None:
+        params["dp_not_covered"] = "column moments and class-weight sums sent before training"
+    return params
 
 
 def _params(
