@@ -10,7 +10,7 @@ directory (:func:`write_app_dir`) and stops every process it started (by its own
 ``--insecure`` outside a test bench)::
 
     # coordinator
-    flower-superlink --insecure --port 9093
+    flower-superlink --insecure --host 0.0.0.0 --port 9093   # reachable from the partners; TLS outside a test bench
     # each partner, on its own machine, with only its own data
     python -m fedsim.federation.deployment export-partner --world <world dir> --partner bank_1 --out /data/bank_1
     flower-supernode --insecure --superlink <coordinator>:9093 --port 9094 \\
