@@ -25,6 +25,9 @@ from synthetic.known_answer import coalition_optimal_auc
 from tests.fedsim.helpers_fedsim import oracle_scores
 from tests.worlds import CLOSED_FORM_SPLIT, CLOSED_FORM_WORLD
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_convergence")
+
 CHAIN = ("bank_1", "bank_2", "bank_3", "telco", "marketplace")
 SEEDS = range(5)
 CASES = [("bank_1", ("bank_1",)), ("pooled", CHAIN)]

@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 from fedsim.cli import app
 from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_deploy_evaluate")
+
 BANKS = ["bank_1", "bank_2"]
 
 

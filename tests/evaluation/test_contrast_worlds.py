@@ -14,6 +14,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_contrast_worlds")
+
 SPEC = {
     "name": "worlds_test",
     "world": {"preset": "small", "seed": 3, "overrides": {"persons": 2500, "days": 60}},

@@ -15,6 +15,9 @@ from fedsim.evaluation import compare
 from tests.fedsim.helpers_fedsim import run_regime
 from tests.worlds import build_workspace
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_default_world_direction")
+
 
 @pytest.fixture(scope="module")
 def comparisons(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]

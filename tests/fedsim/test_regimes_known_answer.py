@@ -9,6 +9,9 @@ from fedsim.runner import Workspace
 from synthetic.known_answer import coalition_optimal_auc
 from tests.fedsim.helpers_fedsim import oracle_scores, run_regime
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_regimes_known_answer")
+
 BANKS = ["bank_1", "bank_2", "bank_3"]
 CHAIN = [*BANKS, "telco", "marketplace"]
 

@@ -18,6 +18,9 @@ from fedsim.truncation import as_of, check_truncation, sample_times
 from synthetic.config import build_config
 from synthetic.world import PartnerView, World, generate
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_truncation")
+
 TIMES_PER_PARTNER = 14
 
 

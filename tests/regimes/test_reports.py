@@ -19,6 +19,9 @@ from fedsim.regimes.reports import report_traced_truth
 from fedsim.rows import RunContext, ScoringUnit, TrainingSettings, silo, unit_frame
 from fedsim.runner import Workspace
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_reports")
+
 
 def _ctx(ws: Workspace, coalition: tuple[str, ...]) -> RunContext:
     return RunContext(

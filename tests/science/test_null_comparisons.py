@@ -83,7 +83,9 @@ def _share_null(tables: list[pd.DataFrame]) -> tuple[float, int, pd.DataFrame]:
     return float(null.mean()), len(rows), rows[~null]
 
 
+# one xdist group: both tests share the module's worlds and runs, so they must run in one worker
 @pytest.mark.slow
+@pytest.mark.xdist_group("null_comparisons")
 def test_placebo_partner_adds_no_value_on_realistic_worlds(null_tables: dict[str, list[pd.DataFrame]]) -> None:
     share, n, misses = _share_null(null_tables["placebo"])
     assert n >= 5 * len(METRICS) * 3, f"too few comparisons to judge ({n})"
@@ -92,6 +94,7 @@ def test_placebo_partner_adds_no_value_on_realistic_worlds(null_tables: dict[str
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("null_comparisons")
 def test_a_vs_a_with_other_training_seeds_is_null(null_tables: dict[str, list[pd.DataFrame]]) -> None:
     share, n, misses = _share_null(null_tables["a_vs_a"])
     assert n >= 5 * len(METRICS) * 3, f"too few comparisons to judge ({n})"

@@ -13,6 +13,9 @@ from synthetic.config import build_config
 from synthetic.value_shape import FLAG_SEPARATION, shapes, value_shape_screen, weighted_auc
 from synthetic.world import PartnerView, World, generate
 
+# the module's worlds are built once: keep its tests in one xdist worker
+pytestmark = pytest.mark.xdist_group("test_value_shape")
+
 
 @pytest.fixture(scope="module")
 def small_world() -> World:
