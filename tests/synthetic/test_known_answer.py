@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
 from sklearn.metrics import roc_auc_score
 
 from synthetic.config import ConfigError, WorldConfig, build_config
@@ -160,9 +161,10 @@ def test_coalition_optimal_auc_known_values() -> None:
 
 
 def test_bad_known_answer_config_names_the_field() -> None:
-    with pytest.raises(ConfigError, match="bank_case_shares"):
+    # Refused when the config is built (validation at the boundary), before any generation.
+    with pytest.raises((ConfigError, ValidationError), match="bank_case_shares"):
         generate_known_answer(_config(bank_case_shares=[0.5, 0.5]), seed=0)
-    with pytest.raises(ConfigError, match="bank_shifts"):
+    with pytest.raises((ConfigError, ValidationError), match="bank_shifts"):
         generate_known_answer(_config(bank_shifts=[]), seed=0)
 
 
