@@ -149,4 +149,5 @@ def test_runs_and_compare_name_the_capacity_worlds_and_seed_warning(study: tuple
     text = " ".join(shown.stdout.split())
     assert "cases × 2 worlds × 2 training seeds" in text and "world seed(s) 3,4" in text
     assert "calibrated (bank 20, telco 5, marketplace 10 alerts/day per 100k customers × each world's" in text
-    assert "WARNING: only 2 training seed(s) per regime" in text and "decomposition" in text
+    warnings = " ".join(shown.output.split())  # warnings go to stderr (logs and warnings apart from tables)
+    assert "WARNING: only 2 training seed(s) per regime" in warnings and "decomposition" in text
