@@ -327,11 +327,12 @@ def _print_grid(experiment: Path, *, n_worlds: int) -> None:
     """The cells `fedsim run` would execute (validation included), one per line, then the count, on stdout."""
     from fedsim.experiment import expand, load_experiment
     from fedsim.runner import partners_of
+    from synthetic.schema import partner_block
 
     spec = load_experiment(experiment)
     partners = partners_of(spec)
     spec.validate_against(partners)
-    cells = expand(spec, partners, kinds={p: p.rstrip("0123456789").rstrip("_") for p in partners})
+    cells = expand(spec, partners, kinds={p: partner_block(p) for p in partners})
     for cell in cells:
         typer.echo(cell.describe())
     worlds = "" if n_worlds == 1 else f" on each of {n_worlds} worlds ({len(cells) * n_worlds} in all)"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from synthetic.population import AGE_BANDS
+from synthetic.schema import partner_block
 from synthetic.world import PartnerView, to_pandas
 
 HOUR, DAY = 3600, 86_400
@@ -129,7 +130,7 @@ class PartnerFeatures:
     @property
     def block(self) -> str:
         """Feature prefix: the partner kind; for signal partners the name without its number."""
-        return self.kind if self.kind != "signals" else self.name.rstrip("0123456789").rstrip("_")
+        return partner_block(self.name)
 
     def entity_ids(self) -> np.ndarray:
         raise NotImplementedError

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from synthetic.config import ConfigError, KnownAnswerConfig, WorldConfig
 from synthetic.ids import DOMAIN_PHONE, id_pool, rng_for, salted_hash
+from synthetic.population import REGIONS
 from synthetic.schema import DAY, HOUR, PHASES, PLACEBO, SIGNALS_KIND, SIGNALS_TABLES, TRUTH_TABLES, partner_names
 from synthetic.world_data import PartnerView, World
 
@@ -34,20 +35,6 @@ DECISION_OFFSET_S = 12 * HOUR
 
 LOSS_EUR = 1_000.0
 
-_PROVINCES = (
-    "Groningen",
-    "Friesland",
-    "Drenthe",
-    "Overijssel",
-    "Flevoland",
-    "Gelderland",
-    "Utrecht",
-    "Noord-Holland",
-    "Zuid-Holland",
-    "Zeeland",
-    "Noord-Brabant",
-    "Limburg",
-)
 # Rough population weights (millions, CBS 2024) so regions look plausible; nothing depends on them.
 _PROVINCE_WEIGHTS = np.array([0.59, 0.66, 0.50, 1.18, 0.44, 2.13, 1.39, 2.95, 3.83, 0.39, 2.63, 1.12])
 
@@ -439,12 +426,12 @@ def _persons_table(n: int, seed: int, start_date: str) -> pa.Table:
     """Plausible but inert person attributes: no evidence in a known-answer world depends on them."""
     rng = rng_for(seed, "known_answer", "persons")
     age = rng.integers(15, 91, size=n).astype(np.int32)
-    region_idx = rng.choice(len(_PROVINCES), size=n, p=_PROVINCE_WEIGHTS / _PROVINCE_WEIGHTS.sum())
+    region_idx = rng.choice(len(REGIONS), size=n, p=_PROVINCE_WEIGHTS / _PROVINCE_WEIGHTS.sum())
     cols = {
         "person_id": np.arange(n, dtype=np.int64),
         "birth_year": (int(start_date[:4]) - age).astype(np.int32),
         "age": age,
-        "region": np.asarray(_PROVINCES, dtype=object)[region_idx],
+        "region": np.asarray(REGIONS, dtype=object)[region_idx],
         "household_id": np.arange(n, dtype=np.int64),
         "digital_skill": rng.beta(4.0, 2.0, size=n),
         "savings_eur": np.round(rng.lognormal(math.log(8_000.0), 1.2, size=n), 2),

@@ -38,6 +38,15 @@ PLACEBO = "placebo"
 """Name of the placebo partner (a ``signals`` partner whose evidence is independent of fraud)."""
 
 
+def partner_block(name: str) -> str:
+    """A partner's feature block, read from its name: its kind for realistic partners (``bank_2`` → ``bank``),
+    the name without its number for known-answer signal partners (``bank_2`` → ``bank``, ``placebo``).
+
+    Available before any world is built, so the grid can group partners by kind from names alone.
+    """
+    return name.rstrip("0123456789").rstrip("_")
+
+
 def partner_names(kind: str, count: int) -> list[str]:
     """Partner names of one kind: ``telco`` when there is one telco, ``telco_1..telco_n`` otherwise.
 

@@ -36,6 +36,7 @@ from fedsim.experiment.spec import (
 )
 from fedsim.privacy import PrivacySettings
 from fedsim.regimes import Regime, get_regime
+from synthetic.schema import partner_block
 
 HASH_VERSION = 1
 """Bump when the meaning of a field changes, so old runs are no longer reused."""
@@ -138,7 +139,7 @@ def _who_federates(coalition: tuple[str, ...]) -> str:
     """Horizontal FL federates partners of one kind; the others run alone (fedsim.regimes.horizontal)."""
     groups: dict[str, list[str]] = {}
     for p in coalition:  # the kind from the name, as the grid does before any world is built (bank_2 → bank)
-        groups.setdefault(p.rstrip("0123456789").rstrip("_"), []).append(p)
+        groups.setdefault(partner_block(p), []).append(p)
     together = [f"{kind}s federate: {'+'.join(ms)}" for kind, ms in groups.items() if len(ms) >= 2]
     alone = [m for ms in groups.values() if len(ms) < 2 for m in ms]
     return "; ".join(together + ([f"{', '.join(alone)} alone"] if alone else []))

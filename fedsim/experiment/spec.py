@@ -35,6 +35,7 @@ from fedsim.errors import FedsimError
 from fedsim.privacy import DEFAULT_ROWS_PER_ENTITY, PrivacySettings
 from fedsim.regimes import BUILTIN_REGIMES, get_regime, regime_names
 from fedsim.settings import LABEL_HOLDER_PATTERN, FederationSettings
+from synthetic.schema import partner_block
 
 if TYPE_CHECKING:
     from synthetic.config import WorldConfig
@@ -671,7 +672,7 @@ def label_holder_choices(kinds: Mapping[str, str]) -> list[str]:
     """Values ``federation.label_holder`` may take in a world of ``kinds`` (partner → kind): each feature
     block (the kind; for a known-answer world's signal partners the name without its number, as
     :attr:`fedsim.features.PartnerFeatures.block`), then each partner name."""
-    blocks = [kind if kind != "signals" else name.rstrip("0123456789").rstrip("_") for name, kind in kinds.items()]
+    blocks = [partner_block(name) for name in kinds]
     return list(dict.fromkeys([*blocks, *kinds]))
 
 
