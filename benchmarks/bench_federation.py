@@ -61,11 +61,7 @@ from fedsim.federation.engine import RAY_STATS, keep_ray_warm  # noqa: E402
 from fedsim.federation.horizontal import HorizontalSettings, simulate_saved  # noqa: E402
 from fedsim.federation.partner_data import PartnerData, build_partner_data, partner_only  # noqa: E402
 from fedsim.regimes import RunContext, TrainingSettings, get_regime  # noqa: E402
-from fedsim.runner import (  # noqa: E402
-    Workspace,
-    load_or_generate_world,
-    world_capacity,  # noqa: E402
-)
+from fedsim.runner import Workspace, load_or_generate_world  # noqa: E402
 from fedsim.settings import FederationSettings  # noqa: E402
 from synthetic.world import generate  # noqa: E402
 
@@ -101,7 +97,7 @@ def _cell(ws: Workspace, seed: int, engine: str) -> dict[str, float]:
     evaluate_calibrated(
         result.scores,
         ws.truth,
-        capacity=world_capacity(ws),
+        capacity=ws.capacity(),
         scales=m.capacity_scales,
         partner_sizes=ws.partner_sizes,
         seed=seed,

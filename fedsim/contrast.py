@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,13 @@ import pandas as pd
 from fedsim.errors import FedsimError
 from fedsim.evaluation.alerts import CalibratedCapacity
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: the runner loads torch, so it is imported where it is used
     from fedsim.evaluation.seeds import SeedComparison
+    from fedsim.experiment import ExperimentSpec
+    from fedsim.runner import Workspace
+
+ScoresOf = Callable[[pd.Series], pd.DataFrame]
+"""Reads a run's logged entity-day scores (the run's row of the runs table → its score table)."""
 
 HEADLINE: tuple[tuple[str, dict[str, float]], ...] = (
     ("ed", {"h": 0.0}),
@@ -55,7 +60,7 @@ class _World:
     """One world of the contrast: its workspace, calibrated capacity and the runs made on it."""
 
     seed: int
-    ws: object
+    ws: Workspace
     capacity: CalibratedCapacity
     runs: pd.DataFrame
 
@@ -141,11 +146,11 @@ def primary_contrast(
     return table
 
 
-def _load_world(spec: object, seed: int, root: Path, runs: pd.DataFrame) -> _World:
+def _load_world(spec: ExperimentSpec, seed: int, root: Path, runs: pd.DataFrame) -> _World:
     """The experiment's world at world seed ``seed`` (cached or generated) and the runs made on it."""
-    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed, world_capacity
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
 
-    spec_w = with_world_seed(spec, seed)  # type: ignore[arg-type]
+    spec_w = with_world_seed(spec, seed)
     world = load_or_generate_world(spec_w, root / "worlds")
     ws = Workspace.build(spec_w, world, root / "artifacts")
     mine = runs[runs["world_hash"] == world.content_hash]
@@ -153,7 +158,7 @@ def _load_world(spec: object, seed: int, root: Path, runs: pd.DataFrame) -> _Wor
         raise FedsimError(
             f"contrast: no finished run on world seed {seed} of this experiment; run `fedsim run --world-seed {seed}`"
         )
-    return _World(seed=seed, ws=ws, capacity=world_capacity(ws), runs=mine)
+    return _World(seed=seed, ws=ws, capacity=ws.capacity(), runs=mine)
 
 
 def _label(worlds: list[_World], scale: float) -> str:
@@ -189,7 +194,7 @@ def _contrast_rows(
     n_boot: int,
     scales: Sequence[float],
     uniform: float | None,
-    scores_of: object,
+    scores_of: ScoresOf,
 ) -> list[dict]:
     """Headline rows of A − B per (model, ε) over the training seeds both ran, in every world, at each capacity."""
     from fedsim.evaluation.outcomes import clock_definition
@@ -227,7 +232,7 @@ def _world_comparisons(
     n_boot: int,
     scales: Sequence[float],
     uniform: float | None,
-    scores_of: object,
+    scores_of: ScoresOf,
 ) -> dict[tuple[object, object], tuple[SeedComparison, dict]]:
     """(model, ε) → (seed comparison A − B on this world with k relabelled to the capacity labels, context)."""
     from fedsim.evaluation.seeds import compare_over_seeds
@@ -241,13 +246,13 @@ def _world_comparisons(
         if not matched:
             continue
         c = compare_over_seeds(
-            [(scores_of(ra), scores_of(rb)) for _, ra, rb in matched],  # type: ignore[operator]
-            ws.truth,  # type: ignore[attr-defined]
+            [(scores_of(ra), scores_of(rb)) for _, ra, rb in matched],
+            ws.truth,
             seed_labels=[seed for seed, _, _ in matched],
-            partner_sizes=ws.partner_sizes,  # type: ignore[attr-defined]
+            partner_sizes=ws.partner_sizes,
             seed=0,
             n_boot=n_boot,
-            test_window_ts=(ws.split.test_start, ws.split.test_end),  # type: ignore[attr-defined]
+            test_window_ts=(ws.split.test_start, ws.split.test_end),
             capacities=ks,
             latencies_h=[0.0],
             interdiction=[1.0],

@@ -33,6 +33,7 @@ from fedsim.experiment import (
 from fedsim.features import PartnerFeatures
 from fedsim.regimes import RegimeResult, RunContext, TrainingSettings, get_regime
 from fedsim.settings import FederationSettings
+from synthetic.schema import partner_block
 from synthetic.world import World, WorldError, generate, read_world, to_pandas, write_world
 
 logger = logging.getLogger("fedsim.run")
@@ -242,7 +243,7 @@ def run_experiment(
     spec.validate_against(partners)  # fails before any work: unknown partner, bad coalition, ...
     # Feature block of each partner (bank_2 → bank): each regime admits coalitions by kind (e.g. horizontal
     # needs two partners of one kind); the world is not built yet, so the kind comes from the name.
-    blocks = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
+    blocks = {p: partner_block(p) for p in partners}
     cells = expand(spec, partners, kinds=blocks)
     # The store before the world: an unreachable or unwritable store fails in seconds, not after the build.
     tracker = Tracker(check_store(tracking_uri), spec.name)
@@ -285,11 +286,6 @@ def track_scored_cell(
 def partners_of(spec: ExperimentSpec) -> list[str]:
     """Partner names of the world the spec describes, without generating it (one source: the world config)."""
     return list(spec.world.world_config().partner_kinds())
-
-
-def world_capacity(ws: Workspace) -> CalibratedCapacity:
-    """The calibrated alert-capacity profile of a workspace's world (:meth:`Workspace.capacity`)."""
-    return ws.capacity()
 
 
 def training_settings(tr: TrainingSpec) -> TrainingSettings:

@@ -57,7 +57,7 @@ def test_runs_log_the_calibrated_capacity_and_recompute(study: tuple[Path, str, 
 
     from fedsim.evaluation.api import evaluate_calibrated
     from fedsim.experiment import load_experiment
-    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed, world_capacity
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
 
     path, uri, workdir = study
     runs = _runs(uri)
@@ -74,7 +74,7 @@ def test_runs_log_the_calibrated_capacity_and_recompute(study: tuple[Path, str, 
     again = evaluate_calibrated(
         scores,
         ws.truth,
-        capacity=world_capacity(ws),
+        capacity=ws.capacity(),
         scales=[1, 4],
         partner_sizes=ws.partner_sizes,
         test_window_ts=(ws.split.test_start, ws.split.test_end),
@@ -83,7 +83,7 @@ def test_runs_log_the_calibrated_capacity_and_recompute(study: tuple[Path, str, 
     ).flat()
     for name in ("ed_h0_cal1", "prevented_eur_d0_r1.0_cal4", "helpdesk.ed_h0_cal1_lo"):
         assert again[name] == pytest.approx(float(run[name]), rel=1e-9), name
-    assert float(run["capacity_reference_k"]) == pytest.approx(world_capacity(ws).reference)
+    assert float(run["capacity_reference_k"]) == pytest.approx(ws.capacity().reference)
 
 
 @pytest.mark.slow

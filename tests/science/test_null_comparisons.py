@@ -23,7 +23,6 @@ import pytest
 from fedsim.evaluation.seeds import compare_over_seeds
 from fedsim.regimes import get_regime
 from fedsim.rows import RunContext
-from fedsim.runner import world_capacity
 from tests.regimes.conformance import cell_for
 from tests.worlds import SMALL_REALISTIC_SPLIT, build_workspace
 
@@ -55,7 +54,7 @@ def null_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[pd.D
         with_placebo = (*REAL, "placebo")
         real = {s: _pooled_scores(ctx, REAL, s) for s in range(6)}
         placebo = {s: _pooled_scores(ctx, with_placebo, s) for s in range(3)}
-        capacity = world_capacity(ws)  # the calibrated profile, and 4 x it (where sharing starts to show)
+        capacity = ws.capacity()  # the calibrated profile, and 4 x it (where sharing starts to show)
         common = {
             "capacities": capacity.fractions([1.0, 4.0]),
             "capacity_weights": capacity.weights,
