@@ -18,10 +18,11 @@ import numpy as np
 import pandas as pd
 
 from fedsim.errors import FedsimError
-from fedsim.experiment import RunSpec, expand, load_experiment
+from fedsim.experiment import ExperimentSpec, RunSpec, expand, load_experiment
 from fedsim.regimes import RegimeResult
 from fedsim.runner import Workspace, load_or_generate_world, partners_of
 from fedsim.settings import FederationSettings
+from synthetic.schema import partner_block
 
 if TYPE_CHECKING:
     from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
@@ -61,15 +62,22 @@ def write_horizontal_app(
     """
     from fedsim.federation.horizontal import HorizontalSettings, write_app
 
-    spec = load_experiment(experiment)
-    partners = partners_of(spec)
-    kinds = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
-    cell = horizontal_cell(expand(spec, partners, kinds=kinds), seed=seed, epsilon=epsilon)
+    spec, cell, kinds = _experiment_cell(experiment, seed=seed, epsilon=epsilon)
     root = Path(workdir)
     world = load_or_generate_world(spec, root / "worlds")
     ctx = Workspace.build(spec, world, root / "artifacts").context(cell)
-    members = [p for p in cell.coalition if kinds[p] == "bank"] or list(cell.coalition)
+    members = _federated_members(cell, kinds)
     return write_app(ctx, HorizontalSettings.from_context(ctx), dest, num_partners=len(members), out_dir=out_dir)
+
+
+def _experiment_cell(
+    experiment: str | Path, *, seed: int | None, epsilon: float | None
+) -> tuple[ExperimentSpec, RunSpec, dict[str, str]]:
+    """The experiment, its horizontal cell with that seed and ε, and each partner's kind (from its name)."""
+    spec = load_experiment(experiment)
+    partners = partners_of(spec)
+    kinds = {p: partner_block(p) for p in partners}
+    return spec, horizontal_cell(expand(spec, partners, kinds=kinds), seed=seed, epsilon=epsilon), kinds
 
 
 def _federated_members(cell: RunSpec, kinds: dict[str, str]) -> list[str]:
@@ -81,7 +89,7 @@ def _federated_members(cell: RunSpec, kinds: dict[str, str]) -> list[str]:
     alone = [p for m in groups.values() if len(m) < 2 for p in m]
     if len(federated) != 1 or alone:
         raise FedsimError(
-            f"deploy evaluate: coalition {'+'.join(cell.coalition)} is not one federation of one kind "
+            f"deploy: coalition {'+'.join(cell.coalition)} is not one federation of one kind "
             f"(groups: {groups}); a deployment runs one app per federation - give a coalition of one kind"
         )
     return sorted(federated[0])
@@ -148,10 +156,7 @@ def evaluate_deployment(
     from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
     from fedsim.runner import track_scored_cell
 
-    spec = load_experiment(experiment)
-    partners = partners_of(spec)
-    kinds = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
-    cell = horizontal_cell(expand(spec, partners, kinds=kinds), seed=seed, epsilon=epsilon)
+    spec, cell, kinds = _experiment_cell(experiment, seed=seed, epsilon=epsilon)
     federation = (cell.federation or FederationSettings()).model_copy(update={"engine": "deployment"})
     cell = cell.model_copy(update={"federation": federation})
     members = _federated_members(cell, kinds)

@@ -77,3 +77,14 @@ def test_a_full_disk_is_one_line_not_a_traceback() -> None:
     assert stop.value.exit_code == 2
     with pytest.raises(KeyError):  # anything else still surfaces as itself
         friendly_errors(lambda: {}["x"])()
+
+
+def test_write_app_refuses_a_coalition_that_is_not_one_federation(tmp_path: Path, monkeypatch: object) -> None:
+    # banks federate, the telco would stay alone: a deployment runs one app per federation, and `deploy evaluate`
+    # could not turn such an app's scores into the cell's run
+    exp = _experiment(tmp_path, coalitions=[["bank_1", "bank_2", "telco"]])
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app"])
+    assert result.exit_code == 2, result.output
+    assert "not one federation of one kind" in " ".join(result.output.split())
+    assert not (tmp_path / "app").exists()
