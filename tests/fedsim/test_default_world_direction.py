@@ -57,15 +57,18 @@ def test_pooling_the_chain_ranks_fraud_better_than_the_status_quo(comparisons, f
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fraud_type", ["helpdesk", "purchase"])
-def test_pooling_catches_helpdesk_and_marketplace_fraud_earlier_and_saves_money(comparisons, fraud_type: str) -> None:  # type: ignore[no-untyped-def]
+def test_pooling_catches_helpdesk_and_marketplace_fraud_no_later(comparisons, fraud_type: str) -> None:  # type: ignore[no-untyped-def]
     c = comparisons["pooled"]
     assert c.value("ed", fraud_type=fraud_type, k=0.005, h=0) >= 0  # caught before the money left: not fewer
-    if fraud_type == "helpdesk":
-        # With labels traced by key (issue 9) pooled's helpdesk € gain is not reliable at one seed here
-        # (P = 0.75); over 3 worlds x 5 seeds at the calibrated capacity it is -€6.0k [-14.8k, +2.1k] (README).
-        return
-    p = c.value("prevented_eur", fraud_type=fraud_type, k=0.005, delta_h=0, rho=1.0, column="p_a_gt_b")
-    assert p >= 0.8, f"{fraud_type}: P(pooled prevents more € than the status quo) = {p:.2f}"
+
+
+# Not helpdesk: with labels traced by key (issue 9) pooled's helpdesk € gain is not reliable at one seed here
+# (P = 0.75); over 3 worlds x 5 seeds at the calibrated capacity it is -€6.0k [-14.8k, +2.1k] (README).
+@pytest.mark.slow
+def test_pooling_saves_money_on_purchase_fraud(comparisons) -> None:  # type: ignore[no-untyped-def]
+    c = comparisons["pooled"]
+    p = c.value("prevented_eur", fraud_type="purchase", k=0.005, delta_h=0, rho=1.0, column="p_a_gt_b")
+    assert p >= 0.8, f"purchase: P(pooled prevents more € than the status quo) = {p:.2f}"
 
 
 @pytest.mark.slow
