@@ -147,16 +147,21 @@ class WorldSpec(_Spec):
         "apply to either world mode, as `fedsim world generate --persons/--days` do. Validated by "
         "synthetic.config when the experiment is loaded. Default: {}.",
     )
+    secret_file: Path | None = Field(
+        default=None,
+        description="Path to a file holding a secret the world build reads (e.g. the key salt), relative to "
+        "the experiment file. Neither its content nor its path enters the config hash. Default: none.",
+    )
 
-    @field_validator("config")
+    @field_validator("config", "secret_file")
     @classmethod
-    def _resolve_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+    def _resolve_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
         base = Path((info.context or {}).get("base_dir", "."))
         path = value if value.is_absolute() else base / value
         if not path.is_file():
-            raise _fail("world.config", str(value), f"no such file (looked for {path.resolve()})")
+            raise _fail(f"world.{info.field_name}", str(value), f"no such file (looked for {path.resolve()})")
         return path.resolve()
 
     @model_validator(mode="after")
