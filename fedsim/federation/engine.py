@@ -5,7 +5,7 @@ importing this module costs nothing and the environment below is in place before
 
 **Offline hygiene** (:func:`apply_offline_env`, run when ``fedsim.federation`` is imported): no
 telemetry, no update check, no runtime ``uv sync`` of app dependencies (a SuperLink would otherwise
-download gigabytes), and ``FLWR_HOME`` under the temp directory unless the caller set one.
+download gigabytes), and a private ``FLWR_HOME`` (:func:`default_flwr_home`) unless the caller set one.
 
 **Ray start-up per grid cell.** Flower 1.42's Ray backend starts Ray (and a pool of actor processes
 that each import torch and fedsim) for every ``run_simulation`` and calls ``ray.shutdown()`` at the
@@ -24,14 +24,19 @@ back to Flower's own behaviour with a warning. Ray is shut down at interpreter e
 
 **Message capture** (:func:`capture_mod`): a ClientApp mod that records every message crossing a
 partner's boundary (in and out) to a directory, for the boundary tests (:mod:`fedsim.federation.boundary`).
+Each message is one JSON file (scalars, lists, text; bytes as base64) plus one ``.npz`` of its arrays,
+read back with ``allow_pickle=False``: a capture folder may come from another machine, and unpickling it
+would run whatever code it holds.
 """
 
 from __future__ import annotations
 
 import atexit
+import base64
+import json
 import logging
 import os
-import pickle
+import stat
 import tempfile
 import threading
 import time
@@ -41,6 +46,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+import numpy as np
 
 logger = logging.getLogger("fedsim.federation")
 
@@ -67,24 +74,69 @@ OFFLINE_ENV: dict[str, str] = {
 """Environment every Flower process of fedsim runs with (CI and studies are offline)."""
 
 
+FLWR_HOME_MODE = 0o700
+"""Permissions of a Flower home fedsim creates: its owner only (Flower keeps its CLI config and state there)."""
+
+
 def default_flwr_home() -> Path:
-    """``<tmp>/fedsim-flwr-home-<uid>``: Flower's state and CLI config when the caller set no FLWR_HOME."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    return Path(tempfile.gettempdir()) / f"fedsim-flwr-home-{uid}"
+    """A private per-user Flower home: ``$XDG_STATE_HOME/fedsim/flwr-home``, else ``~/.local/state/fedsim/flwr-home``.
+
+    Why there: the XDG base-directory spec names ``$XDG_STATE_HOME`` (default ``~/.local/state``) for state
+    that persists between runs but is not user data, and a path inside the user's home cannot be created
+    first by another user, unlike a predictable name under the shared temp folder (the old default), where
+    another user could pre-create the folder and read or plant Flower's config. Without a usable home
+    directory (no ``$HOME``, or it is not writable) a fresh :func:`tempfile.mkdtemp` (mode 0700, random name)
+    is used instead. The folder is created with mode 0700 (:func:`secure_flwr_home` checks it on every use).
+    """
+    state = os.environ.get("XDG_STATE_HOME", "").strip()
+    try:
+        base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+        home = base / "fedsim" / "flwr-home"
+        home.mkdir(parents=True, exist_ok=True, mode=FLWR_HOME_MODE)
+    except (OSError, RuntimeError):  # RuntimeError: Path.home() cannot be resolved
+        return Path(tempfile.mkdtemp(prefix="fedsim-flwr-home-"))
+    return home
+
+
+def secure_flwr_home(home: Path) -> Path:
+    """Create ``home`` (mode 0700) or check an existing one: refuse a home of another user, repair a writable one.
+
+    A Flower home that others can write lets them replace the CLI config (where ``flwr run`` connects) or the
+    state, so one that is group- or world-writable is repaired (its group/other write bits removed, a warning
+    logged); one owned by another user is refused with a :class:`~fedsim.errors.FedsimError`.
+    """
+    from fedsim.errors import FedsimError
+
+    home.mkdir(parents=True, exist_ok=True, mode=FLWR_HOME_MODE)
+    info = home.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise FedsimError(
+            f"FLWR_HOME = {home}: owned by user id {info.st_uid}, not by you ({os.getuid()}); allowed: a folder "
+            "you own (unset FLWR_HOME for the private default)"
+        )
+    writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    if writable:
+        home.chmod(stat.S_IMODE(info.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+        logger.warning("FLWR_HOME = %s was writable by %s; removed that write permission", home, _who(writable))
+    return home
+
+
+def _who(bits: int) -> str:
+    return " and ".join(w for w, b in (("its group", stat.S_IWGRP), ("every user", stat.S_IWOTH)) if bits & b)
 
 
 def apply_offline_env(flwr_home: Path | None = None) -> Path:
     """Set :data:`OFFLINE_ENV` and FLWR_HOME in ``os.environ`` (before any Flower call); return FLWR_HOME.
 
     ``flwr_home`` overrides FLWR_HOME; otherwise an existing FLWR_HOME is kept, else
-    :func:`default_flwr_home` is used.
+    :func:`default_flwr_home` is used. Either way the home is checked by :func:`secure_flwr_home`.
     """
     os.environ.update(OFFLINE_ENV)
     if flwr_home is not None:
         os.environ["FLWR_HOME"] = str(flwr_home)
-    home = Path(os.environ.setdefault("FLWR_HOME", str(default_flwr_home())))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+    if not os.environ.get("FLWR_HOME"):
+        os.environ["FLWR_HOME"] = str(default_flwr_home())
+    return secure_flwr_home(Path(os.environ["FLWR_HOME"]))
 
 
 def flower_version() -> str:
@@ -320,32 +372,90 @@ def _summarise(message: Any, direction: str, context: Any) -> CapturedMessage:
     return out
 
 
+_BYTES = "$bytes"  # JSON marker of a bytes value (SecAgg+ stages carry keys and ciphertexts as bytes)
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list | tuple):
+        return [_to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {_BYTES}:
+            return base64.b64decode(value[_BYTES])
+        return {k: _from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def write_captured(summary: CapturedMessage, directory: str | Path) -> Path:
+    """Write one message as ``<stem>.npz`` (its arrays), then ``<stem>.json`` (the rest; what readers list).
+
+    The JSON file appears last (renamed from a temporary name), so a reader never sees a message without
+    its arrays. Returns the JSON file's path.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    keys = sorted(summary.arrays)
+    with open(target / f"{stem}.npz", "wb") as fh:
+        np.savez(fh, *(np.asarray(summary.arrays[k]) for k in keys), allow_pickle=False)
+    meta = {
+        "direction": summary.direction,
+        "message_type": summary.message_type,
+        "node_config": _to_json(summary.node_config),
+        "array_keys": keys,
+        "metrics": _to_json(summary.metrics),
+        "configs": _to_json(summary.configs),
+        "error": summary.error,
+    }
+    tmp = target / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    return tmp.replace(target / f"{stem}.json")
+
+
+def load_captured(path: str | Path) -> CapturedMessage:
+    """One message written by :func:`write_captured` (``path``: its JSON file). Nothing is unpickled."""
+    meta = json.loads(Path(path).read_text())
+    with np.load(Path(path).with_suffix(".npz"), allow_pickle=False) as npz:
+        arrays = {k: npz[f"arr_{i}"] for i, k in enumerate(meta["array_keys"])}
+    return CapturedMessage(
+        direction=str(meta["direction"]),
+        message_type=str(meta["message_type"]),
+        node_config=_from_json(meta["node_config"]),
+        arrays=arrays,
+        metrics=_from_json(meta["metrics"]),
+        configs=_from_json(meta["configs"]),
+        error=meta["error"],
+    )
+
+
 def capture_mod(directory: str | Path) -> Callable[..., Any]:
-    """A ClientApp mod that pickles a :class:`CapturedMessage` for every message in and out of the client.
+    """A ClientApp mod that writes a :class:`CapturedMessage` for every message in and out of the client
+    (:func:`write_captured`: JSON + npz).
 
     Works in any process that can write to ``directory`` (Ray actors, SuperNode ClientApp processes).
     """
     target = str(directory)
 
-    def _write(summary: CapturedMessage) -> None:
-        Path(target).mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
-        with open(Path(target) / name, "wb") as fh:
-            pickle.dump(summary, fh)
-
     def mod(message: Any, context: Any, call_next: Callable[[Any, Any], Any]) -> Any:
-        _write(_summarise(message, "to_partner", context))
+        write_captured(_summarise(message, "to_partner", context), target)
         reply = call_next(message, context)
-        _write(_summarise(reply, "from_partner", context))
+        write_captured(_summarise(reply, "from_partner", context), target)
         return reply
 
     return mod
 
 
 def read_capture(directory: str | Path) -> list[CapturedMessage]:
-    """Every message captured in ``directory``, in capture order."""
-    out = []
-    for path in sorted(Path(directory).glob("*.pkl")):
-        with open(path, "rb") as fh:
-            out.append(pickle.load(fh))  # noqa: S301 - files this process family wrote itself
-    return out
+    """Every message captured in ``directory``, in capture order (JSON + npz; nothing is unpickled)."""
+    return [load_captured(path) for path in sorted(Path(directory).glob("*.json"))]
