@@ -52,7 +52,7 @@ def test_a_captured_message_round_trips_through_json_and_npz(tmp_path: Path) -> 
 
 def test_read_capture_never_unpickles_a_planted_file(tmp_path: Path) -> None:
     class Boom:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, ("touch " + str(tmp_path / "pwned"),))
 
     write_captured(_message(), tmp_path)
