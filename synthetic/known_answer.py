@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from synthetic.config import ConfigError, KnownAnswerConfig, WorldConfig
-from synthetic.ids import DOMAIN_PHONE, id_pool, rng_for, salted_hash
+from synthetic.ids import DOMAIN_PHONE, Keys, id_pool, rng_for, salted_hash
 from synthetic.population import REGIONS
 from synthetic.schema import DAY, HOUR, PHASES, PLACEBO, SIGNALS_KIND, SIGNALS_TABLES, TRUTH_TABLES, partner_names
 from synthetic.world_data import PartnerView, World
@@ -223,8 +223,11 @@ def _bank_counts(ka: KnownAnswerConfig) -> tuple[np.ndarray, np.ndarray]:
 # ------------------------------------------------------------------------------------------------
 # The world
 # ------------------------------------------------------------------------------------------------
-def generate_known_answer(config: WorldConfig, seed: int) -> World:
+def generate_known_answer(config: WorldConfig, seed: int, *, keys: Keys | None = None) -> World:
     """Known-answer world from (config, seed); same inputs → identical tables. See the module docstring.
+
+    ``keys``: the join keys of a world with a secret (``seed`` is then its secret root); default: a salt from
+    the seed.
 
     Persons are 0..N−1 (N = known_answer.entities); round(N · prevalence) of them are cases, each on one
     decision day drawn uniformly from [0, days). Every partner has one ``signals`` row per entity and day at
@@ -234,7 +237,7 @@ def generate_known_answer(config: WorldConfig, seed: int) -> World:
     n, days = ka.entities, ka.days
     case_person, case_day = _draw_cases(ka, seed)
     bank_of = _assign_banks(ka, seed, case_person)
-    phone_hash = _phone_hashes(n, seed)
+    phone_hash = _phone_hashes(n, seed, keys)
     shifts = partner_shifts(config)
     n_banks = len(ka.bank_shifts)
     held = {name: np.flatnonzero(bank_of == i) for i, name in enumerate(partner_names("bank", n_banks))}
@@ -297,10 +300,12 @@ def _assign_banks(ka: KnownAnswerConfig, seed: int, case_person: np.ndarray) -> 
     return bank_of
 
 
-def _phone_hashes(n: int, seed: int) -> np.ndarray:
+def _phone_hashes(n: int, seed: int, keys: Keys | None) -> np.ndarray:
     """Salted hash of each person's (distinct, Dutch-mobile-like) phone number, shared by all partners."""
     rng = rng_for(seed, "known_answer", "phones")
     raw = 31_600_000_000 + rng.choice(100_000_000, size=n, replace=False).astype(np.int64)
+    if keys is not None:
+        return keys.phone(raw)
     salt = int(rng_for(seed, "known_answer", "salt").integers(0, 1 << 62))
     return salted_hash(raw, salt, DOMAIN_PHONE)
 
@@ -456,6 +461,7 @@ def placebo_partner(
     active_rate: float = 0.3,
     person_roles: np.ndarray | None = None,
     name: str = PLACEBO,
+    keys: Keys | None = None,
 ) -> tuple[PartnerView, pa.Table]:
     """A ``signals`` partner whose evidence is independent of everything (for realistic worlds).
 
@@ -473,6 +479,7 @@ def placebo_partner(
         active_rate: probability an entity has a row on a given day (0..1).
         person_roles: shape (n,) role per person for the truth rows (default "ordinary").
         name: partner name.
+        keys: the world's join keys when it has a secret (then used instead of ``salt``).
     Returns:
         (the partner's view with tables ``entities`` and ``signals``, its rows of truth ``entities``).
     """
@@ -496,7 +503,10 @@ def placebo_partner(
     order = np.argsort(eid, kind="stable")
     holder, eid = has_phone[order], eid[order]
     entities = pa.table(
-        {"entity_id": eid, "phone_hash": salted_hash(phones[holder], salt, DOMAIN_PHONE)},
+        {
+            "entity_id": eid,
+            "phone_hash": keys.phone(phones[holder]) if keys else salted_hash(phones[holder], salt, DOMAIN_PHONE),
+        },
         schema=SIGNALS_TABLES["entities"],
     )
     signals = _placebo_signals(eid, days=int(days), active_rate=active_rate, rng=rng_for(seed, "placebo", "signals"))

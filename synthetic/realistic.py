@@ -16,6 +16,7 @@ from synthetic.behaviour import activate_new_numbers, legit_shard, open_young_ac
 from synthetic.config import WorldConfig
 from synthetic.fraud import INJECTORS
 from synthetic.fraud.common import Crews, FraudContext, MarketAccounts
+from synthetic.ids import Keys
 from synthetic.known_answer import placebo_partner
 from synthetic.ledger import Ledger
 from synthetic.population import Population, RawIds, build_population
@@ -57,7 +58,11 @@ def _run_shards(config: WorldConfig, seed: int, pop: Population, workers: int, p
     return results
 
 
-def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, progress: Any = None) -> World:
+def generate_realistic(
+    config: WorldConfig, seed: int, *, workers: int = 1, progress: Any = None, keys: Keys | None = None
+) -> World:
+    """The realistic world of (config, seed). ``keys``: the join keys of a world with a secret (``seed`` is
+    then its secret root, :meth:`synthetic.ids.WorldSecret.root`); default: a salt drawn from the seed."""
     ids = RawIds(seed, capacity=config.population.persons * 12 + 200_000)
     pop = build_population(config, seed, ids)
     market = _market_accounts(pop, ids)
@@ -71,7 +76,7 @@ def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, prog
     for fraud_type in FRAUD_TYPES:
         INJECTORS[fraud_type](ctx)
     tables = ledger.finalize()
-    vb = ViewBuilder(config, seed, pop, market, ctx, tables)
+    vb = ViewBuilder(config, seed, pop, market, ctx, tables, keys=keys)
     vb.build_banks()
     vb.build_telcos()
     vb.build_marketplaces()
@@ -83,6 +88,7 @@ def generate_realistic(config: WorldConfig, seed: int, *, workers: int = 1, prog
             seed=seed,
             salt=vb.keys.salt,
             person_roles=pop.role.astype(str),
+            keys=keys,
         )
         vb.partners[view.name] = view
     truth = vb.truth_tables()

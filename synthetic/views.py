@@ -42,9 +42,12 @@ class ViewBuilder:
         market: MarketAccounts,
         ctx: FraudContext,
         ledger: dict[str, dict[str, np.ndarray]],
+        *,
+        keys: Keys | None = None,
     ) -> None:
         self.config, self.seed, self.pop, self.market, self.ctx, self.led = config, seed, pop, market, ctx, ledger
-        self.keys = Keys(int(rng_for(seed, "salt").integers(1, 1 << 62)))
+        # A world with a secret brings its keyed join keys; otherwise the salt comes from the seed (reproducible).
+        self.keys = keys if keys is not None else Keys(int(rng_for(seed, "salt").integers(1, 1 << 62)))
         self.partners: dict[str, PartnerView] = {}
         self.trace = ViewTrace()  # what the truth tables need to know about the views being built
         self.cases = merged_cases(ctx)

@@ -5,6 +5,12 @@ On disk a world is a directory::
     manifest.json                 config, seed, schema version, per-table row counts + sha256, content hash
     partners/<partner>/<table>.parquet
     truth/<table>.parquet          hidden: cases, money-outs, case entities, provenance, persons, ...
+    secret/key_salt                only for a world with a secret: the key of its join-key PRF (0600, in 0700)
+
+A world may be generated with a **secret** (:class:`~synthetic.ids.WorldSecret`; ``--secret-file``, the
+experiment's ``world.secret_file`` or ``FEDSIM_WORLD_SECRET_FILE``): its randomness and its join keys then
+depend on the secret, so the seed and the config (which may travel) do not rebuild it. The manifest names the
+secret by its fingerprint only. Without a secret a world is exactly what it always was.
 
 Writing goes to a temporary sibling directory that is renamed into place only when complete, so
 an interrupted write never leaves something that looks like a finished world.
@@ -31,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from synthetic.config import WorldConfig
+from synthetic.ids import Keys, WorldSecret
 from synthetic.known_answer import generate_known_answer
 from synthetic.realistic import generate_realistic
 from synthetic.schema import SCHEMA_VERSION, TABLES_BY_KIND, TRUTH_TABLES
@@ -39,16 +46,23 @@ from synthetic.world_data import PartnerView, World, to_pandas
 MANIFEST = "manifest.json"
 STAMP = ".verified.json"
 MANIFEST_DIGEST = "manifest_sha256"
+SECRET_FIELD = "secret_fingerprint"
+"""Manifest field naming a world's secret (:meth:`WorldSecret.fingerprint`); absent for a world without one."""
+SECRET_DIR, KEY_SALT = "secret", "key_salt"
+SECRET_ENV = "FEDSIM_WORLD_SECRET_FILE"
 
 __all__ = [
     "MANIFEST",
     "PartnerView",
     "World",
     "WorldError",
+    "WorldSecret",
     "build_manifest",
     "check_replaceable",
     "generate",
     "read_manifest",
+    "read_secret",
+    "secret_from",
     "read_world",
     "to_pandas",
     "verify_world",
@@ -60,18 +74,45 @@ class WorldError(RuntimeError):
     """A world directory that cannot be written or read; the message says which and why."""
 
 
-def generate(config: WorldConfig, seed: int, *, workers: int = 1, progress: Any = None) -> World:
-    """Build a world from (config, seed). Same inputs → byte-identical tables, whatever `workers` is."""
+def generate(
+    config: WorldConfig, seed: int, *, workers: int = 1, progress: Any = None, secret: WorldSecret | None = None
+) -> World:
+    """Build a world from (config, seed[, secret]). Same inputs → byte-identical tables, whatever `workers` is.
+
+    Without ``secret`` the streams are rooted in ``seed`` (as always); with it, in ``secret.root(seed)``, and the
+    join keys are the keyed PRF under ``secret.key_salt()`` (:mod:`synthetic.ids`). ``world.seed`` stays ``seed``.
+    """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise WorldError(f"seed = {seed!r}: allowed: a whole number >= 0")
+    root, keys = (seed, None) if secret is None else (secret.root(seed), Keys.of_secret(secret))
     if config.mode == "known_answer":
-        world = generate_known_answer(config, seed)
+        world = generate_known_answer(config, root, keys=keys)
     else:
-        world = generate_realistic(config, seed, workers=workers, progress=progress)
+        world = generate_realistic(config, root, workers=workers, progress=progress, keys=keys)
+    world.seed = seed
     _check_schemas(world)
     world.blobs = {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
+    world.manifest = {SECRET_FIELD: secret.fingerprint()} if secret is not None else {}
     world.manifest = build_manifest(world, world.blobs)
     return world
+
+
+def read_secret(path: str | Path) -> WorldSecret:
+    """The world secret in file ``path``: its bytes as they are, at least 32 (e.g. ``openssl rand -hex 32 > FILE``)."""
+    try:
+        return WorldSecret(Path(path).read_bytes())
+    except OSError as exc:
+        raise WorldError(f"world secret file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise WorldError(
+            f"world secret file {str(path)!r}: {exc}; make one with `openssl rand -hex 32 > {path}`"
+        ) from None
+
+
+def secret_from(path: str | Path | None) -> WorldSecret | None:
+    """The world secret from ``path``, else from the file named by ``FEDSIM_WORLD_SECRET_FILE``, else None."""
+    chosen = path if path is not None else os.environ.get(SECRET_ENV) or None
+    return read_secret(chosen) if chosen is not None else None
 
 
 def _check_schemas(world: World) -> None:
@@ -123,6 +164,8 @@ def build_manifest(world: World, blobs: dict[str, bytes] | None = None) -> dict[
         "content_hash": content_hash,
         "config": world.config.model_dump(mode="json"),
     }
+    if world.manifest.get(SECRET_FIELD):  # only a world with a secret has the field: other manifests stay as they were
+        manifest[SECRET_FIELD] = world.manifest[SECRET_FIELD]
     manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
     return manifest
 
@@ -139,12 +182,14 @@ def _table_digests(tables: dict[str, Any], prefix: str = "") -> str:
     ).hexdigest()
 
 
-def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Path:
+def write_world(world: World, out: str | Path, *, overwrite: bool = False, secret: WorldSecret | None = None) -> Path:
     """Write atomically: a temp sibling directory renamed into place when complete.
 
     An existing ``out`` is replaced only with ``overwrite`` and only if :func:`check_replaceable` allows it.
+    A world generated with a secret is written with that ``secret`` (its key salt is kept in ``secret/``).
     """
     out = Path(out)
+    _check_secret(world, secret)
     if out.exists() or out.is_symlink():
         if not overwrite:
             raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
@@ -162,6 +207,8 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
             path = tmp / f"{key}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
+        if secret is not None:
+            _write_private(tmp / SECRET_DIR / KEY_SALT, secret.key_salt())
         world.manifest = build_manifest(world, blobs)
         (tmp / MANIFEST).write_text(json.dumps(world.manifest, indent=2, sort_keys=True))
         if out.exists():
@@ -189,6 +236,26 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False) -> Pa
     return out
 
 
+def _check_secret(world: World, secret: WorldSecret | None) -> None:
+    wanted = world.manifest.get(SECRET_FIELD)
+    given = secret.fingerprint() if secret is not None else None
+    if wanted != given:
+        raise WorldError(
+            f"the world was generated {'with a secret' if wanted else 'without a secret'} and is written "
+            f"{'with another one' if wanted and given else 'with one' if given else 'without it'}; "
+            "write it with the secret it was generated with"
+        )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A file only its owner can read (0600) in a folder only its owner can enter (0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
 def check_replaceable(out: str | Path) -> None:
     """Raise :class:`WorldError` unless ``--overwrite`` may delete ``out``.
 
@@ -208,7 +275,7 @@ def check_replaceable(out: str | Path) -> None:
         return
     try:
         tables = json.loads((out / MANIFEST).read_text())["tables"]
-        allowed = {MANIFEST, STAMP} | {f"{key}.parquet" for key in tables}
+        allowed = {MANIFEST, STAMP, f"{SECRET_DIR}/{KEY_SALT}"} | {f"{key}.parquet" for key in tables}
     except (OSError, ValueError, TypeError, KeyError):
         raise WorldError(
             f"{refuse}: it holds {files[0]!r} and is not a fedsim world (no valid {MANIFEST}); "
