@@ -32,9 +32,12 @@ customer, a telco subscriber, a marketplace user) each entity's rows in one trai
 at ``max_rows_per_entity`` and trained as **one example** (a padded block): Poisson sampling draws
 entities, and Opacus clips each entity's summed gradient as one per-sample gradient — user-level
 DP-SGD (McMahan, Ramage, Talwar & Zhang 2018, "Learning differentially private recurrent language
-models", ICLR). So (ε, δ) holds for adding or removing one entity with all its rows. A person with
-entities at m partners of one pooled training set is covered by group privacy over m (rare: a person
-banks mostly at one bank); ``dp_max_entities_per_person`` reports m from the hidden truth. δ defaults
+models", ICLR). So (ε, δ) holds for adding or removing one entity with all its rows — per model. A
+person is in a model through every example that holds one of their entities: their own entity, or an
+entity whose features were joined into another example (pooled: one telco subscriber can sit inside two
+bank examples). :mod:`fedsim.person_privacy` counts those examples per person from the data
+(``dp_max_entities_per_person``, the group size k) and composes every model of the run per person
+(``dp_epsilon_person_*``, the ε that reports and the odds wording use). δ defaults
 to 1 / (10·n) for n entities in the training set. Not covered by ε (stated in the leakage register):
 the Standardizer's per-feature mean and scale, and labels or watchlist features that other persons'
 reports put on an entity's rows.
@@ -169,15 +172,24 @@ def privacy_for(ctx: Any) -> PrivacySettings | None:
     return settings
 
 
+PER_MODEL_UNIT = "partner entity, per model (no per-person composition recorded for this run)"
+
+
 def run_params(settings: PrivacySettings | None) -> dict[str, str]:
-    """Run-level privacy params (text) for tracking: mode, accountant, unit of privacy, C, δ rule, cap."""
+    """Run-level privacy params (text) for tracking: mode, accountant, unit of privacy, C, δ rule, cap.
+
+    ``dp_unit`` says what the run's headline ε protects: :data:`PER_MODEL_UNIT` here, replaced by
+    :data:`fedsim.person_privacy.PERSON_UNIT` when the run's models were composed per person."""
     if settings is None:
         out = {"dp_mode": "none", "dp_unit": "none (no record-level DP)"}
     else:
         out = {
             "dp_mode": settings.mode,
             "dp_accountant": settings.accountant,
-            "dp_unit": unit_of_privacy(grouped=True, cap=settings.max_rows_per_entity),
+            # the run's unit is the person once fedsim.person_privacy has composed every model (the runner
+            # then overrides dp_unit); each model's own unit is the example
+            "dp_unit": PER_MODEL_UNIT,
+            "dp_example_unit": unit_of_privacy(grouped=True, cap=settings.max_rows_per_entity),
             "dp_max_grad_norm": f"{settings.max_grad_norm:g}",
             "dp_delta_rule": "1/(10·n entities)" if settings.delta is None else f"{settings.delta:g}",
             "dp_noise_seeded": "yes (secure_mode off)",
@@ -346,8 +358,17 @@ def _fold(x: float, language: str) -> str:
     return text
 
 
-def explain_epsilon(epsilon: float, *, delta: float | None = None, language: str = "en") -> str:
-    """One sentence for non-experts: the attacker's odds rise at most e^ε-fold (:func:`odds_factor`)."""
+PERSON_WORDS = {"en": "per person, all models composed", "nl": "per persoon, alle modellen samen"}
+"""The unit of a per-person ε (:mod:`fedsim.person_privacy`), as the odds wording names it."""
+
+
+def explain_epsilon(
+    epsilon: float, *, delta: float | None = None, language: str = "en", per_person: bool = False
+) -> str:
+    """One sentence for non-experts: the attacker's odds rise at most e^ε-fold (:func:`odds_factor`).
+
+    ``per_person``: ε is a person's composed guarantee over every model of the run (the figure reports
+    should use; evaluation.md §5), and the sentence names that unit; otherwise one model's ε."""
     if language not in ("en", "nl"):
         raise PrivacyError(f"language: {language!r}; allowed: 'en' or 'nl'")
     if math.isinf(epsilon):
@@ -357,16 +378,20 @@ def explain_epsilon(epsilon: float, *, delta: float | None = None, language: str
             else "ε = ∞: geen formele privacygarantie (het model is zonder differentiële privacy getraind)."
         )
     fold = _fold(odds_factor(epsilon), language)
-    eps_text = f"{epsilon:g}".replace(".", ",") if language == "nl" else f"{epsilon:g}"
+    eps_text = f"{epsilon:.3g}".replace(".", ",") if language == "nl" else f"{epsilon:.3g}"
+    subject = {"en": "the model raises", "nl": "het model vergroot"}
+    if per_person:
+        eps_text += f" ({PERSON_WORDS[language]})"
+        subject = {"en": "the run's models together raise", "nl": "de modellen van de run samen vergroten"}
     tail_en = f", except with probability δ = {delta:.0e}" if delta else ""
     tail_nl = f", behalve met kans δ = {delta:.0e}" if delta else ""
     if language == "en":
         return (
-            f"ε = {eps_text}: whatever an attacker believed beforehand, the model raises their odds "
+            f"ε = {eps_text}: whatever an attacker believed beforehand, {subject['en']} their odds "
             f"that a given person's data was used at most {fold}-fold (×e^ε){tail_en}."
         )
     return (
-        f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, het model vergroot de kans (odds) dat de "
+        f"ε = {eps_text}: wat een aanvaller vooraf ook dacht, {subject['nl']} de kans (odds) dat de "
         f"gegevens van een bepaalde persoon zijn gebruikt hooguit {fold} keer (×e^ε){tail_nl}."
     )
 

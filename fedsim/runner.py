@@ -151,15 +151,25 @@ class Workspace:
         )
 
     def execute(self, cell: RunSpec) -> RunResult:
-        """Score the cell (its regime on its coalition), then evaluate and package it (:meth:`package`)."""
-        ctx = self.context(cell)
-        return self.package(cell, get_regime(cell.regime).run(ctx))
+        """Score the cell (its regime on its coalition), then evaluate and package it (:meth:`package`).
 
-    def package(self, cell: RunSpec, result: RegimeResult) -> RunResult:
+        Every DP model the regime trains registers its exposure (:mod:`fedsim.person_privacy`); the run logs
+        the per-person ε composed over all of them (``dp_epsilon_person_*``, ``dp_unit`` = person)."""
+        from fedsim.person_privacy import recording, run_person_privacy
+
+        ctx = self.context(cell)
+        with recording() as log:
+            result = get_regime(cell.regime).run(ctx)
+        return self.package(cell, result, person=run_person_privacy(log, self.truth.get("entities")))
+
+    def package(
+        self, cell: RunSpec, result: RegimeResult, *, person: tuple[dict[str, float], dict[str, str]] = ({}, {})
+    ) -> RunResult:
         """Evaluate a cell's entity-day scores against this world's truth and package the run to track.
 
         The one evaluation and logging path: a simulated cell (:meth:`execute`) and a deployment's collected
-        scores (:func:`track_scored_cell`) give the same params, metrics and artifacts.
+        scores (:func:`track_scored_cell`) give the same params, metrics and artifacts. ``person``: the
+        per-person privacy metrics and params of the run (:func:`fedsim.person_privacy.run_person_privacy`).
         """
         from fedsim.evaluation.api import evaluate_calibrated
         from fedsim.privacy import privacy_for, run_params
@@ -197,10 +207,11 @@ class Workspace:
             "capacity_reference_k": capacity.reference,
             "capacity_multiplier": capacity.multiplier,
             **run_params(privacy_for(ctx)),
+            **person[1],  # after run_params: the run's unit is the person once its models are composed
         }
         return RunResult(
             params=params,
-            metrics={**ev.flat(), **result.metrics},
+            metrics={**ev.flat(), **result.metrics, **person[0]},
             artifacts={
                 "scores": out / "scores.parquet",
                 "metrics": out / "metrics_tidy.csv",

@@ -28,6 +28,7 @@ import pandas as pd
 
 from fedsim.columns import informative_columns
 from fedsim.models import GBTBaseline, Standardizer, make_model
+from fedsim.person_privacy import ModelExposure, home_examples, max_group_size, register_exposure, with_joined_context
 from fedsim.privacy import PrivacySettings, make_private_fit, privacy_for
 from fedsim.training import (
     DEFAULT_EARLY_STOPPING,
@@ -162,7 +163,12 @@ def _private_fit(
         model, Xs, y.astype(np.float32), privacy=privacy, config=cfg, seed=ctx.seed, groups=keys, sample_weight=weight
     )
     info = out.ledger.as_metrics()
-    info["dp_max_entities_per_person"] = float(max_entities_per_person(ctx.truth, groups))
+    # The examples hold their home entity and every entity whose features a regime joined in (pooled).
+    examples = with_joined_context(home_examples(groups))
+    entities = ctx.truth.get("entities") if isinstance(ctx.truth, dict) else None
+    info["dp_max_entities_per_person"] = float(max_group_size(examples, entities))
+    name = "+".join(str(p) for p in pd.unique(np.asarray(groups, dtype=object)[:, 0]))
+    register_exposure(ModelExposure.from_ledger(name, out.ledger, examples, history=out.state.history))
     logger.info(
         "DP-SGD: ε = %.3g at δ = %.2g (σ = %.3g, C = %g, q = %.3g, %d steps, %s) over %d entities",
         out.ledger.epsilon,
@@ -181,19 +187,3 @@ def _entity_keys(groups: np.ndarray) -> np.ndarray:
     """(partner, entity id) rows → one integer code per distinct entity (partners may reuse ids)."""
     frame = pd.DataFrame(np.asarray(groups, dtype=object), columns=["partner", "entity_id"])
     return frame.groupby(["partner", "entity_id"], sort=True).ngroup().to_numpy()
-
-
-def max_entities_per_person(truth: dict[str, pd.DataFrame], groups: np.ndarray) -> int:
-    """Most training-set entities that belong to one hidden person (m of the group-privacy statement).
-
-    Uses the hidden truth, only to *report* how far entity-level DP is from person-level DP; training
-    never sees it. 1 when the truth has no entity → person table.
-    """
-    ent = truth.get("entities") if isinstance(truth, dict) else None
-    if ent is None or not {"partner", "entity_id", "person_id"} <= set(ent.columns):
-        return 1
-    used = pd.DataFrame(np.asarray(groups, dtype=object), columns=["partner", "entity_id"]).drop_duplicates()
-    used["entity_id"] = used["entity_id"].astype(ent["entity_id"].dtype)
-    m = used.merge(ent[["partner", "entity_id", "person_id"]], on=["partner", "entity_id"], how="inner")
-    m = m[m["person_id"] >= 0]
-    return int(m.groupby("person_id").size().max()) if len(m) else 1
