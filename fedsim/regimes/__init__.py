@@ -18,11 +18,23 @@ from fedsim.regimes.registry import (
     unregister_regime,
 )
 from fedsim.regimes.reports import Reports
+from fedsim.regimes.rules import Rules
 from fedsim.regimes.siloed import Siloed, StatusQuo
 from fedsim.regimes.vertical import Vertical
 from fedsim.regimes.watchlist import Watchlist
 
-for _builtin in (StatusQuo, Siloed, Watchlist, Reports, Pooled, PooledOracle, Horizontal, Vertical, Hybrid):
+for _builtin in (
+    StatusQuo,
+    Siloed,
+    Watchlist,
+    Reports,
+    Pooled,
+    PooledOracle,
+    Horizontal,
+    Vertical,
+    Hybrid,
+    Rules,
+):
     register_regime(_builtin, replace=True)
 
 BUILTIN_REGIMES: tuple[str, ...] = regime_names()
