@@ -54,13 +54,59 @@ class Horizontal(Regime):
     name = "horizontal"
     federated = True
     models = TORCH_MODELS
+    # Everything data-dependent that leaves a bank, who sees it, and what bounds it (issue 10). SecAgg:
+    # Bonawitz et al. 2017, "Practical secure aggregation for privacy-preserving machine learning" (CCS);
+    # SecAgg+: Bell et al. 2020, "Secure single-server aggregation with (poly)logarithmic overhead" (CCS) —
+    # the server learns the sum of the surviving partners' inputs and nothing else, against an honest-but-
+    # curious server and fewer colluding partners than the reconstruction threshold (here 2/3 of them).
     leakage = (
         LeakageRow(
-            "server (aggregator)",
-            "each bank's model update every round (without secure aggregation); gradients can reveal rows",
-            "DP-SGD per bank (ε per bank); secure aggregation hides single updates",
+            "server (aggregator), without SecAgg+",
+            "each bank's model update every round; gradients can reveal rows",
+            "DP-SGD per bank (ε per bank, entity level); SecAgg+ hides single updates",
+        ),
+        LeakageRow(
+            "server (aggregator), without SecAgg+",
+            "each bank's exact training row count (num-examples, its FedAvg weight) every round; without DP "
+            "also its exact train loss per round (under DP the loss never leaves the bank)",
+            "not covered by ε: one entity moves the count by its number of rows; the loss is unbounded in one "
+            "entity's rows (BCE), which is why it is withheld under DP",
+        ),
+        LeakageRow(
+            "server (aggregator), without SecAgg+, under DP",
+            "each bank's DP ledger after every round: ε, δ, σ, q, steps, C, entity count, rows kept and "
+            "dropped by the row cap",
+            "not covered by ε: the entity count (and q = 1/⌈entities/batch⌉, δ = 1/(10·entities)) changes by 1 "
+            "per entity; σ, C, steps are settings",
+        ),
+        LeakageRow(
+            "server (aggregator), with SecAgg+",
+            "only the sum of the banks' count-weighted updates and their count-weighted mean train loss (0 under "
+            "DP) per round, unmasked together; each bank's num-examples in the clear is the constant 1",
+            "SecAgg+ (Bell et al. 2020): no single bank's update, count or loss; the aggregate loss is outside ε; "
+            "with 2 banks each bank can subtract its own update from the global model",
+        ),
+        LeakageRow(
+            "server (aggregator), before round 1, in the clear (also under SecAgg+ and DP)",
+            "per bank: training row count, per-column count of observed values, mean and sum of squared "
+            "deviations (M2), and the summed weights of its positive and of its negative rows",
+            "not covered by ε nor SecAgg+: one entity moves the counts by its rows and Σw± by their weights; "
+            "the mean and M2 move without bound for unbounded features (no public bound is assumed)",
+        ),
+        LeakageRow(
+            "every bank (and the server)",
+            "the global standardiser (per-column mean, scale, missing-value columns) and the class balance "
+            "pos_weight = Σw₋ / Σw₊ over all banks, in every train message",
+            "not covered by ε: removing one entity moves pos_weight by up to 12.5% on the small world (so its "
+            "gradients' sensitivity is a little above C), and the mean/scale as above",
         ),
         LeakageRow("other banks", "the global model after each round", "DP-SGD per bank"),
+        LeakageRow(
+            "evaluator (the run)",
+            "each bank's entity-day scores on its own test rows and, under DP, its DP ledger (written in the "
+            "bank's own output folder, never sent to the server under SecAgg+)",
+            "scores: DP-trained model (post-processing); the ledger as in the server row above",
+        ),
     )
 
     def admits(
@@ -125,17 +171,21 @@ def outcome_metrics(block: str, out: HorizontalOutcome) -> tuple[dict[str, float
 
     Not the wall times, which only the machine that ran the rounds can measure. Warns when the train loss
     had not flattened (:func:`fedsim.training.loss_flattened`)."""
-    steps = {f"train_loss.{block}": list(out.round_loss)}
+    withheld = bool(out.dp) and all(math.isnan(v) for v in out.round_loss)  # under DP the banks keep their losses
+    steps = {} if withheld else {f"train_loss.{block}": list(out.round_loss)}
     for partner, losses in out.partner_loss.items():
         if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses
             steps[f"train_loss.{partner}"] = list(losses)
     metrics = {f"train_rows.{p}": float(n) for p, n in out.n_examples.items()}
     metrics[f"fl_rounds_seconds.{block}"] = out.rounds_seconds
-    metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
+    if not withheld:
+        metrics[f"fl_final_train_loss.{block}"] = _last_finite(out.round_loss)
     flat = loss_flattened(out.round_loss)
     if flat is not None:
         metrics[f"converged.{block}"] = float(flat)
-    if not flat:
+    if withheld:
+        logger.info("%s: no train loss under DP (the partners keep it; it is outside ε), no convergence check", block)
+    elif not flat:
         logger.warning(
             "the federated train loss of %s %s after %d rounds; results may understate what federated "
             "learning can do - raise federation.rounds",
@@ -164,7 +214,10 @@ def federation_params(
         f"(needs ≥ {2 * FLAT_WINDOW} rounds)"
     )
     if settings.privacy is not None:
-        params["dp_not_covered"] = "column moments and class-weight sums sent before training"
+        params["dp_not_covered"] = (
+            "column moments, row counts and class-weight sums sent before training; the global standardiser and "
+            "pos_weight; per-round row counts and ledgers (without SecAgg+) - see the leakage register"
+        )
     return params
 
 

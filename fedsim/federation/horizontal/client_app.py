@@ -3,6 +3,10 @@
 Three handlers: ``query.stats`` (:func:`~.task.partner_summary`), ``train`` (:func:`~.task.train_locally`;
 Message API, or Flower's legacy FitIns/FitRes layout when the round runs SecAgg+, through
 ``secaggplus_mod`` on the train handler only) and ``query.score`` (:func:`~.task.score_locally`).
+Under SecAgg+ a train reply carries nothing per partner in the clear (Bonawitz et al. 2017, "Practical
+secure aggregation for privacy-preserving machine learning", CCS; Bell et al. 2020, "Secure single-server
+aggregation with (poly)logarithmic overhead", CCS — SecAgg+): the loss is summed securely with the update,
+the example count is a constant, and the DP ledger is written to the partner's own output directory.
 Where the partner's rows come from differs per engine (:class:`ClientEnv`): the simulation engine
 reads them from the partner's own directory, a SuperNode builds them from its own partner directory
 (:mod:`.deployment_config`). Under DP the accountant state stays in the partner's ``context.state``.
@@ -11,6 +15,7 @@ reads them from the partner's own directory, a SuperNode builds them from its ow
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +25,7 @@ import numpy as np
 
 from fedsim.errors import FedsimError
 from fedsim.federation.engine import capture_mod
-from fedsim.federation.horizontal.protocol import DP_STATE, from_legacy_config
+from fedsim.federation.horizontal.protocol import DP_STATE, LEDGER_FILE, SECAGG_WEIGHT, from_legacy_config
 from fedsim.federation.horizontal.task import LocalRound, partner_summary, score_locally, train_locally
 from fedsim.federation.partner_data import PartnerData
 
@@ -95,9 +100,13 @@ def _optional_secagg_mod(message: Any, context: Any, call_next: Callable[[Any, A
     from flwr.client.mod import secaggplus_mod
     from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS
 
-    if RECORD_KEY_CONFIGS in message.content.config_records:
-        return secaggplus_mod(message, context, call_next)
-    return call_next(message, context)
+    if RECORD_KEY_CONFIGS not in message.content.config_records:
+        return call_next(message, context)
+    reply = secaggplus_mod(message, context, call_next)
+    if not reply.has_error() and "fitres.num_examples" in reply.content.metric_records:
+        # The real count already weighted the masked update; the clear copy would single the partner out.
+        reply.content.metric_records["fitres.num_examples"]["num_examples"] = SECAGG_WEIGHT
+    return reply
 
 
 def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config: dict[str, Any]) -> LocalRound:
@@ -119,6 +128,9 @@ def _local_round(env: ClientEnv, context: Any, arrays: list[np.ndarray], config:
         from flwr.app import ConfigRecord
 
         context.state.config_records[DP_STATE] = ConfigRecord({"state": json.dumps(result.dp_state)})
+        out = env.out_dir(context)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / LEDGER_FILE).write_text(json.dumps(result.dp_metrics))
     return result
 
 
@@ -190,10 +202,8 @@ def _legacy_train(env: ClientEnv, msg: Any, context: Any) -> Any:
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     config = from_legacy_config(dict(fitins.config))
     done = _local_round(env, context, parameters_to_ndarrays(fitins.parameters), config)
-    res = FitRes(
-        Status(Code.OK, "ok"),
-        ndarrays_to_parameters(done.weights),
-        done.n_examples,
-        {"train-loss": done.loss, **done.dp_metrics},
-    )
+    # Nothing per partner in the clear: the loss rides inside the secure sum (SECAGG_EXTRA_ARRAYS), the DP
+    # ledger stays in the partner's output directory (LEDGER_FILE), the count is replaced after masking.
+    loss = np.asarray([0.0 if math.isnan(done.loss) else done.loss], dtype=np.float32)
+    res = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters([*done.weights, loss]), done.n_examples, {})
     return Message(compat.fitres_to_recorddict(res, keep_input=False), reply_to=msg)

@@ -14,8 +14,19 @@ from typing import Any
 STATS, SCORE = "query.stats", "query.score"
 """Message types of the statistics step and the scoring step (``@app.query("stats")`` / ``("score")``)."""
 
-MAX_OVER_PARTNERS = "max_over_partners"
-"""Key of the DP ledger under SecAgg+: the replies are anonymous, so only the worst partner's ε is known."""
+LEDGER_FILE = "dp_ledger.json"
+"""A partner's DP ledger after its last round (``dp_*`` → number), written in its own output directory next
+to its scores: under SecAgg+ it does not travel to the server (whose replies must stay anonymous), and the
+evaluator collects it from the partner as it collects the scores."""
+
+SECAGG_WEIGHT = 1
+"""``num_examples`` a partner puts in the clear under SecAgg+: its real count only scales the update inside
+the masked vector (Flower's ``secaggplus_mod`` multiplies the update by n_k / max_weight before masking), so
+the clear value is the same constant for every partner."""
+
+SECAGG_EXTRA_ARRAYS = 1
+"""Arrays appended to the model update under SecAgg+: ``[train loss]`` (0 under DP), so the server learns
+only the n-weighted mean loss, out of the secure sum, never one partner's."""
 
 DP_STATE = "fedsim.dp"
 """Key of the partner's DP accountant state in its Flower ``context.state`` (kept between rounds)."""

@@ -27,7 +27,7 @@ from fedsim.federation.engine import ENGINES, Engine, run_in_simulation
 from fedsim.federation.horizontal.client_app import SimulationClientEnv, make_client_app
 from fedsim.federation.horizontal.deployment_config import APP, run_config
 from fedsim.federation.horizontal.server_app import RoundLog, make_server_app
-from fedsim.federation.horizontal.settings import HorizontalOutcome, HorizontalSettings
+from fedsim.federation.horizontal.settings import HorizontalOutcome, HorizontalSettings, read_ledgers
 from fedsim.federation.horizontal.task import global_setup, partner_summary, score_locally, train_locally
 from fedsim.federation.partner_data import PartnerData, build_partner_data, export_partner_world, partner_only
 from fedsim.federation.standardize import combine_moments
@@ -210,7 +210,10 @@ def simulate_saved(
     run_in_simulation(server, make_client_app(env, capture_dir=capture_dir), num_nodes=len(members))
     if "outcome" not in box:
         raise FedsimError("horizontal: the simulation ended without a result from the ServerApp")
-    return box["outcome"]
+    outcome = box["outcome"]
+    if settings.secure_aggregation:  # the anonymous replies carried no ledger: each partner kept its own
+        outcome.dp = read_ledgers(work / "out", members)
+    return outcome
 
 
 def collect_scores(out_root: Path, members: Sequence[str], window: str) -> pd.DataFrame:

@@ -5,7 +5,8 @@
    into one global standardiser (exactly the pooled one) and one class balance Σw₋/Σw₊.
 2. ``train`` × rounds — Flower's FedAvg (McMahan et al. 2017) or FedProx (Li et al. 2020) strategy,
    which averages the partners' weights by ``num-examples``; with ``secure_aggregation`` the rounds
-   run through Flower's SecAgg+ workflow (legacy stack), so the server only sees the masked sum.
+   run through Flower's SecAgg+ workflow (legacy stack; Bell et al. 2020), so the server only sees the
+   unmasked sum of the n-weighted updates and of the losses, and no per-partner number in the clear.
 3. ``query.score`` — the final weights go to every partner, which scores its own rows locally.
 
 Dropout: a partner that fails in a round is left out of that round's average (:class:`RoundLog`);
@@ -20,12 +21,12 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedsim.errors import FedsimError
-from fedsim.federation.horizontal.protocol import MAX_OVER_PARTNERS, SCORE, STATS, to_legacy_config
+from fedsim.federation.horizontal.protocol import SCORE, SECAGG_EXTRA_ARRAYS, STATS, to_legacy_config
 from fedsim.federation.horizontal.settings import HorizontalOutcome, HorizontalSettings
 from fedsim.federation.horizontal.task import global_setup
 from fedsim.federation.standardize import ColumnMoments, combine_moments
@@ -54,26 +55,27 @@ class RoundLog:
 
     def record(self, server_round: int, replies: list[Any]) -> None:
         """Note each reply of a train round; raise if no partner succeeded."""
-        seen = set()
+        seen, ok = set(), []
         for reply in replies:
             node = reply.metadata.src_node_id
             partner = self.partner_of.get(node, f"node {node}")
             seen.add(node)
             if reply.has_error():
                 self._fail(partner, server_round, str(reply.error.reason))
-            else:
-                metrics = next(iter(reply.content.metric_records.values()))
-                self.partner_loss[partner][server_round - 1] = float(metrics["train-loss"])
-                ledger = {k: float(v) for k, v in metrics.items() if k.startswith("dp_")}
-                if ledger:
-                    self.dp[partner] = ledger
+                continue
+            ok.append(partner)
+            metrics = next(iter(reply.content.metric_records.values()))
+            # NaN under DP: the partner keeps its exact loss (fedsim.federation.horizontal.task.LocalRound)
+            self.partner_loss[partner][server_round - 1] = float(metrics.get("train-loss", math.nan))
+            ledger = {k: float(v) for k, v in metrics.items() if k.startswith("dp_")}
+            if ledger:
+                self.dp[partner] = ledger
         for node in set(self.partner_of) - seen:
             self._fail(self.partner_of[node], server_round, "no reply before the round timeout")
-        ok = [p for p in self.partner_loss if not math.isnan(self.partner_loss[p][server_round - 1])]
         if not ok:
             detail = "; ".join(f"{p}: {self.reasons.get(p, '?')}" for p in sorted(self.partner_loss))
             raise FedsimError(f"horizontal: every partner failed in round {server_round} ({detail})")
-        losses = ", ".join(f"{p} {self.partner_loss[p][server_round - 1]:.4f}" for p in ok)
+        losses = ", ".join(f"{p} {self.partner_loss[p][server_round - 1]:.4f}" for p in sorted(ok))
         logger.info("federated round %d/%d done; train loss %s", server_round, self.rounds, losses)
 
     def _fail(self, partner: str, server_round: int, reason: str) -> None:
@@ -251,32 +253,39 @@ def _secagg_rounds(
     max_weight: float,
 ) -> tuple[list[np.ndarray], list[float]]:
     """Rounds through Flower's SecAgg+ workflow (legacy stack); FedProx = FedAvg + the client's μ term."""
-    from flwr.common import ndarrays_to_parameters
+    from flwr.common import ndarrays_to_parameters, parameters_to_ndarrays
     from flwr.server import LegacyContext, ServerConfig
     from flwr.server.strategy import FedAvg as LegacyFedAvg
     from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
     from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 
     n = len(log.partner_of)
+    round_loss: dict[int, float] = {}
 
-    def weighted_loss(results: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
-        total = sum(k for k, _ in results)
-        epsilons = [float(m["dp_epsilon"]) for _, m in results if "dp_epsilon" in m]
-        if epsilons:  # the replies are anonymous under SecAgg+: keep the worst partner's ε, δ
-            log.dp[MAX_OVER_PARTNERS] = {
-                "dp_epsilon": max(epsilons),
-                "dp_delta": max(float(m["dp_delta"]) for _, m in results),
-            }
-        return {"train-loss": sum(k * float(m["train-loss"]) for k, m in results) / total} if total else {}
+    class SecureFedAvg(LegacyFedAvg):
+        """Flower's FedAvg on the unmasked sum; splits off the securely summed loss (SECAGG_EXTRA_ARRAYS).
 
-    strategy = LegacyFedAvg(
+        The sum SecAgg+ unmasks is already Σ n_k·θ_k / Σ n_k (weights inside the masked vectors), and every
+        partner's clear ``num_examples`` is the same constant, so FedAvg's average of identical vectors is
+        that sum; the appended loss slot is the n-weighted mean loss (0 under DP, where it is not sent).
+        """
+
+        def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
+            parameters, metrics = super().aggregate_fit(server_round, results, failures)
+            if parameters is None:
+                return parameters, metrics
+            arrays = parameters_to_ndarrays(parameters)
+            extra = arrays[-SECAGG_EXTRA_ARRAYS:]
+            round_loss[server_round] = math.nan if settings.privacy is not None else float(extra[0][0])
+            return ndarrays_to_parameters(arrays[:-SECAGG_EXTRA_ARRAYS]), metrics
+
+    strategy = SecureFedAvg(
         fraction_fit=1.0,
         fraction_evaluate=0.0,
         min_fit_clients=n,
         min_evaluate_clients=0,
         min_available_clients=n,
         initial_parameters=ndarrays_to_parameters(arrays),
-        fit_metrics_aggregation_fn=cast(Any, weighted_loss),
         on_fit_config_fn=lambda server_round: to_legacy_config({**config, "server-round": server_round}),
     )
     legacy = LegacyContext(
@@ -296,9 +305,8 @@ def _secagg_rounds(
         )
     )
     workflow(grid, legacy)
-    history = dict(legacy.history.metrics_distributed_fit.get("train-loss", []))
-    losses = [float(history.get(r, math.nan)) for r in range(1, settings.rounds + 1)]
-    missing = [r for r, loss in enumerate(losses, start=1) if math.isnan(loss)]
+    losses = [round_loss.get(r, math.nan) for r in range(1, settings.rounds + 1)]
+    missing = [r for r in range(1, settings.rounds + 1) if r not in round_loss]
     if missing:
         # SecAgg+ halts a round when too few partners complete its stages; never go on silently.
         raise FedsimError(

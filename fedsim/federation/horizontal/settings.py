@@ -113,8 +113,11 @@ class HorizontalOutcome:
     training rows per partner. pos_weight: global class balance Σw₋/Σw₊ (NaN if no positives).
     uninformative: no partner had a reported case in the training window, so nothing was trained and
     every row scores 0 (as the siloed regime does). rounds_seconds: wall time of the training rounds.
-    dp: partner → its DP ledger after its last completed round (``dp_epsilon``, ``dp_sigma``, …; under
-    SecAgg+ only ``"max over partners"``, since the server cannot tell the partners' replies apart).
+    dp: partner → its DP ledger after its last completed round (``dp_epsilon``, ``dp_sigma``, ``dp_sample_rate``,
+    ``dp_steps``, ``dp_delta``, …: enough to recompute ε). Without SecAgg+ the server reads it from the train
+    replies; under SecAgg+ the replies carry none, and the run collects each partner's own ledger file
+    (:data:`~.protocol.LEDGER_FILE`) from its output directory, as it collects its scores.
+    round_loss is NaN under DP (the partners keep their exact losses).
     """
 
     partners: list[str]
@@ -140,3 +143,16 @@ class HorizontalOutcome:
     @classmethod
     def read(cls, path: Path) -> HorizontalOutcome:
         return cls(**json.loads(path.read_text()))
+
+
+def read_ledgers(out_root: Path, members: list[str]) -> dict[str, dict[str, float]]:
+    """Each member's DP ledger file (:data:`~.protocol.LEDGER_FILE`) from ``out_root/<member>/``; members
+    without one (no DP, or failed before its first round) are left out."""
+    from fedsim.federation.horizontal.protocol import LEDGER_FILE
+
+    out = {}
+    for partner in members:
+        path = out_root / partner / LEDGER_FILE
+        if path.is_file():
+            out[partner] = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+    return out

@@ -47,7 +47,12 @@ def partner_summary(data: PartnerData) -> tuple[ColumnMoments, float, float]:
 @dataclass
 class LocalRound:
     """What one partner's round produced: weights (get_weights order), num-examples (rows), the final
-    epoch's train loss, and under DP the accountant state to keep and the ledger as ``dp_*`` metrics."""
+    epoch's train loss, and under DP the accountant state to keep and the ledger as ``dp_*`` metrics.
+
+    Under DP ``loss`` is NaN: the exact loss of a private training set is a data-dependent number outside
+    the DP-SGD guarantee (one entity can move it without bound, BCE being unbounded), so it never leaves
+    the partner; only the DP-trained weights and the ledger do.
+    """
 
     weights: list[np.ndarray]
     n_examples: int
@@ -105,9 +110,7 @@ def train_locally(
         total_rounds=int(config["rounds"]),
         reference_params=reference,
     )
-    return LocalRound(
-        get_weights(model), data.n_rows, float(out.report.final_loss), out.state.to_dict(), out.ledger.as_metrics()
-    )
+    return LocalRound(get_weights(model), data.n_rows, math.nan, out.state.to_dict(), out.ledger.as_metrics())
 
 
 def score_locally(data: PartnerData, arrays: Sequence[np.ndarray], config: Mapping[str, Any], out_dir: Path) -> int:
