@@ -67,7 +67,61 @@ def runs_summary(
         for bound in ("", "_lo", "_hi"):
             out[f"{key}{bound}"] = _metric(df, key + bound).to_numpy()
     out["n_cases"] = _metric(df, "n_cases").to_numpy()
+    for column, values in person_privacy_columns(df).items():
+        out[column] = values.to_numpy()
     return out.sort_values(["regime", "coalition", "model", "seed"]).reset_index(drop=True)
+
+
+PERSON_METRICS = {
+    "epsilon_person": "dp_epsilon_person_max",
+    "epsilon_person_p90": "dp_epsilon_person_p90",
+    "epsilon_person_median": "dp_epsilon_person_median",
+    "delta_person": "dp_delta_person_max",
+    "persons_multi_model": "dp_persons_share_multi_model",
+}
+"""runs-table column → the run's per-person privacy metric (:mod:`fedsim.person_privacy`)."""
+PERSON_LABEL = "ε per person (all models composed)"
+PERSON_CAPTION = (
+    "ε per person: the largest over persons (worst seed) of the composition of every DP model of the run that "
+    "holds the person's data, joined features included (fedsim.person_privacy); odds: an attacker's odds rise "
+    "at most e^ε-fold."
+)
+
+
+def person_privacy_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per run: the per-person ε (max, p90, median over persons; all the run's DP models composed), its δ,
+    the share of persons in ≥ 2 models, the largest single-model ε (``epsilon_model_max``) and ``privacy_unit``.
+
+    ``epsilon_person`` is the figure to report; a non-private run has ε = inf. Runs logged before per-person
+    accounting have no ``dp_epsilon_person_max``: their ``epsilon_person`` is NaN, never a single model's ε.
+    """
+    model_eps = [c for c in df.columns if re.match(r"^dp_epsilon\.", c)]
+    model_max = df[model_eps].apply(pd.to_numeric, errors="coerce").max(axis=1) if model_eps else None
+    private = model_max.notna() if model_max is not None else pd.Series(False, index=df.index)
+    out = {}
+    for column, metric in PERSON_METRICS.items():
+        values = _metric(df, metric)
+        if column in ("epsilon_person", "epsilon_person_p90", "epsilon_person_median"):
+            values = values.where(private, math.inf)
+        out[column] = values
+    out["epsilon_model_max"] = (model_max if model_max is not None else pd.Series(math.nan, index=df.index)).where(
+        private, math.inf
+    )
+    unit = df["dp_unit"] if "dp_unit" in df else pd.Series("", index=df.index)
+    out["privacy_unit"] = unit.fillna("").astype(str)
+    return out
+
+
+def _fmt_person(eps: float) -> str:
+    """'2.99 (odds ×20)'; inf → '∞ (no DP)'; a run without per-person accounting → '–'."""
+    from fedsim.privacy import odds_factor
+
+    if eps is None or math.isnan(eps):
+        return "–"
+    if math.isinf(eps):
+        return "∞ (no DP)"
+    fold = odds_factor(eps)
+    return f"{eps:.3g} (odds ×{fold:.1f})" if fold < 10 else f"{eps:.3g} (odds ×{fold:,.0f})"
 
 
 def _fmt(v: float, lo: float, hi: float, *, pct: bool = False, eur: bool = False) -> str:
@@ -93,7 +147,8 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration of :func:`runs_summary`'s table: seed means with cases × seeds CIs.
 
     Columns: regime, coalition, model, epsilon, seeds, n_seeds, covers, then ``<metric>``, ``_lo``,
-    ``_hi`` for each primary metric, and ``world_hash``.
+    ``_hi`` for each primary metric, ``epsilon_person`` (the largest per-person ε over the seeds' runs) and
+    ``world_hash``.
     """
     from fedsim.evaluation.seeds import covers_text, interval_from_runs
 
@@ -107,6 +162,9 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
         row["covers"] = covers_text(n_seeds=row["n_seeds"])
         for m in _primary_columns(table):
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = interval_from_runs(g[m], g[f"{m}_lo"], g[f"{m}_hi"])
+        if "epsilon_person" in g:
+            # the worst seed: a guarantee must hold for every trained run
+            row["epsilon_person"] = float(g["epsilon_person"].max())
         row["world_hash"] = ",".join(sorted({str(w) for w in g["world_hash"].dropna()}))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -136,8 +194,8 @@ def runs_sheet(table: pd.DataFrame, experiment_name: str) -> Sheet:
     covers = " / ".join(dict.fromkeys(summary["covers"]))
     sheet = Sheet(
         title=f"{experiment_name}: primary outcomes, mean over training seeds (95% CI covers {covers}); world {worlds}",
-        columns=["regime", "coalition", "model", "ε", "seeds", metric_label(ed), metric_label(pv), "AP"],
-        caption=f"capacity: {_capacity_words(table, ed)}. {clock_definition()}.",
+        columns=["regime", "coalition", "model", "ε", "seeds", metric_label(ed), metric_label(pv), "AP", PERSON_LABEL],
+        caption=f"capacity: {_capacity_words(table, ed)}. {clock_definition()}. {PERSON_CAPTION}",
         keys=3,
     )
     for _, r in summary.iterrows():
@@ -150,6 +208,7 @@ def runs_sheet(table: pd.DataFrame, experiment_name: str) -> Sheet:
             _fmt(r[ed], r[f"{ed}_lo"], r[f"{ed}_hi"], pct=True),
             _fmt(r[pv], r[f"{pv}_lo"], r[f"{pv}_hi"], eur=True),
             _fmt(r["ap"], r["ap_lo"], r["ap_hi"]),
+            _fmt_person(float(r.get("epsilon_person", math.nan))),
         )
     return sheet
 
@@ -193,13 +252,26 @@ def privacy_curve(
     return privacy_utility_table(df, capacity=capacity, scale=scale)
 
 
+CURVE_LABELS = {
+    "epsilon": "target ε per model",
+    "epsilon_person": "ε per person (max; all models composed)",
+    "epsilon_person_p90": "ε per person (p90)",
+    "delta_person": "δ per person (max)",
+    "epsilon_spent": "ε of the largest single model",
+    "epsilon_total": "Σ model ε",
+    "odds_factor": "attacker's odds × at most (per person)",
+    "privacy_unit": "unit of ε",
+}
+"""Privacy–utility columns in words (the unit of every ε is named)."""
+
+
 def render_privacy_curve(curve: pd.DataFrame, *, capacity: str = "calibrated", fmt: str = "table") -> None:
     """Print the privacy–utility table (ε against the outcomes) on stdout."""
     covers = " / ".join(dict.fromkeys(curve["covers"])) if "covers" in curve else "cases"
     sheet = Sheet(
         title=f"privacy–utility: outcomes against ε (ε = inf is the non-private run); 95% CI covers {covers}",
-        columns=[metric_label(str(c)) for c in curve.columns],
-        caption=f"capacity: {capacity}",
+        columns=[CURVE_LABELS.get(str(c), metric_label(str(c))) for c in curve.columns],
+        caption=f"capacity: {capacity}. {PERSON_CAPTION}",
     )
     for _, r in curve.iterrows():
         sheet.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])

@@ -8,7 +8,12 @@ t-distributed between-seed term); ``covers`` says which axes (e.g. "cases × 5 t
 
 ε actually spent comes from the runs' ``dp_epsilon.<unit>`` metrics: ``epsilon_spent`` is the largest
 over the run's models (the guarantee each model gives), ``epsilon_total`` their sum — basic composition
-(Dwork & Roth 2014, Thm 3.16), the bound for a person whose data reached every model of the run.
+(Dwork & Roth 2014, Thm 3.16), the bound for a person whose data reached every model of the run once.
+The figure to report is ``epsilon_person``, the run's ``dp_epsilon_person_max``: the largest over persons
+of the composition of every model holding that person's data, with group sizes from the data
+(:mod:`fedsim.person_privacy`); ``odds_factor`` is e^epsilon_person, its unit "per person, all models
+composed". Stores logged before per-person accounting fall back to ``epsilon_total`` (basic composition,
+group size 1) for the odds, never to one model's ε.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import pandas as pd
 
 from fedsim.evaluation.seeds import covers_text, interval_from_runs
 
+PERSON_UNIT = "per person, all models composed"
 PRIMARY = ("ed_h0", "prevented_eur_d0_r1.0")
 """ED(0)@k (share of cases caught before the money left) and prevented € (Δ = 0, ρ = 1)."""
 _DP_EPS = re.compile(r"^(?:metrics\.)?dp_epsilon\.(.+)$")
@@ -78,9 +84,10 @@ def privacy_utility_table(
         metrics: metric names without the ``_k`` suffix.
         best_silo: keep only the siloed partner with the highest first metric at ε = inf (the "best
             silo" curve of evaluation.md §6, E4), with its name in ``coalition``.
-    Columns: ``regime, coalition, model, epsilon, sigma, epsilon_spent, epsilon_total, delta, n_seeds``,
-    then ``<metric>, <metric>_lo, <metric>_hi`` per metric (seed mean and its cases × seeds CI),
-    ``covers`` (the axes of that CI) and ``odds_factor`` (e^epsilon_spent).
+    Columns: ``regime, coalition, model, epsilon, sigma, epsilon_person, epsilon_person_p90, delta_person,
+    epsilon_spent, epsilon_total, delta, n_seeds``, then ``<metric>, <metric>_lo, <metric>_hi`` per metric
+    (seed mean and its cases × seeds CI), ``covers`` (the axes of that CI), ``odds_factor`` (e^epsilon_person,
+    the worst seed's; e^epsilon_total for runs without per-person accounting) and ``privacy_unit``.
     """
     if runs.empty:
         return pd.DataFrame()
@@ -96,6 +103,9 @@ def privacy_utility_table(
             "epsilon_spent": _per_run(runs, _DP_EPS, "max"),
             "epsilon_total": _per_run(runs, _DP_EPS, "sum"),
             "delta": _per_run(runs, _DP_DELTA, "max"),
+            "epsilon_person": _metric(runs, "dp_epsilon_person_max").to_numpy(),
+            "epsilon_person_p90": _metric(runs, "dp_epsilon_person_p90").to_numpy(),
+            "delta_person": _metric(runs, "dp_delta_person_max").to_numpy(),
         }
     )
     names = []
@@ -105,12 +115,15 @@ def privacy_utility_table(
         names.append(m)
     # a non-private run spends ε = inf
     private = frame["epsilon_spent"].notna()
-    frame.loc[~private, ["epsilon_spent", "epsilon_total"]] = math.inf
+    frame.loc[~private, ["epsilon_spent", "epsilon_total", "epsilon_person", "epsilon_person_p90"]] = math.inf
     keys = ["regime", "coalition", "model", "epsilon", "sigma"]
     bounds = [f"{m}{s}" for m in names for s in ("_lo", "_hi")]
     values = [c for c in frame.columns if c not in (*keys, "seed", *bounds)]
     grouped = frame.groupby(keys, dropna=False)
     table = grouped[values].mean().join(grouped["seed"].nunique().rename("n_seeds"))
+    # a guarantee holds for every run: the per-person ε of a privacy point is its worst seed's, not the mean
+    table["epsilon_person"] = grouped["epsilon_person"].max()
+    table["epsilon_person_p90"] = grouped["epsilon_person_p90"].max()
     for m in names:
         ci = grouped.apply(lambda g, m=m: interval_from_runs(g[m], g[f"{m}_lo"], g[f"{m}_hi"])[1:])
         table[f"{m}_lo"] = [c[0] for c in ci]
@@ -119,9 +132,16 @@ def privacy_utility_table(
     table["covers"] = [covers_text(n_seeds=int(n)) for n in table["n_seeds"]]
     if best_silo:
         table = _keep_best_silo(table, names[0] if names else None)
-    table["odds_factor"] = np.exp(table["epsilon_spent"].astype(float))
+    headline = table["epsilon_person"].astype(float).fillna(table["epsilon_total"].astype(float))
+    table["odds_factor"] = np.exp(headline)
+    table["privacy_unit"] = np.where(
+        table["epsilon_person"].notna(), PERSON_UNIT, "per person, basic composition, group size 1 (older run)"
+    )
     order = [
         *keys,
+        "epsilon_person",
+        "epsilon_person_p90",
+        "delta_person",
         "epsilon_spent",
         "epsilon_total",
         "delta",
@@ -129,6 +149,7 @@ def privacy_utility_table(
         *[f"{m}{s}" for m in names for s in ("", "_lo", "_hi")],
         "covers",
         "odds_factor",
+        "privacy_unit",
     ]
     return (
         table[order]
