@@ -326,15 +326,32 @@ def run(
 def _print_grid(experiment: Path, *, n_worlds: int) -> None:
     """The cells `fedsim run` would execute (validation included), one per line, then the count, on stdout."""
     from fedsim.experiment import expand, load_experiment
+    from fedsim.experiment.grid import cells_by_regime_and_coalition, refused
     from fedsim.runner import partners_of
     from synthetic.schema import partner_block
 
     spec = load_experiment(experiment)
     partners = partners_of(spec)
     spec.validate_against(partners)
-    cells = expand(spec, partners, kinds={p: partner_block(p) for p in partners})
+    kinds = {p: partner_block(p) for p in partners}
+    cells = expand(spec, partners, kinds=kinds)
     for cell in cells:
         typer.echo(cell.describe())
+    typer.echo("cells per regime and coalition:")
+    for regime, coalition, n in cells_by_regime_and_coalition(cells):
+        typer.echo(f"  {regime:<14} {'+'.join(coalition)}: {n}")
+    lattice = spec.lattice
+    if lattice is not None:
+        players = lattice.players(partners)
+        how = (
+            f"every non-empty subset of {len(players)} partners ({2 ** len(players) - 1})"
+            if lattice.exact(partners)
+            else f"prefixes of {lattice.permutations} sampled orders of {len(players)} partners "
+            f"(permutation sampling, seed {lattice.permutation_seed}): {len(spec.coalition_list(partners))} coalitions"
+        )
+        typer.echo(f"coalition lattice: {how}; singletons run as `siloed`")
+    for regime, coalition, why in refused(spec, partners, kinds=kinds):
+        typer.echo(f"skipped ({regime}, {'+'.join(coalition)}): {why.split(': ', 2)[-1]}")
     worlds = "" if n_worlds == 1 else f" on each of {n_worlds} worlds ({len(cells) * n_worlds} in all)"
     typer.echo(f"{spec.name}: {len(cells)} runs{worlds}")
 

@@ -198,6 +198,30 @@ def expand(
     return list(cells.values())
 
 
+def refused(
+    spec: ExperimentSpec, partners: Sequence[str], *, kinds: Mapping[str, str]
+) -> list[tuple[str, tuple[str, ...], str]]:
+    """(regime, coalition, why) of every coalition a regime refuses (its :meth:`~fedsim.regimes.Regime.admits`);
+    :func:`expand` skips them, so a lattice that holds coalitions a regime cannot run is still a valid grid."""
+    coalitions = list(dict.fromkeys(spec.coalition_list(partners)))
+    out = []
+    for name in spec.regimes:
+        regime = get_regime(name)
+        for coalition in regime.coalitions(coalitions, partners):
+            why = regime.admits(coalition, kinds, spec.federation)
+            if why is not None:
+                out.append((name, coalition, why))
+    return out
+
+
+def cells_by_regime_and_coalition(cells: Sequence[RunSpec]) -> list[tuple[str, tuple[str, ...], int]]:
+    """(regime, coalition, number of cells) in grid order: what `fedsim run --dry-run` shows per coalition."""
+    counts: dict[tuple[str, tuple[str, ...]], int] = {}
+    for cell in cells:
+        counts[(cell.regime, cell.coalition)] = counts.get((cell.regime, cell.coalition), 0) + 1
+    return [(regime, coalition, n) for (regime, coalition), n in counts.items()]
+
+
 def _model_eps_seed(spec: ExperimentSpec, regime: Regime) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
     # Split learning always trains the split network (an MLP per party + top model): one model per cell.
     models: tuple[Model, ...] = ("mlp",) if regime.split_network else spec.models

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -101,12 +102,85 @@ NonNegativeDays = Annotated[int, Field(ge=0, strict=True)]
 Coalition = Annotated[tuple[Slug, ...], Field(min_length=1)]
 
 
+LATTICE: Literal["lattice"] = "lattice"
+MAX_LATTICE_PLAYERS = 16
+"""Most partners a lattice may name (the value operators are dense over 2^n coalitions)."""
+
+
+class LatticeSpec(_Spec):
+    """``coalitions: lattice`` or ``{lattice: [partners], max_exact: 5, permutations: 20}``: the coalition game.
+
+    Up to ``max_exact`` partners, every non-empty subset (2^n − 1) is run, for exact Shapley and Banzhaf values.
+    Above it, the coalitions are the prefixes of ``permutations`` random orders of the partners (permutation
+    sampling, Castro, Gómez & Tejada 2009), enough for an unbiased Shapley estimate
+    (:mod:`fedsim.evaluation.value`)."""
+
+    lattice: tuple[Slug, ...] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_LATTICE_PLAYERS,
+        description="Partners of the game, in the order the value tables list them; default: every partner of "
+        f"the world (at most {MAX_LATTICE_PLAYERS}).",
+    )
+    max_exact: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_LATTICE_PLAYERS,
+        strict=True,
+        description="Largest number of partners whose full lattice is run; above it, permutation sampling. "
+        "1 <= int <= 16. Default 5 (31 coalitions).",
+    )
+    permutations: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        strict=True,
+        description="Random orders of the partners sampled above max_exact; their prefixes are the coalitions "
+        "run. 1 <= int <= 10000. Default 20.",
+    )
+    permutation_seed: Seed = Field(default=0, description="Seed of the sampled orders; integer >= 0. Default 0.")
+
+    @field_validator("lattice")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            _unique(value, path="coalitions.lattice")
+        return value
+
+    def players(self, partners: Sequence[str]) -> tuple[str, ...]:
+        """The game's partners: the listed ones, or every partner of the world in its order."""
+        return tuple(self.lattice) if self.lattice is not None else tuple(partners)
+
+    def exact(self, partners: Sequence[str]) -> bool:
+        """Whether the full lattice is run (at most ``max_exact`` partners)."""
+        return len(self.players(partners)) <= self.max_exact
+
+    def coalitions(self, partners: Sequence[str]) -> list[tuple[str, ...]]:
+        """The coalitions to run (each in player order): the lattice, or the sampled orders' prefixes."""
+        from fedsim.evaluation.value import lattice, members, permutation_coalitions, sample_permutations
+
+        players = self.players(partners)
+        if self.exact(partners):
+            return lattice(players)
+        orders = sample_permutations(len(players), self.permutations, self.permutation_seed)
+        masks = sorted(permutation_coalitions(orders), key=lambda m: (m.bit_count(), m))
+        return [members(m, players) for m in masks]
+
+
 def _coalitions_kind(value: Any) -> str:
+    if value == LATTICE or isinstance(value, Mapping | LatticeSpec):
+        return "lattice"
     return "word" if isinstance(value, str) else "list"
 
 
+def _lattice_word(value: Any) -> Any:
+    return {} if value == LATTICE else value
+
+
 Coalitions = Annotated[
-    Annotated[Literal["all"], Tag("word")] | Annotated[tuple[Coalition, ...], Tag("list")],
+    Annotated[Literal["all"], Tag("word")]
+    | Annotated[tuple[Coalition, ...], Tag("list")]
+    | Annotated[LatticeSpec, BeforeValidator(_lattice_word), Tag("lattice")],
     Discriminator(_coalitions_kind),
 ]
 
@@ -530,8 +604,10 @@ class ExperimentSpec(_Spec):
     )
     coalitions: Coalitions = Field(
         default=ALL,
-        description="List of coalitions (each a list of partner names of the world), or the word "
-        "'all' = one coalition of every partner. Default 'all'.",
+        description="List of coalitions (each a list of partner names of the world), the word "
+        "'all' = one coalition of every partner, or 'lattice' / {lattice: [partners], max_exact: 5, "
+        "permutations: 20} = every non-empty subset (permutation sampling above max_exact), for `fedsim value`. "
+        "Default 'all'.",
     )
     models: tuple[Model, ...] = Field(min_length=1, description="Model families; allowed: logistic, mlp, gbt.")
     seeds: tuple[Seed, ...] = Field(
@@ -554,7 +630,7 @@ class ExperimentSpec(_Spec):
         self._check_federation()
         _unique(self.models, path="models")
         _unique(self.seeds, path="seeds")
-        if self.coalitions != ALL:
+        if isinstance(self.coalitions, tuple):
             for i, coalition in enumerate(self.coalitions):
                 _unique(coalition, path=f"coalitions[{i}]")
         self._check_world_and_split()
@@ -651,15 +727,22 @@ class ExperimentSpec(_Spec):
         known = list(partners)
         if not known:
             raise ExperimentError("the world has no partners; nothing to run")
-        if self.coalitions != ALL:
+        problems: list[str] = []
+        if isinstance(self.coalitions, LatticeSpec) and self.coalitions.lattice is not None:
+            problems = [
+                f"coalitions.lattice[{j}] = {name!r}: not a partner of this world; allowed: {', '.join(known)}"
+                for j, name in enumerate(self.coalitions.lattice)
+                if name not in known
+            ]
+        if isinstance(self.coalitions, tuple):
             problems = [
                 f"coalitions[{i}][{j}] = {name!r}: not a partner of this world; allowed: {', '.join(known)}"
                 for i, coalition in enumerate(self.coalitions)
                 for j, name in enumerate(coalition)
                 if name not in known
             ]
-            if problems:
-                raise ExperimentError(f"invalid experiment {self.name!r}:\n  - " + "\n  - ".join(problems))
+        if problems:
+            raise ExperimentError(f"invalid experiment {self.name!r}:\n  - " + "\n  - ".join(problems))
         if horizon_days is not None and self.split.total_days > horizon_days:
             raise ExperimentError(
                 f"invalid experiment {self.name!r}:\n  - split = {self.split.total_days} days: train + gap "
@@ -670,7 +753,14 @@ class ExperimentSpec(_Spec):
         """The coalitions as sorted tuples, with 'all' resolved against the world's partners."""
         if self.coalitions == ALL:
             return [tuple(sorted(partners))]
+        if isinstance(self.coalitions, LatticeSpec):
+            return [tuple(sorted(c)) for c in self.coalitions.coalitions(partners)]
         return [tuple(sorted(c)) for c in self.coalitions]
+
+    @property
+    def lattice(self) -> LatticeSpec | None:
+        """The coalition game's settings when ``coalitions`` is a lattice, else None."""
+        return self.coalitions if isinstance(self.coalitions, LatticeSpec) else None
 
 
 def label_holder_choices(kinds: Mapping[str, str]) -> list[str]:
