@@ -351,7 +351,8 @@ def _print_grid(experiment: Path, *, n_worlds: int) -> None:
         )
         typer.echo(f"coalition lattice: {how}; singletons run as `siloed`")
     for regime, coalition, why in refused(spec, partners, kinds=kinds):
-        typer.echo(f"skipped ({regime}, {'+'.join(coalition)}): {why.split(': ', 2)[-1]}")
+        reason = why.split(": ", 1)[-1]  # the regime's words without its "regime X, coalition = Y:" prefix
+        typer.echo(f"skipped ({regime}, {'+'.join(coalition)}): {reason}")
     worlds = "" if n_worlds == 1 else f" on each of {n_worlds} worlds ({len(cells) * n_worlds} in all)"
     typer.echo(f"{spec.name}: {len(cells)} runs{worlds}")
 
