@@ -7,10 +7,16 @@ The coordinator runs this once; the directory it writes carries every setting of
 strategy, secure aggregation, training and privacy — exactly as :class:`HorizontalSettings.from_context`
 would give the simulation, so a deployment trains what the experiment says (the earlier `write-app`
 built its settings without `privacy`, and a cross-machine run silently trained without DP).
+
+A deployment needs a world generated with a **secret** (the experiment's ``world.secret_file`` or
+``FEDSIM_WORLD_SECRET_FILE``): the partners' exports carry no seed or config, and without the secret the seed and
+the public config would rebuild every partner's data (:func:`fedsim.federation.partner_data.export_partner_world`).
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,12 +26,15 @@ import pandas as pd
 from fedsim.errors import FedsimError
 from fedsim.experiment import ExperimentSpec, RunSpec, expand, load_experiment
 from fedsim.regimes import RegimeResult
-from fedsim.runner import Workspace, load_or_generate_world, partners_of
+from fedsim.runner import Workspace, partners_of, world_dir
 from fedsim.settings import FederationSettings
 from synthetic.schema import partner_block
+from synthetic.world import SECRET_ENV, SECRET_FIELD, World, WorldError, generate, read_world, secret_from, write_world
 
 if TYPE_CHECKING:
     from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
+
+logger = logging.getLogger("fedsim.deploy")
 
 SCORE_COLUMNS = ["partner", "entity_id", "day", "decision_ts", "score"]
 """The columns of a partner's ``scores_<window>.parquet`` (:func:`fedsim.rows.entity_days`)."""
@@ -64,10 +73,43 @@ def write_horizontal_app(
 
     spec, cell, kinds = _experiment_cell(experiment, seed=seed, epsilon=epsilon)
     root = Path(workdir)
-    world = load_or_generate_world(spec, root / "worlds")
+    world = deployment_world(spec, root / "worlds")
     ctx = Workspace.build(spec, world, root / "artifacts").context(cell)
     members = _federated_members(cell, kinds)
     return write_app(ctx, HorizontalSettings.from_context(ctx), dest, num_partners=len(members), out_dir=out_dir)
+
+
+def deployment_world(spec: ExperimentSpec, root: Path) -> World:
+    """The experiment's world generated with its secret, built once and reused from ``root`` (verified on reading).
+
+    Its folder is the runner's (:func:`fedsim.runner.world_dir`) plus the secret's fingerprint, so two secrets are
+    two worlds. Refused, naming where a secret comes from, when the experiment gives none.
+    """
+    secret = secret_from(getattr(spec.world, "secret_file", None))
+    if secret is None:
+        raise FedsimError(
+            "deploy: the world needs a secret (partners' exports must not let them rebuild it from the seed); set "
+            f"world.secret_file in the experiment or {SECRET_ENV}=FILE (make one: `openssl rand -hex 32 > FILE`)"
+        )
+    base = world_dir(spec, root)
+    path = base.with_name(f"{base.name}-secret{secret.fingerprint()[:12]}")
+    if path.exists():
+        try:
+            world = read_world(path)
+            if world.manifest.get(SECRET_FIELD) == secret.fingerprint():
+                return world
+            logger.warning("cached world %s has another secret; rebuilding it", path)
+        except WorldError as err:
+            logger.warning("cached world is not usable, rebuilding it: %s", err)
+        shutil.rmtree(path)  # the folder's name is fedsim's own (digest-generator-seed-secret)
+    logger.info("generating world %s (seed %d, with its secret)", path, spec.world.seed)
+    world = generate(spec.world.world_config(), spec.world.seed, secret=secret)
+    try:
+        write_world(world, path, secret=secret)
+    except WorldError:
+        if not path.is_dir():
+            raise
+    return read_world(path)
 
 
 def _experiment_cell(
@@ -167,7 +209,7 @@ def evaluate_deployment(
     if sorted(outcome.partners) != members:
         raise FedsimError(f"{outcome_path}: partners {sorted(outcome.partners)}; this cell federates {members}")
     root = Path(workdir)
-    ws = Workspace.build(spec, load_or_generate_world(spec, root / "worlds"), root / "artifacts")
+    ws = Workspace.build(spec, deployment_world(spec, root / "worlds"), root / "artifacts")
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     scores = read_partner_scores(scores_dir, members, (ws.split.test_start, ws.split.test_end))
     settings = HorizontalSettings.from_context(ws.context(cell))

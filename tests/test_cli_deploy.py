@@ -12,10 +12,16 @@ from fedsim.cli import app
 from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
 
 
-def _experiment(tmp_path: Path, **extra: object) -> Path:
+def _experiment(tmp_path: Path, *, secret: bool = True, **extra: object) -> Path:
+    """The experiment file; with ``secret`` its world is generated with a secret file beside it (a deployment needs
+    one: the partners' exports must not let them rebuild the world from the seed)."""
+    world = dict(KNOWN_ANSWER_WORLD)
+    if secret:
+        (tmp_path / "world.secret").write_bytes(bytes(range(32)))
+        world["secret_file"] = "world.secret"
     spec = {
         "name": "deploy-test",
-        "world": KNOWN_ANSWER_WORLD,
+        "world": world,
         "split": KNOWN_ANSWER_SPLIT,
         "regimes": ["horizontal"],
         "coalitions": [["bank_1", "bank_2", "bank_3"]],
@@ -87,4 +93,17 @@ def test_write_app_refuses_a_coalition_that_is_not_one_federation(tmp_path: Path
     result = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app"])
     assert result.exit_code == 2, result.output
     assert "not one federation of one kind" in " ".join(result.output.split())
+    assert not (tmp_path / "app").exists()
+
+
+def test_write_app_refuses_a_world_without_a_secret_and_names_where_one_comes_from(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    exp = _experiment(tmp_path, secret=False)
+    monkeypatch.chdir(tmp_path)  # type: ignore[attr-defined]
+    monkeypatch.delenv("FEDSIM_WORLD_SECRET_FILE", raising=False)  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, ["deploy", "write-app", str(exp), "--out", "app"])
+    assert result.exit_code == 2, result.output
+    words = " ".join(result.output.split())
+    assert "world.secret_file" in words and "FEDSIM_WORLD_SECRET_FILE" in words
     assert not (tmp_path / "app").exists()

@@ -24,9 +24,11 @@ BANKS = ["bank_1", "bank_2"]
 
 
 def write_experiment(tmp_path: Path, **federation: Any) -> Path:
+    # a deployment's world has a secret (its partners' exports carry no seed that could rebuild it)
+    (tmp_path / "world.secret").write_bytes(b"deploy-evaluate-test-secret-0123456789")
     spec = {
         "name": "deploy-eval",
-        "world": KNOWN_ANSWER_WORLD,
+        "world": {**KNOWN_ANSWER_WORLD, "secret_file": "world.secret"},
         "split": KNOWN_ANSWER_SPLIT,
         "regimes": ["horizontal"],
         "coalitions": [BANKS],
@@ -44,15 +46,15 @@ def write_experiment(tmp_path: Path, **federation: Any) -> Path:
 def in_process_scores(experiment: Path, workdir: Path, dest: Path) -> None:
     """Federate the cell without Flower and lay its results out as a deployment's out-dir:
     ``<partner>/scores_test.parquet`` and ``server/outcome.json``."""
-    from fedsim.deploy import horizontal_cell
+    from fedsim.deploy import deployment_world, horizontal_cell
     from fedsim.experiment import expand, load_experiment
     from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
-    from fedsim.runner import Workspace, load_or_generate_world, partners_of
+    from fedsim.runner import Workspace, partners_of
 
     spec = load_experiment(experiment)
     partners = partners_of(spec)
     kinds = {p: p.rstrip("0123456789").rstrip("_") for p in partners}
-    ws = Workspace.build(spec, load_or_generate_world(spec, workdir / "worlds"), workdir / "artifacts")
+    ws = Workspace.build(spec, deployment_world(spec, workdir / "worlds"), workdir / "artifacts")
     ctx = ws.context(horizontal_cell(expand(spec, partners, kinds=kinds), seed=None, epsilon=None))
     run = run_horizontal(ctx, BANKS, HorizontalSettings.from_context(ctx), engine="in_process")
     for partner, frame in run.scores.groupby("partner"):
@@ -63,12 +65,13 @@ def in_process_scores(experiment: Path, workdir: Path, dest: Path) -> None:
 
 def re_evaluated(experiment: Path, workdir: Path, scores: pd.DataFrame) -> dict[str, float]:
     """The evaluation metrics of ``scores``, computed here from the evaluator's API (not through the command)."""
+    from fedsim.deploy import deployment_world
     from fedsim.evaluation.api import evaluate_calibrated
     from fedsim.experiment import load_experiment
-    from fedsim.runner import Workspace, load_or_generate_world
+    from fedsim.runner import Workspace
 
     spec = load_experiment(experiment)
-    ws = Workspace.build(spec, load_or_generate_world(spec, workdir / "worlds"), workdir / "artifacts")
+    ws = Workspace.build(spec, deployment_world(spec, workdir / "worlds"), workdir / "artifacts")
     m = spec.metrics
     ev = evaluate_calibrated(
         scores,
