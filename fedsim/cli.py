@@ -448,6 +448,47 @@ def compare_cmd(
         render_contrast(table, fmt)
 
 
+@app.command("value")
+@friendly_errors
+def value_cmd(
+    experiment_ref: str = typer.Argument(
+        ..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; best with `coalitions: lattice`"
+    ),
+    metric: str | None = typer.Option(
+        None, "--metric", help="v(S): ed_h<h>, detected, prevented_eur_d<Δ>_r<ρ>, roc_auc (default: the primary's)"
+    ),
+    scale: float | None = typer.Option(
+        None, "--capacity-scale", help="multiple of the calibrated alert capacity (default: the primary's, 1)"
+    ),
+    margin: float = typer.Option(
+        0.0, "--margin", help="near-best: lower end of the paired CI of v(best) − v(S) at most this (default 0)"
+    ),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
+    ),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
+) -> None:
+    """Each partner's value (Shapley, Banzhaf, leave-one-out) with CIs, the most effective and the smallest
+    near-best coalition per fraud type, gains and the waterfall, from the runs of a coalition lattice."""
+    from fedsim.sheet import check_format
+    from fedsim.tracking import check_store
+
+    fmt = check_format(fmt, as_json)
+    experiment = experiment_file(experiment_ref)
+    tracking_uri = check_store(tracking_uri)
+    from fedsim.value import partner_value, render_value, value_payload
+
+    report = partner_value(
+        experiment, tracking_uri=tracking_uri, workdir=workdir, metric=metric, scale=scale, margin=margin
+    )
+    if fmt == "json":
+        sys.stdout.write(json.dumps(value_payload(report), indent=2) + "\n")
+    else:
+        render_value(report, fmt)
+
+
 @app.command("audit")
 @friendly_errors
 def audit(
