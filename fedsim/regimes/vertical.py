@@ -28,10 +28,12 @@ regime's rows of the leakage register (:attr:`Vertical.leakage`, the same senten
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,15 +107,26 @@ def resolve_roles(ctx: RunContext) -> Roles:
 # ------------------------------------------------------------------------------------------------
 # Each partner's own data
 # ------------------------------------------------------------------------------------------------
-def holder_data(ctx: RunContext, holder: str) -> Any:
-    """The holder's rows, own features and own labels — the siloed recipe (``unit_frame`` on its silo)."""
+def holder_data(ctx: RunContext, holder: str, *, label_epsilon: float | None = None) -> Any:
+    """The holder's rows, own features and own labels — the siloed recipe (``unit_frame`` on its silo).
+
+    With ``label_epsilon`` (label DP, at the holder, before anything is computed from the labels): every
+    training row is built, its label replaced by randomized response
+    (:func:`fedsim.federation.vertical.split_dp.randomized_response`), and only then are legitimate
+    rows subsampled and weighted — on the noisy labels. Subsampling on the true labels would make the
+    training schedule (all fraud rows, a share of the rest) and the weights that scale every returned
+    gradient (1 vs 1/negative_rate) functions of the true labels, outside ε."""
     from fedsim.federation.vertical import HolderData
 
     unit = silo(holder)
+    train_ctx = ctx if label_epsilon is None else replace(ctx, training=replace(ctx.training, negative_rate=1.0))
     X, idx = unit_frame(
-        ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
+        train_ctx, unit, (ctx.split.train_start, ctx.split.train_end), labels_before=ctx.split.train_end, train=True
     )
     y = idx["y"].to_numpy().astype(np.int8)
+    y_true = None
+    if label_epsilon is not None:
+        X, idx, y, y_true = _label_dp_rows(ctx, holder, X, idx, y, label_epsilon)
     windows = [(ctx.split.test_start, ctx.split.test_end)] + ([ctx.split.second_test] if ctx.split.second_test else [])
     tests = []
     for i, window in enumerate(windows):
@@ -135,6 +148,25 @@ def holder_data(ctx: RunContext, holder: str) -> Any:
         entity_test=it["entity_id"].to_numpy(np.int64),
         ts_test=it["decision_ts"].to_numpy(np.int64),
         window_test=it["window"].to_numpy(np.int64),
+        y_true=y_true,
+    )
+
+
+def _label_dp_rows(
+    ctx: RunContext, holder: str, X: pd.DataFrame, idx: pd.DataFrame, y: np.ndarray, epsilon: float
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray, np.ndarray]:
+    """Randomized response on every training row, then the negative subsampling of ``unit_frame`` on the
+    noisy labels (same seeded rule: all noisy positives, a ``negative_rate`` share of the rest)."""
+    from fedsim.federation.vertical.split_dp import randomized_response
+
+    noisy = randomized_response(y, epsilon=epsilon, seed=ctx.seed)
+    rng = np.random.default_rng([ctx.seed, zlib.crc32(holder.encode()), 0x4C44])
+    keep = (noisy == 1) | (rng.random(len(noisy)) < ctx.training.negative_rate)
+    return (
+        X[keep].reset_index(drop=True),
+        idx[keep].reset_index(drop=True),
+        noisy[keep],
+        y[keep],
     )
 
 
@@ -158,12 +190,10 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
     from fedsim.federation.vertical import Plan, run_split_learning, write_bundle
     from fedsim.privacy import privacy_for
 
-    if privacy_for(ctx) is not None:
-        raise FedsimError(
-            f"epsilon = {ctx.epsilon}: DP-SGD is not available for split learning ({mode}) yet; allowed: inf"
-        )
+    privacy = privacy_for(ctx)
+    label_epsilon = privacy.target_epsilon if privacy is not None else None
     run_dir = Path(tempfile.mkdtemp(prefix=f"fedsim-{mode}-"))
-    data = {h: holder_data(ctx, h) for h in roles.holders}
+    data = {h: holder_data(ctx, h, label_epsilon=label_epsilon) for h in roles.holders}
     idle = [h for h in roles.holders if not trainable(data[h])]
     for h in idle:
         logger.warning(
@@ -176,7 +206,7 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
     bundles.update({p: str(write_bundle(party_data(ctx, p), run_dir)) for p in roles.parties})
     (run_dir / "coordinator").mkdir(exist_ok=True)
     engine = ctx.federation.engine
-    params = _params(mode, roles, idle, ctx.federation)
+    params = {**_params(mode, roles, idle, ctx.federation), **split_privacy_params(privacy)}
     if not active:
         shutil.rmtree(run_dir, ignore_errors=True)
         scores = pd.concat([_constant_scores(data[h]) for h in idle], ignore_index=True)
@@ -193,6 +223,8 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
         embedding_dim=ctx.federation.embedding_dim,
         hidden=HIDDEN,
         out_dir=str(run_dir / "coordinator"),
+        dp=privacy.model_dump_json() if privacy is not None else "",
+        label_epsilon=label_epsilon,
     )
     run = run_split_learning(plan, bundles, engine=engine, capture_dir=ctx.hooks.capture_dir)
     scored = [_read_scores(bundles[h], h) for h in active] + [_constant_scores(data[h]) for h in idle]
@@ -200,11 +232,103 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
         **run.metrics,
         "federation_seconds": run.seconds,
         **alignment_metrics(ctx, bundles, active, roles.parties),
+        **label_leakage_metrics({h: data[h] for h in active}, bundles, roles.parties),
+        **dp_metrics(plan, bundles),
     }
     # Bundles hold copies of every partner's data: gone once the partners' outputs are collected
     # (kept when a run fails, with the Flower logs, for inspection).
     shutil.rmtree(run_dir, ignore_errors=True)
     return _result(pd.concat(scored, ignore_index=True), params, metrics, run.step_metrics)
+
+
+def split_privacy_params(privacy: Any) -> dict[str, str]:
+    """What protects a split-learning run (text params): bottom-model DP-SGD and label DP, or none."""
+    from fedsim.privacy import run_params
+
+    params = run_params(privacy)
+    if privacy is None:
+        return {**params, "label_dp": "none"}
+    label = (
+        f"randomized response at ε = {privacy.target_epsilon:g} per training row (Ghazi et al. 2021)"
+        if privacy.target_epsilon is not None
+        else "none (noise-multiplier mode sets the bottom models' σ only)"
+    )
+    return {
+        **params,
+        "dp_scope": "each feature party's bottom model (per-entity clipping, Poisson batches of the holder's entities)",
+        "label_dp": label,
+    }
+
+
+def label_leakage_metrics(
+    data: Mapping[str, Any], bundles: dict[str, str], parties: tuple[str, ...]
+) -> dict[str, float]:
+    """ROC-AUC of the label-leakage attacks on what each party received, against the holder's true labels.
+
+    ``norm`` and ``direction``: the attack scores each party saved per gradient block
+    (:func:`fedsim.federation.vertical.node.record_leakage`; Li et al. 2022); ``schedule``: the number of
+    training-schedule rows of the same person (reported fraud keeps all its rows, legitimate rows are
+    subsampled), a signal the party has before any gradient. Each AUC is max(AUC, 1 − AUC): the attacks
+    orient themselves without labels, and a wrong orientation is undone by one known label.
+    Metrics ``label_leak_<attack>_auc.<holder>.<party>`` and, per party, the largest over its holders,
+    ``label_leak_<attack>_auc.<party>``. NaN when a class is missing.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    from fedsim.federation.vertical import out_dir
+
+    out: dict[str, float] = {}
+    for h, d in data.items():
+        for p in parties:
+            anchors = pd.read_parquet(out_dir(bundles[h]) / f"anchors_{p}.parquet")
+            matched = np.flatnonzero(np.isin(d.entity_train, anchors["entity_id"].to_numpy()))
+            y = np.asarray(d.y_train if d.y_true is None else d.y_true)[matched].astype(int)
+            scores = _received_scores(out_dir(bundles[p]), h)
+            per_person = pd.Series(d.entity_train[matched]).map(pd.Series(d.entity_train[matched]).value_counts())
+            scores["schedule"] = (np.arange(len(matched)), per_person.to_numpy(float))
+            for attack, (pos, score) in scores.items():
+                labels = y[pos]
+                # either side: an attacker who knows the orientation (one known label) ranks the other way
+                auc = float(roc_auc_score(labels, score)) if 0 < labels.sum() < len(labels) else math.nan
+                auc = max(auc, 1.0 - auc)
+                out[f"label_leak_{attack}_auc.{h}.{p}"] = auc
+                key = f"label_leak_{attack}_auc.{p}"
+                out[key] = auc if key not in out or math.isnan(out[key]) else max(out[key], auc)
+    return out
+
+
+def _received_scores(party_out: Path, holder: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    pos, norm, direction = [], [], []
+    for f in sorted(party_out.glob(f"leak_{holder}_*.npz")):
+        with np.load(f, allow_pickle=False) as z:
+            pos.append(z["pos"])
+            norm.append(z["norm"])
+            direction.append(z["direction"])
+    if not pos:
+        return {}
+    p = np.concatenate(pos)
+    return {"norm": (p, np.concatenate(norm)), "direction": (p, np.concatenate(direction))}
+
+
+def dp_metrics(plan: Any, bundles: dict[str, str]) -> dict[str, float]:
+    """Each party's DP ledger (``dp_<field>.<party>``) and each holder's label-DP figures
+    (``label_dp_epsilon.<holder>``, ``label_dp_flip_rate.<holder>``), so ε can be recomputed."""
+    import json
+
+    from fedsim.federation.vertical import out_dir
+    from fedsim.federation.vertical.node import LEDGER_FILE
+    from fedsim.federation.vertical.split_dp import flip_probability
+
+    out: dict[str, float] = {}
+    if plan.bottom_dp:
+        for p in plan.parties:
+            ledger = json.loads((out_dir(bundles[p]) / LEDGER_FILE).read_text())
+            out.update({f"dp_{k}.{p}": float(v) for k, v in ledger.items() if k != "accountant"})
+    if plan.label_epsilon is not None:
+        for h in plan.holders:
+            out[f"label_dp_epsilon.{h}"] = float(plan.label_epsilon)
+            out[f"label_dp_flip_rate.{h}"] = flip_probability(plan.label_epsilon)
+    return out
 
 
 def _read_scores(bundle: str, holder: str) -> pd.DataFrame:

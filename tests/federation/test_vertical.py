@@ -3,8 +3,6 @@ reproduce the same network trained centrally, and assign roles as documented."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -88,13 +86,6 @@ def test_impossible_roles_are_refused_by_name(coalition, holder, message) -> Non
 
     with pytest.raises(FedsimError, match=message):
         resolve_roles(context(ws, coalition, label_holder=holder))
-
-
-def test_differential_privacy_is_refused_not_ignored() -> None:
-    ctx = dataclasses.replace(context(known_answer(banks=1, entities=400)), epsilon=1.0)
-
-    with pytest.raises(FedsimError, match="epsilon"):
-        Vertical().run(ctx)
 
 
 def test_plan_rejects_a_partner_in_both_roles() -> None:

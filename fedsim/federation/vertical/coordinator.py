@@ -24,8 +24,8 @@ Protocol of one run (``exchange`` sends one message to each listed partner and r
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,8 +159,9 @@ def run(plan: Plan, exchange: Exchange, *, log: MessageLog | None = None) -> Coo
     metrics["messages"] = float(len(log.records))
     metrics["boundary_mbytes"] = log.total_bytes() / 1e6
     if plan.capture and plan.out_dir:
-        with (Path(plan.out_dir) / "messages.pkl").open("wb") as f:
-            pickle.dump(log.records, f)
+        # what crossed, without the payload values (those are in the capture folders, JSON + npz)
+        records = [{k: v for k, v in r.items() if k != "payload"} for r in log.records]
+        (Path(plan.out_dir) / "messages.json").write_text(json.dumps(records, default=str))
     return CoordinatorResult(steps, metrics, log)
 
 
@@ -226,6 +227,7 @@ def _align(plan: Plan, send: Exchange, keys: dict[str, str], metrics: dict[str, 
                     "holders": hs,
                     **{f"keys/{b}": keys[b] for b in plan.holders},
                     **{f"{k}/{b}": r3[b][f"{k}/{p}"] for b in plan.holders for k in sched},
+                    **{f"dp_q/{b}": r3[b][f"dp_q/{p}"] for b in plan.holders if f"dp_q/{p}" in r3[b]},
                 },
             )
             for p in plan.parties

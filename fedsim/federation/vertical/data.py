@@ -1,10 +1,11 @@
 """What each party of a split-learning federation holds, the coordinator's plan, and state helpers.
 
 No Flower here. Each partner gets a *bundle* with only its own data, written to its own directory
-(``<run>/<partner>/data.pkl``) and read back inside that partner's ClientApp process; the
-coordinator gets a :class:`Plan` (settings, no data). Partners write their local outputs (scores,
-their half of the alignment) to ``<run>/<partner>/out/``: that is where a real partner would keep its
-alerts, and where the experimenter collects them after the run — never through a federation message.
+(``<run>/<partner>/``: JSON header, npz arrays, Parquet tables; never pickle) and read back inside that
+partner's ClientApp process; the coordinator gets a :class:`Plan` (settings, no data). Partners write
+their local outputs (scores, their half of the alignment) to ``<run>/<partner>/out/``: that is where a
+real partner would keep its alerts, and where the experimenter collects them after the run — never
+through a federation message.
 
 Party state between messages (Flower's ``context.state``) is a flat ``dict[str, numpy array]``:
 model weights, Adam moments, standardiser statistics, schedules. The helpers here turn torch modules,
@@ -15,18 +16,19 @@ from __future__ import annotations
 
 import functools
 import json
-import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch import nn
 
 from fedsim.features import PartnerFeatures
 from fedsim.models import Standardizer
+from synthetic.world_data import PartnerView
 
 Payload = dict[str, Any]
 """A message body: name → numpy array, bytes, str, int, float or bool (see fedsim.federation.vertical)."""
@@ -64,6 +66,9 @@ class HolderData:
     ts_test: np.ndarray
     window_test: np.ndarray
     role: str = "holder"
+    y_true: np.ndarray | None = None
+    """Under label DP, the true labels of the training rows (``y_train`` holds their randomized response);
+    kept by the holder for evaluation only, not written to the bundle."""
 
 
 @dataclass
@@ -80,13 +85,40 @@ class PartyData:
 Bundle = HolderData | PartyData
 
 
+_HOLDER_ARRAYS = (
+    "x_train",
+    "y_train",
+    "w_train",
+    "entity_train",
+    "ts_train",
+    "x_test",
+    "entity_test",
+    "ts_test",
+    "window_test",
+)
+
+
 def write_bundle(bundle: Bundle, run_dir: Path) -> Path:
-    """Write a partner's bundle to ``<run_dir>/<name>/data.pkl``; returns that path."""
+    """Write a partner's bundle into ``<run_dir>/<name>/`` as JSON + npz + Parquet (nothing a reader
+    must unpickle); returns the bundle's JSON header ``bundle.json``, the path the node is given.
+
+    Holder: arrays in ``arrays.npz``, join keys in ``keys.parquet``. Party: join keys and its own tables
+    (``table_<name>.parquet``), from which the party rebuilds its feature builder."""
     d = Path(run_dir) / bundle.name
     (d / "out").mkdir(parents=True, exist_ok=True)
-    path = d / "data.pkl"
-    with path.open("wb") as f:
-        pickle.dump(bundle, f, protocol=pickle.HIGHEST_PROTOCOL)
+    bundle.keys.to_parquet(d / "keys.parquet", index=False)
+    header: dict[str, Any] = {"name": bundle.name, "block": bundle.block, "role": bundle.role}
+    if isinstance(bundle, HolderData):
+        header["feature_names"] = list(bundle.feature_names)
+        with (d / "arrays.npz").open("wb") as f:
+            np.savez(f, **{k: np.asarray(getattr(bundle, k)) for k in _HOLDER_ARRAYS}, allow_pickle=False)
+    else:
+        header["kind"] = bundle.features.view.kind
+        header["tables"] = sorted(bundle.features.view.tables)
+        for name, table in bundle.features.view.tables.items():
+            pq.write_table(table, d / f"table_{name}.parquet")
+    path = d / "bundle.json"
+    path.write_text(json.dumps(header))
     return path
 
 
@@ -96,11 +128,26 @@ def load_bundle(path: str) -> Bundle:
 
     Six slots: the largest chain (three banks, telco, marketplace, placebo); a later run's bundles
     push out an earlier run's, so a warm actor holds at most one run's worth of partner data."""
-    with Path(path).open("rb") as f:
-        bundle = pickle.load(f)  # noqa: S301 - our own file, written by write_bundle for this run
-    if not isinstance(bundle, HolderData | PartyData):
-        raise ValueError(f"bundle {path}: holds {type(bundle).__name__}; allowed: HolderData or PartyData")
-    return bundle
+    d = Path(path).parent
+    header = json.loads(Path(path).read_text())
+    keys = pd.read_parquet(d / "keys.parquet")
+    if header.get("role") == "holder":
+        with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in _HOLDER_ARRAYS}
+        return HolderData(
+            name=str(header["name"]),
+            block=str(header["block"]),
+            keys=keys,
+            feature_names=[str(c) for c in header["feature_names"]],
+            **arrays,
+        )
+    if header.get("role") == "party":
+        tables = {str(t): pq.read_table(d / f"table_{t}.parquet") for t in header["tables"]}
+        view = PartnerView(name=str(header["name"]), kind=str(header["kind"]), tables=tables)
+        return PartyData(
+            name=str(header["name"]), block=str(header["block"]), keys=keys, features=PartnerFeatures.for_view(view)
+        )
+    raise ValueError(f"bundle {path}: role {header.get('role')!r}; allowed: 'holder' or 'party'")
 
 
 def out_dir(bundle_path: str | Path) -> Path:
@@ -134,6 +181,10 @@ class Plan:
     out_dir: str
     capture: bool = False
     score_chunk: int = SCORE_CHUNK
+    dp: str = ""
+    """DP-SGD on the parties' bottom models: a :class:`fedsim.privacy.PrivacySettings` as JSON; "" = off."""
+    label_epsilon: float | None = None
+    """Label DP at the holders: randomized response at this ε per training row; None = labels as they are."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("vertical", "hybrid"):
@@ -159,6 +210,17 @@ class Plan:
     @classmethod
     def read(cls, path: str | Path) -> Plan:
         return cls.from_json(Path(path).read_text())
+
+    @property
+    def bottom_dp(self) -> bool:
+        """Whether the parties train their bottom models with DP-SGD (the holders then draw Poisson batches)."""
+        return bool(self.dp)
+
+    def privacy(self) -> Any:
+        """The bottom models' :class:`fedsim.privacy.PrivacySettings` (None without DP)."""
+        from fedsim.privacy import PrivacySettings
+
+        return PrivacySettings.model_validate_json(self.dp) if self.dp else None
 
     @property
     def always_indicators(self) -> bool:

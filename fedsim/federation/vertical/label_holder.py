@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from fedsim import alignment
+from fedsim.federation.vertical import split_dp
 from fedsim.federation.vertical.data import (
     HolderData,
     Payload,
@@ -89,13 +90,13 @@ def psi_finish(data: HolderData, state: State, payload: Payload, plan: Plan) -> 
         halves[p] = anchors
         setup, response = alignment.psi_server_answer(mine, payload[f"psi_rev_request/{p}"])
         reply[f"psi_rev_setup/{p}"], reply[f"psi_rev_response/{p}"] = setup, response
-        reply.update(_schedule(data, state, p, anchors))
+        reply.update(_schedule(data, state, p, anchors, plan))
     reply["width"] = int(std.n_features_out_)
     reply["train_rows"] = len(data.y_train)
     return reply, halves
 
 
-def _schedule(data: HolderData, state: State, party: str, anchors: pd.DataFrame) -> Payload:
+def _schedule(data: HolderData, state: State, party: str, anchors: pd.DataFrame, plan: Plan) -> Payload:
     anchor_of = anchors.set_index("entity_id")["anchor"]
     rows_anchor = anchor_of.reindex(np.r_[data.entity_train, data.entity_test]).to_numpy()
     matched = ~np.isnan(rows_anchor)
@@ -103,7 +104,11 @@ def _schedule(data: HolderData, state: State, party: str, anchors: pd.DataFrame)
     pos[matched] = np.arange(int(matched.sum()))
     state[f"pos/{party}"] = pos
     n_train = len(data.entity_train)
+    dp: Payload = {}
+    if plan.bottom_dp:  # the parties' accountants need the holder's Poisson rate (a count-derived number)
+        dp[f"dp_q/{party}"] = _dp_sample_rate(data, plan)
     return {
+        **dp,
         f"schedule_anchor/{party}": rows_anchor[matched].astype(np.int64),
         f"schedule_ts/{party}": np.r_[data.ts_train, data.ts_test][matched].astype(np.int64),
         f"schedule_train/{party}": int(matched[:n_train].sum()),
@@ -189,10 +194,35 @@ def begin(data: HolderData, state: State, payload: Payload, plan: Plan) -> Paylo
     return _next_rows(data, state, plan)
 
 
+def _dp_sample_rate(data: HolderData, plan: Plan) -> float:
+    return split_dp.sample_rate(len(np.unique(data.entity_train)), plan.batch_size)
+
+
+def _dp_batches(data: HolderData, state: State, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """Bottom-model DP: Poisson sampling of the holder's training entities (rate q, int(1/q) steps per
+    epoch), each entity with its rows capped at ``max_rows_per_entity`` (:func:`fedsim.privacy.cap_rows_per_entity`)."""
+    from fedsim.privacy import cap_rows_per_entity
+
+    settings = plan.privacy()
+    keep = np.flatnonzero(
+        cap_rows_per_entity(data.entity_train, data.y_train, cap=settings.max_rows_per_entity, seed=plan.seed)
+    )
+    codes, inverse = np.unique(data.entity_train[keep], return_inverse=True)
+    q = split_dp.sample_rate(len(codes), plan.batch_size)
+    epoch = int(state.get("epoch", 0))
+    picked = split_dp.poisson_batches(len(codes), q=q, steps=split_dp.steps_per_epoch(q), seed=plan.seed + 7919 * epoch)
+    order = [keep[np.isin(inverse, units)] for units in picked]
+    state["epoch"] = np.asarray(epoch + 1)
+    state["dp_expected_rows"] = np.asarray(q * len(keep))
+    sizes = np.array([len(b) for b in order], dtype=np.int64)
+    return np.concatenate(order).astype(np.int64), np.r_[0, np.cumsum(sizes)].astype(np.int64)
+
+
 def _epoch_batches(data: HolderData, state: State, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
     """This epoch's batches, drawn exactly as :func:`fedsim.training.fit` draws them (its loader's
     dataset, :class:`~fedsim.training.ShuffledBatches` with the run's seed, one permutation per epoch);
-    the rows are identified by an index column in place of the features."""
+    the rows are identified by an index column in place of the features. With DP on the bottom
+    models: Poisson batches of entities instead (:func:`_dp_batches`)."""
     n = len(data.y_train)
     loader = make_loader(
         np.arange(n, dtype=np.float32)[:, None],
@@ -206,6 +236,8 @@ def _epoch_batches(data: HolderData, state: State, plan: Plan) -> tuple[np.ndarr
         _, y, w = dataset.tensors
         state["w_norm"] = w.numpy().copy()
         state["pos_weight"] = np.asarray(balanced_pos_weight(y, w))
+    if plan.bottom_dp:
+        return _dp_batches(data, state, plan)
     batches = ShuffledBatches(dataset, batch_size=plan.batch_size, seed=plan.seed)
     epoch = int(state.get("epoch", 0))
     for _ in range(epoch):  # replay the permutations of the epochs already trained (cheap: no model)
@@ -274,7 +306,9 @@ def step(data: HolderData, state: State, payload: Payload, plan: Plan) -> tuple[
     if train:
         leaves, per_row = _party_embeddings(state, payload, plan, rows, offset, train=True)
         _train_step(data, state, plan, model, xb, per_row, rows)
-        reply.update({f"grad/{p}": _grad(leaf) for p, leaf in zip(plan.parties, leaves, strict=True)})
+        # under bottom-model DP each party clips per entity: send ∂(Σ wᵢ ℓᵢ)/∂E, free of the batch's size
+        scale = float(state["dp_expected_rows"]) if plan.bottom_dp else 1.0
+        reply.update({f"grad/{p}": _grad(leaf) * scale for p, leaf in zip(plan.parties, leaves, strict=True)})
     else:
         model.eval()
         with torch.no_grad():
@@ -311,7 +345,9 @@ def _train_step(
     per_row: list[torch.Tensor],
     rows: np.ndarray,
 ) -> None:
-    """One optimiser step; the loss is fit()'s: Σ wᵢ·BCE(pos_weight)ᵢ / B over the batch."""
+    """One optimiser step; the loss is fit()'s: Σ wᵢ·BCE(pos_weight)ᵢ / B over the batch (with DP on the
+    bottom models, B is the expected batch size, as DP-SGD divides, so no row's weight depends on the
+    others')."""
     opt = _optimizer(model, state, plan)
     yb = torch.from_numpy(data.y_train[rows].astype(np.float32))
     wb = torch.from_numpy(state["w_norm"][rows])
@@ -319,7 +355,7 @@ def _train_step(
     opt.zero_grad(set_to_none=True)
     logits = model.top(torch.cat([model.own(xb), *per_row], dim=1)).reshape(-1)
     total = (criterion(logits, yb) * wb).sum()
-    loss = total / max(len(rows), 1)
+    loss = total / (float(state["dp_expected_rows"]) if plan.bottom_dp else max(len(rows), 1))
     if not torch.isfinite(loss):
         raise FloatingPointError(f"loss is {float(loss)} at {data.name}; lower the learning rate")
     loss.backward()

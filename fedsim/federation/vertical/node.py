@@ -9,6 +9,7 @@ run the very same party code.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -87,10 +88,40 @@ def _party(data: PartyData, out: Path, action: str, payload: Payload, state: Sta
         return reply
     if any(k.startswith("model/") for k in payload):
         party.init(state, payload)
+    record_leakage(out, state, payload, plan)
     if action == "average":
         party.step(data, state, payload, plan)  # the round's last gradients first
         return party.average(state, payload, plan)
-    return party.step(data, state, payload, plan)
+    reply = party.step(data, state, payload, plan)
+    if plan.bottom_dp and payload.get("train") is False and "dp/ledger_written" not in state:
+        (out / LEDGER_FILE).write_text(json.dumps(party.dp_ledger(state, plan)))
+        state["dp/ledger_written"] = np.asarray(1)
+    return reply
+
+
+LEDGER_FILE = "dp_ledger.json"
+"""A party's DP ledger (ε, δ, σ, q and steps per holder, accountant), written when scoring starts."""
+
+
+def record_leakage(out: Path, state: State, payload: Payload, plan: Plan) -> None:
+    """What a curious party can compute from each gradient block it receives: the norm and direction
+    label-leakage attacks (:func:`fedsim.evaluation.privacy_audit.label_leakage_scores`, per batch, the
+    all-missing row left out), saved with the rows' schedule positions as ``leak_<holder>_<n>.npz`` in
+    its local output. The evaluator scores them against the true labels after the run."""
+    from fedsim.evaluation.privacy_audit import label_leakage_scores
+
+    for b in plan.holders:
+        if f"grad/{b}" not in payload or f"pending/{b}" not in state:
+            continue
+        rows = np.asarray(state[f"pending/{b}"], dtype=np.int64)
+        block = np.asarray(payload[f"grad/{b}"], dtype=np.float64)[: len(rows)]
+        if len(rows) < 2 or not np.isfinite(block).all() or not np.abs(block).sum() > 0:
+            continue
+        scores = label_leakage_scores(block)
+        n = int(state.get("leak/n", 0))
+        with (out / f"leak_{b}_{n:06d}.npz").open("wb") as f:
+            np.savez(f, pos=rows, norm=scores["norm"], direction=scores["direction"], allow_pickle=False)
+        state["leak/n"] = np.asarray(n + 1)
 
 
 def read_scores(bundle_path: str | Path) -> pd.DataFrame:

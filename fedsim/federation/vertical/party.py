@@ -15,12 +15,15 @@ SGD, so it costs one round trip per step instead of two.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import torch
 
 from fedsim import alignment
 from fedsim.federation.aggregate import weighted_average
+from fedsim.federation.vertical import split_dp
 from fedsim.federation.vertical.data import (
     PartyData,
     Payload,
@@ -79,9 +82,86 @@ def schedule(data: PartyData, state: State, payload: Payload, plan: Plan) -> tup
         std = fit_standardizer(x_train, add_missing_row=bool(payload[f"unmatched_train/{b}"]) or plan.always_indicators)
         state.update(standardizer_arrays(std, f"std/{b}/"))
         state[f"entity/{b}"], state[f"ts/{b}"] = entity, ts
+        state[f"train_n/{b}"] = np.asarray(n_train)
         reply[f"width/{b}"] = int(std.n_features_out_)
         halves[b] = pd.DataFrame({"anchor": np.arange(len(owners)), "entity_id": owners})
+    if plan.bottom_dp:
+        _plan_dp(state, payload, plan)
     return reply, halves
+
+
+# ------------------------------------------------------------------------------------------------
+# DP-SGD on the bottom models: the plan and the ledger
+# ------------------------------------------------------------------------------------------------
+def _plan_dp(state: State, payload: Payload, plan: Plan) -> None:
+    """Fix δ and σ for the whole run, over every holder's federation of this party.
+
+    Per holder ``b`` (Poisson rate ``q_b`` over its entities): a party entity linked to ``k`` of the
+    holder's entities (distinct anchors in the training schedule) is in a batch with probability
+    ``1 − (1 − q_b)^k``; the largest such rate is accounted. The party's entities may sit in every
+    holder's federation (hybrid), so σ is chosen for the composition of all of them:
+    ``Σ_b rounds × epochs × int(1/q_b)`` steps at the largest rate. δ = 1/(10·N), N the party's
+    distinct entities in the training schedules (:func:`fedsim.privacy.default_delta`)."""
+    from fedsim.privacy import default_delta, noise_for_target
+
+    settings = plan.privacy()
+    entities = []
+    planned, rates = 0, []
+    for b in plan.holders:
+        n = int(state[f"train_n/{b}"])
+        entity = state[f"entity/{b}"][:n]
+        anchor = np.asarray(payload[f"schedule_anchor/{b}"], dtype=np.int64)[:n]
+        links = pd.DataFrame({"e": entity, "a": anchor}).drop_duplicates().groupby("e").size().to_numpy()
+        q = float(payload[f"dp_q/{b}"])
+        q_eff = 1.0 - (1.0 - q) ** int(links.max()) if len(links) else q
+        state[f"dp/q/{b}"] = np.asarray(q_eff)
+        state[f"dp/max_links/{b}"] = np.asarray(int(links.max()) if len(links) else 0)
+        state[f"dp/expected/{b}"] = np.asarray(float((1.0 - (1.0 - q) ** links).sum()))
+        state[f"dp/steps/{b}"] = np.asarray(0)
+        planned += plan.rounds * plan.local_epochs * split_dp.steps_per_epoch(q)
+        rates.append(q_eff)
+        entities.append(entity)
+    n_entities = max(len(np.unique(np.concatenate(entities))) if entities else 0, 1)
+    delta = settings.delta if settings.delta is not None else default_delta(n_entities)
+    if settings.target_epsilon is not None:
+        sigma = noise_for_target(
+            target_epsilon=settings.target_epsilon,
+            delta=delta,
+            sample_rate=max(rates),
+            steps=planned,
+            accountant=settings.accountant,
+        )
+    else:
+        sigma = float(settings.noise_multiplier)
+    state["dp/sigma"], state["dp/delta"] = np.asarray(sigma), np.asarray(delta)
+    state["dp/entities"] = np.asarray(n_entities)
+
+
+def dp_ledger(state: State, plan: Plan) -> dict[str, float | str]:
+    """The party's DP ledger so far: ε composed over every holder's steps (Opacus accountant on the
+    history [(σ, q_b, steps_b)]), with everything needed to recompute it."""
+    from fedsim.privacy import epsilon_spent
+
+    settings = plan.privacy()
+    sigma, delta = float(state["dp/sigma"]), float(state["dp/delta"])
+    history = [(sigma, float(state[f"dp/q/{b}"]), int(state[f"dp/steps/{b}"])) for b in plan.holders]
+    history = [h for h in history if h[2] > 0]
+    out: dict[str, float | str] = {
+        "epsilon": epsilon_spent(history, delta=delta, accountant=settings.accountant),
+        "delta": delta,
+        "sigma": sigma,
+        "max_grad_norm": settings.max_grad_norm,
+        "steps": float(sum(h[2] for h in history)),
+        "examples": float(state["dp/entities"]),
+        "target_epsilon": math.nan if settings.target_epsilon is None else float(settings.target_epsilon),
+        "clipped_share": float(state.get("dp/clipped", 0)) / max(float(state.get("dp/groups", 0)), 1.0),
+        "accountant": settings.accountant,
+    }
+    for b in plan.holders:
+        out[f"sample_rate.{b}"] = float(state[f"dp/q/{b}"])
+        out[f"steps.{b}"] = float(state[f"dp/steps/{b}"])
+        out[f"max_links.{b}"] = float(state[f"dp/max_links/{b}"])
+    return out
 
 
 def _features(data: PartyData, entity: np.ndarray, ts: np.ndarray) -> np.ndarray:
@@ -171,13 +251,44 @@ def _apply_gradient(data: PartyData, state: State, holder: str, grad: np.ndarray
     model = _bottom(state, holder, plan)
     opt = _optimizer(model, state, holder, plan)
     opt.zero_grad(set_to_none=True)
-    out = model(_inputs(data, state, holder, rows))
+    x = _inputs(data, state, holder, rows)
+    out = model(x)
     if out.shape != grad.shape:
         raise ValueError(f"grad/{holder}: shape {grad.shape}; allowed: {tuple(out.shape)} (the embeddings sent)")
-    out.backward(torch.from_numpy(grad))
+    if plan.bottom_dp:
+        _private_gradient(model, state, holder, plan, x, torch.from_numpy(grad), rows)
+    else:
+        out.backward(torch.from_numpy(grad))
     opt.step()
     state.update(module_arrays(model, f"model/{holder}/"))
     state.update(adam_arrays(opt, f"adam/{holder}/"))
+
+
+def _private_gradient(
+    model: BottomModel, state: State, holder: str, plan: Plan, x: torch.Tensor, grad: torch.Tensor, rows: np.ndarray
+) -> None:
+    """Set ``.grad`` of the bottom model to the DP-SGD gradient (:func:`~.split_dp.clipped_noisy_gradient`):
+    rows grouped by this party's entity; the all-missing row (the unmatched rows' summed gradient, no
+    entity of this party) is one more group. Noise is seeded per (run, holder, step)."""
+    settings = plan.privacy()
+    step_no = int(state[f"dp/steps/{holder}"])
+    groups = np.r_[state[f"entity/{holder}"][rows], -1]
+    seed = int(np.random.SeedSequence([plan.seed, plan.holders.index(holder), step_no, 0xD9]).generate_state(1)[0])
+    grads, clipped = split_dp.clipped_noisy_gradient(
+        model,
+        x,
+        grad,
+        groups,
+        max_grad_norm=settings.max_grad_norm,
+        noise_multiplier=float(state["dp/sigma"]),
+        expected_groups=float(state[f"dp/expected/{holder}"]),
+        generator=torch.Generator().manual_seed(seed),
+    )
+    for name, p in model.named_parameters():
+        p.grad = grads[name].to(p.dtype)
+    state[f"dp/steps/{holder}"] = np.asarray(step_no + 1)
+    state["dp/clipped"] = np.asarray(int(state.get("dp/clipped", 0)) + clipped)
+    state["dp/groups"] = np.asarray(int(state.get("dp/groups", 0)) + len(np.unique(groups)))
 
 
 def average(state: State, payload: Payload, plan: Plan) -> Payload:
