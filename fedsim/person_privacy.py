@@ -27,10 +27,11 @@ the runner records every cell and logs :func:`summary_metrics` of :func:`person_
   through ``opacus.accountants.analysis.rdp``), group size k handled by RDP group privacy (Mironov 2017,
   "Rényi differential privacy", Prop. 2: a (α, ε)-RDP mechanism is (α/2^c, 3^c·ε)-RDP for groups of
   2^c when α ≥ 2^{c+1}; k is rounded up to a power of two), orders added up over the models
-  (Mironov 2017, Prop. 1) and converted to (ε, δ) at the person's δ = Σ_m δ_m (Balle et al. 2020, Thm 21).
+  (Mironov 2017, Prop. 1) and converted to (ε, δ) (Balle et al. 2020, Thm 21).
 
-The basic bound counts only where its δ is no larger than the person's δ (all k_m = 1), so the minimum
-states one (ε, δ) pair. A person in one model with k = 1 gets exactly that model's ε.
+Every person of a run is stated at one δ, the sum of the run's model δs (:func:`run_delta`). The basic bound
+counts only where its δ is no larger (all k_m = 1), so the minimum states one (ε, δ) pair. At a fixed δ,
+adding a model never lowers anyone's ε; a run with one model gives a person in it once exactly its ε.
 """
 
 from __future__ import annotations
@@ -306,28 +307,40 @@ class PersonBound:
     epsilon_rdp: float
 
 
-def person_bound(exposures: Sequence[ModelExposure], ks: Sequence[int]) -> PersonBound:
-    """The guarantee of a person with group size ``ks[m]`` in model m (module doc: two bounds, the smaller)."""
+def run_delta(exposures: Sequence[ModelExposure]) -> float:
+    """The δ of every per-person statement of a run: Σ of its models' δ (what basic composition of one
+    example per model costs), the same for every person so that bounds compare across persons."""
+    return min(sum(e.delta for e in exposures), 1.0)
+
+
+def person_bound(exposures: Sequence[ModelExposure], ks: Sequence[int], *, delta: float) -> PersonBound:
+    """The guarantee at ``delta`` of a person with group size ``ks[m]`` in model m (module doc: the smaller
+    of two valid bounds). At a fixed δ, adding a model or raising a k never lowers it."""
     present = [(e, int(k)) for e, k in zip(exposures, ks, strict=True) if k > 0]
     if not present:
-        return PersonBound(0.0, 0.0, 0.0, 0.0, 0.0)
+        return PersonBound(0.0, delta, 0.0, 0.0, 0.0)
     exps, kk = [e for e, _ in present], [k for _, k in present]
-    delta = min(sum(e.delta for e in exps), 1.0)
     eps_basic, delta_basic = basic_composition(exps, kk)
     eps_rdp = rdp_composition(exps, kk, delta) if delta < 1 else math.inf
     eps = min(eps_rdp, eps_basic) if delta_basic <= delta * (1 + 1e-12) else eps_rdp
     return PersonBound(eps, delta, eps_basic, delta_basic, eps_rdp)
 
 
-def person_epsilons(exposures: Sequence[ModelExposure], entities: pd.DataFrame | None) -> pd.DataFrame:
+def person_epsilons(
+    exposures: Sequence[ModelExposure], entities: pd.DataFrame | None, *, delta: float | None = None
+) -> pd.DataFrame:
     """One row per person in any model: k per model, ``n_models``, ``epsilon`` (reported), ``delta``,
-    ``epsilon_basic``, ``delta_basic``, ``epsilon_rdp``. Persons sharing one pattern of k share one account."""
+    ``epsilon_basic``, ``delta_basic``, ``epsilon_rdp``. ``delta``: the δ of every statement (default
+    :func:`run_delta`). Persons sharing one pattern of k share one account."""
     ks = group_sizes(exposures, entities)
     if ks.empty:
         return ks
+    at = run_delta(exposures) if delta is None else float(delta)
     models = [e.model for e in exposures]
     patterns = ks[models].drop_duplicates()
-    bounds = {tuple(row): person_bound(exposures, row) for row in patterns.itertuples(index=False, name=None)}
+    bounds = {
+        tuple(row): person_bound(exposures, row, delta=at) for row in patterns.itertuples(index=False, name=None)
+    }
     rows = [bounds[tuple(r)] for r in ks[models].itertuples(index=False, name=None)]
     out = ks.copy()
     out["n_models"] = (ks[models] > 0).sum(axis=1)
