@@ -286,6 +286,7 @@ def _secagg_rounds(
         min_evaluate_clients=0,
         min_available_clients=n,
         initial_parameters=ndarrays_to_parameters(arrays),
+        fit_metrics_aggregation_fn=lambda results: {},  # no per-partner metrics travel in the clear
         on_fit_config_fn=lambda server_round: to_legacy_config({**config, "server-round": server_round}),
     )
     legacy = LegacyContext(
