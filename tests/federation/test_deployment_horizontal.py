@@ -4,24 +4,51 @@ localhost, driven by the experiment runner, ending in the same kind of MLflow ru
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.federation.horizontal_worlds import SPLIT, world_spec
 
+if TYPE_CHECKING:
+    from fedsim.runner import Workspace
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
 
 
-def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def secret_workspace(tmp_path: Path) -> Workspace:
+    """The horizontal tests' known-answer world (:func:`world_spec`), generated with a secret."""
+    from fedsim.experiment import parse_experiment
+    from fedsim.runner import Workspace
+    from synthetic.world import WorldSecret, generate
+
+    spec = parse_experiment(
+        {
+            "name": "hz",
+            "world": world_spec(),
+            "split": SPLIT,
+            "regimes": ["horizontal"],
+            "coalitions": "all",
+            "models": ["logistic"],
+            "seeds": [0],
+        }
+    )
+    world = generate(spec.world.world_config(), spec.world.seed, secret=WorldSecret(b"hz-secret-" * 4))
+    return Workspace.build(spec, world, tmp_path / "artifacts")
+
+
+def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path: Path) -> None:
     import mlflow
     import yaml
 
     from fedsim.runner import run_experiment
 
-    # prepare: two banks, one round, deployment engine
+    # prepare: two banks, one round, deployment engine, a world with a secret (the engine exports partner folders)
+    (tmp_path / "world.secret").write_bytes(b"horizontal-deployment-test-secret-0123456789")
     spec = {
         "name": "hz-deploy",
-        "world": world_spec(entities=1200),
+        "world": {**world_spec(entities=1200), "secret_file": "world.secret"},
         "split": SPLIT,
         "regimes": ["horizontal"],
         "coalitions": [["bank_1", "bank_2"]],
@@ -47,14 +74,14 @@ def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path) -> 
     assert run.data.metrics["train_rows.bank_1"] > 0 and "ap" in run.data.metrics
 
 
-def test_a_dp_run_on_the_deployment_engine_reports_each_partners_epsilon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_dp_run_on_the_deployment_engine_reports_each_partners_epsilon(tmp_path: Path) -> None:
     from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
     from fedsim.privacy import PrivacySettings
-    from tests.federation.horizontal_worlds import context, workspace
+    from tests.federation.horizontal_worlds import context
 
     # prepare: two banks, one round, DP-SGD at target ε = 4 inside each partner
     privacy = PrivacySettings(target_epsilon=4.0, max_rows_per_entity=4)
-    ctx = context(workspace(), ("bank_1", "bank_2"), rounds=1, engine="deployment", privacy=privacy)
+    ctx = context(secret_workspace(tmp_path), ("bank_1", "bank_2"), rounds=1, engine="deployment", privacy=privacy)
     settings = HorizontalSettings.from_context(ctx)
     # execute: SuperLink + SuperNodes started from the written app directory
     run = run_horizontal(ctx, ["bank_1", "bank_2"], settings, engine="deployment", work_dir=tmp_path)
@@ -64,7 +91,20 @@ def test_a_dp_run_on_the_deployment_engine_reports_each_partners_epsilon(tmp_pat
     assert all(0 < e <= 4.0 * (1 + 1e-6) for e in epsilons), epsilons
 
 
-def test_local_deployment_stops_every_process_it_started(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_deployment_engine_refuses_a_world_without_a_secret(tmp_path: Path) -> None:
+    from fedsim.errors import FedsimError
+    from fedsim.federation.horizontal import HorizontalSettings, run_horizontal
+    from tests.federation.horizontal_worlds import context, workspace
+
+    ctx = context(workspace(), ("bank_1", "bank_2"), rounds=1, engine="deployment")
+    with pytest.raises(FedsimError, match="world.secret_file"):
+        run_horizontal(
+            ctx, ["bank_1", "bank_2"], HorizontalSettings.from_context(ctx), engine="deployment", work_dir=tmp_path
+        )
+    assert not (tmp_path / "out").exists()  # refused before any process started
+
+
+def test_local_deployment_stops_every_process_it_started(tmp_path: Path) -> None:
     from fedsim.federation.deployment import LocalDeployment
 
     with LocalDeployment({"a": {"partner": "a", "world-dir": str(tmp_path)}}, tmp_path / "flower") as dep:

@@ -24,9 +24,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
 def _experiment(tmp_path: Path, engine: str) -> Path:
     from tests.federation.horizontal_worlds import SPLIT, world_spec
 
+    # the coordinator's world secret: the partners' exports then carry nothing that rebuilds the world
+    (tmp_path / "world.secret").write_bytes(b"deployment-recipe-test-secret-0123456789")
     spec = {
         "name": "deploy-recipe",
-        "world": world_spec(entities=1200),
+        "world": {**world_spec(entities=1200), "secret_file": "world.secret"},
         "split": SPLIT,
         "regimes": ["horizontal"],
         "coalitions": [BANKS],
@@ -59,6 +61,11 @@ def test_the_readme_recipe_ends_in_the_simulations_run(tmp_path: Path, monkeypat
     for partner in BANKS:
         cmd = [sys.executable, "-m", "fedsim.federation.deployment", "export-partner", "--world", str(world)]
         subprocess.run([*cmd, "--partner", partner, "--out", f"partners/{partner}"], check=True, capture_output=True)
+        assert sorted(p.name for p in (tmp_path / "partners" / partner).iterdir()) == [
+            "manifest.json",
+            "partners",
+            "received_reports.parquet",
+        ]
     nodes = {p: {"partner": p, "world-dir": str(tmp_path / "partners" / p)} for p in BANKS}
     # superlink --insecure, one supernode per partner, config.toml connection, flwr run app fedsim --stream
     with LocalDeployment(nodes, tmp_path / "flower") as deployment:
