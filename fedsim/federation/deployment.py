@@ -11,8 +11,9 @@ directory (:func:`write_app_dir`) and stops every process it started (by its own
 
     # coordinator
     flower-superlink --insecure --host 0.0.0.0 --port 9093   # reachable from the partners; TLS outside a test bench
-    # each partner, on its own machine, with only its own data
+    # coordinator, per partner (the world generated with a secret): its tables and the reports it received
     python -m fedsim.federation.deployment export-partner --world <world dir> --partner bank_1 --out /data/bank_1
+    # each partner, on its own machine, with only its own data (the folder above, shipped to it)
     flower-supernode --insecure --superlink <coordinator>:9093 --port 9094 \\
         --node-config 'partner="bank_1" world-dir="/data/bank_1"'
     # coordinator: an app directory with every setting of the run, privacy included
@@ -265,12 +266,16 @@ def run_app(
 # Command line: the recipe for one machine or many
 # --------------------------------------------------------------------------------------------------
 def _cmd_export(args: argparse.Namespace) -> None:
-    from fedsim.federation.partner_data import export_partner_world
-    from synthetic.world import read_world, to_pandas
+    from fedsim.federation.partner_data import TRUTH_FOR_LABELS, export_partner_world
+    from synthetic.world import WorldError, read_world, to_pandas
 
-    world = read_world(args.world, partners=[args.partner])
-    truth = {k: to_pandas(t) for k, t in world.truth.items() if k in ("cases", "money_outs", "case_entities")}
-    print(export_partner_world(world, truth, args.partner, Path(args.out)))
+    try:
+        world = read_world(args.world, partners=[args.partner])
+        truth = {k: to_pandas(t) for k, t in world.truth.items() if k in TRUTH_FOR_LABELS}
+        print(export_partner_world(world, truth, args.partner, Path(args.out)))
+    except (FedsimError, WorldError) as err:  # one line naming the problem, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _cmd_local(args: argparse.Namespace) -> None:
@@ -292,7 +297,9 @@ def _cmd_local(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m fedsim.federation.deployment", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("export-partner", help="write a partner directory (one partner's tables + own truth rows)")
+    p = sub.add_parser(
+        "export-partner", help="write a partner directory (one partner's tables + the reports it received)"
+    )
     p.add_argument("--world", required=True)
     p.add_argument("--partner", required=True)
     p.add_argument("--out", required=True)

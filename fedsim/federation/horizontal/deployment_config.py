@@ -5,10 +5,10 @@ only where settings and data come from differs. ``flwr run`` loads the module-le
 :mod:`.deployment_app`; everything they read is built here (no Flower in this module):
 
 * **SuperNode** (one per partner) — node config ``partner="<name>" world-dir="<its partner directory>"``
-  (made by :func:`fedsim.federation.partner_data.export_partner_world`: that partner's tables and its
-  own truth rows only). The ClientApp reads nothing else: it builds the partner's rows there with the
-  siloed recipe, keeps them in ``<out-dir>/<partner>/data`` (a fresh ClientApp process starts for
-  every message), and writes its scores to ``<out-dir>/<partner>/``, on its own machine.
+  (made by :func:`fedsim.federation.partner_data.export_partner_world`: that partner's tables and the fraud
+  reports it received, no truth, no seed, no config). The ClientApp reads nothing else: it builds the
+  partner's rows there with the siloed recipe, keeps them in ``<out-dir>/<partner>/data`` (a fresh
+  ClientApp process starts for every message), and writes its scores to ``<out-dir>/<partner>/``, on its own machine.
 * **Run config** (the app's ``pyproject.toml``, :func:`run_config`) — every field of
   :class:`~.settings.HorizontalSettings` (DP settings included: a cross-machine run trains with the
   same privacy as a simulated one), the time windows (seconds since the world's start), the local

@@ -238,8 +238,8 @@ def _deploy(
 ) -> HorizontalOutcome:
     """One federation on a local SuperLink + SuperNodes; returns the outcome the ServerApp wrote.
 
-    Each SuperNode gets a partner directory with only its partner's tables and own truth rows
-    (:func:`~fedsim.federation.partner_data.export_partner_world`) and node config
+    Each SuperNode gets a partner directory with only its partner's tables and the reports it received
+    (:func:`~fedsim.federation.partner_data.export_partner_world`; refused for a world without a secret) and node config
     ``partner``/``world-dir``; the partners' scores land in ``work/out/<partner>/``.
     """
     nodes = {
