@@ -77,10 +77,20 @@ def test_non_iid_case_split_runs_and_records() -> None:
     assert result.metrics["train_rows.bank_1"] > 0
 
 
-def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation() -> None:
+def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedsim.federation.engine import read_capture
+
     ws = workspace()
     plain = get_regime("horizontal").run(context(ws, rounds=2, strategy="fedprox"))
-    secure = get_regime("horizontal").run(context(ws, rounds=2, strategy="fedprox", secure=True))
+    secure = get_regime("horizontal").run(
+        context(ws, rounds=2, strategy="fedprox", secure=True, capture_dir=str(tmp_path / "capture"))
+    )
+    # nothing per partner in the clear: every train reply's count is the constant 1, no loss, no ledger
+    replies = [m for m in read_capture(tmp_path / "capture") if m.direction == "from_partner"]
+    masked = [m for m in replies if "fitres.num_examples/num_examples" in m.metrics]
+    assert len(masked) == len(BANKS) * 2
+    assert {m.metrics["fitres.num_examples/num_examples"] for m in masked} == {1}
+    assert not [k for m in replies for k in [*m.metrics, *m.configs] if "loss" in k or "dp_" in k]
     a = plain.scores.sort_values(["partner", "entity_id", "day"])["score"].to_numpy()
     b = secure.scores.sort_values(["partner", "entity_id", "day"])["score"].to_numpy()
     assert secure.params["fl_secure_aggregation"] == "secagg+" and secure.params["fl_proximal_mu"] == 0.1
@@ -89,17 +99,23 @@ def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation() ->
     assert "train_loss.bank_1" not in secure.step_metrics  # per-partner losses stay hidden under SecAgg+
 
 
-def test_dp_sgd_inside_each_partner_reports_each_partners_epsilon() -> None:
+def test_dp_sgd_inside_each_partner_reports_each_partners_epsilon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fedsim.federation.engine import read_capture
     from fedsim.privacy import PrivacySettings
 
     ws = workspace()
     privacy = PrivacySettings(target_epsilon=4.0, max_rows_per_entity=4)
-    result = get_regime("horizontal").run(context(ws, rounds=2, privacy=privacy))
+    result = get_regime("horizontal").run(context(ws, rounds=2, privacy=privacy, capture_dir=str(tmp_path / "c")))
     epsilons = [result.metrics[f"dp_epsilon.{p}"] for p in BANKS]
     assert all(0 < e <= 4.0 * (1 + 1e-6) for e in epsilons), epsilons
     assert all(result.metrics[f"dp_rounds.{p}"] == 2.0 for p in BANKS)
     assert result.params["dp_mode"] == "target_epsilon" and "dp_not_covered" in result.params
     assert 0 < average_precision(ws, result.scores) <= 1
+    # under DP the exact train loss stays with each partner: NaN in every reply, no loss curve logged
+    replies = read_capture(tmp_path / "c")
+    losses = [m.metrics["metrics/train-loss"] for m in replies if "metrics/train-loss" in m.metrics]
+    assert len(losses) == len(BANKS) * 2 and all(math.isnan(v) for v in losses)
+    assert not [k for k in result.step_metrics if k.startswith("train_loss")]
 
 
 def test_a_partner_dropping_out_is_recorded_and_the_rest_completes() -> None:
