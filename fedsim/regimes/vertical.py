@@ -235,6 +235,8 @@ def run_split_regime(ctx: RunContext, *, mode: str, roles: Roles) -> RegimeResul
         **label_leakage_metrics({h: data[h] for h in active}, bundles, roles.parties),
         **dp_metrics(plan, bundles),
     }
+    if plan.bottom_dp:
+        register_bottom_models(plan, bundles, {h: data[h] for h in active})
     # Bundles hold copies of every partner's data: gone once the partners' outputs are collected
     # (kept when a run fails, with the Flower logs, for inspection).
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -323,12 +325,48 @@ def dp_metrics(plan: Any, bundles: dict[str, str]) -> dict[str, float]:
     if plan.bottom_dp:
         for p in plan.parties:
             ledger = json.loads((out_dir(bundles[p]) / LEDGER_FILE).read_text())
-            out.update({f"dp_{k}.{p}": float(v) for k, v in ledger.items() if k != "accountant"})
+            out.update({f"dp_{k}.{p}": float(v) for k, v in ledger.items() if k not in ("accountant", "history")})
     if plan.label_epsilon is not None:
         for h in plan.holders:
             out[f"label_dp_epsilon.{h}"] = float(plan.label_epsilon)
             out[f"label_dp_flip_rate.{h}"] = flip_probability(plan.label_epsilon)
     return out
+
+
+def register_bottom_models(plan: Any, bundles: dict[str, str], data: Mapping[str, Any]) -> None:
+    """Each party's DP bottom model as one exposure for per-person ε (:mod:`fedsim.person_privacy`): its
+    ledger's history [(σ, q_b, steps_b) per holder] and, as examples, the party's entities in the training
+    schedules (the unit it clips). The holders' own models are not DP-trained and never leave them
+    (vertical); in hybrid their arrays reach the coordinator (see the leakage register)."""
+    import json
+
+    from fedsim.federation.vertical import out_dir
+    from fedsim.federation.vertical.node import LEDGER_FILE
+    from fedsim.person_privacy import ModelExposure, home_examples, register_exposure
+
+    for p in plan.parties:
+        ledger = json.loads((out_dir(bundles[p]) / LEDGER_FILE).read_text())
+        history = tuple((float(s), float(q), int(n)) for s, q, n in ledger["history"])
+        if not history:
+            continue
+        entities = [_party_train_entities(bundles, d, h, p) for h, d in data.items()]
+        ids = np.unique(np.concatenate(entities)) if entities else np.zeros(0, np.int64)
+        examples = home_examples(np.column_stack([np.full(len(ids), p, dtype=object), ids]))
+        register_exposure(
+            ModelExposure(
+                f"bottom.{p}", history, float(ledger["delta"]), float(ledger["epsilon"]), ledger["accountant"], examples
+            )
+        )
+
+
+def _party_train_entities(bundles: dict[str, str], d: Any, holder: str, party: str) -> np.ndarray:
+    """The party's entity ids behind the holder's matched training rows (both halves of the alignment)."""
+    from fedsim.federation.vertical import out_dir
+
+    anchors = pd.read_parquet(out_dir(bundles[holder]) / f"anchors_{party}.parquet").set_index("entity_id")["anchor"]
+    owners = pd.read_parquet(out_dir(bundles[party]) / f"owners_{holder}.parquet").set_index("anchor")["entity_id"]
+    anchor = anchors.reindex(np.unique(d.entity_train)).dropna().astype(np.int64)
+    return owners.reindex(anchor.to_numpy()).dropna().to_numpy(np.int64)
 
 
 def _read_scores(bundle: str, holder: str) -> pd.DataFrame:

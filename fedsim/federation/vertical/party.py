@@ -16,6 +16,7 @@ SGD, so it costs one round trip per step instead of two.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -137,7 +138,7 @@ def _plan_dp(state: State, payload: Payload, plan: Plan) -> None:
     state["dp/entities"] = np.asarray(n_entities)
 
 
-def dp_ledger(state: State, plan: Plan) -> dict[str, float | str]:
+def dp_ledger(state: State, plan: Plan) -> dict[str, Any]:
     """The party's DP ledger so far: ε composed over every holder's steps (Opacus accountant on the
     history [(σ, q_b, steps_b)]), with everything needed to recompute it."""
     from fedsim.privacy import epsilon_spent
@@ -146,7 +147,7 @@ def dp_ledger(state: State, plan: Plan) -> dict[str, float | str]:
     sigma, delta = float(state["dp/sigma"]), float(state["dp/delta"])
     history = [(sigma, float(state[f"dp/q/{b}"]), int(state[f"dp/steps/{b}"])) for b in plan.holders]
     history = [h for h in history if h[2] > 0]
-    out: dict[str, float | str] = {
+    out: dict[str, Any] = {
         "epsilon": epsilon_spent(history, delta=delta, accountant=settings.accountant),
         "delta": delta,
         "sigma": sigma,
@@ -156,6 +157,7 @@ def dp_ledger(state: State, plan: Plan) -> dict[str, float | str]:
         "target_epsilon": math.nan if settings.target_epsilon is None else float(settings.target_epsilon),
         "clipped_share": float(state.get("dp/clipped", 0)) / max(float(state.get("dp/groups", 0)), 1.0),
         "accountant": settings.accountant,
+        "history": [list(h) for h in history],
     }
     for b in plan.holders:
         out[f"sample_rate.{b}"] = float(state[f"dp/q/{b}"])
