@@ -445,22 +445,27 @@ def leakage_register(mode: str, roles: Roles) -> dict[str, str]:
         "psi": f"ECDH-PSI both ways: {h} and {p} each learn which of their own key hashes the other holds "
         "(the intersection) and the size of the other's key set; nothing about the rest.",
         "schedule": f"{p} learn {h}'s decision times for every matched person (train and test rows) "
-        "and which matched persons are in the training sample (all reported-fraud rows, a share of "
-        "the rest: a weak label signal).",
+        "and which matched persons are in the training sample (all reported-fraud rows, a share of the rest): "
+        "a label signal, measured in every run as label_leak_schedule_auc (rows per person in the sample).",
         "batches": f"{p} learn which matched rows share a training batch and when a scoring chunk starts.",
-        "embeddings": f"{h} (and the coordinator) receive {p}'s embeddings of matched rows: a learned, "
-        "lower-dimensional function of the party's features.",
-        "gradients": f"{p} receive d loss / d embedding for their rows; its sign and size can reveal labels "
-        "(label leakage in split learning, Li et al. 2022, ICLR 'Label leakage and protection "
-        "in two-party split learning').",
+        "embeddings": f"{h} (and the coordinator) receive {p}'s embeddings of matched rows in every batch and at "
+        "scoring: a learned, lower-dimensional function of the party's features, without noise.",
+        "gradients": f"{p} receive d loss / d embedding for their rows; its norm and direction reveal the label "
+        "(Li et al. 2022, ICLR, 'Label leakage and protection in two-party split learning'): measured in every "
+        "run as label_leak_norm_auc and label_leak_direction_auc (ROC-AUC ≈ 1 without protection).",
+        "bottom_models": f"the bottom model each of {p} trains is a function of its entities' features and of "
+        f"{h}'s returned gradients; without DP nothing bounds what the trained weights reveal.",
         "coordinator": "the coordinator relays every message: it sees schedules, row positions, embeddings, "
         "gradients and counts, never raw features, labels or identifiers.",
-        "counts": "training-row and match counts per holder reach the coordinator (run metrics).",
+        "counts": "training-row and match counts per holder reach the coordinator (run metrics); under DP the "
+        "holder's Poisson rate q = 1/ceil(entities/batch) reaches the parties.",
     }
     if mode == "hybrid":
         reg["model_arrays"] = (
             f"the coordinator receives each of {h}'s label-side model (own bottom + top) after "
-            "every round (FedAvg, no secure aggregation); the averaged model goes back to all."
+            "every round (FedAvg, no secure aggregation); the averaged model goes back to all. Under DP its "
+            "labels are covered by label DP (the models are computed from randomized labels); the holders' "
+            "own features are not (no DP-SGD on the label side)."
         )
     return reg
 
@@ -475,19 +480,25 @@ _CHANNEL_PARTY = {
     "batches": "feature parties",
     "embeddings": "label holder and coordinator",
     "gradients": "feature parties",
+    "bottom_models": "anyone holding a party's bottom model",
     "coordinator": "coordinator",
     "counts": "coordinator",
     "model_arrays": "coordinator",
 }
 _CHANNEL_LIMIT = {
     "psi": "PSI reveals the intersection by design (cardinality-only mode reveals just its size)",
-    "schedule": "not limited in this protocol",
-    "batches": "not limited in this protocol",
-    "embeddings": "DP-SGD on the bottom models (not available for split learning yet)",
-    "gradients": "label DP / gradient noise at the label holder (not implemented; measured by label_leakage_report)",
+    "schedule": "under DP, label DP: the holder draws randomized response before subsampling, so the sample "
+    "follows the noisy labels (covered by ε_label); the decision times are not limited",
+    "batches": "not limited in this protocol (under DP, Poisson batches independent of the data)",
+    "embeddings": "not limited: DP-SGD on the bottom models covers their weights, not the per-row embeddings "
+    "the label holder receives",
+    "gradients": "label DP at the label holder (randomized response, ε per training row, Ghazi et al. 2021): any "
+    "test of one row's label has ROC-AUC ≤ e^ε/(1+e^ε); the attacks' AUC is logged in every run",
+    "bottom_models": "DP-SGD per party (per-entity clipping, Poisson batches of the holder's entities, "
+    "accountant ledger dp_*.<party>): (ε, δ) for one entity's features in the bottom-model weights",
     "coordinator": "not limited in this protocol (the coordinator is trusted to relay only)",
     "counts": "not limited (aggregate counts)",
-    "model_arrays": "secure aggregation (not used in hybrid)",
+    "model_arrays": "secure aggregation (not used in hybrid); label DP covers the labels in them",
 }
 
 
