@@ -172,6 +172,155 @@ def membership_audit(
 
 
 # --------------------------------------------------------------------------------------------
+# One-run canary audit (Steinke, Nasr & Jagielski 2023)
+# --------------------------------------------------------------------------------------------
+CANARY_SCALE = 3.0
+CANARY_EPOCHS = 100
+"""Epochs of the canary audit's training: long enough that the non-private mlp memorises its canaries."""
+"""Per-coordinate size of a canary in standardised units: ±3 puts it ~3× farther out than a typical row."""
+
+
+@dataclass(frozen=True)
+class Canaries:
+    """Canary entities: one feature vector and one label each; the first ``m`` are audited.
+
+    ``X`` ``(m + held_out, d)``, ``y`` ``(m + held_out,)``; ``included`` ``(m,)``: S_i, each True with
+    probability 1/2. The ``held_out`` extra canaries are never trained on; they only add non-members
+    so that a TPR at a low FPR can be measured (they take no part in the ε lower bound).
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    included: np.ndarray
+    rows: int
+
+    @property
+    def m(self) -> int:
+        return int(self.included.size)
+
+
+def make_canaries(
+    m: int, n_features: int, *, seed: int, rows: int = 16, held_out: int = 0, scale: float = CANARY_SCALE
+) -> Canaries:
+    """``m`` (+ ``held_out``) out-of-distribution canaries with random labels and random inclusion.
+
+    Why this kind: each canary is a random sign vector (±``scale`` per standardised feature), far from
+    every real row, so the real data says little about the model's output there; its label is a fair
+    coin, so "far out" carries no label and only memorising that very canary lifts the margin of its own
+    label (a fixed label would teach the model "far out → that label" from the included canaries and lift
+    the excluded ones too). Each canary entity has ``rows`` identical rows (at most the DP row cap: under
+    entity-level DP the entity is one clipped example whatever its row count; without DP the rows weigh
+    it ``rows`` times, which helps the non-private model memorise it).
+    """
+    if m < 2 or held_out < 0 or rows < 1 or n_features < 1:
+        raise ValueError(
+            f"m, held_out, rows, n_features: {m}, {held_out}, {rows}, {n_features}; allowed: m >= 2, held_out >= 0, "
+            "rows >= 1, n_features >= 1"
+        )
+    rng = np.random.default_rng([seed, 0xCA7A])
+    X = (rng.choice([-1.0, 1.0], size=(m + held_out, n_features)) * scale).astype(np.float32)
+    y = (rng.random(m + held_out) < 0.5).astype(np.float32)
+    included = rng.random(m) < 0.5
+    return Canaries(X=X, y=y, included=included, rows=rows)
+
+
+def with_canaries(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, canaries: Canaries
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training rows plus ``rows`` copies of each included canary, each canary a new entity.
+
+    Entity ids become integer codes (real entities 0..P−1, canaries P, P+1, …), so no canary can share an
+    id with a real entity.
+    """
+    codes, _ = pd.factorize(np.asarray(groups))
+    chosen = np.flatnonzero(canaries.included)
+    Xc = np.repeat(canaries.X[chosen], canaries.rows, axis=0)
+    yc = np.repeat(canaries.y[chosen], canaries.rows)
+    gc = np.repeat(codes.max() + 1 + chosen, canaries.rows)
+    return (
+        np.vstack([np.asarray(X, np.float32), Xc]),
+        np.r_[np.asarray(y, np.float32), yc],
+        np.r_[codes, gc],
+    )
+
+
+def label_margins(model: nn.Module, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Logit margin of each row's own label: z if y = 1, −z if y = 0 (z = the model's logit; no sigmoid
+    saturation, unlike a probability)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            z = model(torch.from_numpy(np.asarray(X, np.float32))).reshape(-1).double().numpy()
+    finally:
+        model.train(was_training)
+    return np.where(np.asarray(y) == 1, z, -z)
+
+
+def canary_audit(
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    config: TrainConfig,
+    model: str = "mlp",
+    epsilons: Sequence[float] = DEFAULT_EPSILONS,
+    privacy: PrivacySettings | None = None,
+    m: int = 1000,
+    guesses: int = 100,
+    rows: int = 16,
+    held_out: int | None = None,
+    beta: float = 0.05,
+    fprs: tuple[float, ...] = DEFAULT_FPRS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The one-run audit at each ε: train once with the canaries, guess, bound ε (one row per ε).
+
+    Args:
+        X, y, groups: the real training rows ``(n, d)`` (standardised), 0/1 labels, entity id per row.
+        config, model, privacy: as in production (:func:`fedsim.privacy.make_private_fit`, entity-level
+            DP-SGD at finite ε; the plain loop at ε = inf).
+        m: audited canaries (each in with probability 1/2).
+        guesses: guesses per side: "in" for the ``guesses`` highest margins, "out" for the lowest, fixed
+            before training (choosing it after seeing the scores would void the confidence level).
+        rows: rows per canary entity (≤ ``privacy.max_rows_per_entity``).
+        held_out: never-trained canaries added to the non-members of the TPR-at-FPR columns; default m/2.
+        beta: 1 − confidence of the ε lower bound.
+    Columns: those of :func:`fedsim.evaluation.canary_audit.canary_row` plus ``epsilon`` (target) and
+    ``epsilon_spent``.
+    """
+    from fedsim.evaluation.canary_audit import canary_row
+
+    base = privacy or PrivacySettings(target_epsilon=1.0)
+    if rows > base.max_rows_per_entity:
+        raise ValueError(f"rows: {rows}; allowed: at most max_rows_per_entity = {base.max_rows_per_entity}")
+    extra = m // 2 if held_out is None else held_out
+    canaries = make_canaries(m, np.asarray(X).shape[1], seed=seed, rows=rows, held_out=extra)
+    Xt, yt, gt = with_canaries(X, y, groups, canaries)
+    out = []
+    for eps in epsilons:
+        target, spent, delta = _train(model, Xt, yt, gt, epsilon=float(eps), config=config, privacy=base, seed=seed)
+        margin = label_margins(target, canaries.X, canaries.y)
+        # the ε bound uses the m randomised canaries only; the held-out ones are extra non-members for the rates
+        row = canary_row(
+            margin[: canaries.m],
+            canaries.included,
+            epsilon=spent,
+            delta=delta,
+            k_plus=guesses,
+            k_minus=guesses,
+            beta=beta,
+            fprs=fprs,
+            seed=seed,
+            extra_nonmember_scores=margin[canaries.m :],
+        )
+        out.append({"epsilon": float(eps), "epsilon_spent": spent, **row})
+    return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------------------------
 # Split learning: what the non-label party receives, from the protocol's own run
 # --------------------------------------------------------------------------------------------
 def party_gradients(
@@ -258,6 +407,75 @@ def capture_split_gradients(ctx: RunContext, *, holder: str, party: str, work: P
 # --------------------------------------------------------------------------------------------
 # CLI command
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuditData:
+    """One partner's siloed training set, standardised, as the audit attacks it."""
+
+    partner: str
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+    @property
+    def n_entities(self) -> int:
+        return int(np.unique(self.groups).size)
+
+
+def audit_data(spec: Any, workdir: str | Path, *, partner: str | None, seed: int) -> AuditData:
+    """``partner``'s siloed training set (default: the partner with the most entities in its training set,
+    so that the membership attack has the most non-members: power at a low FPR)."""
+    from fedsim.models import Standardizer
+    from fedsim.rows import RunContext, silo, unit_frame
+    from fedsim.runner import Workspace, load_or_generate_world, training_settings
+
+    root = Path(workdir)
+    ws = Workspace.build(spec, load_or_generate_world(spec, root / "worlds"), root / "artifacts")
+    if partner is not None and partner not in ws.features:
+        raise ValueError(f"partner: {partner!r}; allowed: one of {sorted(ws.features)}")
+    sets = {}
+    for name in [partner] if partner else sorted(ws.features):
+        ctx = RunContext(
+            world=ws.world,
+            coalition=(name,),
+            model="mlp",
+            seed=seed,
+            split=ws.split,
+            training=training_settings(spec.training),
+            features=ws.features,
+            truth=ws.truth,
+        )
+        window = (ws.split.train_start, ws.split.train_end)
+        sets[name] = unit_frame(ctx, silo(name), window, labels_before=ws.split.train_end, train=True)
+    name = max(sets, key=lambda n: sets[n][1]["entity_id"].nunique())
+    X, idx = sets[name]
+    Xs = Standardizer().fit_transform(X.to_numpy(float)).astype(np.float32)
+    return AuditData(name, Xs, idx["y"].to_numpy().astype(np.float32), idx["entity_id"].to_numpy())
+
+
+def _privacy_base(spec: Any) -> PrivacySettings:
+    p = spec.privacy
+    return PrivacySettings(
+        target_epsilon=1.0,
+        delta=p.delta,
+        max_grad_norm=p.max_grad_norm,
+        accountant=p.accountant,
+        max_rows_per_entity=p.max_rows_per_entity,
+    )
+
+
+def with_measurability(table: pd.DataFrame) -> pd.DataFrame:
+    """A membership table plus ``measurable`` and ``note``: can its non-members measure the TPR at that FPR?"""
+    from fedsim.evaluation.canary_audit import min_nonmembers
+
+    need = table["fpr_target"].map(lambda f: min_nonmembers(float(f)))
+    ok = table["n_nonmembers"] >= need
+    note = [
+        "measured" if good else f"not measurable with n = {n} non-members (needs ≥ {k})"
+        for good, n, k in zip(ok, table["n_nonmembers"], need, strict=True)
+    ]
+    return table.assign(measurable=ok, note=note)
+
+
 def audit_command(
     experiment: str | Path,
     *,
@@ -269,80 +487,108 @@ def audit_command(
     epochs: int | None = None,
     language: str = "en",
     show: bool = True,
+    canaries: int = 1000,
+    canary_guesses: int = 100,
+    canary_epochs: int = CANARY_EPOCHS,
+    canary_rows: int | None = None,
 ) -> pd.DataFrame:
     """`fedsim audit EXPERIMENT [--partner P] [--epsilon 1 --epsilon 4 --epsilon inf] [--seed] [--out DIR]`.
 
-    Builds (or reuses) the experiment's world, takes ``partner``'s siloed training set (default: the
-    partner with the most entities), runs :func:`membership_audit` with the experiment's model
-    (``mlp`` unless it lists only ``logistic``), training and privacy settings, prints the table with
-    the plain-language odds and the leakage register, and writes ``membership_audit.csv`` and
-    ``leakage_register.csv`` to ``out`` if given. Returns the membership table.
+    Builds (or reuses) the experiment's world and takes ``partner``'s siloed training set (default: the
+    partner with the most entities in it). Two audits at each ε:
+
+    * the membership attack (:func:`membership_audit`) with the experiment's model (``mlp`` unless it
+      lists only ``logistic``) and training settings, each TPR marked measurable or not
+      (:func:`with_measurability`);
+    * the one-run canary audit (:func:`canary_audit`, ``canaries`` = m, 0 = skip) on the same rows with
+      an ``mlp`` trained ``canary_epochs`` epochs (the memorising configuration; the DP claim covers any
+      model, so the audit takes the one that memorises best), canaries of ``canary_rows`` rows (default:
+      the experiment's row cap).
+
+    Prints both tables, the plain-language odds and the leakage register, logs the canary table, and
+    writes ``membership_audit.csv``, ``canary_audit.csv`` and ``leakage_register.csv`` to ``out`` if
+    given. Returns the membership table (its ``attrs["canary"]`` holds the canary table).
     """
     from fedsim.experiment import load_experiment
-    from fedsim.models import Standardizer
-    from fedsim.rows import RunContext, silo, unit_frame
-    from fedsim.runner import Workspace, load_or_generate_world, training_settings
     from fedsim.training import TrainConfig
 
     spec = load_experiment(experiment)
-    root = Path(workdir)
-    ws = Workspace.build(spec, load_or_generate_world(spec, root / "worlds"), root / "artifacts")
-    name = partner or max(ws.partner_sizes, key=ws.partner_sizes.__getitem__)
-    if name not in ws.features:
-        raise ValueError(f"partner: {name!r}; allowed: one of {sorted(ws.features)}")
+    data = audit_data(spec, workdir, partner=partner, seed=seed)
     tr = spec.training
-    ctx = RunContext(
-        world=ws.world,
-        coalition=(name,),
-        model="mlp",
-        seed=seed,
-        split=ws.split,
-        training=training_settings(spec.training),
-        features=ws.features,
-        truth=ws.truth,
-    )
-    X, idx = unit_frame(
-        ctx, silo(name), (ws.split.train_start, ws.split.train_end), labels_before=ws.split.train_end, train=True
-    )
-    Xs = Standardizer().fit_transform(X.to_numpy(float))
-    p = spec.privacy
-    privacy = PrivacySettings(
-        target_epsilon=1.0,
-        delta=p.delta,
-        max_grad_norm=p.max_grad_norm,
-        accountant=p.accountant,
-        max_rows_per_entity=p.max_rows_per_entity,
-    )
+    privacy = _privacy_base(spec)
     config = TrainConfig(
         epochs=epochs or tr.epochs, batch_size=tr.batch_size, learning_rate=tr.learning_rate, seed=seed
     )
     model = "logistic" if set(spec.models) <= {"logistic", "gbt"} and "logistic" in spec.models else "mlp"
     table = membership_audit(
-        Xs,
-        idx["y"].to_numpy(),
-        idx["entity_id"].to_numpy(),
-        config=config,
-        model=model,
-        epsilons=epsilons,
-        privacy=privacy,
-        seed=seed,
-    ).assign(partner=name, model=model)
+        data.X, data.y, data.groups, config=config, model=model, epsilons=epsilons, privacy=privacy, seed=seed
+    ).assign(partner=data.partner, model=model)
+    table = with_measurability(table)
     table["odds"] = [
         explain_epsilon(e, delta=d, language=language)
         for e, d in zip(table["epsilon_spent"], table["delta"], strict=True)
     ]
+    canary = pd.DataFrame()
+    if canaries > 0:
+        canary = canary_audit(
+            data.X,
+            data.y,
+            data.groups,
+            config=config.model_copy(update={"epochs": canary_epochs}),
+            model="mlp",
+            epsilons=epsilons,
+            privacy=privacy,
+            m=canaries,
+            guesses=canary_guesses,
+            rows=canary_rows or privacy.max_rows_per_entity,
+            seed=seed,
+        ).assign(partner=data.partner, model="mlp", epochs=canary_epochs)
+        log_canary_table(canary)
+    table.attrs["canary"] = canary
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         table.to_csv(folder / "membership_audit.csv", index=False)
+        if not canary.empty:
+            canary.to_csv(folder / "canary_audit.csv", index=False)
         leakage_register().to_csv(folder / "leakage_register.csv", index=False)
     if show:
         render_audit(table)
     return table
 
 
+def canary_lines(canary: pd.DataFrame) -> list[str]:
+    """One plain line per ε of a canary table (what is logged and printed under the table)."""
+    lines = []
+    for r in canary.to_dict("records"):
+        rates = []
+        for key in sorted(k[4:] for k in r if k.startswith("tpr_f") and k.count("_") == 1):
+            if r[f"note_{key}"] == "measured":
+                rates.append(
+                    f"TPR at FPR {float(key[1:]):.1%} = {r[f'tpr_{key}']:.1%} "
+                    f"[{r[f'tpr_{key}_lo']:.1%}, {r[f'tpr_{key}_hi']:.1%}]"
+                )
+            else:
+                rates.append(f"FPR {float(key[1:]):.1%}: {r[f'note_{key}']}")
+        lines.append(
+            f"canary audit ε claimed {r['epsilon_spent']:.3g} (target {r['epsilon']:g}): ε lower bound "
+            f"{r['epsilon_lower_bound']:.2f} at {1 - r['beta']:.0%} confidence, m = {r['m']} canaries "
+            f"({r['m_in']} in), {r['correct']}/{r['guesses']} guesses correct; " + "; ".join(rates)
+        )
+    return lines
+
+
+def log_canary_table(canary: pd.DataFrame) -> None:
+    """The canary table on the log (stderr), one line per ε."""
+    import logging
+
+    log = logging.getLogger("fedsim.audit")
+    for line in canary_lines(canary):
+        log.info(line)
+
+
 def render_audit(table: pd.DataFrame) -> None:
-    """Print the membership table (rich) and the leakage register."""
+    """Print the membership table, the canary table (``table.attrs["canary"]``) and the leakage register."""
     from rich.console import Console
     from rich.table import Table
 
@@ -351,12 +597,17 @@ def render_audit(table: pd.DataFrame) -> None:
     for col in ("ε target", "ε spent", "FPR target", "FPR [95% CI]", "TPR [95% CI]", "bound", "ε lower bound", "AUC"):
         t.add_column(col)
     for _, r in table.iterrows():
+        rates = [
+            f"{r['fpr']:.2%} [{r['fpr_lo']:.2%}, {r['fpr_hi']:.2%}]",
+            f"{r['tpr']:.2%} [{r['tpr_lo']:.2%}, {r['tpr_hi']:.2%}]",
+        ]
+        if not r.get("measurable", True):
+            rates = [str(r["note"]), "—"]
         t.add_row(
             f"{r['epsilon']:g}",
             f"{r['epsilon_spent']:.2f}",
             f"{r['fpr_target']:.1%}",
-            f"{r['fpr']:.2%} [{r['fpr_lo']:.2%}, {r['fpr_hi']:.2%}]",
-            f"{r['tpr']:.2%} [{r['tpr_lo']:.2%}, {r['tpr_hi']:.2%}]",
+            *rates,
             f"{r['bound_hi']:.2%}",
             f"{r['epsilon_lower_bound']:.2f}",
             f"{r['auc']:.3f}",
@@ -364,12 +615,49 @@ def render_audit(table: pd.DataFrame) -> None:
     console.print(t)
     for line in dict.fromkeys(table.get("odds", [])):
         console.print(f"• {line}")
+    canary = table.attrs.get("canary")
+    if isinstance(canary, pd.DataFrame) and not canary.empty:
+        console.print(canary_rich_table(canary))
     reg = Table(title="Leakage register: what each party learns")
     for col in ("regime", "party", "learns", "limited by"):
         reg.add_column(col)
     for row in leakage_register().itertuples(index=False):
         reg.add_row(*[str(v) for v in row])
     console.print(reg)
+
+
+def canary_rich_table(canary: pd.DataFrame) -> Any:
+    """The canary table as a rich Table: ε claimed, ε lower bound, m, guesses, correct, TPR at each FPR."""
+    from rich.table import Table
+
+    t = Table(
+        title="One-run canary audit (Steinke, Nasr & Jagielski 2023): empirical ε lower bound "
+        f"at {1 - float(canary['beta'].iloc[0]):.0%} confidence"
+    )
+    keys = sorted(k[4:] for k in canary.columns if k.startswith("tpr_f") and k.count("_") == 1)
+    for col in ("ε target", "ε claimed", "ε lower bound", "m (in)", "guesses", "correct", "AUC"):
+        t.add_column(col)
+    for key in keys:
+        t.add_column(f"TPR at FPR {float(key[1:]):.1%} [95% CI]")
+    for r in canary.to_dict("records"):
+        cells = [
+            f"{r['epsilon']:g}",
+            f"{r['epsilon_spent']:.3g}",
+            f"{r['epsilon_lower_bound']:.2f}",
+            f"{r['m']} ({r['m_in']})",
+            str(r["guesses"]),
+            str(r["correct"]),
+            f"{r['auc']:.3f}",
+        ]
+        for key in keys:
+            measured = r[f"note_{key}"] == "measured"
+            cells.append(
+                f"{r[f'tpr_{key}']:.1%} [{r[f'tpr_{key}_lo']:.1%}, {r[f'tpr_{key}_hi']:.1%}]"
+                if measured
+                else str(r[f"note_{key}"])
+            )
+        t.add_row(*cells)
+    return t
 
 
 def audit_params(table: pd.DataFrame) -> dict[str, Any]:
