@@ -34,10 +34,11 @@ SEED = 2
 SECRET = WorldSecret(hashlib.sha256(b"test_partner_export").digest())
 WORLD = {"preset": "small", "seed": SEED, "overrides": {"persons": 1000, "days": 60}}
 SPLIT = {"train_days": 35, "gap_days": 3, "test_days": 20}
+Exported = tuple[Any, RunContext, dict[str, Path]]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, RunContext, dict[str, Path]]:
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """(experiment spec, the evaluator's run context on the world with a secret, partner → its export folder)."""
     from fedsim.experiment import parse_experiment
     from fedsim.runner import Workspace
@@ -84,7 +85,7 @@ def _identifiers(tables: dict[str, pa.Table]) -> set[int]:
     return out
 
 
-def test_an_attacker_with_an_export_cannot_regenerate_the_world_the_evaluator_can(exported) -> None:  # type: ignore[no-untyped-def]
+def test_an_attacker_with_an_export_cannot_regenerate_the_world_the_evaluator_can(exported: Exported) -> None:
     spec, ctx, folders = exported
     config = spec.world.world_config()  # the attacker even knows the exact config, not only the preset
     held = {p: _export_tables(folders[p], p) for p in folders}
@@ -102,7 +103,7 @@ def test_an_attacker_with_an_export_cannot_regenerate_the_world_the_evaluator_ca
         assert all(again.partners[partner].tables[n].equals(t) for n, t in tables.items())
 
 
-def test_the_export_holds_own_tables_and_received_reports_only_privately(exported) -> None:  # type: ignore[no-untyped-def]
+def test_the_export_holds_own_tables_and_received_reports_only_privately(exported: Exported) -> None:
     _, ctx, folders = exported
     world: World = ctx.world
     for partner, folder in folders.items():
@@ -125,7 +126,7 @@ def test_the_export_holds_own_tables_and_received_reports_only_privately(exporte
         assert held <= mine and not held & others
 
 
-def test_received_reports_are_the_reported_cases_of_the_partner_not_the_truth(exported) -> None:  # type: ignore[no-untyped-def]
+def test_received_reports_are_the_reported_cases_of_the_partner_not_the_truth(exported: Exported) -> None:
     _, ctx, folders = exported
     ce, cases = ctx.truth["case_entities"], ctx.truth["cases"]
     for partner in ("bank_1", "marketplace"):
@@ -147,7 +148,7 @@ def test_received_reports_are_the_reported_cases_of_the_partner_not_the_truth(ex
         assert received["report_id"].max() + 1 == received["report_id"].nunique()  # local numbering, not case ids
 
 
-def test_training_rows_from_the_export_equal_the_in_process_rows(exported) -> None:  # type: ignore[no-untyped-def]
+def test_training_rows_from_the_export_equal_the_in_process_rows(exported: Exported) -> None:
     _, ctx, folders = exported
     positives = {}
     for partner, folder in folders.items():
@@ -170,7 +171,7 @@ def test_training_rows_from_the_export_equal_the_in_process_rows(exported) -> No
         load_partner_context(folders["bank_2"], "bank_1", split=ctx.split, training=ctx.training, seed=0, model="x")
 
 
-def test_a_world_without_a_secret_is_not_exported(exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_world_without_a_secret_is_not_exported(exported: Exported, tmp_path: Path) -> None:
     from fedsim.federation.deployment import main
 
     spec, ctx, _ = exported

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_without_a_secret_a_world_has_the_bytes_it_had_before_secrets_existed() 
 
 
 @pytest.mark.parametrize("config", [known_answer, small], ids=["known-answer", "realistic"])
-def test_same_secret_same_bytes_other_secret_other_world(config) -> None:  # type: ignore[no-untyped-def]
+def test_same_secret_same_bytes_other_secret_other_world(config: Callable[[], WorldConfig]) -> None:
     plain = generate(config(), 2)
     first, again = generate(config(), 2, secret=SECRET), generate(config(), 2, secret=SECRET)
     other = generate(config(), 2, secret=OTHER)
