@@ -16,8 +16,9 @@ Shapes: every array here is ``(d,)`` for ``d`` feature columns; counts are rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ def standardizer_to_lists(s: Standardizer) -> dict[str, list[float]]:
     }
 
 
-def standardizer_from_lists(config: dict[str, object]) -> Standardizer:
+def standardizer_from_lists(config: Mapping[str, Any]) -> Standardizer:
     """Inverse of :func:`standardizer_to_lists`."""
     out = Standardizer()
     out.mean_ = np.asarray(config["std-mean"], dtype=np.float64)

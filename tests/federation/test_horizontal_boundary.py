@@ -13,7 +13,7 @@ from fedsim.regimes import get_regime
 from tests.federation.horizontal_worlds import BANKS, context, workspace
 
 
-def _rules(ws, datas):  # type: ignore[no-untyped-def]
+def _rules(ws, datas):
     ids = identifier_values([ws.features[p].keys() for p in BANKS] + [ws.truth["entities"][["entity_id"]]])
     counts = frozenset(n for d in datas for n in [d.n_rows, *map(len, d.tests.values())])
     return BoundaryRules(identifiers=ids, row_counts=counts, weight_names=frozenset({"net.weight", "net.bias"}))
@@ -46,7 +46,7 @@ def test_boundary_checker_passes_model_updates_and_catches_leaks() -> None:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("flower")
-def test_only_model_updates_and_aggregates_cross_the_partner_boundary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_only_model_updates_and_aggregates_cross_the_partner_boundary(tmp_path) -> None:
     ws = workspace()
     ctx = context(ws, rounds=2, capture_dir=str(tmp_path / "capture"))
     rules = _rules(ws, [build_partner_data(partner_only(ctx, p), p) for p in BANKS])

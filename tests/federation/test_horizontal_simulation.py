@@ -8,6 +8,7 @@ xdist worker (``xdist_group("flower")``) so Ray starts once per test session.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_fedavg_reaches_pooled_average_precision_on_similar_banks() -> None:
     assert len(fed.scores) == len(pooled.scores)
 
 
-def test_flower_run_gives_the_in_process_fedavg_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_flower_run_gives_the_in_process_fedavg_model(tmp_path: Path) -> None:
     import pandas as pd
 
     from fedsim.federation.horizontal import HorizontalSettings, run_horizontal, run_in_process
@@ -77,7 +78,7 @@ def test_non_iid_case_split_runs_and_records() -> None:
     assert result.metrics["train_rows.bank_1"] > 0
 
 
-def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation(tmp_path: Path) -> None:
     from fedsim.federation.engine import read_capture
 
     ws = workspace()
@@ -99,7 +100,7 @@ def test_secure_aggregation_gives_the_plain_fedavg_model_up_to_quantisation(tmp_
     assert "train_loss.bank_1" not in secure.step_metrics  # per-partner losses stay hidden under SecAgg+
 
 
-def test_dp_sgd_inside_each_partner_reports_each_partners_epsilon(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dp_sgd_inside_each_partner_reports_each_partners_epsilon(tmp_path: Path) -> None:
     from fedsim.federation.engine import read_capture
     from fedsim.privacy import PrivacySettings
 
@@ -152,7 +153,7 @@ def test_ray_stays_warm_between_federated_runs() -> None:
     assert (RAY_STATS.pools_built, RAY_STATS.pools_reused) == (built, reused + 1)
 
 
-def test_horizontal_run_is_tracked_like_any_other_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_horizontal_run_is_tracked_like_any_other_run(tmp_path: Path) -> None:
     import mlflow
     import yaml
 
