@@ -5,7 +5,8 @@ The promise of the split-learning apps, as rules a captured run
 
 1. the message type is one of the protocol's queries (``query.<action>``, :data:`ACTIONS`);
 2. every entry belongs to a declared channel (:data:`CHANNELS`): PSI messages, embeddings, gradients,
-   model arrays, the schedule (anchors + decision times), batch row positions, counts, settings;
+   model arrays, the schedule (anchors + decision times), batch row positions, counts (under DP also
+   the holder's Poisson rate ``dp_q/<party>``), settings;
 3. embeddings, gradients and model arrays are float arrays; anchors and row positions are integer
    positions below ``position_limit`` (never identifiers); PSI messages are bytes;
 4. no value anywhere is an identifier (entity id, salted key hash) — anchors, row positions and
@@ -51,7 +52,7 @@ CHANNELS: dict[str, str] = {
     "model": r"model/[\w./]+",
     "schedule": r"schedule_(anchor|ts)/\w+",
     "batch": r"rows/\w+",
-    "count": r"(width|schedule_train|unmatched_train|matched|weight)/\w+"
+    "count": r"(width|schedule_train|unmatched_train|matched|weight|dp_q)/\w+"
     r"|width|train_rows|loss|rows|done|train|phase|reset_optimizer",
     "settings": r"plan|parties|holders|keys/\w+|keys|partner|block|role",
 }
