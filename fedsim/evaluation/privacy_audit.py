@@ -16,7 +16,10 @@ example. For a logistic/BCE top the gradient is (p − y)·∂z/∂e, so positiv
 opposite directions and — rare positives being badly predicted — positives have larger norms (Li,
 Sun, Wang, Yang, Zhang & Zhu 2022, "Label leakage and protection in two-party split learning", ICLR:
 the norm and the direction/cosine attacks). :func:`label_leakage_scores` implements both without any
-label; :func:`label_leakage_report` scores them against the true labels (ROC-AUC; 0.5 = no leak).
+label; :func:`label_leakage_report` scores them against the true labels (ROC-AUC; 0.5 = no leak). Every
+vertical and hybrid run applies them to each gradient block a party receives
+(:func:`fedsim.federation.vertical.node.record_leakage`) and logs ``label_leak_<attack>_auc.<party>``
+(:func:`fedsim.regimes.vertical.label_leakage_metrics`).
 """
 
 from __future__ import annotations

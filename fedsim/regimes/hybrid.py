@@ -16,8 +16,16 @@ bank's local update is one pass of vertical split learning with the telco and th
   widths agree (a column missing only at one bank would otherwise change the model's shape).
 
 The coordinator sees the banks' model arrays (no secure aggregation here) on top of what it relays in
-the vertical regime; see :func:`fedsim.regimes.vertical.leakage_register`. A coalition needs two or
-more label holders (:meth:`Hybrid.admits`); with one, the vertical regime is the same protocol.
+the vertical regime; see :func:`fedsim.regimes.vertical.leakage_register`.
+
+Privacy (``privacy.epsilon``) as in the vertical regime (:mod:`fedsim.federation.vertical.split_dp`):
+every bank applies label DP (randomized response) to its own training labels, and each party trains its
+per-bank bottom models with DP-SGD; a party's entity may sit in every bank's federation, so its σ is
+chosen, and its ε accounted, for the composition of all of them (``dp_epsilon.<party>``). The banks'
+label-side models are not DP-trained: their features reach the coordinator through the averaged arrays.
+
+A coalition needs two or more label holders (:meth:`Hybrid.admits`); with one, the vertical regime is
+the same protocol.
 """
 
 from __future__ import annotations

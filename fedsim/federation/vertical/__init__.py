@@ -11,6 +11,9 @@ Cut the way Flower's vertical example is:
   :mod:`.deployment_app` — the same apps for ``flwr run``.
 * :mod:`.data` — the bundles each partner holds and the run :class:`~.data.Plan`.
 * :mod:`.run` — :func:`run_split_learning` on any engine; :mod:`.boundary` — what may cross a boundary.
+* :mod:`.split_dp` — DP: label DP by randomized response at the holder, DP-SGD (per-entity clipping,
+  Poisson batches) on each party's bottom model; :func:`.node.record_leakage` — the label-leakage
+  attacks each party runs on the gradients it receives (scored by the regime in every run).
 """
 
 from fedsim.federation.vertical.data import HolderData, PartyData, Plan, out_dir, write_bundle
