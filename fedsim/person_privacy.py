@@ -36,6 +36,7 @@ adding a model never lowers anyone's ε; a run with one model gives a person in 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -258,12 +259,18 @@ def _orders() -> np.ndarray:
 
 def _model_rdp(history: History, orders: np.ndarray) -> np.ndarray:
     """RDP curve of a model's Poisson-subsampled Gaussian steps at ``orders`` (Mironov, Talwar & Zhang 2019)."""
+    return np.asarray(_cached_rdp(tuple(history), tuple(float(a) for a in orders)))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_rdp(history: History, orders: tuple[float, ...]) -> tuple[float, ...]:
+    # fractional orders are a slow series in Opacus; persons of a run share few (model, group size) pairs
     from opacus.accountants.analysis.rdp import compute_rdp
 
     total = np.zeros(len(orders))
     for sigma, q, steps in history:
         total += np.asarray(compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=list(orders)), dtype=float)
-    return total
+    return tuple(total.tolist())
 
 
 def group_rdp(history: History, k: int, orders: np.ndarray) -> np.ndarray:
@@ -338,9 +345,7 @@ def person_epsilons(
     at = run_delta(exposures) if delta is None else float(delta)
     models = [e.model for e in exposures]
     patterns = ks[models].drop_duplicates()
-    bounds = {
-        tuple(row): person_bound(exposures, row, delta=at) for row in patterns.itertuples(index=False, name=None)
-    }
+    bounds = {tuple(row): person_bound(exposures, row, delta=at) for row in patterns.itertuples(index=False, name=None)}
     rows = [bounds[tuple(r)] for r in ks[models].itertuples(index=False, name=None)]
     out = ks.copy()
     out["n_models"] = (ks[models] > 0).sum(axis=1)
