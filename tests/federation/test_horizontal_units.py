@@ -29,6 +29,7 @@ from fedsim.federation.standardize import (
     standardizer_to_lists,
 )
 from fedsim.models import Standardizer, make_model
+from fedsim.privacy import PrivacySettings
 from fedsim.regimes import get_regime
 from fedsim.regimes.horizontal import kind_groups
 from fedsim.rows import TrainingSettings
@@ -244,3 +245,52 @@ def test_dp_rounds_carry_the_accountant_and_end_within_the_target_epsilon() -> N
     assert 0 < eps1 < eps2 <= 2.0 * (1 + 1e-6)
     assert second.dp_metrics["dp_rounds"] == 2.0 and second.dp_state is not None
     assert second.dp_state["rounds_done"] == 2
+
+
+_SIGMA_CELL = {"noise_multiplier": [1.3], "delta": 1e-5, "max_grad_norm": 0.7, "accountant": "rdp"}
+
+
+@pytest.mark.parametrize(
+    ("privacy", "expected"),
+    [
+        (
+            {**_SIGMA_CELL, "max_rows_per_entity": 5},
+            PrivacySettings(
+                noise_multiplier=1.3, delta=1e-5, max_grad_norm=0.7, accountant="rdp", max_rows_per_entity=5
+            ),
+        ),
+        ({"epsilon": [2.5], "max_grad_norm": 2.0}, PrivacySettings(target_epsilon=2.5, max_grad_norm=2.0)),
+    ],
+)
+def test_written_app_run_config_carries_every_privacy_field_of_the_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, privacy: dict[str, object], expected: PrivacySettings
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from fedsim.cli import app
+    from fedsim.federation.horizontal.deployment_config import settings_from
+    from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
+
+    (tmp_path / "world.secret").write_bytes(bytes(range(32)))
+    spec = {
+        "name": "write-app-dp",
+        "world": {**KNOWN_ANSWER_WORLD, "secret_file": "world.secret"},
+        "split": KNOWN_ANSWER_SPLIT,
+        "regimes": ["horizontal"],
+        "coalitions": [list(BANKS)],
+        "models": ["logistic"],
+        "seeds": [0],
+        "federation": {"rounds": 2, "secure_aggregation": True},
+        "privacy": privacy,
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["deploy", "write-app", "exp.yaml", "--out", "app"])
+    assert result.exit_code == 0, result.output
+    config = tomllib.loads((tmp_path / "app" / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    # the ServerApp and every ClientApp read their settings back from this run config: σ or target ε, C, δ,
+    # accountant and row cap must all survive, and with them SecAgg+ and the schedule that fixes the ledger
+    settings = settings_from(config)
+    assert settings.privacy == expected
+    assert settings.secure_aggregation and settings.rounds == 2
