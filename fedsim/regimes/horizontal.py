@@ -1,7 +1,8 @@
 """Horizontal FL: partners of one kind (several banks, several marketplaces) train one model together.
 
-Only model updates leave a partner (optionally under SecAgg+); the Flower apps, engines and the
-federated standardisation live in :mod:`fedsim.federation.horizontal`. Each partner builds its rows
+Model updates leave a partner (optionally under SecAgg+), and a few aggregates that the leakage register
+(:attr:`Horizontal.leakage`) lists one by one with who sees them and what bounds them; the Flower apps,
+engines and the federated standardisation live in :mod:`fedsim.federation.horizontal`. Each partner builds its rows
 exactly as in the siloed regime (its own features, its own reports as labels and watchlist), so
 "horizontal vs. siloed" isolates the effect of training one model together, and "horizontal vs.
 pooled" (pooled restricted to the same partners) the cost of federating instead of pooling.
@@ -17,8 +18,10 @@ Decisions recorded with every run: standardisation is *federated* (one global me
 partners' column moments, equal to the pooled standardiser) and so is the class balance (global
 Σw₋/Σw₊); engine, rounds, strategy, μ, local epochs and SecAgg+ are params (``fl_*``); the weighted
 train loss per round is the step metric ``train_loss.<kind>`` (and ``train_loss.<partner>`` per
-partner); a partner that fails a round is left out of it and named in ``fl_dropouts``. Under DP each
-partner's ledger is logged as ``dp_<field>.<partner>``.
+partner; not under SecAgg+, where only the securely summed mean exists); a partner that fails a round is
+left out of it and named in ``fl_dropouts``. Under DP each partner's full ledger (ε, δ, σ, q, steps, …) is
+logged as ``dp_<field>.<partner>`` — also under SecAgg+, where it comes from the partner's own output
+folder, not from the anonymous replies — so ε can be recomputed; no train loss leaves a partner under DP.
 """
 
 from __future__ import annotations
