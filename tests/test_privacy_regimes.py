@@ -52,6 +52,11 @@ def test_epsilon_sweep_runs_end_to_end_and_logs_the_dp_ledger(ws: Workspace) -> 
     assert m["dp_sample_rate.bank_1"] == pytest.approx(1 / math.ceil(n_entities / 64))
     assert m["dp_sigma.bank_1"] > 0 and m["dp_max_grad_norm.bank_1"] == 1.0 and m["dp_steps.bank_1"] > 0
     assert m["dp_max_entities_per_person.bank_1"] >= 1
+    # one model in the run: a person in it once gets exactly its ε; the run's unit is the person
+    assert m["dp_models"] == 1 and m["dp_persons"] > 0
+    assert m["dp_epsilon_person_median"] == pytest.approx(m["dp_epsilon.bank_1"])
+    assert m["dp_epsilon_person_max"] >= m["dp_epsilon.bank_1"]
+    assert private.params["dp_unit"].startswith("person") and plain.params["dp_unit"].startswith("none")
     assert not any(k.startswith("dp_") for k in plain.metrics)
     for result in (private, plain):  # the evaluation ran on the DP scores like on any other
         assert 0.0 <= result.metrics["ed_h0_cal1"] <= 1.0
