@@ -394,6 +394,14 @@ def test_odds_wording_en_and_nl() -> None:
     assert "δ = 1e-05" in explain_epsilon(1.0, delta=1e-5)
 
 
+def test_odds_wording_names_the_per_person_unit() -> None:
+    # the pooled run: ε = 2.99 per person (all models composed) is ×20 in odds, not ×2.7
+    text = explain_epsilon(2.99, per_person=True)
+    assert "ε = 2.99 (per person, all models composed)" in text and "20-fold" in text and "models together" in text
+    assert "(per persoon, alle modellen samen)" in explain_epsilon(2.99, language="nl", per_person=True)
+    assert "per person" not in explain_epsilon(2.99)
+
+
 def test_client_level_dp_is_not_in_the_schema() -> None:
     # A setting that is accepted and then always fails is not allowed: client-level DP is an unknown key.
     with pytest.raises(ExperimentError, match=r"privacy\.client_level: unknown key; allowed keys here: epsilon"):
