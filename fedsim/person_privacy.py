@@ -73,7 +73,9 @@ class ModelExposure:
     history: its accountant's (σ, q, steps) stretches; delta, epsilon: the model's own (ε, δ) as its
     accountant (``accountant``: 'prv' or 'rdp') reported it. examples: one row per (example, entity) with
     columns ``example`` (int, the privacy unit of the model), ``partner``, ``entity_id``; an example holds
-    its home entity and every entity whose features were joined into it.
+    its home entity and every entity whose features were joined into it. pure_epsilon: a pure ε-DP
+    mechanism on the same examples that is part of the model (e.g. labels by randomized response), 0 if
+    none; ``epsilon`` must then cover it too. A model of a pure mechanism only has no history and δ = 0.
     """
 
     model: str
@@ -82,15 +84,20 @@ class ModelExposure:
     epsilon: float
     accountant: str
     examples: pd.DataFrame = field(repr=False)
+    pure_epsilon: float = 0.0
 
     def __post_init__(self) -> None:
         missing = set(EXAMPLE_COLUMNS) - set(self.examples.columns)
         if missing:
             raise PersonPrivacyError(f"examples of {self.model!r}: missing columns {sorted(missing)}")
-        if not 0 < self.delta < 1 or not self.epsilon >= 0 or not self.history:
+        gaussian_ok = bool(self.history) and 0 < self.delta < 1
+        pure_only = not self.history and self.pure_epsilon > 0 and 0 <= self.delta < 1
+        if not (gaussian_ok or pure_only) or not self.epsilon >= self.pure_epsilon >= 0:
             raise PersonPrivacyError(
-                f"{self.model!r}: delta = {self.delta!r}, epsilon = {self.epsilon!r}, history = {self.history!r};"
-                " allowed: 0 < delta < 1, epsilon >= 0 and at least one (σ, q, steps) stretch"
+                f"{self.model!r}: delta = {self.delta!r}, epsilon = {self.epsilon!r}, history = {self.history!r}, "
+                f"pure_epsilon = {self.pure_epsilon!r}; allowed: at least one (σ, q, steps) stretch with "
+                "0 < delta < 1, or a pure mechanism only (pure_epsilon > 0, 0 <= delta < 1); "
+                "epsilon >= pure_epsilon >= 0"
             )
 
     @classmethod
@@ -273,18 +280,24 @@ def _cached_rdp(history: History, orders: tuple[float, ...]) -> tuple[float, ...
     return tuple(total.tolist())
 
 
-def group_rdp(history: History, k: int, orders: np.ndarray) -> np.ndarray:
-    """RDP curve at ``orders`` for a group of k examples (Mironov 2017, Prop. 2, k rounded up to 2^c).
+def group_rdp(history: History, k: int, orders: np.ndarray, pure_epsilon: float = 0.0) -> np.ndarray:
+    """RDP curve at ``orders`` for a group of k examples.
 
-    Order α of the group needs the model's order 2^c·α, valid for α ≥ 2; lower orders get +inf.
+    Sampled Gaussian steps: Mironov 2017, Prop. 2 with k rounded up to 2^c; order α of the group needs the
+    model's order 2^c·α, valid for α ≥ 2, so lower orders get +inf. A pure ε-DP part is kε-DP for the group
+    (Dwork & Roth 2014, Thm 2.2), hence (α, min(kε, α(kε)²/2))-RDP (Bun & Steinke 2016, Prop. 3.3).
     """
     if k <= 0:
         return np.zeros(len(orders))
+    pure = k * pure_epsilon
+    out = np.minimum(pure, orders * pure**2 / 2) if pure > 0 else np.zeros(len(orders))
+    if not history:
+        return out
     c = math.ceil(math.log2(k)) if k > 1 else 0
     if c == 0:
-        return _model_rdp(history, orders)
+        return out + _model_rdp(history, orders)
     scaled = _model_rdp(history, orders * 2**c) * 3**c
-    return np.where(orders >= 2, scaled, np.inf)
+    return out + np.where(orders >= 2, scaled, np.inf)
 
 
 def rdp_composition(exposures: Sequence[ModelExposure], ks: Sequence[int], delta: float) -> float:
@@ -295,7 +308,7 @@ def rdp_composition(exposures: Sequence[ModelExposure], ks: Sequence[int], delta
     total = np.zeros(len(orders))
     for e, k in zip(exposures, ks, strict=True):
         if k > 0:
-            total += group_rdp(e.history, int(k), orders)
+            total += group_rdp(e.history, int(k), orders, e.pure_epsilon)
     if not np.isfinite(total).any():
         return math.inf
     finite = np.isfinite(total)
@@ -328,7 +341,7 @@ def person_bound(exposures: Sequence[ModelExposure], ks: Sequence[int], *, delta
         return PersonBound(0.0, delta, 0.0, 0.0, 0.0)
     exps, kk = [e for e, _ in present], [k for _, k in present]
     eps_basic, delta_basic = basic_composition(exps, kk)
-    eps_rdp = rdp_composition(exps, kk, delta) if delta < 1 else math.inf
+    eps_rdp = rdp_composition(exps, kk, delta) if 0 < delta < 1 else math.inf
     eps = min(eps_rdp, eps_basic) if delta_basic <= delta * (1 + 1e-12) else eps_rdp
     return PersonBound(eps, delta, eps_basic, delta_basic, eps_rdp)
 

@@ -145,6 +145,27 @@ def test_group_size_comes_from_the_data_and_joined_entities_count() -> None:
     assert summary_metrics(persons, 1)["dp_max_entities_per_person"] == 2
 
 
+def test_a_pure_label_mechanism_composes_with_the_gaussian_models() -> None:
+    # e.g. labels released by randomized response at ε = 1: pure ε-DP, k·ε for a group of k
+    truth = _truth([("bank_1", 1, 7), ("bank_1", 2, 7), ("bank_1", 3, 8)])
+    labels = ModelExposure(
+        "labels.bank_1",
+        (),
+        0.0,
+        1.0,
+        "pure",
+        _examples([("bank_1", 1), ("bank_1", 2), ("bank_1", 3)]),
+        pure_epsilon=1.0,
+    )
+    alone = person_epsilons([labels], truth)
+    assert alone.loc["p8", "epsilon"] == 1.0 and alone.loc["p7", "epsilon"] == 2.0 and alone.loc["p8", "delta"] == 0
+
+    gaussian = _exposure("bank_1", _examples([("bank_1", 1), ("bank_1", 3)]))
+    both = person_epsilons([gaussian, labels], truth)
+    assert both.loc["p8", "epsilon"] > max(gaussian.epsilon, 1.0) - 1e-9
+    assert both.loc["p8", "epsilon"] <= gaussian.epsilon + 1.0 + 1e-9  # never worse than basic composition
+
+
 def test_register_outside_a_recording_is_ignored_and_inside_is_kept() -> None:
     exposure = _exposure("bank_1", _examples([("bank_1", 1)]))
     register_exposure(exposure)  # no run being recorded: nothing to keep, no error
