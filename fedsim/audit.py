@@ -618,6 +618,8 @@ def render_audit(table: pd.DataFrame) -> None:
     canary = table.attrs.get("canary")
     if isinstance(canary, pd.DataFrame) and not canary.empty:
         console.print(canary_rich_table(canary))
+        for line in canary_lines(canary):
+            console.print(f"• {line}")
     reg = Table(title="Leakage register: what each party learns")
     for col in ("regime", "party", "learns", "limited by"):
         reg.add_column(col)
