@@ -492,8 +492,10 @@ _CHANNEL_LIMIT = {
     "batches": "not limited in this protocol (under DP, Poisson batches independent of the data)",
     "embeddings": "not limited: DP-SGD on the bottom models covers their weights, not the per-row embeddings "
     "the label holder receives",
-    "gradients": "label DP at the label holder (randomized response, ε per training row, Ghazi et al. 2021): any "
-    "test of one row's label has ROC-AUC ≤ e^ε/(1+e^ε); the attacks' AUC is logged in every run",
+    "gradients": "label DP at the label holder (randomized response, ε per training row, Ghazi et al. 2021): what "
+    "the gradients add about a row's label, its features fixed, is bounded (ROC-AUC ≤ e^ε/(1+e^ε)); the holder's "
+    "own features, which predict the label, still shape the gradients and are not covered; the attacks' AUC is "
+    "logged in every run",
     "bottom_models": "DP-SGD per party (per-entity clipping, Poisson batches of the holder's entities, "
     "accountant ledger dp_*.<party>): (ε, δ) for one entity's features in the bottom-model weights",
     "coordinator": "not limited in this protocol (the coordinator is trusted to relay only)",

@@ -78,7 +78,9 @@ def test_label_leakage_is_near_total_without_protection_and_bounded_with_label_d
     runs: dict[float, RegimeResult],
 ) -> None:
     open_, private = runs[math.inf].metrics, runs[1.0].metrics
-    bound = split_dp.label_auc_bound(1.0)  # 0.73: no test of one row's label does better under 1-label-DP
+    # 0.73, the bound for one row's label with its features fixed; cross-row attacks may exceed it where the
+    # holder's own features predict the label (split_dp's doc); on this world they stay under it
+    bound = split_dp.label_auc_bound(1.0)
     for p in PARTIES:
         assert open_[f"label_leak_norm_auc.{p}"] > 0.95
         assert open_[f"label_leak_direction_auc.{p}"] > 0.95
