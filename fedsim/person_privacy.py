@@ -29,9 +29,10 @@ the runner records every cell and logs :func:`summary_metrics` of :func:`person_
   2^c when α ≥ 2^{c+1}; k is rounded up to a power of two), orders added up over the models
   (Mironov 2017, Prop. 1) and converted to (ε, δ) (Balle et al. 2020, Thm 21).
 
-Every person of a run is stated at one δ, the sum of the run's model δs (:func:`run_delta`). The basic bound
-counts only where its δ is no larger (all k_m = 1), so the minimum states one (ε, δ) pair. At a fixed δ,
-adding a model never lowers anyone's ε; a run with one model gives a person in it once exactly its ε.
+Every person of a run is stated at one δ, the sum of the run's model δs, at most 1/(10·persons)
+(:func:`run_delta`). The basic bound counts only where its δ is no larger (all k_m = 1), so the minimum
+states one (ε, δ) pair. At a fixed δ, adding a model never lowers anyone's ε; a run with one model gives
+a person in it once exactly its ε.
 """
 
 from __future__ import annotations
@@ -327,10 +328,12 @@ class PersonBound:
     epsilon_rdp: float
 
 
-def run_delta(exposures: Sequence[ModelExposure]) -> float:
-    """The δ of every per-person statement of a run: Σ of its models' δ (what basic composition of one
-    example per model costs), the same for every person so that bounds compare across persons."""
-    return min(sum(e.delta for e in exposures), 1.0)
+def run_delta(exposures: Sequence[ModelExposure], n_persons: int) -> float:
+    """The δ of every per-person statement of a run, the same for every person: Σ of its models' δ (what
+    basic composition of one example per model costs), but at most 1/(10·n) for the run's n persons — the
+    rule each model's δ follows (:func:`fedsim.privacy.default_delta`, Dwork & Roth 2014 §2.3: δ ≪ 1/n), which
+    small training sets would otherwise break once their δs are summed over models."""
+    return min(sum(e.delta for e in exposures), 1.0 / (10.0 * max(int(n_persons), 1)))
 
 
 def person_bound(exposures: Sequence[ModelExposure], ks: Sequence[int], *, delta: float) -> PersonBound:
@@ -355,7 +358,7 @@ def person_epsilons(
     ks = group_sizes(exposures, entities)
     if ks.empty:
         return ks
-    at = run_delta(exposures) if delta is None else float(delta)
+    at = run_delta(exposures, len(ks)) if delta is None else float(delta)
     models = [e.model for e in exposures]
     patterns = ks[models].drop_duplicates()
     bounds = {tuple(row): person_bound(exposures, row, delta=at) for row in patterns.itertuples(index=False, name=None)}
