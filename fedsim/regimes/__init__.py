@@ -8,6 +8,7 @@ leakage register read it. Add a regime by subclassing :class:`Regime` and callin
 from fedsim.regimes.base import LeakageRow, Regime, RegimeResult, RunContext, TrainingSettings
 from fedsim.regimes.horizontal import Horizontal
 from fedsim.regimes.hybrid import Hybrid
+from fedsim.regimes.mo_alerts import MoAlerts
 from fedsim.regimes.pooled import Pooled, PooledOracle
 from fedsim.regimes.registry import (
     get_regime,
@@ -34,6 +35,7 @@ for _builtin in (
     Vertical,
     Hybrid,
     Rules,
+    MoAlerts,
 ):
     register_regime(_builtin, replace=True)
 
