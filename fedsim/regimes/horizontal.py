@@ -174,7 +174,7 @@ def outcome_metrics(block: str, out: HorizontalOutcome) -> tuple[dict[str, float
 
     Not the wall times, which only the machine that ran the rounds can measure. Warns when the train loss
     had not flattened (:func:`fedsim.training.loss_flattened`)."""
-    withheld = bool(out.dp) and all(math.isnan(v) for v in out.round_loss)  # under DP the banks keep their losses
+    withheld = not out.loss_released  # under DP the banks keep their losses
     steps = {} if withheld else {f"train_loss.{block}": list(out.round_loss)}
     for partner, losses in out.partner_loss.items():
         if any(not math.isnan(v) for v in losses):  # SecAgg+ hides per-partner losses

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -294,3 +295,35 @@ def test_written_app_run_config_carries_every_privacy_field_of_the_cell(
     settings = settings_from(config)
     assert settings.privacy == expected
     assert settings.secure_aggregation and settings.rounds == 2
+
+
+def test_outcome_metrics_log_no_loss_when_the_partners_kept_it_and_every_ledger_field(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fedsim.federation.horizontal import HorizontalOutcome
+    from fedsim.regimes.horizontal import outcome_metrics
+
+    ledger = {"dp_epsilon": 0.9, "dp_delta": 1e-4, "dp_sigma": 2.0, "dp_sample_rate": 0.25, "dp_steps": 8.0}
+    nan = [math.nan, math.nan]
+    out = HorizontalOutcome(
+        partners=["bank_1", "bank_2"],
+        rounds=2,
+        round_loss=nan,
+        partner_loss={"bank_1": nan, "bank_2": nan},
+        dropouts={},
+        n_examples={"bank_1": 10, "bank_2": 12},
+        n_features=3,
+        pos_weight=5.0,
+        uninformative=False,
+        secure_aggregation=True,
+        strategy="fedavg",
+        dp={"bank_1": ledger, "bank_2": ledger},
+        loss_released=False,
+    )
+    with caplog.at_level("WARNING", logger="fedsim.regimes"):
+        metrics, steps = outcome_metrics("bank", out)
+    assert steps == {} and "fl_final_train_loss.bank" not in metrics
+    assert "still falling" not in caplog.text and "cannot be judged" not in caplog.text
+    assert {k for k in metrics if k.endswith(".bank_2") and k.startswith("dp_")} == {f"{k}.bank_2" for k in ledger}
+    released, _ = outcome_metrics("bank", replace(out, round_loss=[0.7, 0.6], loss_released=True))
+    assert released["fl_final_train_loss.bank"] == 0.6

@@ -83,6 +83,7 @@ def run_in_process(
         strategy=settings.strategy,
         rounds_seconds=time.perf_counter() - started,
         dp=log.dp,
+        loss_released=settings.privacy is None,
     )
     return arrays, outcome, {**config, "constant": positive <= 0}
 

@@ -191,6 +191,7 @@ def run_server(grid: Any, context: Any, settings: HorizontalSettings, *, expecte
         rounds_seconds=rounds_seconds,
         failure_reasons=log.reasons,
         dp=log.dp,
+        loss_released=settings.privacy is None,
     )
 
 

@@ -117,7 +117,7 @@ class HorizontalOutcome:
     ``dp_steps``, ``dp_delta``, …: enough to recompute ε). Without SecAgg+ the server reads it from the train
     replies; under SecAgg+ the replies carry none, and the run collects each partner's own ledger file
     (:data:`~.protocol.LEDGER_FILE`) from its output directory, as it collects its scores.
-    round_loss is NaN under DP (the partners keep their exact losses).
+    loss_released: False under DP, where the partners keep their exact losses and round_loss is NaN.
     """
 
     partners: list[str]
@@ -134,6 +134,7 @@ class HorizontalOutcome:
     rounds_seconds: float = math.nan
     failure_reasons: dict[str, str] = field(default_factory=dict)
     dp: dict[str, dict[str, float]] = field(default_factory=dict)
+    loss_released: bool = True
 
     def write(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
