@@ -10,6 +10,11 @@ must satisfy, message by message, in both directions:
 3. no array, list or scalar holds an identifier value (entity ids, salted hashes of phones, IBANs …);
 4. no array axis and no list is as long as a partner's training or test row count (no per-row data);
 5. no text value is an identifier written out in digits.
+
+Under SecAgg+ one more rule (:func:`check_anonymous_replies`): a train reply carries nothing that tells
+one partner from another in the clear — its ``num_examples`` is the constant
+:data:`~fedsim.federation.horizontal.protocol.SECAGG_WEIGHT` and no loss or DP-ledger value travels beside
+the masked vector (Bell et al. 2020: the server is to learn only the sum).
 """
 
 from __future__ import annotations
@@ -109,3 +114,25 @@ def identifier_values(frames: Sequence[pd.DataFrame]) -> np.ndarray:
             if vals.size and np.issubdtype(np.asarray(vals).dtype, np.number):
                 parts.append(np.asarray(vals, dtype=np.int64))
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+SECAGG_COUNT_KEY = "fitres.num_examples/num_examples"
+"""Where a SecAgg+ train reply (Flower's legacy FitRes layout) carries its example count in the clear."""
+_PER_PARTNER_WORDS = ("loss", "dp_", "examples")
+
+
+def check_anonymous_replies(messages: Iterable[CapturedMessage], *, constant: int) -> list[str]:
+    """Violations of the SecAgg+ rule in a captured run: a clear count other than ``constant``, or a loss,
+    DP-ledger or example-count value beside the masked vector, in any reply a partner sent."""
+    out = []
+    for msg in messages:
+        if msg.direction != "from_partner" or msg.message_type != "train":
+            continue
+        where = f"{msg.direction} {msg.message_type} {msg.node_config}"
+        for key, value in {**msg.metrics, **msg.configs}.items():
+            if key == SECAGG_COUNT_KEY:
+                if value != constant:
+                    out.append(f"{where}: num_examples = {value!r} in the clear; allowed: the constant {constant}")
+            elif any(word in key.split("/", 1)[-1] for word in _PER_PARTNER_WORDS):
+                out.append(f"{where}: {key!r} travels in the clear beside the masked update")
+    return out

@@ -58,3 +58,19 @@ def test_only_model_updates_and_aggregates_cross_the_partner_boundary(tmp_path) 
     assert sum(1 for m in messages if m.message_type == "train" and m.direction == "from_partner") == 6
     assert all(m.arrays for m in messages if m.message_type == "train")
     assert check_messages(messages, rules) == []
+
+
+def test_anonymous_reply_rule_catches_a_clear_count_loss_or_ledger() -> None:
+    from fedsim.federation.boundary import SECAGG_COUNT_KEY, check_anonymous_replies
+
+    def reply(**metrics: float) -> CapturedMessage:
+        return CapturedMessage("from_partner", "train", {"partition-id": 0}, metrics=metrics)
+
+    assert check_anonymous_replies([reply(**{SECAGG_COUNT_KEY: 1})], constant=1) == []
+    leaks = {
+        "exact count": reply(**{SECAGG_COUNT_KEY: 812}),
+        "loss": reply(**{SECAGG_COUNT_KEY: 1, "fitres.metrics/train-loss": 0.4}),
+        "ledger": reply(**{SECAGG_COUNT_KEY: 1, "fitres.metrics/dp_epsilon": 0.9}),
+    }
+    for what, msg in leaks.items():
+        assert check_anonymous_replies([msg], constant=1), what
