@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from fedsim.audit import canary_audit, make_canaries, with_canaries
+from fedsim.audit import canary_audit, canary_params, make_canaries, with_canaries
 from fedsim.evaluation.canary_audit import (
     canary_guesses,
     min_nonmembers,
@@ -180,6 +180,9 @@ def test_audit_command_prints_and_saves_the_canary_table(tmp_path: Path) -> None
     canary = pd.read_csv(tmp_path / "out" / "canary_audit.csv")
     assert canary.loc[0, "m"] == 200 and canary.loc[0, "guesses"] == 40
     assert canary.loc[0, "epsilon_lower_bound"] == pytest.approx(table.attrs["canary"]["epsilon_lower_bound"].iloc[0])
+    flat = canary_params(table.attrs["canary"])
+    assert flat["canary_eps_lb_einf"] == pytest.approx(canary.loc[0, "epsilon_lower_bound"])
+    assert flat["canary_correct_einf"] == canary.loc[0, "correct"]
     membership = pd.read_csv(tmp_path / "out" / "membership_audit.csv")
     at_01 = membership[membership["fpr_target"] == 0.001].iloc[0]
     assert not at_01["measurable"] and "not measurable with n =" in at_01["note"]  # ~1,000 entities: too few
