@@ -29,7 +29,17 @@ from fedsim.regimes import RegimeResult
 from fedsim.runner import Workspace, partners_of, world_dir
 from fedsim.settings import FederationSettings
 from synthetic.schema import partner_block
-from synthetic.world import SECRET_ENV, SECRET_FIELD, World, WorldError, generate, read_world, secret_from, write_world
+from synthetic.world import (
+    SECRET_ENV,
+    SECRET_FIELD,
+    World,
+    WorldError,
+    generate,
+    read_world,
+    secret_from,
+    secret_suffix,
+    write_world,
+)
 
 if TYPE_CHECKING:
     from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
@@ -91,8 +101,8 @@ def deployment_world(spec: ExperimentSpec, root: Path) -> World:
             "deploy: the world needs a secret (partners' exports must not let them rebuild it from the seed); set "
             f"world.secret_file in the experiment or {SECRET_ENV}=FILE (make one: `openssl rand -hex 32 > FILE`)"
         )
-    base = world_dir(spec, root)
-    path = base.with_name(f"{base.name}-secret{secret.fingerprint()[:12]}")
+    base, suffix = world_dir(spec, root), secret_suffix(secret)
+    path = base if base.name.endswith(suffix) else base.with_name(base.name + suffix)
     if path.exists():
         try:
             world = read_world(path)

@@ -63,6 +63,7 @@ __all__ = [
     "read_manifest",
     "read_secret",
     "secret_from",
+    "secret_suffix",
     "read_world",
     "to_pandas",
     "verify_world",
@@ -95,6 +96,11 @@ def generate(
     world.manifest = {SECRET_FIELD: secret.fingerprint()} if secret is not None else {}
     world.manifest = build_manifest(world, world.blobs)
     return world
+
+
+def secret_suffix(secret: WorldSecret) -> str:
+    """What a world's cache folder name gets for its secret (by fingerprint): two secrets, two folders."""
+    return f"-secret{secret.fingerprint()[:12]}"
 
 
 def read_secret(path: str | Path) -> WorldSecret:
