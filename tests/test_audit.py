@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,7 +31,7 @@ from fedsim.training import TrainConfig
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
+def _one_thread() -> Iterator[None]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning, module="opacus")
@@ -93,7 +95,7 @@ def test_membership_table_detects_separated_scores_and_not_identical_ones() -> N
 # --------------------------------------------------------------------------------------------
 # The audit on trained models
 # --------------------------------------------------------------------------------------------
-def _memorisation_data(n_persons: int = 1000, d: int = 20, seed: int = 0):  # type: ignore[no-untyped-def]
+def _memorisation_data(n_persons: int = 1000, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One row per person, labels independent of features: only memorising can lower a member's loss."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_persons, d)).astype(np.float32)
@@ -142,7 +144,7 @@ def test_dp_models_stay_under_the_bound_at_epsilon_1_and_4() -> None:
 # --------------------------------------------------------------------------------------------
 # Split learning label leakage
 # --------------------------------------------------------------------------------------------
-def test_label_leakage_from_the_split_learning_protocols_own_gradients(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_label_leakage_from_the_split_learning_protocols_own_gradients(tmp_path: Path) -> None:
     from fedsim.regimes.vertical import holder_data
     from tests.federation.vertical_worlds import context, known_answer
 
