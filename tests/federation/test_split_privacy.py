@@ -185,3 +185,20 @@ def test_experiment_grid_has_dp_cells_for_vertical_and_hybrid() -> None:
         ("hybrid", 1.0),
         ("hybrid", math.inf),
     }
+
+
+def test_an_empty_poisson_batch_releases_only_noise() -> None:
+    model = BottomModel(3, 2)
+    got, clipped = split_dp.clipped_noisy_gradient(
+        model,
+        torch.zeros((0, 3)),
+        torch.zeros((0, 2)),
+        np.zeros(0, np.int64),
+        max_grad_norm=1.0,
+        noise_multiplier=2.0,
+        expected_groups=4.0,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert clipped == 0
+    noise = torch.cat([g.reshape(-1) for g in got.values()])
+    assert noise.abs().sum() > 0 and abs(float(noise.std()) - 2.0 / 4.0) < 0.35

@@ -270,11 +270,13 @@ def _private_gradient(
     model: BottomModel, state: State, holder: str, plan: Plan, x: torch.Tensor, grad: torch.Tensor, rows: np.ndarray
 ) -> None:
     """Set ``.grad`` of the bottom model to the DP-SGD gradient (:func:`~.split_dp.clipped_noisy_gradient`):
-    rows grouped by this party's entity; the all-missing row (the unmatched rows' summed gradient, no
-    entity of this party) is one more group. Noise is seeded per (run, holder, step)."""
+    rows grouped by this party's entity. The all-missing row's gradient (summed over the unmatched rows)
+    is left out: removing an entity of this party turns its rows into unmatched ones, so that sum would
+    move by an unclipped amount and break the sensitivity C. Noise is seeded per (run, holder, step)."""
     settings = plan.privacy()
     step_no = int(state[f"dp/steps/{holder}"])
-    groups = np.r_[state[f"entity/{holder}"][rows], -1]
+    groups = np.asarray(state[f"entity/{holder}"][rows])
+    x, grad = x[: len(rows)], grad[: len(rows)]
     seed = int(np.random.SeedSequence([plan.seed, plan.holders.index(holder), step_no, 0xD9]).generate_state(1)[0])
     grads, clipped = split_dp.clipped_noisy_gradient(
         model,

@@ -26,7 +26,9 @@ back-propagates them through its own bottom model. The party computes it per exa
 et al. 2016, "Deep learning with differential privacy", CCS; user-level as McMahan et al. 2018). Batches
 are drawn by Poisson sampling of the holder's entities (rate ``q``), so a party entity linked to ``k``
 holder entities is in a batch with probability ``1 − (1 − q)^k``; the party accounts with the largest
-such rate of its matched entities. What this protects, precisely: the sequence of **bottom-model
+such rate of its matched entities. The gradient of the all-missing row (the embedding every unmatched
+row shares) is left out under DP: removing a party entity turns its rows into unmatched ones, and that
+row's summed gradient would move by an unclipped amount. What this protects, precisely: the sequence of **bottom-model
 parameters** (hence any later use of the trained bottom model by someone who does not see the
 embeddings) is (ε, δ)-DP with respect to one party entity's features. It does **not** cover the
 embeddings themselves: the label holder (and the coordinator) receive ``e_i = bottom(x_i)`` for every
@@ -126,13 +128,16 @@ def clipped_noisy_gradient(
     N(0, σ²C²) per coordinate, divided by the expected number of groups per batch.
 
     Returns (name → gradient, number of groups whose norm exceeded C)."""
-    per_row = per_example_gradients(model, x, upstream)
+    if len(groups) == 0:  # an empty Poisson batch still releases the noise
+        per_row = {k: torch.zeros((0, *v.shape), dtype=v.dtype) for k, v in model.named_parameters()}
+    else:
+        per_row = per_example_gradients(model, x, upstream)
     codes, inverse = np.unique(np.asarray(groups), return_inverse=True)
     index = torch.from_numpy(inverse.astype(np.int64))
     per_group = {
         k: torch.zeros((len(codes), *g.shape[1:]), dtype=g.dtype).index_add_(0, index, g) for k, g in per_row.items()
     }
-    norms = torch.sqrt(sum((g.reshape(len(codes), -1) ** 2).sum(dim=1) for g in per_group.values()))  # type: ignore[arg-type]
+    norms = torch.sqrt(torch.stack([(g.flatten(start_dim=1) ** 2).sum(dim=1) for g in per_group.values()]).sum(0))
     factor = torch.clamp(max_grad_norm / (norms + 1e-12), max=1.0)
     out = {}
     for k, g in per_group.items():
