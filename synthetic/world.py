@@ -426,11 +426,16 @@ def _write_stamp(path: Path, stamp: dict[str, Any]) -> None:
 def read_world(path: str | Path, *, partners: list[str] | None = None, truth: bool = True) -> World:
     """Load a world (optionally only some partners — a partner process loads only its own), verified first.
 
-    A partner directory made by ``export_partner_world`` (manifest ``partner_export_of``, no table list)
-    carries no per-table hashes and is read unverified.
+    A partner export (``fedsim.federation.partner_data.export_partner_world``: manifest ``partner_export_of``, no
+    config, no seed) is not a world: it is refused with a pointer to ``read_partner_export``.
     """
     path = Path(path)
     manifest = read_manifest(path)
+    if "partner_export_of" in manifest and "config" not in manifest:
+        raise WorldError(
+            f"{str(path)!r} is a partner export (one partner's tables and received reports, no config or seed), "
+            "not a world; read it with fedsim.federation.partner_data.read_partner_export"
+        )
     if not isinstance(manifest.get("partners"), dict):
         raise _corrupt(path, f"{MANIFEST} has no partners")
     names = partners if partners is not None else list(manifest["partners"])

@@ -26,7 +26,7 @@ from fedsim.federation.partner_data import (
     partner_only,
 )
 from fedsim.rows import RunContext, TrainingSettings
-from synthetic.world import World, WorldSecret, generate, write_world
+from synthetic.world import World, WorldError, WorldSecret, generate, read_world, write_world
 
 pytestmark = pytest.mark.xdist_group("test_partner_export")
 
@@ -113,6 +113,8 @@ def test_the_export_holds_own_tables_and_received_reports_only_privately(exporte
         manifest = json.loads((folder / "manifest.json").read_text())
         assert set(manifest) == {"schema_version", "partners", "partner_export_of", "secret_fingerprint"}
         assert manifest["partners"] == {partner: world.partners[partner].kind}
+        with pytest.raises(WorldError, match="partner export"):  # not a world: nothing to rebuild one from
+            read_world(folder)
         # permissions: 0600 files, 0700 folders (the export's own folder included)
         for path in [folder, *folder.rglob("*")]:
             mode = stat.S_IMODE(os.stat(path).st_mode)
