@@ -294,6 +294,88 @@ def test_all_means_every_partner() -> None:
     assert {c.coalition[0] for c in cells if c.regime == "siloed"} == set(PARTNERS)
 
 
+def _lattice_cells(coalitions: Any, regimes: list[str]) -> list[RunSpec]:
+    data = demo_dict()
+    data.update(regimes=regimes, coalitions=coalitions, models=["logistic"], seeds=[0])
+    data["primary"]["contrast"] = [regimes[-1], regimes[0]]
+    return expand(parse_experiment(data), PARTNERS, kinds={p: p.split("_")[0] for p in PARTNERS})
+
+
+def test_lattice_runs_every_nonempty_subset_singletons_as_siloed() -> None:
+    cells = _lattice_cells("lattice", ["siloed", "pooled"])
+
+    pooled = {c.coalition for c in cells if c.regime == "pooled"}
+    silos = {c.coalition for c in cells if c.regime == "siloed"}
+    assert len(pooled) == 2**5 - 1 - 5 and all(len(c) >= 2 for c in pooled)
+    assert silos == {(p,) for p in PARTNERS}
+    assert tuple(sorted(PARTNERS)) in pooled and ("bank_1", "telco") in pooled
+
+
+def test_lattice_of_chosen_partners_and_refused_coalitions_are_listed_not_errors() -> None:
+    from fedsim.experiment.grid import refused
+
+    lattice = {"lattice": ["bank_1", "bank_2", "telco"], "max_exact": 5}
+    cells = _lattice_cells(lattice, ["siloed", "horizontal"])
+    horizontal = {c.coalition for c in cells if c.regime == "horizontal"}
+    # horizontal needs two partners of one kind: bank_1+telco and bank_2+telco are skipped, not an error
+    assert horizontal == {("bank_1", "bank_2"), ("bank_1", "bank_2", "telco")}
+    data = demo_dict()
+    data.update(regimes=["siloed", "horizontal"], coalitions=lattice, models=["logistic"], seeds=[0])
+    data["primary"]["contrast"] = ["horizontal", "siloed"]
+    skipped = refused(parse_experiment(data), PARTNERS, kinds={p: p.split("_")[0] for p in PARTNERS})
+    assert {(r, c) for r, c, _ in skipped} == {("horizontal", ("bank_1", "telco")), ("horizontal", ("bank_2", "telco"))}
+    assert all("two partners of one kind" in why for _, _, why in skipped)
+
+
+def test_lattice_above_max_exact_samples_permutation_prefixes() -> None:
+    from fedsim.evaluation.value import mask_of, permutation_coalitions, sample_permutations
+
+    lattice = {"lattice": PARTNERS, "max_exact": 3, "permutations": 2, "permutation_seed": 4}
+    spec = parse_experiment(_set(demo_dict(), "coalitions", lattice))
+    coalitions = spec.coalition_list(PARTNERS)
+    expected = set(permutation_coalitions(sample_permutations(5, 2, 4)))
+    assert {mask_of(c, PARTNERS) for c in coalitions} == expected
+    assert len(coalitions) < 2**5 - 1 and tuple(sorted(PARTNERS)) in coalitions
+    again = parse_experiment(_set(demo_dict(), "coalitions", {**lattice, "permutation_seed": 5}))
+    assert set(again.coalition_list(PARTNERS)) != set(coalitions)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"lattice": ["bank_1", "bank_1"]}, ["coalitions.lattice[1]", "twice"]),
+        ({"lattice": ["bank_1"], "max_exact": 0}, ["coalitions.lattice.max_exact = 0", "allowed: >= 1"]),
+        ({"latice": ["bank_1"]}, ["latice", "unknown key"]),
+    ],
+)
+def test_bad_lattice_is_named(value: Any, expected: list[str]) -> None:
+    with pytest.raises(ExperimentError) as caught:
+        parse_experiment(_set(demo_dict(), "coalitions", value))
+    for part in expected:
+        assert part in str(caught.value)
+
+
+def test_lattice_partner_not_in_world_is_named() -> None:
+    spec = parse_experiment(_set(demo_dict(), "coalitions", {"lattice": ["bank_1", "bank_9"]}))
+    with pytest.raises(ExperimentError, match=r"coalitions.lattice\[1\] = 'bank_9': not a partner"):
+        spec.validate_against(PARTNERS)
+
+
+def test_secret_file_resolves_relative_to_the_experiment_and_stays_out_of_the_hash(tmp_path: Path) -> None:
+    import yaml
+
+    (tmp_path / "salt.txt").write_text("s3cret")
+    data = _set(one_cell_dict(), "world.secret_file", "salt.txt")
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(data))
+    spec = load_experiment(path)
+    assert spec.world.secret_file == (tmp_path / "salt.txt").resolve()
+    assert expand(spec, PARTNERS)[0].config_hash == only_cell(one_cell_dict()).config_hash
+    path.write_text(yaml.safe_dump(_set(one_cell_dict(), "world.secret_file", "nope.txt")))
+    with pytest.raises(ExperimentError, match="world.secret_file.*no such file"):
+        load_experiment(path)
+
+
 def test_admits_drops_cells_a_regime_cannot_run() -> None:
     data = demo_dict()
     data.update(regimes=["horizontal"], models=["logistic"], seeds=[0])

@@ -140,6 +140,18 @@ class LatticeSpec(_Spec):
     )
     permutation_seed: Seed = Field(default=0, description="Seed of the sampled orders; integer >= 0. Default 0.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        """Unknown keys named here: the union tag in pydantic's error path hides this model from the loader."""
+        if isinstance(data, Mapping):
+            for key in data:
+                if key not in cls.model_fields:
+                    raise _fail(
+                        f"coalitions.{key}", data[key], f"unknown key; allowed keys here: {', '.join(cls.model_fields)}"
+                    )
+        return data
+
     @field_validator("lattice")
     @classmethod
     def _distinct(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
