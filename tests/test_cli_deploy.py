@@ -82,7 +82,7 @@ def test_a_full_disk_is_one_line_not_a_traceback() -> None:
         friendly_errors(fills_the_disk)()
     assert stop.value.exit_code == 2
     with pytest.raises(KeyError):  # anything else still surfaces as itself
-        friendly_errors(lambda: {}["x"])()
+        friendly_errors(lambda: {"y": 1}["x"])()
 
 
 def test_write_app_refuses_a_coalition_that_is_not_one_federation(tmp_path: Path, monkeypatch: object) -> None:
