@@ -36,7 +36,7 @@ def test_weighted_average_keeps_the_dtype_and_accumulates_in_float64() -> None:
     ("weights", "message"),
     [([1], "one weight per client"), ([0, 0], "positive sum"), ([-1, 2], ">= 0"), ([1, np.nan], "finite")],
 )
-def test_weighted_average_refuses_bad_weights_naming_the_rule(weights, message) -> None:  # type: ignore[no-untyped-def]
+def test_weighted_average_refuses_bad_weights_naming_the_rule(weights: list[float], message: str) -> None:
     updates = [[np.zeros(2)], [np.ones(2)]]
     with pytest.raises(ValueError, match=message):
         weighted_average(updates, weights)
