@@ -438,6 +438,7 @@ class AuditData:
 def audit_data(spec: Any, workdir: str | Path, *, partner: str | None, seed: int) -> AuditData:
     """``partner``'s siloed training set (default: the partner with the most entities in its training set,
     so that the membership attack has the most non-members: power at a low FPR)."""
+    from fedsim.errors import FedsimError
     from fedsim.models import Standardizer
     from fedsim.rows import RunContext, silo, unit_frame
     from fedsim.runner import Workspace, load_or_generate_world, training_settings
@@ -445,7 +446,7 @@ def audit_data(spec: Any, workdir: str | Path, *, partner: str | None, seed: int
     root = Path(workdir)
     ws = Workspace.build(spec, load_or_generate_world(spec, root / "worlds"), root / "artifacts")
     if partner is not None and partner not in ws.features:
-        raise ValueError(f"partner: {partner!r}; allowed: one of {sorted(ws.features)}")
+        raise FedsimError(f"partner: {partner!r}; allowed: one of {sorted(ws.features)}")
     sets = {}
     for name in [partner] if partner else sorted(ws.features):
         ctx = RunContext(
@@ -523,9 +524,15 @@ def audit_command(
     writes ``membership_audit.csv``, ``canary_audit.csv`` and ``leakage_register.csv`` to ``out`` if
     given. Returns the membership table (its ``attrs["canary"]`` holds the canary table).
     """
+    from fedsim.errors import FedsimError
     from fedsim.experiment import load_experiment
     from fedsim.training import TrainConfig
 
+    if canaries < 0 or canary_epochs < 1 or (canaries > 0 and not 1 <= canary_guesses <= canaries // 2):
+        raise FedsimError(
+            f"canaries, canary_guesses, canary_epochs: {canaries}, {canary_guesses}, {canary_epochs}; allowed: "
+            "canaries = 0 (no canary audit) or >= 2 with 1 <= guesses per side <= canaries / 2, epochs >= 1"
+        )
     spec = load_experiment(experiment)
     data = audit_data(spec, workdir, partner=partner, seed=seed)
     tr = spec.training

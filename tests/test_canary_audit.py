@@ -186,3 +186,12 @@ def test_audit_command_prints_and_saves_the_canary_table(tmp_path: Path) -> None
     membership = pd.read_csv(tmp_path / "out" / "membership_audit.csv")
     at_01 = membership[membership["fpr_target"] == 0.001].iloc[0]
     assert not at_01["measurable"] and "not measurable with n =" in at_01["note"]  # ~1,000 entities: too few
+
+
+def test_audit_command_refuses_more_guesses_than_half_the_canaries_before_any_work(tmp_path: Path) -> None:
+    from fedsim.audit import audit_command
+    from fedsim.errors import FedsimError
+
+    with pytest.raises(FedsimError, match="guesses per side <= canaries / 2"):
+        audit_command(tmp_path / "never_read.yaml", workdir=tmp_path, canaries=100, canary_guesses=51, show=False)
+    assert not any(tmp_path.iterdir())  # no world built, nothing written
