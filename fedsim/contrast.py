@@ -117,7 +117,7 @@ def primary_contrast(
     runs = tracker.runs_table(spec.name)
     if runs.empty:
         raise FedsimError(f"contrast: experiment {spec.name!r} has no finished runs in this store")
-    worlds = [_load_world(spec, seed, Path(workdir), runs) for seed in (world_seeds or [spec.world.seed])]
+    worlds = [load_world(spec, seed, Path(workdir), runs) for seed in (world_seeds or [spec.world.seed])]
     with tempfile.TemporaryDirectory() as tmp:
 
         def scores_of(run: pd.Series) -> pd.DataFrame:
@@ -146,7 +146,7 @@ def primary_contrast(
     return table
 
 
-def _load_world(spec: ExperimentSpec, seed: int, root: Path, runs: pd.DataFrame) -> _World:
+def load_world(spec: ExperimentSpec, seed: int, root: Path, runs: pd.DataFrame) -> _World:
     """The experiment's world at world seed ``seed`` (cached or generated) and the runs made on it."""
     from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
 

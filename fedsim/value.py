@@ -202,7 +202,7 @@ def partner_value(
     each partner works ``scale`` × its calibrated alert capacity. ``margin``: see
     :func:`fedsim.evaluation.value.best_and_smallest`.
     """
-    from fedsim.contrast import _load_world
+    from fedsim.contrast import load_world
     from fedsim.evaluation.seeds import covers_text, mc_error_note
     from fedsim.evaluation.value import sample_permutations
     from fedsim.experiment import load_experiment
@@ -216,7 +216,7 @@ def partner_value(
     runs = tracker.runs_table(spec.name)
     if runs.empty:
         raise FedsimError(f"value: experiment {spec.name!r} has no finished runs in this store")
-    world = _load_world(spec, spec.world.seed, Path(workdir), runs)
+    world = load_world(spec, spec.world.seed, Path(workdir), runs)
     partners = partners_of(spec)
     games = games_of(spec, world.runs, partners)
     if not games:

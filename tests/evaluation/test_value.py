@@ -179,3 +179,20 @@ def test_waterfall_ends_at_the_full_chain_and_sums_to_it() -> None:
     assert w["coalition"].iloc[-1] == "p0+p1+p2"
     assert list(w["step"]) == ["best silo: p0", "+ p2", "+ p1"]
     assert w["value"].sum() == pytest.approx(v[-1])
+
+
+def test_value_outcomes_are_those_measured_on_the_common_test_set() -> None:
+    from fedsim.errors import FedsimError
+    from fedsim.evaluation.estimator import MetricKey
+    from fedsim.value import outcome_of
+
+    ed = outcome_of("ed_h6")
+    assert ed.empty == 0.0 and ed.matches(MetricKey("ed", "all", k=0.01, h=6.0), 0.01)
+    assert not ed.matches(MetricKey("ed", "all", k=0.01, h=0.0), 0.01)
+    assert not ed.matches(MetricKey("ed", "all", k=0.02, h=6.0), 0.01)
+    eur = outcome_of("prevented_eur_d1_r0.7")
+    assert eur.matches(MetricKey("prevented_eur", "x", k=0.01, delta_h=1.0, rho=0.7), 0.01)
+    assert outcome_of("roc_auc").empty == 0.5
+    for refused in ("ap", "lift", "recall", "precision", "ed_h"):
+        with pytest.raises(FedsimError, match="common test set"):
+            outcome_of(refused)
