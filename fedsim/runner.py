@@ -34,7 +34,16 @@ from fedsim.features import PartnerFeatures
 from fedsim.regimes import RegimeResult, RunContext, TrainingSettings, get_regime
 from fedsim.settings import FederationSettings
 from synthetic.schema import partner_block
-from synthetic.world import World, WorldError, generate, read_world, to_pandas, write_world
+from synthetic.world import (
+    World,
+    WorldError,
+    generate,
+    read_world,
+    secret_from,
+    secret_suffix,
+    to_pandas,
+    write_world,
+)
 
 logger = logging.getLogger("fedsim.run")
 TRUTH_FOR_EVAL = ("cases", "money_outs", "case_entities", "entities")
@@ -55,7 +64,10 @@ def generator_digest() -> str:
 
 
 def world_dir(spec: ExperimentSpec, root: Path) -> Path:
-    return root / f"{spec.world.content_digest()[:12]}-{generator_digest()[:8]}-seed{spec.world.seed}"
+    """The world's cache folder: one per (resolved config, generator, seed) and, when set, world secret."""
+    path = root / f"{spec.world.content_digest()[:12]}-{generator_digest()[:8]}-seed{spec.world.seed}"
+    secret = secret_from(spec.world.secret_file)
+    return path.with_name(path.name + secret_suffix(secret)) if secret else path
 
 
 def load_or_generate_world(spec: ExperimentSpec, root: Path, progress: Any = None) -> World:
@@ -78,9 +90,10 @@ def load_or_generate_world(spec: ExperimentSpec, root: Path, progress: Any = Non
             else:
                 path.unlink()
     logger.info("generating world %s (seed %d)", path, spec.world.seed)
-    world = generate(spec.world.world_config(), spec.world.seed, progress=progress)
+    secret = secret_from(spec.world.secret_file)
+    world = generate(spec.world.world_config(), spec.world.seed, progress=progress, secret=secret)
     try:
-        write_world(world, path)
+        write_world(world, path, secret=secret)
     except WorldError:
         if not path.is_dir():
             raise
