@@ -31,6 +31,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from fedsim.privacy import run_params
@@ -153,6 +154,8 @@ class Horizontal(Regime):
             metrics[f"fl_seconds.{block}"] = run.seconds
             metrics[f"fl_prepare_seconds.{block}"] = run.prepare_seconds
             dropouts += dropout_words(run.outcome)
+            if settings.privacy is not None:
+                register_partner_models(ctx, members, run.outcome, accountant=settings.privacy.accountant)
         params = federation_params(settings, engine, federated, alone, dropouts)
         if alone:
             siloed = run_units(ctx, [silo(p) for p in alone], {})
@@ -200,6 +203,32 @@ def outcome_metrics(block: str, out: HorizontalOutcome) -> tuple[dict[str, float
     for partner, ledger in out.dp.items():  # each partner's ε, δ, σ, … after its last round
         metrics.update({f"{k}.{partner}": v for k, v in ledger.items()})
     return metrics, steps
+
+
+def register_partner_models(ctx: RunContext, members: list[str], out: HorizontalOutcome, *, accountant: str) -> None:
+    """Each bank's DP-SGD run as one model of the per-person accounting (:mod:`fedsim.person_privacy`).
+
+    Every round a bank releases a DP-trained update of its own rows; the global model is post-processing of
+    those updates, so a person is exposed once per bank at which one of their entities trained, with that
+    bank's (σ, q, steps) and δ: one stretch, since σ and q are fixed for a bank's whole schedule. The
+    examples are the bank's training entities (one example per entity; no other partner's features are
+    joined in horizontal FL), rebuilt here with the very function each partner used.
+    """
+    from fedsim.federation.partner_data import build_partner_data, partner_only
+    from fedsim.person_privacy import ModelExposure, home_examples, register_exposure
+
+    for partner in members:
+        ledger = out.dp.get(partner)
+        if not ledger:  # failed before its first round: it released nothing
+            continue
+        entities = np.unique(build_partner_data(partner_only(ctx, partner), partner).entity)
+        history = ((ledger["dp_sigma"], ledger["dp_sample_rate"], int(ledger["dp_steps"])),)
+        examples = home_examples(np.column_stack([np.full(len(entities), partner, dtype=object), entities]))
+        register_exposure(
+            ModelExposure(
+                f"horizontal.{partner}", history, ledger["dp_delta"], ledger["dp_epsilon"], accountant, examples
+            )
+        )
 
 
 def dropout_words(out: HorizontalOutcome) -> list[str]:

@@ -327,3 +327,23 @@ def test_outcome_metrics_log_no_loss_when_the_partners_kept_it_and_every_ledger_
     assert {k for k in metrics if k.endswith(".bank_2") and k.startswith("dp_")} == {f"{k}.bank_2" for k in ledger}
     released, _ = outcome_metrics("bank", replace(out, round_loss=[0.7, 0.6], loss_released=True))
     assert released["fl_final_train_loss.bank"] == 0.6
+
+
+def test_each_banks_dp_model_is_registered_for_per_person_accounting() -> None:
+    from fedsim.person_privacy import recording
+
+    ws = workspace()
+    privacy = PrivacySettings(target_epsilon=2.0, max_rows_per_entity=4)
+    ctx = context(ws, ("bank_1", "bank_2"), rounds=2, epochs=1, engine="in_process", privacy=privacy)
+    with recording() as log:
+        result = get_regime("horizontal").run(ctx)
+    # one model per bank: its own training entities, and the (σ, q, steps), δ, ε it logged
+    assert [e.model for e in log.exposures] == ["horizontal.bank_1", "horizontal.bank_2"]
+    for exposure, bank in zip(log.exposures, ("bank_1", "bank_2"), strict=True):
+        m = result.metrics
+        assert exposure.history == ((m[f"dp_sigma.{bank}"], m[f"dp_sample_rate.{bank}"], int(m[f"dp_steps.{bank}"])),)
+        assert (exposure.epsilon, exposure.delta) == (m[f"dp_epsilon.{bank}"], m[f"dp_delta.{bank}"])
+        assert set(exposure.examples["partner"]) == {bank}
+        entities = np.unique(build_partner_data(partner_only(ctx, bank), bank).entity)
+        np.testing.assert_array_equal(np.sort(exposure.examples["entity_id"].to_numpy()), entities)
+        assert len(entities) == m[f"dp_examples.{bank}"]
