@@ -43,6 +43,7 @@ from synthetic.world import (
 
 if TYPE_CHECKING:
     from fedsim.federation.horizontal import HorizontalOutcome, HorizontalSettings
+    from fedsim.federation.horizontal.settings import read_ledgers
 
 logger = logging.getLogger("fedsim.deploy")
 
@@ -223,6 +224,8 @@ def evaluate_deployment(
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     scores = read_partner_scores(scores_dir, members, (ws.split.test_start, ws.split.test_end))
     settings = HorizontalSettings.from_context(ws.context(cell))
+    if settings.secure_aggregation:  # the anonymous replies carried no ledger: each partner's sits by its scores
+        outcome.dp = read_ledgers(scores_dir, members)
     result = federation_result(settings, kinds[members[0]], members, outcome, scores)
     result.params["deployment_scores"] = str(scores_dir.resolve())
     summary = track_scored_cell(ws, cell, result, tracking_uri=tracking_uri)

@@ -15,7 +15,7 @@ Cut the way Flower's own apps are:
   :mod:`~fedsim.federation.boundary` (what crossed a partner's boundary).
 
 Importing this package sets the offline environment (no telemetry, no update check, no runtime
-dependency installation, FLWR_HOME under the temp dir unless set) before any Flower module loads.
+dependency installation, a private per-user FLWR_HOME (0700) unless set) before any Flower module loads.
 Flower itself is imported lazily, inside the functions that use it.
 """
 

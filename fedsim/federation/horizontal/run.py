@@ -272,7 +272,10 @@ def _deploy(
         raise FedsimError(f"horizontal (deployment): {error}")
     if not (out / "server" / "outcome.json").is_file():
         raise FedsimError(f"horizontal (deployment): the ServerApp wrote no outcome; logs in {work / 'flower'}")
-    return HorizontalOutcome.read(out / "server" / "outcome.json")
+    outcome = HorizontalOutcome.read(out / "server" / "outcome.json")
+    if settings.secure_aggregation:  # as in simulation: each partner kept its own ledger beside its scores
+        outcome.dp = read_ledgers(out, members)
+    return outcome
 
 
 def _server_error(out: Path) -> str | None:
