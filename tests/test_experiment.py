@@ -79,7 +79,7 @@ def test_demo_file_loads_with_its_values(tmp_path: Path) -> None:
     spec = load_experiment(path)
 
     assert spec.name == "demo"
-    assert spec.coalitions[1] == ("bank_1", "telco")
+    assert isinstance(spec.coalitions, tuple) and spec.coalitions[1] == ("bank_1", "telco")
     assert spec.privacy.epsilon == (float("inf"),)  # YAML's bare `inf` is text; it must become a float
     assert spec.split.windows() == {"train": (0, 70), "gap": (70, 77), "test": (77, 112)}
 

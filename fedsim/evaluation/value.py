@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -332,7 +333,7 @@ def waterfall(sample: GameSample, **kw) -> pd.DataFrame:
     )
 
 
-def best_and_smallest(sample: GameSample, *, margin: float = DEFAULT_MARGIN, **kw) -> dict[str, object]:
+def best_and_smallest(sample: GameSample, *, margin: float = DEFAULT_MARGIN, **kw) -> dict[str, Any]:
     """The most effective coalition (highest seed-mean v) and the smallest coalition within CI of it.
 
     S is *within CI of the best* when the lower end of the paired CI of v(best) − v(S) is ≤ ``margin``
@@ -362,7 +363,7 @@ def best_and_smallest(sample: GameSample, *, margin: float = DEFAULT_MARGIN, **k
     }
 
 
-def flags(sample: GameSample, **kw) -> dict[str, object]:
+def flags(sample: GameSample, **kw) -> dict[str, Any]:
     """The literature's three questions, each with the contrasts behind it (CIs as in :func:`estimate`).
 
     * every partner gains (MELLODDY, Heyndrickx et al. 2023): v(N) − v({i}) > 0 for every i (CI above 0);
@@ -375,7 +376,7 @@ def flags(sample: GameSample, **kw) -> dict[str, object]:
     full = (1 << n) - 1
     present = set(sample.present())
     mean = np.nanmean(sample.points, axis=0)
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     silos = [i for i in range(n) if 1 << i in present]
     if full in present and silos:
         t = estimate(sample, _rows(n, [(full, 1 << i) for i in silos]), [f"full−|{players[i]}" for i in silos], **kw)
