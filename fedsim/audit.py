@@ -391,7 +391,7 @@ def capture_split_gradients(ctx: RunContext, *, holder: str, party: str, work: P
     code, in process); the coordinator keeps every payload, and :func:`party_gradients` reads what the
     party received in the first epoch. ``work``: scratch directory for the two bundles.
     Returns (gradients ``(m, embedding_dim)``, labels ``(m,)``) for the label-leakage attack
-    (:func:`fedsim.evaluation.privacy_audit.label_leakage_report`).
+    (:func:`fedsim.evaluation.label_leakage.label_leakage_report`).
     """
     from fedsim.federation.vertical import LocalExchange, Plan, coordinator, write_bundle
     from fedsim.regimes.vertical import HIDDEN, holder_data, party_data

@@ -1,7 +1,8 @@
 """Differential privacy in fedsim: settings, person-level DP-SGD (Opacus), accounting, ε in plain words.
 
-**For a federated regime — one call per party per round** (today horizontal FL; the split-learning
-regimes, vertical and hybrid, refuse DP before any work: DP-SGD is not wired into split learning)::
+**For a federated regime — one call per party per round** (horizontal FL; split learning
+has its own DP path in :mod:`fedsim.federation.vertical.split_dp`: DP-SGD on the parties' bottom models and
+randomized-response label DP at the label holder)::
 
     from fedsim.privacy import make_private_fit, privacy_for
 

@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from fedsim.audit import audit_params, capture_split_gradients, membership_audit
+from fedsim.evaluation.label_leakage import label_leakage_report
 from fedsim.evaluation.privacy_audit import (
     auc_interval,
     clopper_pearson,
     dp_tpr_bound,
     epsilon_lower_bound,
-    label_leakage_report,
     leakage_register,
     membership_table,
     threshold_at_fpr,

@@ -105,10 +105,10 @@ LEDGER_FILE = "dp_ledger.json"
 
 def record_leakage(out: Path, state: State, payload: Payload, plan: Plan) -> None:
     """What a curious party can compute from each gradient block it receives: the norm and direction
-    label-leakage attacks (:func:`fedsim.evaluation.privacy_audit.label_leakage_scores`, per batch, the
+    label-leakage attacks (:func:`fedsim.evaluation.label_leakage.label_leakage_scores`, per batch, the
     all-missing row left out), saved with the rows' schedule positions as ``leak_<holder>_<n>.npz`` in
     its local output. The evaluator scores them against the true labels after the run."""
-    from fedsim.evaluation.privacy_audit import label_leakage_scores
+    from fedsim.evaluation.label_leakage import label_leakage_scores
 
     for b in plan.holders:
         if f"grad/{b}" not in payload or f"pending/{b}" not in state:
