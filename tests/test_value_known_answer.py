@@ -20,6 +20,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from synthetic.config import WorldConfig
+
 pytestmark = pytest.mark.xdist_group("test_value_known_answer")
 
 PLAYERS = ("bank_1", "telco", "marketplace", "placebo")
@@ -42,14 +44,14 @@ SPEC = {
 }
 
 
-def closed_form_shapley(config: object) -> dict[str, float]:
+def closed_form_shapley(config: WorldConfig) -> dict[str, float]:
     """Exact Shapley values of the closed-form game v(S) = coalition_optimal_auc(S), v(∅) = ½."""
     from math import factorial
 
     from synthetic.known_answer import coalition_optimal_auc
 
     def v(s: tuple[str, ...]) -> float:
-        return 0.5 if not s else coalition_optimal_auc(config, list(s), population="all")  # type: ignore[arg-type]
+        return 0.5 if not s else coalition_optimal_auc(config, list(s), population="all")
 
     n = len(PLAYERS)
     out = {}
@@ -64,9 +66,8 @@ def closed_form_shapley(config: object) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], object]:
-    from fedsim.cli import app
-    from fedsim.experiment import load_experiment
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """The lattice run for real: (experiment file, tracking URI, workdir)."""
     from fedsim.runner import run_experiment
 
     tmp = tmp_path_factory.mktemp("value-ka")
@@ -75,9 +76,18 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], object
     uri = f"sqlite:///{tmp}/mlflow.db"
     summary = run_experiment(path, tracking_uri=uri, workdir=tmp / ".fedsim", progress=False)
     assert summary.executed == 3 * (2 ** len(PLAYERS) - 1)  # 4 silos + 11 pooled coalitions, 3 seeds each
+    return path, uri, tmp / ".fedsim"
+
+
+@pytest.fixture(scope="module")
+def report(store: tuple[Path, str, Path]) -> tuple[list[dict], WorldConfig]:
+    from fedsim.cli import app
+    from fedsim.experiment import load_experiment
+
+    path, uri, workdir = store
     result = CliRunner().invoke(
         app,
-        ["value", str(path), "--json", "--metric", "roc_auc", "--tracking-uri", uri, "--workdir", str(tmp / ".fedsim")],
+        ["value", str(path), "--json", "--metric", "roc_auc", "--tracking-uri", uri, "--workdir", str(workdir)],
     )
     assert result.exit_code == 0, result.output
     config = load_experiment(Path(path)).world.world_config()
@@ -94,7 +104,7 @@ def _shapley(entry: dict) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_shapley_cis_cover_the_closed_form_values(report: tuple[list[dict], object]) -> None:
+def test_shapley_cis_cover_the_closed_form_values(report: tuple[list[dict], WorldConfig]) -> None:
     payload, config = report
     entry = _entry(payload)
     assert entry["metric"] == "roc_auc" and entry["seeds"] == ["0", "1", "2"] and entry["not_run"] == []
@@ -109,7 +119,7 @@ def test_shapley_cis_cover_the_closed_form_values(report: tuple[list[dict], obje
 
 
 @pytest.mark.slow
-def test_efficiency_exactly_and_the_placebo_is_worth_nothing(report: tuple[list[dict], object]) -> None:
+def test_efficiency_exactly_and_the_placebo_is_worth_nothing(report: tuple[list[dict], WorldConfig]) -> None:
     payload, _ = report
     entry = _entry(payload)
     measured = _shapley(entry)
@@ -121,7 +131,7 @@ def test_efficiency_exactly_and_the_placebo_is_worth_nothing(report: tuple[list[
 
 
 @pytest.mark.slow
-def test_smallest_near_best_coalition_and_flags(report: tuple[list[dict], object]) -> None:
+def test_smallest_near_best_coalition_and_flags(report: tuple[list[dict], WorldConfig]) -> None:
     payload, config = report
     from synthetic.known_answer import coalition_optimal_auc
 
@@ -143,3 +153,17 @@ def test_smallest_near_best_coalition_and_flags(report: tuple[list[dict], object
     end = next(r["value"] for r in entry["coalitions"] if r["coalition"] == entry["waterfall"][-1]["coalition"])
     assert np.isclose(0.5 + sum(r["value"] for r in entry["waterfall"]), end)
     assert entry["flags"]["diminishing_returns"] is True  # Φ(√(Σd²)/√2) is concave in the partners added
+
+
+@pytest.mark.slow
+def test_value_table_names_the_coalitions_and_every_partner(store: tuple[Path, str, Path]) -> None:
+    from fedsim.cli import app
+
+    path, uri, workdir = store
+    args = ["value", str(path), "--metric", "roc_auc", "--tracking-uri", uri, "--workdir", str(workdir)]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "most effective coalition: bank_1+telco+marketplace" in out
+    assert "smallest within CI of it:" in out and "waterfall from the best silo" in out
+    assert all(f"{p} " in out for p in PLAYERS) and "cases × 3 training seeds" in out
