@@ -336,7 +336,11 @@ def render_value(report: list[dict[str, Any]], fmt: str = "table") -> None:
             w.add_row(r["step"], r["coalition"], _ci(r, f))
         print_sheet(w, fmt)
         if e["fraud_type"] == "all" and not e["gains"].empty:
-            g = Sheet(title=f"{head}; gain from adding X to S", columns=["S", "+ X", "gain [95% CI]", "P(> 0)"], keys=2)
+            g = Sheet(
+                title=f"{head}; gain from adding X to S",
+                columns=["S", "+ X", "gain [95% CI]", "P(> 0)", "q (BH)"],
+                keys=2,
+            )
             for _, r in e["gains"].iterrows():
-                g.add_row(r["coalition"], r["added"], _ci(r, f), f"{r['p_gt_0']:.2f}")
+                g.add_row(r["coalition"], r["added"], _ci(r, f), f"{r['p_gt_0']:.2f}", f"{r['q_bh']:.3f}")
             print_sheet(g, fmt)

@@ -292,8 +292,33 @@ def player_values(sample: GameSample, *, permutations: np.ndarray | None = None,
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini & Hochberg (1995, JRSS-B 57:289) adjusted p-values (q-values) of a family; NaN stays NaN.
+
+    q_(i) = min_{j ≥ i} min(1, m · p_(j) / j) over the m defined p-values sorted ascending."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if ok.size:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        m = ok.size
+        raw = p[order] * m / np.arange(1, m + 1)
+        q[order] = np.minimum(1.0, np.minimum.accumulate(raw[::-1])[::-1])
+    return q
+
+
+def two_sided_p(p_gt_0: np.ndarray, n_boot: int) -> np.ndarray:
+    """Bootstrap two-sided p-value of "the quantity is 0": 2·min(P(> 0), P(≤ 0)), at least 1/n_boot (the
+    resolution of n_boot resamples), at most 1."""
+    p = 2.0 * np.minimum(p_gt_0, 1.0 - p_gt_0)
+    return np.clip(p, 1.0 / max(n_boot, 1), 1.0)
+
+
 def gains(sample: GameSample, **kw) -> pd.DataFrame:
-    """Gain from adding X to S, v(S ∪ X) − v(S), for every run S (∅ included) and X ∉ S with S ∪ X run."""
+    """Gain from adding X to S, v(S ∪ X) − v(S), for every run S (∅ included) and X ∉ S with S ∪ X run.
+
+    The table is an exploratory family (evaluation.md §3): ``q_bh`` is the Benjamini–Hochberg adjusted
+    two-sided bootstrap p-value (:func:`two_sided_p`) over all its rows."""
     n, players = sample.n, sample.players
     present = set(sample.present()) | {0}
     pairs = [(s | 1 << i, s) for s in sorted(present) for i in range(n) if not s >> i & 1 and s | 1 << i in present]
@@ -302,10 +327,13 @@ def gains(sample: GameSample, **kw) -> pd.DataFrame:
     t = estimate(
         sample, _rows(n, pairs), [f"gain|{_name(b, players)}|+{_name(a & ~b, players)}" for a, b in pairs], **kw
     )
+    p = two_sided_p(t["p_gt_0"].to_numpy(dtype=np.float64), sample.draws.shape[2])
     return t.assign(
         coalition=[_name(b, players) for _, b in pairs],
         added=[_name(a & ~b, players) for a, b in pairs],
         size=[_size(b) for _, b in pairs],
+        p_two_sided=p,
+        q_bh=benjamini_hochberg(p),
     )
 
 

@@ -196,3 +196,20 @@ def test_value_outcomes_are_those_measured_on_the_common_test_set() -> None:
     for refused in ("ap", "lift", "recall", "precision", "ed_h"):
         with pytest.raises(FedsimError, match="common test set"):
             outcome_of(refused)
+
+
+def test_benjamini_hochberg_by_hand() -> None:
+    # m = 4: sorted p 0.01, 0.02, 0.03, 0.5 → 0.04, 0.04, 0.04, 0.5 (step-up keeps them monotone)
+    q = V.benjamini_hochberg(np.array([0.03, 0.5, 0.01, np.nan, 0.02]))
+    np.testing.assert_allclose(q[[0, 1, 2, 4]], [0.04, 0.5, 0.04, 0.04])
+    assert np.isnan(q[3])
+    assert V.two_sided_p(np.array([1.0, 0.5, 0.2]), 100) == pytest.approx([0.01, 1.0, 0.4])
+
+
+def test_gains_carry_bh_adjusted_p_values() -> None:
+    v = _additive([0.3, 0.0, 0.2])
+    g = V.gains(_game(3, v, seeds=3, n_boot=200, noise=0.01, seed=2))
+    assert (g["q_bh"] >= g["p_two_sided"] - 1e-12).all()
+    null = g[g["added"] == "p1"]
+    real = g[g["added"] != "p1"]
+    assert (real["q_bh"] < 0.05).all() and (null["q_bh"] > 0.05).all()
