@@ -152,13 +152,18 @@ def world_generate(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="replace an existing world directory (only a fedsim world or an empty directory)"
     ),
+    secret_file: Path | None = typer.Option(
+        None,
+        "--secret-file",
+        help="file of >= 32 secret bytes (default: $FEDSIM_WORLD_SECRET_FILE); needed to export partner folders",
+    ),
 ) -> None:
     """Generate a world: hidden truth + one Parquet view per partner + manifest."""
     from rich.console import Console
 
     from fedsim.progress import progress_bar
     from synthetic.config import build_config, shorthand_overrides
-    from synthetic.world import WorldError, check_replaceable, generate, write_world
+    from synthetic.world import WorldError, check_replaceable, generate, secret_from, write_world
 
     if seed < 0:
         raise WorldError(f"--seed = {seed}: allowed: a whole number >= 0")
@@ -171,11 +176,13 @@ def world_generate(
         config_file=config,
         overrides=shorthand_overrides(persons=persons, days=days),
     )
+    secret = secret_from(secret_file)  # read before the (long) generation: a bad file fails at once
     console = Console(stderr=True)
-    console.print(f"Generating a {cfg.mode} world (seed {seed}) …")
+    with_secret = " with a world secret" if secret else ""
+    console.print(f"Generating a {cfg.mode} world (seed {seed}){with_secret} …")
     with progress_bar() as progress:
-        world = generate(cfg, seed, workers=workers, progress=progress)
-    write_world(world, out, overwrite=overwrite)
+        world = generate(cfg, seed, workers=workers, progress=progress, secret=secret)
+    write_world(world, out, overwrite=overwrite, secret=secret)
     console.print(
         f"Wrote world to [bold]{out}[/] — content hash {world.content_hash[:16]}…, "
         f"partners: {', '.join(world.partners)}"
@@ -495,18 +502,43 @@ def audit(
     experiment_ref: str = typer.Argument(
         ..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its world, model and privacy settings are audited"
     ),
-    partner: str | None = typer.Option(None, "--partner", help="partner whose training set is attacked"),
+    partner: str | None = typer.Option(
+        None, "--partner", help="partner whose training set is attacked (default: the one with most entities in it)"
+    ),
     epsilon: list[float] = typer.Option([1.0, 4.0, float("inf")], "--epsilon", help="ε values to audit (repeat)"),
     seed: int = typer.Option(0, "--seed", help="seed of the audit"),
-    out: Path | None = typer.Option(None, "--out", help="directory for membership_audit.csv and leakage_register.csv"),
+    out: Path | None = typer.Option(
+        None, "--out", help="directory for membership_audit.csv, canary_audit.csv and leakage_register.csv"
+    ),
     language: str = typer.Option("en", "--language", help="en or nl for the plain-language odds"),
+    canaries: int = typer.Option(
+        1000,
+        "--canaries",
+        min=0,
+        help="canary entities m of the one-run audit (each in with probability 1/2; 0 = skip)",
+    ),
+    canary_guesses: int = typer.Option(
+        100, "--canary-guesses", min=1, help="canary guesses per side: 'in' for the highest scores, 'out' the lowest"
+    ),
+    canary_epochs: int = typer.Option(
+        100, "--canary-epochs", min=1, help="epochs of the canary audit's mlp (long enough to memorise)"
+    ),
 ) -> None:
-    """Empirical privacy audit: membership inference vs the DP bound, and the leakage register."""
+    """Empirical privacy audit: one-run canary audit (ε lower bound), membership inference vs the DP bound, and the
+    leakage register."""
     from fedsim.audit import audit_command
 
     _setup_logging(True)
     audit_command(
-        experiment_file(experiment_ref), partner=partner, epsilons=tuple(epsilon), seed=seed, out=out, language=language
+        experiment_file(experiment_ref),
+        partner=partner,
+        epsilons=tuple(epsilon),
+        seed=seed,
+        out=out,
+        language=language,
+        canaries=canaries,
+        canary_guesses=canary_guesses,
+        canary_epochs=canary_epochs,
     )
 
 

@@ -406,8 +406,9 @@ def cell_params(cell: RunSpec) -> dict[str, str]:
     shared = _flatten(
         {
             "world": {
-                **cell.world.model_dump(mode="json", exclude={"overrides"}),
+                **cell.world.model_dump(mode="json", exclude={"overrides", "secret_file"}),
                 "digest": cell.world_digest,
+                "secret": cell.result_fields().get("world_secret"),  # the fingerprint, never the secret or its path
                 "overrides": cell.world.overrides,
             },
             "split": cell.split.model_dump(mode="json"),

@@ -361,19 +361,24 @@ def test_lattice_partner_not_in_world_is_named() -> None:
         spec.validate_against(PARTNERS)
 
 
-def test_secret_file_resolves_relative_to_the_experiment_and_stays_out_of_the_hash(tmp_path: Path) -> None:
+def test_secret_file_resolves_relative_to_the_experiment_and_enters_the_hash_by_fingerprint(tmp_path: Path) -> None:
     import yaml
 
-    (tmp_path / "salt.txt").write_text("s3cret")
-    data = _set(one_cell_dict(), "world.secret_file", "salt.txt")
-    path = tmp_path / "x.yaml"
-    path.write_text(yaml.safe_dump(data))
-    spec = load_experiment(path)
-    assert spec.world.secret_file == (tmp_path / "salt.txt").resolve()
-    assert expand(spec, PARTNERS)[0].config_hash == only_cell(one_cell_dict()).config_hash
-    path.write_text(yaml.safe_dump(_set(one_cell_dict(), "world.secret_file", "nope.txt")))
+    def hash_with(name: str, content: bytes) -> str:
+        (tmp_path / name).write_bytes(content)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(_set(one_cell_dict(), "world.secret_file", name)))
+        spec = load_experiment(path)
+        assert spec.world.secret_file == (tmp_path / name).resolve()
+        return expand(spec, PARTNERS)[0].config_hash
+
+    first = hash_with("a.secret", b"a" * 32)
+    assert hash_with("b.secret", b"a" * 32) == first  # the same bytes elsewhere: the same world
+    assert hash_with("c.secret", b"c" * 32) != first  # another secret is another world
+    assert first != only_cell(one_cell_dict()).config_hash  # and a world without one differs too
+    (tmp_path / "x.yaml").write_text(yaml.safe_dump(_set(one_cell_dict(), "world.secret_file", "nope.txt")))
     with pytest.raises(ExperimentError, match="world.secret_file.*no such file"):
-        load_experiment(path)
+        load_experiment(tmp_path / "x.yaml")
 
 
 def test_admits_drops_cells_a_regime_cannot_run() -> None:

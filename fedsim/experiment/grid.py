@@ -37,6 +37,7 @@ from fedsim.experiment.spec import (
 from fedsim.privacy import PrivacySettings
 from fedsim.regimes import Regime, get_regime
 from synthetic.schema import partner_block
+from synthetic.world import secret_from
 
 HASH_VERSION = 1
 """Bump when the meaning of a field changes, so old runs are no longer reused."""
@@ -106,6 +107,9 @@ class RunSpec(_Spec):
             # (always None for a run that could finish), so keep it and their runs stay reusable.
             data["privacy"]["client_level"] = None
         data["world_seed"] = self.world.seed
+        secret = secret_from(self.world.secret_file)
+        if secret is not None:  # another secret is another world; runs without one keep their hash
+            data["world_secret"] = secret.fingerprint()
         data["hash_version"] = HASH_VERSION
         return data
 

@@ -235,8 +235,9 @@ class WorldSpec(_Spec):
     )
     secret_file: Path | None = Field(
         default=None,
-        description="Path to a file holding a secret the world build reads (e.g. the key salt), relative to "
-        "the experiment file. Neither its content nor its path enters the config hash. Default: none.",
+        description="Path to the world secret (a file of >= 32 random bytes), relative to the experiment file; "
+        "FEDSIM_WORLD_SECRET_FILE is used when unset. With a secret every random stream and the join keys depend "
+        "on it (partner exports need one). Only its fingerprint enters the config hash. Default: none.",
     )
 
     @field_validator("config", "secret_file")
