@@ -108,6 +108,9 @@ def _running_run(uri: str, name: str) -> str | None:
 def test_signal_mid_cell_kills_the_run_and_exits_130(tmp_path: Path, spec: dict[str, Any], sig: int) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     exp = tmp_path / "exp.yaml"
+    if spec is DEPLOYMENT:  # the deployment engine exports partner folders: its world needs a world secret
+        (tmp_path / "world.secret").write_bytes(os.urandom(32))
+        spec = {**spec, "world": {**spec["world"], "secret_file": "world.secret"}}
     exp.write_text(yaml.safe_dump(spec))
     Tracker(uri, spec["name"]).client  # noqa: B018 - create the store first, so the poller never races the child
     log = tmp_path / "stderr.log"
