@@ -214,8 +214,9 @@ def _case_weights(days: np.ndarray, n_boot: int, rng: np.random.Generator) -> np
     w = np.zeros((len(days), n_boot))
     for d in np.unique(days):
         idx = np.flatnonzero(days == d)
-        for j in range(n_boot):
-            w[idx, j] = np.bincount(rng.integers(0, len(idx), size=len(idx)), minlength=len(idx))
+        n = len(idx)
+        draws = rng.integers(0, n, size=(n_boot, n)) + n * np.arange(n_boot)[:, None]  # resample j's draws
+        w[idx] = np.bincount(draws.ravel(), minlength=n * n_boot).reshape(n_boot, n).T
     return w
 
 
@@ -281,14 +282,17 @@ def gain(a: Hits, b: Hits, st: AdaptationSettings, *, label: str = "") -> dict[s
         pb, qb = _levels(*_day_sums(b, st, w, one), st)
         per_seed.append(np.array([pa - pb, qa - qb]))  # (2, 1 + B)
     d = np.array(per_seed)  # (S, 2, 1 + B)
-    point, case_draws = d[:, :, 0], np.nanmean(d[:, :, 1:], axis=0)
-    var_of_mean = np.nanvar(case_draws, axis=1, ddof=1) if st.n_boot > 1 else np.full(2, np.nan)
-    var_per_seed = np.nanvar(d[:, :, 1:], axis=2, ddof=1) if st.n_boot > 1 else np.full((len(a.seeds), 2), np.nan)
-    floor = disagreement_variance(var_per_seed, var_of_mean, len(a.seeds))
-    draws, _ = seed_stage(point, case_draws, seed=st.seed, floor=floor, label=f"adaptation|{label}")
-    lo, hi = percentile_interval(draws, level=st.level)
-    p = share_greater(draws)
+    point = d[:, :, 0]
     mean = np.nanmean(point, axis=0)
+    lo = hi = p = np.full(2, np.nan)
+    if st.n_boot > 1:
+        case_draws = np.nanmean(d[:, :, 1:], axis=0)  # the seed mean within each case resample
+        floor = disagreement_variance(
+            np.nanvar(d[:, :, 1:], axis=2, ddof=1), np.nanvar(case_draws, axis=1, ddof=1), len(a.seeds)
+        )
+        draws, _ = seed_stage(point, case_draws, seed=st.seed, floor=floor, label=f"adaptation|{label}")
+        lo, hi = percentile_interval(draws, level=st.level)
+        p = share_greater(draws)
     return {
         "gain_pre": float(mean[0]),
         "gain_pre_lo": float(lo[0]),
