@@ -33,6 +33,7 @@ from fedsim.evaluation.adaptation import (
     recovery,
     stack_seeds,
 )
+from fedsim.evaluation.seeds import covers_text
 
 if TYPE_CHECKING:
     from fedsim.experiment import ExperimentSpec
@@ -179,6 +180,7 @@ def _rows(
             paired = _common_seeds(mine, base.only(fraud_type)) if base is not None and regime != baseline else None
             if paired is not None:
                 row.update(gain(*paired, st, label=f"{regime} − {baseline}|{model}|{eps}|{fraud_type}"))
+                row["covers"] = covers_text(n_seeds=len(paired[0].seeds))
             rows.append(row)
             rates = daily_rates(mine, st).assign(model=model, epsilon=eps, regime=regime, fraud_type=fraud_type)
             daily.extend(json.loads(rates.to_json(orient="records")))

@@ -52,7 +52,7 @@ from scipy import sparse
 from fedsim.errors import FedsimError
 from fedsim.evaluation.bootstrap import percentile_interval, share_greater
 from fedsim.evaluation.outcomes import alerted_by_horizon
-from fedsim.evaluation.seeds import covers_text, disagreement_variance, seed_stage
+from fedsim.evaluation.seeds import disagreement_variance, seed_stage
 
 DAY_S = 86_400
 DEFAULT_WINDOW_DAYS = 7
@@ -96,7 +96,7 @@ class Hits:
     case_ids: np.ndarray
     fraud_types: np.ndarray
     days: np.ndarray
-    seeds: list[object]
+    seeds: Sequence[object]
 
     def only(self, fraud_type: str) -> Hits:
         """The cases of one fraud type (``all``: every case)."""
@@ -266,10 +266,11 @@ def recovery(h: Hits, st: AdaptationSettings) -> dict[str, float]:
     return out
 
 
-def gain(a: Hits, b: Hits, st: AdaptationSettings, *, label: str = "") -> dict[str, float | str]:
+def gain(a: Hits, b: Hits, st: AdaptationSettings, *, label: str = "") -> dict[str, float]:
     """Paired A − B of the pre- and post-barrier levels over the seeds both ran, CIs as `fedsim compare`.
 
-    ``a`` and ``b`` must hold the same cases and the same seeds (in the same order)."""
+    ``a`` and ``b`` must hold the same cases and the same seeds (in the same order); the CI covers
+    :func:`fedsim.evaluation.seeds.covers_text` of their number of seeds."""
     if not np.array_equal(a.case_ids, b.case_ids) or list(a.seeds) != list(b.seeds):
         raise FedsimError("adaptation: a paired gain needs the same cases and training seeds in both regimes")
     rng = np.random.default_rng([st.seed, 0xC0DE])
@@ -301,5 +302,5 @@ def gain(a: Hits, b: Hits, st: AdaptationSettings, *, label: str = "") -> dict[s
         "gain_post_lo": float(lo[1]),
         "gain_post_hi": float(hi[1]),
         "p_post_gt_0": float(p[1]),
-        "covers": covers_text(n_seeds=len(a.seeds)),
+        "n_seeds_paired": float(len(a.seeds)),
     }

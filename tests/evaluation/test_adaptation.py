@@ -98,7 +98,7 @@ def test_gain_before_and_after_the_barrier_is_paired() -> None:
     assert g["gain_pre"] == pytest.approx(0.0) and g["gain_pre_lo"] == pytest.approx(0.0)
     assert g["gain_post"] == pytest.approx(0.5)
     assert g["gain_post_lo"] <= 0.5 <= g["gain_post_hi"]
-    assert g["covers"] == "cases × 3 training seeds"
+    assert g["n_seeds_paired"] == 3
     with pytest.raises(FedsimError, match="same cases"):
         gain(a, _hits(seeds=2), _settings())
 
