@@ -496,6 +496,54 @@ def value_cmd(
         render_value(report, fmt)
 
 
+@app.command("adapt")
+@friendly_errors
+def adapt_cmd(
+    experiment_ref: str = typer.Argument(
+        ..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its world needs a barrier inside the test window(s)"
+    ),
+    baseline: str = typer.Option("status_quo", "--baseline", help="regime the gains are measured against"),
+    scale: float | None = typer.Option(
+        None, "--capacity-scale", help="multiple of the calibrated alert capacity (default: the primary's, 1)"
+    ),
+    window: int = typer.Option(7, "--window", help="k: days of the forward rate that must be back (default 7)"),
+    tolerance: float = typer.Option(
+        0.2, "--tolerance", help="recovered at >= (1 - tolerance) x the pre-barrier level (default 0.2)"
+    ),
+    barrier_day: int | None = typer.Option(None, "--barrier-day", help="which barrier (default: the first inside)"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
+    ),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
+) -> None:
+    """Adaptation after a barrier, per regime: ED(0) before and after it, the days until detection recovers
+    [95% CI], and the gain over the baseline before and after it (paired, CI over cases x seeds)."""
+    from fedsim.sheet import check_format
+    from fedsim.tracking import check_store
+
+    fmt = check_format(fmt, as_json)
+    experiment = experiment_file(experiment_ref)
+    tracking_uri = check_store(tracking_uri)
+    from fedsim.adapt import adaptation_payload, adaptation_report, render_adaptation
+
+    report = adaptation_report(
+        experiment,
+        tracking_uri=tracking_uri,
+        workdir=workdir,
+        baseline=baseline,
+        scale=scale,
+        window_days=window,
+        tolerance=tolerance,
+        barrier_day=barrier_day,
+    )
+    if fmt == "json":
+        sys.stdout.write(json.dumps(adaptation_payload(report), indent=2) + "\n")
+    else:
+        render_adaptation(report, fmt)
+
+
 @app.command("audit")
 @friendly_errors
 def audit(

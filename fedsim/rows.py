@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from fedsim.alignment import KEY_PRIORITY, plain_pairs
 from fedsim.data import DAY, Split, known_cases, row_labels
@@ -21,6 +23,8 @@ from fedsim.features import MODEL_EXCLUDE, DecisionRows, PartnerFeatures
 from fedsim.privacy import PrivacySettings
 from fedsim.settings import FederationSettings, RunHooks
 from synthetic.world import World
+
+S = TypeVar("S", bound=BaseModel)
 
 JOIN_KEYS = KEY_PRIORITY
 """Salted-hash keys partners may join on, in the order a join tries them (:data:`fedsim.alignment.KEY_PRIORITY`)."""
@@ -57,6 +61,16 @@ class RunContext:
     federation: FederationSettings = field(default_factory=FederationSettings)
     privacy: PrivacySettings | None = None  # the cell's DP settings; None = no DP (or target ε from `epsilon`)
     hooks: RunHooks = field(default_factory=RunHooks)  # test-only: message capture, injected faults
+    regime_settings: BaseModel | None = None  # the cell's own regime's settings (Regime.settings_model), typed
+
+    def settings(self, model: type[S]) -> S:
+        """The run's regime settings as ``model``; its defaults when the cell carries none (a context built
+        by hand). Settings of another model are an error, not a silent fallback to the defaults."""
+        if self.regime_settings is None:
+            return model()
+        if not isinstance(self.regime_settings, model):
+            raise TypeError(f"regime settings are {type(self.regime_settings).__name__}, not {model.__name__}")
+        return self.regime_settings
 
     @property
     def kinds(self) -> dict[str, str]:

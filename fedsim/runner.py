@@ -161,6 +161,7 @@ class Workspace:
             epsilon=cell.epsilon,
             federation=cell.federation if cell.federation is not None else FederationSettings(),
             privacy=cell.privacy,
+            regime_settings=cell.typed_settings(),
         )
 
     def execute(self, cell: RunSpec) -> RunResult:

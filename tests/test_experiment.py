@@ -23,6 +23,7 @@ from fedsim.experiment import (
     parse_experiment,
     run_grid,
 )
+from fedsim.regimes.mo_alerts import MIN_COUNT, MoAlertsSettings
 
 PARTNERS = ["bank_1", "bank_2", "bank_3", "telco", "marketplace"]
 
@@ -420,6 +421,112 @@ def test_horizontal_keeps_its_federation_settings_and_central_regimes_get_none()
         ("bank_1", "bank_2", "bank_3", "marketplace", "telco")
     }  # bank_1+telco: no pair
     assert all(c.federation is None for c in cells if c.regime == "pooled")
+
+
+# --------------------------------------------------------------------------------------------
+# Regime settings and regime traits
+# --------------------------------------------------------------------------------------------
+def mo_alerts_dict(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """mo_alerts beside status quo on the full chain, two models, two seeds; optional regime_settings."""
+    data = demo_dict()
+    data.update(regimes=["status_quo", "mo_alerts"], coalitions="all", models=["logistic", "gbt"], seeds=[0, 1])
+    data["primary"]["contrast"] = ["mo_alerts", "status_quo"]
+    if settings is not None:
+        data["regime_settings"] = settings
+    return data
+
+
+def test_regime_settings_reach_only_the_cells_of_their_regime() -> None:
+    cells = expand(parse_experiment(mo_alerts_dict({"mo_alerts": {"min_count": 20}})), PARTNERS)
+
+    mo = [c for c in cells if c.regime == "mo_alerts"]
+    assert len(mo) == 4 and all(c.regime_settings == {"min_count": 20} for c in mo)
+    assert all(c.typed_settings() == MoAlertsSettings(min_count=20) for c in mo)
+    assert all(c.regime_settings is None and c.typed_settings() is None for c in cells if c.regime == "status_quo")
+
+
+def test_a_regime_with_settings_gets_its_defaults_when_the_experiment_sets_none() -> None:
+    cells = [c for c in expand(parse_experiment(mo_alerts_dict()), PARTNERS) if c.regime == "mo_alerts"]
+
+    assert cells and all(c.typed_settings() == MoAlertsSettings(min_count=MIN_COUNT) for c in cells)
+    assert all(c.regime_settings == {"min_count": MIN_COUNT} for c in cells)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"mo_alerts": {"min_count": 0}}, ["regime_settings.mo_alerts.min_count = 0", ">= 1"]),
+        ({"mo_alerts": {"min_count": 2.5}}, ["regime_settings.mo_alerts.min_count = 2.5", "whole number"]),
+        ({"mo_alerts": {"size": 3}}, ["regime_settings.mo_alerts.size", "unknown key", "allowed keys here: min_count"]),
+        ({"mo_alerts": 5}, ["regime_settings.mo_alerts = 5", "mapping"]),
+        ({"teleport": {}}, ["regime_settings.teleport", "not a registered regime", "'mo_alerts'"]),
+        ({"status_quo": {"x": 1}}, ["regime_settings.status_quo", "has no settings", "allowed: settings of mo_alerts"]),
+    ],
+)
+def test_bad_regime_settings_are_named_with_value_and_allowed(settings: dict[str, Any], expected: list[str]) -> None:
+    with pytest.raises(ExperimentError) as caught:
+        parse_experiment(mo_alerts_dict(settings), source="mo.yaml")
+
+    message = str(caught.value)
+    for part in expected:
+        assert part in message, message
+    assert "pydantic" not in message and "Traceback" not in message
+
+
+def test_settings_of_a_regime_the_experiment_does_not_run_are_refused() -> None:
+    data = one_cell_dict()
+    data["regime_settings"] = {"mo_alerts": {"min_count": 20}}
+
+    with pytest.raises(ExperimentError, match=r"regime_settings\.mo_alerts = .*not a regime of this experiment"):
+        parse_experiment(data)
+
+
+def test_a_cell_refuses_settings_its_regime_would_not_accept() -> None:
+    cell = next(c for c in expand(parse_experiment(mo_alerts_dict()), PARTNERS) if c.regime == "mo_alerts")
+    other = next(c for c in expand(parse_experiment(mo_alerts_dict()), PARTNERS) if c.regime == "status_quo")
+
+    with pytest.raises(ValueError, match="min_count"):
+        RunSpec.model_validate({**dict(cell), "regime_settings": {"min_count": 0}})
+    with pytest.raises(ValueError, match="has no settings"):
+        RunSpec.model_validate({**dict(other), "regime_settings": {"min_count": 20}})
+
+
+def test_regime_settings_enter_the_hash_of_their_regime_only_and_defaults_keep_the_old_hash() -> None:
+    default = expand(parse_experiment(mo_alerts_dict()), PARTNERS)
+    explicit = expand(parse_experiment(mo_alerts_dict({"mo_alerts": {"min_count": 10}})), PARTNERS)
+    changed = expand(parse_experiment(mo_alerts_dict({"mo_alerts": {"min_count": 20}})), PARTNERS)
+
+    assert [c.config_hash for c in explicit] == [c.config_hash for c in default]
+    for before, after in zip(default, changed, strict=True):
+        assert (before.config_hash != after.config_hash) == (before.regime == "mo_alerts"), before.run_name
+    # a cell built as before regimes had settings (none carried) hashes like a cell at the defaults
+    for cell in default:
+        assert cell.model_copy(update={"regime_settings": None}).config_hash == cell.config_hash
+        assert "regime_settings" not in cell.result_fields()
+
+
+def test_rules_grid_runs_one_model_at_the_non_dp_point_only() -> None:
+    data = demo_dict()
+    data.update(regimes=["rules", "status_quo"], models=["mlp", "logistic", "gbt"], seeds=[0, 1])
+    data.update(privacy={"epsilon": [1.0, float("inf")]})
+    data["primary"]["contrast"] = ["status_quo", "rules"]
+
+    cells = expand(parse_experiment(data), PARTNERS)
+
+    rules = [c for c in cells if c.regime == "rules"]
+    assert [(c.model, c.epsilon, c.privacy, c.seed) for c in rules] == [("mlp", float("inf"), None, s) for s in (0, 1)]
+    # status quo trains models under DP: mlp and logistic × 2 ε, gbt at ε = inf only, × 2 seeds
+    assert sum(c.regime == "status_quo" for c in cells) == (2 * 2 + 1) * 2
+
+
+def test_a_regime_that_cannot_train_under_dp_has_no_cells_in_a_dp_only_sweep() -> None:
+    data = demo_dict()
+    data.update(regimes=["rules", "status_quo"], models=["logistic"], seeds=[0], privacy={"noise_multiplier": [1.0]})
+    data["primary"]["contrast"] = ["status_quo", "rules"]
+
+    cells = expand(parse_experiment(data), PARTNERS)
+
+    assert {c.regime for c in cells} == {"status_quo"}
 
 
 # --------------------------------------------------------------------------------------------

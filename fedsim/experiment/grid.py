@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, JsonValue, field_validator, model_validator
 
 from fedsim.experiment.spec import (
     NON_DP_MODELS,
@@ -22,6 +22,7 @@ from fedsim.experiment.spec import (
     MetricsSpec,
     Model,
     RegimeName,
+    RegimeSettings,
     Seed,
     Slug,
     SplitSpec,
@@ -33,6 +34,8 @@ from fedsim.experiment.spec import (
     _unique,
     format_epsilon,
     format_number,
+    settings_defaults,
+    validate_regime_settings,
 )
 from fedsim.privacy import PrivacySettings
 from fedsim.regimes import Regime, get_regime
@@ -71,6 +74,19 @@ class RunSpec(_Spec):
         description="DP settings of this cell (mode, δ, C, accountant, row cap); "
         "None = no DP. Left out of the hash when None, so non-private runs keep their hash.",
     )
+    regime_settings: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="This cell's regime's own settings (every field of its settings_model), from the "
+        "experiment's regime_settings; None for a regime without settings (or its defaults). Only the fields "
+        "that differ from the defaults enter the hash, so cells at the defaults keep the hash they had before "
+        "the regime had settings.",
+    )
+
+    @model_validator(mode="after")
+    def _settings_of_its_regime(self) -> RunSpec:
+        if self.regime_settings is not None:
+            validate_regime_settings(self.regime, self.regime_settings)
+        return self
 
     @model_validator(mode="after")
     def _privacy_matches_epsilon(self) -> RunSpec:
@@ -101,7 +117,12 @@ class RunSpec(_Spec):
 
     def result_fields(self) -> dict[str, Any]:
         """The fields hashed into :attr:`config_hash`, as plain JSON-able values."""
-        data = self.model_dump(mode="python", exclude={"world"} | ({"privacy"} if self.privacy is None else set()))
+        data = self.model_dump(
+            mode="python", exclude={"world", "regime_settings"} | ({"privacy"} if self.privacy is None else set())
+        )
+        changed = self.changed_settings()
+        if changed:  # only this regime's cells, and only when a setting is off its default
+            data["regime_settings"] = changed
         if self.privacy is not None:
             # Hash compatibility: cells hashed before client-level DP left the schema carried this key
             # (always None for a run that could finish), so keep it and their runs stay reusable.
@@ -112,6 +133,19 @@ class RunSpec(_Spec):
             data["world_secret"] = secret.fingerprint()
         data["hash_version"] = HASH_VERSION
         return data
+
+    def changed_settings(self) -> RegimeSettings:
+        """The regime settings of this cell that differ from the regime's defaults (name → value)."""
+        defaults = settings_defaults(self.regime)
+        return {k: v for k, v in (self.regime_settings or {}).items() if defaults.get(k) != v}
+
+    def typed_settings(self) -> BaseModel | None:
+        """The regime settings as the regime's ``settings_model`` (its defaults when the cell carries none);
+        None for a regime without settings."""
+        model = get_regime(self.regime).settings_model
+        if model is None:
+            return None
+        return model.model_validate(self.regime_settings or {})
 
     @property
     def run_name(self) -> str:
@@ -193,6 +227,7 @@ def expand(
                         training=spec.training,
                         metrics=spec.metrics,
                         federation=spec.federation if regime.federated else None,
+                        regime_settings=spec.settings_of(name),
                     )
     if not cells:
         raise ExperimentError(
@@ -228,13 +263,13 @@ def cells_by_regime_and_coalition(cells: Sequence[RunSpec]) -> list[tuple[str, t
 
 def _model_eps_seed(spec: ExperimentSpec, regime: Regime) -> Iterator[tuple[Model, float, PrivacySettings | None, int]]:
     # Split learning always trains the split network (an MLP per party + top model): one model per cell.
-    models: tuple[Model, ...] = ("mlp",) if regime.split_network else spec.models
+    models = [m for m in (("mlp",) if regime.split_network else spec.models) if m in regime.models]
+    if not regime.trains_model:  # the model is not used: one run, under the first model listed, not copies
+        models = models[:1]
     for model in models:
-        if model not in regime.models:
-            continue
         for epsilon, sigma in spec.privacy.points():
             privacy = spec.privacy.settings(epsilon=epsilon, noise_multiplier=sigma)
-            if model in NON_DP_MODELS and privacy is not None:
+            if privacy is not None and (model in NON_DP_MODELS or not regime.dp_capable):
                 continue
             for seed in spec.seeds:
                 yield model, epsilon, privacy, seed

@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from fedsim.experiment.spec import _PATTERN_WORDS, _UNION_TAGS, ExperimentError, ExperimentSpec
+from fedsim.regimes import get_regime
+
+_KEY = "[key]"  # pydantic's location of a mapping key's error; the path already names the key
 
 
 def load_experiment(path: str | Path) -> ExperimentSpec:
@@ -54,7 +57,7 @@ def _describe(err: ValidationError, root: type[BaseModel], *, header: str) -> st
 
 
 def _describe_one(e: Mapping[str, Any], root: type[BaseModel]) -> str:
-    loc = tuple(part for part in e["loc"] if part not in _UNION_TAGS)
+    loc = tuple(part for part in e["loc"] if part not in _UNION_TAGS and part != _KEY)
     kind, ctx, value = e["type"], e.get("ctx") or {}, e.get("input")
     if kind == "fedsim":
         return f"{ctx['path']} = {ctx['value']}: {ctx['problem']}"
@@ -95,6 +98,10 @@ def _path(loc: Sequence[int | str]) -> str:
 
 
 def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel]:
+    if len(loc) == 2 and loc[0] == "regime_settings":  # a regime's own settings model (Regime.settings_model)
+        settings = get_regime(str(loc[1])).settings_model
+        if settings is not None:
+            return settings
     model = root
     for part in loc:
         if isinstance(part, str) and part in model.model_fields:

@@ -26,11 +26,13 @@ from pydantic import (
     Field,
     JsonValue,
     Tag,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
 from fedsim.errors import FedsimError
 from fedsim.privacy import DEFAULT_ROWS_PER_ENTITY, PrivacySettings
@@ -210,6 +212,52 @@ def _unique(values: Sequence[Any], *, path: str) -> None:
         if value in seen:
             raise _fail(f"{path}[{i}]", value, "appears twice; list each value once")
         seen.add(value)
+
+
+RegimeSettings = dict[str, JsonValue]
+"""One regime's settings as stored in a spec: every field of its ``settings_model``, defaults filled in."""
+_KNOWN_ERRORS = frozenset(get_args(ErrorType))
+
+
+def regimes_with_settings() -> list[str]:
+    """Registered regimes that declare a ``settings_model``."""
+    return [n for n in regime_names() if get_regime(n).settings_model is not None]
+
+
+def validate_regime_settings(regime: str, raw: Mapping[str, Any] | None) -> RegimeSettings:
+    """``raw`` checked against the regime's ``settings_model``: all its fields, defaults filled in.
+
+    Raised inside a field validator, the errors keep their own path under the regime's name (e.g.
+    ``regime_settings.mo_alerts.min_count``), so the loader names field, value and what is allowed."""
+    model = get_regime(regime).settings_model
+    if model is None:
+        raise _fail(
+            f"regime_settings.{regime}",
+            raw,
+            f"regime {regime} has no settings; allowed: settings of {', '.join(regimes_with_settings()) or 'none'}",
+        )
+    try:
+        return dict(model.model_validate({} if raw is None else raw).model_dump(mode="json"))
+    except ValidationError as err:
+        raise ValidationError.from_exception_data(
+            err.title, [_under(regime, e) for e in err.errors(include_url=False)]
+        ) from None
+
+
+def _under(regime: str, e: Any) -> InitErrorDetails:
+    """One settings error re-rooted under the regime's name (a custom error type keeps its context)."""
+    loc = (regime, *e["loc"])
+    ctx = dict(e.get("ctx") or {})
+    if e["type"] in _KNOWN_ERRORS:
+        return InitErrorDetails(type=e["type"], loc=loc, input=e["input"], ctx=ctx)
+    custom = PydanticCustomError(e["type"], "{message}", {**ctx, "message": e["msg"]})
+    return InitErrorDetails(type=custom, loc=loc, input=e["input"])
+
+
+def settings_defaults(regime: str) -> RegimeSettings:
+    """The regime's settings at their defaults (regimes without settings: an empty mapping)."""
+    model = get_regime(regime).settings_model
+    return {} if model is None else dict(model().model_dump(mode="json"))
 
 
 class WorldSpec(_Spec):
@@ -613,7 +661,14 @@ class ExperimentSpec(_Spec):
     regimes: tuple[RegimeName, ...] = Field(
         min_length=1,
         description="Regimes to run; allowed: the registered regimes (built in: status_quo, siloed, watchlist, "
-        "pooled, pooled_oracle, horizontal, vertical, hybrid; a study may register more).",
+        "reports, pooled, pooled_oracle, horizontal, vertical, hybrid, rules, mo_alerts; a study may register "
+        "more).",
+    )
+    regime_settings: dict[RegimeName, dict[str, JsonValue]] = Field(
+        default_factory=dict,
+        description="Per-regime settings, {regime: {setting: value}}, e.g. {mo_alerts: {min_count: 20}}; "
+        "allowed: regimes of this experiment that declare settings (their settings_model documents each field "
+        "and default). A regime's settings enter the config hash of its own cells only. Default {}.",
     )
     coalitions: Coalitions = Field(
         default=ALL,
@@ -637,9 +692,15 @@ class ExperimentSpec(_Spec):
         description="Pre-declared primary contrast; required when the experiment has two or more regimes.",
     )
 
+    @field_validator("regime_settings")
+    @classmethod
+    def _valid_settings(cls, value: dict[str, dict[str, JsonValue]]) -> dict[str, dict[str, JsonValue]]:
+        return {name: validate_regime_settings(name, raw) for name, raw in value.items()}
+
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
         _unique(self.regimes, path="regimes")
+        self._check_regime_settings()
         self._check_federation()
         _unique(self.models, path="models")
         _unique(self.seeds, path="seeds")
@@ -649,6 +710,23 @@ class ExperimentSpec(_Spec):
         self._check_world_and_split()
         self._check_primary()
         return self
+
+    def _check_regime_settings(self) -> None:
+        """Settings of a regime the experiment does not run would be silently ignored: refused."""
+        for name, value in self.regime_settings.items():
+            if name not in self.regimes:
+                raise _fail(
+                    f"regime_settings.{name}",
+                    value,
+                    f"{name} is not a regime of this experiment; allowed: settings of its regimes {list(self.regimes)}",
+                )
+
+    def settings_of(self, regime: str) -> RegimeSettings | None:
+        """The settings a cell of ``regime`` carries: all fields of its settings model (the experiment's values,
+        else the defaults), or None for a regime without settings."""
+        if get_regime(regime).settings_model is None:
+            return None
+        return dict(self.regime_settings.get(regime) or settings_defaults(regime))
 
     def _check_federation(self) -> None:
         """A regime refuses federation settings it would otherwise silently ignore."""

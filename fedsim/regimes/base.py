@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from fedsim.errors import FedsimError
 from fedsim.regimes.fitting import fit_scorer
@@ -105,6 +106,13 @@ class Regime(ABC):
     * ``split_network`` — trains the split network whatever ``models`` lists (its cells use ``mlp``);
     * ``refuses`` — :class:`~fedsim.settings.FederationSettings` fields it cannot honour: a non-default
       value is refused when the experiment is loaded instead of being silently ignored;
+    * ``dp_capable`` — can train under DP; if not, the grid expands only the experiment's non-DP point for it
+      (instead of cells that would fail at run time);
+    * ``trains_model`` — its scores come from a trained model; if not (e.g. ``rules``), every model of the
+      experiment would give the same run, so the grid expands only the first model listed;
+    * ``settings_model`` — a frozen pydantic model of the regime's own settings (fields with descriptions and
+      defaults), set in the experiment's ``regime_settings: {<name>: {...}}``, validated when the file is
+      loaded; the regime reads them typed with ``ctx.settings(<model>)``. None: the regime has no settings;
     * ``leakage`` — its rows of the leakage register.
     """
 
@@ -113,6 +121,9 @@ class Regime(ABC):
     models: ClassVar[frozenset[str]] = ALL_MODELS
     split_network: ClassVar[bool] = False
     refuses: ClassVar[tuple[str, ...]] = ()
+    dp_capable: ClassVar[bool] = True
+    trains_model: ClassVar[bool] = True
+    settings_model: ClassVar[type[BaseModel] | None] = None
     leakage: ClassVar[tuple[LeakageRow, ...]] = ()
 
     def coalitions(self, listed: Sequence[tuple[str, ...]], partners: Sequence[str]) -> list[tuple[str, ...]]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
 
 from fedsim.data import DAY, REPORT_CHANNELS, case_windows, known_cases
 from fedsim.regimes.base import LeakageRow, Regime, RegimeResult, RunContext, fit_and_score
@@ -49,6 +50,21 @@ SD_FLOOR = 0.1
 """A profile's spread is floored at this share of the receiver's population spread (a profile over a few
 cases can be near-constant in a feature; an unfloored Gaussian would then veto every other value)."""
 CLIP = 10.0  # per-feature log-ratio clip: one extreme feature must not decide the similarity alone
+
+
+class MoAlertsSettings(BaseModel):
+    """The regime's settings, ``regime_settings: {mo_alerts: {min_count: 20}}`` in an experiment file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_count: int = Field(
+        default=MIN_COUNT,
+        ge=1,
+        le=1_000_000,
+        strict=True,
+        description="Fewest distinct reported cases of a (fraud type, role) group before its description is "
+        f"released; the privacy of the alerts rests on it. Integer >= 1. Default {MIN_COUNT}.",
+    )
 
 
 @dataclass(frozen=True)
@@ -207,15 +223,16 @@ class MoAlerts(Regime):
     """Identifier-free modus-operandi descriptions above a minimum count (module docstring)."""
 
     name = "mo_alerts"
+    settings_model = MoAlertsSettings
     leakage = (
         LeakageRow(
             "each partner",
             "per fraud type and role of another partner's reported cases: the number of cases, the mean and spread "
             "of each of that partner's features over those cases' rows (only partners of the same kind can "
             "evaluate them) and the rows' hour-of-day shares",
-            f"aggregation only: released per group of ≥ the minimum count of cases (default {MIN_COUNT}; the run "
-            "logs mo_min_count), no identifiers, no per-entity rows; no noise, ε does not apply (a mean over few "
-            "cases can still reveal an outlier's values)",
+            f"aggregation only: released per group of ≥ the minimum count of cases (default {MIN_COUNT}, "
+            "regime_settings.mo_alerts.min_count; the run logs mo_min_count), no identifiers, no per-entity rows; "
+            "no noise, ε does not apply (a mean over few cases can still reveal an outlier's values)",
         ),
         LeakageRow(
             "alert hub operator",
@@ -225,9 +242,17 @@ class MoAlerts(Regime):
     )
 
     def __init__(self, min_count: int = MIN_COUNT) -> None:
+        """``min_count``: used when the run context carries no settings (a context built by hand); a grid cell
+        always carries the experiment's (``regime_settings.mo_alerts``, default :data:`MIN_COUNT`)."""
         if min_count < 1:
             raise ValueError(f"min_count = {min_count}: allowed: an integer ≥ 1")
         self.min_count = min_count
+
+    def min_count_of(self, ctx: RunContext) -> int:
+        """The run's minimum count: the cell's settings, else this instance's."""
+        if ctx.regime_settings is None:
+            return self.min_count
+        return ctx.settings(MoAlertsSettings).min_count
 
     def admits(
         self, coalition: tuple[str, ...], kinds: Mapping[str, str], federation: FederationSettings | None = None
@@ -240,11 +265,12 @@ class MoAlerts(Regime):
         return None
 
     def score(self, ctx: RunContext) -> RegimeResult:
-        released = [d for p in ctx.coalition for d in release(ctx, p, self.min_count)]
+        min_count = self.min_count_of(ctx)
+        released = [d for p in ctx.coalition for d in release(ctx, p, min_count)]
         params: dict[str, object] = {
             "sharing": "identifier-free MO descriptions (per fraud type and role: case count, feature means and "
-            f"spreads, hour-of-day shares) of groups of ≥ {self.min_count} reported cases; no identifiers",
-            "mo_min_count": self.min_count,
+            f"spreads, hour-of-day shares) of groups of ≥ {min_count} reported cases; no identifiers",
+            "mo_min_count": min_count,
         }
         metrics: dict[str, float] = {}
         scores, seconds = [], []

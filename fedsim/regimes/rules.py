@@ -48,6 +48,8 @@ class Rules(Regime):
     """Every partner alone with a tuned, readable rule book (module docstring)."""
 
     name = "rules"
+    dp_capable = False  # thresholds are tuned in the clear: the grid runs rules at ε = inf only
+    trains_model = False  # every model setting gives the same run: the grid runs the first model listed
     leakage = (LeakageRow("each partner", "only its own customers' data and its own reports (its own rules)", "—"),)
 
     def coalitions(self, listed: Sequence[tuple[str, ...]], partners: Sequence[str]) -> list[tuple[str, ...]]:

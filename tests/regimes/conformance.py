@@ -133,8 +133,22 @@ def check_refuses_a_coalition_before_any_work(regime: Regime, ws: Workspace) -> 
     assert regime.name in message and "+".join(coalition) in message, message
 
 
+def check_settings_are_frozen_documented_and_defaulted(regime: Regime, ws: Workspace) -> None:
+    """A regime's settings model (experiment files' ``regime_settings``) is frozen, refuses unknown keys, and
+    every field has a description and a default, so an experiment without the section still runs."""
+    model = regime.settings_model
+    if model is None:
+        pytest.skip(f"{regime.name} has no settings")
+    assert model.model_config.get("frozen") and model.model_config.get("extra") == "forbid", regime.name
+    for name, info in model.model_fields.items():
+        assert info.description, f"{regime.name}: setting {name} has no description"
+        assert not info.is_required(), f"{regime.name}: setting {name} has no default"
+    model()  # the defaults validate
+
+
 CHECKS: tuple[Callable[[Regime, Workspace], None], ...] = (
     check_has_leakage_register_rows,
+    check_settings_are_frozen_documented_and_defaulted,
     check_refuses_a_coalition_before_any_work,
     check_scores_only_the_test_window,
     check_one_row_per_partner_entity_day,

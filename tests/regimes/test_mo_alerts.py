@@ -15,12 +15,14 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from fedsim.evaluation.labels import case_windows, positive_pairs
+from fedsim.experiment import expand, parse_experiment
 from fedsim.federation.boundary import identifier_values
 from fedsim.regimes import get_regime
 from fedsim.regimes.base import run_units
-from fedsim.regimes.mo_alerts import MIN_COUNT, Description, MoAlerts, positive_groups, release
+from fedsim.regimes.mo_alerts import MIN_COUNT, Description, MoAlerts, MoAlertsSettings, positive_groups, release
 from fedsim.rows import RunContext, TrainingSettings, silo, unit_frame
 from fedsim.runner import Workspace
+from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
 
 pytestmark = pytest.mark.xdist_group("test_mo_alerts")
 KEY = ["partner", "entity_id", "day"]
@@ -54,6 +56,48 @@ def test_registered_with_the_default_minimum_count() -> None:
     assert any(f"{MIN_COUNT}" in row.limited_by for row in regime.leakage)
     with pytest.raises(ValueError):
         MoAlerts(min_count=0)
+
+
+@pytest.mark.parametrize("min_count", [1, 1_000])
+def test_min_count_from_the_experiment_reaches_the_regime(
+    min_count: int, small_known_answer_workspace: Workspace
+) -> None:
+    """experiment file → grid cell → run context → regime: the count set in regime_settings is the one applied
+    (on the ~1k-entity known-answer world every partner has a group of ≥ 1 reported case, none of 1,000)."""
+    ws = small_known_answer_workspace
+    spec = parse_experiment(
+        {
+            "name": "mo-count",
+            "world": KNOWN_ANSWER_WORLD,
+            "split": KNOWN_ANSWER_SPLIT,
+            "regimes": ["mo_alerts"],
+            "models": ["logistic"],
+            "seeds": [0],
+            "training": {"epochs": 1},
+            "regime_settings": {"mo_alerts": {"min_count": min_count}},
+        }
+    )
+    (cell,) = expand(spec, list(ws.features))
+    ctx = ws.context(cell)
+    assert ctx.settings(MoAlertsSettings).min_count == min_count
+
+    result = get_regime("mo_alerts").run(ctx)
+
+    assert result.params["mo_min_count"] == min_count
+    released = [v for k, v in result.metrics.items() if k.startswith("mo_released.")]
+    assert len(released) == len(ctx.coalition)
+    assert all(v > 0 for v in released) if min_count == 1 else all(v == 0 for v in released)
+
+
+def test_settings_of_another_regime_are_refused_by_the_context(chain: RunContext) -> None:
+    class Other(MoAlertsSettings):
+        pass
+
+    ctx = dataclasses.replace(chain, regime_settings=Other(min_count=3))
+    assert ctx.settings(Other).min_count == 3
+    assert dataclasses.replace(chain, regime_settings=None).settings(MoAlertsSettings).min_count == MIN_COUNT
+    with pytest.raises(TypeError, match="not Other"):
+        dataclasses.replace(chain, regime_settings=MoAlertsSettings()).settings(Other)
 
 
 def test_below_the_minimum_count_nothing_is_released_and_scores_equal_the_silos(chain: RunContext) -> None:
