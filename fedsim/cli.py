@@ -570,6 +570,47 @@ def adapt_cmd(
         render_adaptation(report, fmt)
 
 
+@app.command("sensitivity")
+@friendly_errors
+def sensitivity_cmd(
+    experiment_ref: str = typer.Argument(..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its primary contrast"),
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP", help="sweep file with a `sensitivity:` section"),
+    out: Path | None = typer.Option(None, "--out", help="directory for tornado.png, tornado.svg and sensitivity.csv"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="worlds, artifacts and derived experiments (relative to the current dir)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the variants and their world overrides; run nothing"),
+    quiet: bool = typer.Option(False, "--quiet", help="only warnings and the table"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
+) -> None:
+    """Sensitivity sweep: each knob of the world at its low and high value (plus an optional joint design), the
+    primary contrast [95% CI] of each, where it changes sign or loses significance, and a tornado chart."""
+    from fedsim.sheet import check_format
+
+    fmt = check_format(fmt, as_json)
+    _setup_logging(not quiet)
+    experiment = experiment_file(experiment_ref)
+    from fedsim.sensitivity import load_sweep, render_dry_run, render_sweep, run_sweep, sweep_payload, write_outputs
+
+    sweep = load_sweep(experiment, sweep_file)
+    if dry_run:
+        render_dry_run(sweep)
+        return
+    from fedsim.interrupts import interrupts_end_the_run
+    from fedsim.tracking import check_store
+
+    tracking_uri = check_store(tracking_uri)
+    with interrupts_end_the_run(experiment):
+        table = run_sweep(sweep, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
+    files = write_outputs(sweep, table, out) if out is not None else []
+    if fmt == "json":
+        sys.stdout.write(json.dumps(sweep_payload(sweep, table, files), indent=2) + "\n")
+    else:
+        render_sweep(sweep, table, fmt, files)
+
+
 @app.command("audit")
 @friendly_errors
 def audit(
