@@ -258,3 +258,16 @@ def test_the_tornado_has_one_bar_per_knob_in_swing_order(tmp_path: Path) -> None
     assert [p.suffix for p in paths] == [".png", ".svg"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in paths[1].read_text()[:500]
+
+
+SWEEPS = Path(__file__).resolve().parents[1] / "experiments" / "sweeps"
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("*.sweep.yaml")), ids=lambda p: p.name)
+def test_shipped_sweeps_validate_against_their_experiment(path: Path) -> None:
+    from fedsim.sensitivity import load_sweep
+
+    experiment = SWEEPS.parent / path.name.replace(".sweep.yaml", ".yaml")
+    sweep = load_sweep(experiment, path)
+    assert [v.level for v in sweep.variants[:1]] == ["base"]
+    assert all(k.source.strip() for k in sweep.knobs)
