@@ -406,6 +406,7 @@ def _row(sweep: Sweep, v: Variant, table: pd.DataFrame, path: Path) -> dict[str,
         "lo": float(r["lo"]),
         "hi": float(r["hi"]),
         "n_seeds": int(r["n_seeds"]),
+        "capacity": str(r["capacity"]),
     }
 
 

@@ -176,13 +176,16 @@ def test_the_capacity_knob_reuses_the_base_runs(experiment: Path, tmp_path: Path
     def run(path: Path) -> None:
         summaries.append((path, run_experiment(path, tracking_uri=uri, workdir=workdir, progress=False)))
 
-    sweep = _sweep(experiment, [KNOBS[3]])
+    sweep = _sweep(experiment, [{**KNOBS[3], "low": 0.25, "high": 8.0}])
     table = run_sweep(sweep, tracking_uri=uri, workdir=workdir, run=run)
     assert [(p, s.executed) for p, s in summaries] == [(experiment, 4)]  # only the base grid ran
     assert list(table["level"]) == ["base", "low", "high"]
     assert set(table["experiment"]) == {"(base)"}
-    a = table.set_index("level")["value_a"]  # ED(0) of reports: more alerts a day catch at least as many cases
-    assert a["low"] <= a["base"] <= a["high"] and a["low"] < a["high"]
+    by_level = table.set_index("level")
+    a = by_level["value_a"]  # ED(0) of reports: more alerts a day catch at least as many cases (nested alert sets)
+    assert a["low"] <= a["base"] <= a["high"]
+    assert by_level["capacity"].nunique() == 3  # each variant evaluated at its own capacity
+    assert by_level.loc["low", "capacity"].startswith("0.25 × ") and by_level.loc["high", "capacity"].startswith("8 × ")
     assert not (workdir / "sensitivity").exists()  # no derived experiment written
     again = run_sweep(sweep, tracking_uri=uri, workdir=workdir, run=run)
     assert summaries[-1][1].executed == 0 and summaries[-1][1].reused == 4  # nothing re-run
