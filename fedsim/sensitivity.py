@@ -300,6 +300,12 @@ def _joint(
             raise SweepError(
                 f"sensitivity.joint.knobs[{i}] = {name!r}: not a knob of this sweep; allowed: {', '.join(by_name)}"
             )
+    if joint.design == "half" and len(joint.knobs) < 3:
+        # I = AB: the two main effects are aliased with each other (resolution II), so nothing is learnt.
+        raise SweepError(
+            f"sensitivity.joint.design = 'half' with {len(joint.knobs)} knobs: its two main effects are aliased; "
+            "allowed: design: full, or half with 3 or more knobs"
+        )
     chosen = [by_name[n] for n in joint.knobs]
     out = []
     for i, row in enumerate(two_level_design(len(chosen), joint.design)):

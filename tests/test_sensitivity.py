@@ -95,6 +95,13 @@ def test_a_joint_design_names_only_knobs_of_the_sweep(experiment: Path) -> None:
         _sweep(experiment, KNOBS, joint={"knobs": ["mules", "nope"]})
 
 
+def test_a_half_fraction_of_two_knobs_is_refused(experiment: Path) -> None:
+    from fedsim.sensitivity import SweepError
+
+    with pytest.raises(SweepError, match="main effects are aliased; allowed: design: full, or half with 3"):
+        _sweep(experiment, KNOBS, joint={"knobs": ["mules", "phones"], "design": "half"})
+
+
 def test_the_metric_must_be_in_the_contrast_table(experiment: Path) -> None:
     from fedsim.sensitivity import SweepError
 
@@ -274,3 +281,35 @@ def test_shipped_sweeps_validate_against_their_experiment(path: Path) -> None:
     sweep = load_sweep(experiment, path)
     assert [v.level for v in sweep.variants[:1]] == ["base"]
     assert all(k.source.strip() for k in sweep.knobs)
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+def _cli(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from fedsim.cli import app
+
+    return CliRunner().invoke(app, ["sensitivity", *args])
+
+
+def test_the_dry_run_lists_every_variant_and_builds_nothing(experiment: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "s.sweep.yaml"
+    sweep.write_text(
+        yaml.safe_dump({"sensitivity": {"knobs": KNOBS, "joint": {"knobs": ["mules", "phones"], "design": "full"}}})
+    )
+    result = _cli(str(experiment), str(sweep), "--dry-run", "--workdir", str(tmp_path / "wd"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 + 4 * 2 + 4 + 1  # base, 4 knobs × (low, high), the full 2^2, the count
+    assert "fraud.purchase.report_probability = 0.6" in result.stdout
+    assert lines[-1] == "13 variants, 10 derived experiments (each the base grid on its own world)"
+    assert not (tmp_path / "wd").exists()
+
+
+def test_a_bad_sweep_file_exits_2_with_one_line(experiment: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "s.sweep.yaml"
+    sweep.write_text(yaml.safe_dump({"sensitivity": {"knobs": [{**KNOBS[0], "path": "keys.phone_cover"}]}}))
+    result = _cli(str(experiment), str(sweep), "--dry-run")
+    assert result.exit_code == 2
+    assert "'phone_cover' is not a field of keys; allowed:" in result.output
+    assert "phone_coverage" in result.output and "Traceback" not in result.output
