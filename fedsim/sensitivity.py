@@ -479,6 +479,22 @@ def swings(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("swing", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def joint_effects(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
+    """Main effect of each knob of the joint design: mean contrast over the points with the knob high minus the
+    mean over those with it low (Box, Hunter & Hunter 2005, §5.5). A point estimate: its CI would need the
+    points' shared resamples, which the contrast table does not keep."""
+    if sweep.spec.joint is None:
+        return pd.DataFrame(columns=["knob", "effect", "points"])
+    diffs = dict(zip(table["level"], table["diff"], strict=True))
+    points = [v for v in sweep.variants if v.knob == "joint"]
+    rows = []
+    for knob in (k for k in sweep.knobs if k.name in sweep.spec.joint.knobs):
+        high = [diffs[v.level] for v in points if v.values[knob.path] == knob.high]
+        low = [diffs[v.level] for v in points if v.values[knob.path] == knob.low]
+        rows.append({"knob": knob.name, "effect": sum(high) / len(high) - sum(low) / len(low), "points": len(points)})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------------------------
 # Output: dry run, table, files, JSON
 # ------------------------------------------------------------------------------------------------------
@@ -539,6 +555,17 @@ def render_sweep(sweep: Sweep, table: pd.DataFrame, fmt: str, files: Sequence[Pa
             r["change"] or "–",
         )
     print_sheet(order, fmt)
+    effects = joint_effects(sweep, table)
+    if not effects.empty:
+        joint = Sheet(
+            title=f"joint design ({sweep.spec.joint.design if sweep.spec.joint else ''}, {effects['points'].iloc[0]} "
+            "points): main effect of each knob, low → high (point estimate; each point's CI is in the table above)",
+            columns=["knob", "main effect"],
+            keys=1,
+        )
+        for _, r in effects.iterrows():
+            joint.add_row(r["knob"], _f(r["effect"], sweep.metric))
+        print_sheet(joint, fmt)
     if files and fmt == "table":
         import typer
 
@@ -574,5 +601,6 @@ def sweep_payload(sweep: Sweep, table: pd.DataFrame, files: Sequence[Path] = ())
         "knobs": [k.model_dump(mode="json") for k in sweep.knobs],
         "variants": json.loads(table.to_json(orient="records")),
         "swings": json.loads(swings(table).to_json(orient="records")),
+        "joint_effects": json.loads(joint_effects(sweep, table).to_json(orient="records")),
         "files": [str(f) for f in files],
     }
