@@ -328,7 +328,8 @@ def derived_experiment(experiment: Path, variant: Variant) -> dict[str, Any]:
         if key in world:
             world[key] = str((experiment.parent / world[key]).resolve())
     world["overrides"] = variant.overrides
-    data["name"] = f"{data['name']}--{variant.knob.replace('_', '-')}-{variant.level}"
+    tag = variant.level if variant.knob == "joint" else f"{variant.knob.replace('_', '-')}-{variant.level}"
+    data["name"] = f"{data['name']}--{tag}"
     return data
 
 
