@@ -11,8 +11,9 @@ coalition size (number of partners), whether the cell trains with DP, and the wo
    coalition size (ties: the larger one), unscaled — cost grows with the coalition, so a cell smaller than
    the measured one is overestimated and a larger one underestimated;
 3. **built-in table** (:data:`CALIBRATION`): one run per (regime, model, DP) measured on this machine on the
-   small world, scaled linearly by person-days; range: a factor 2 either way (one run per entry; on this
-   shared machine one cell's runs vary that much, e.g. 35–239 s for one default-world status_quo cell).
+   small world, scaled by person-days to the power :data:`SIZE_EXPONENT` (fitted below); range: a factor 2
+   either way (one run per entry; on this shared machine one cell's runs vary that much, e.g. 34–286 s for
+   the default world's status_quo cells).
 
 The grid's total is the sum over its cells divided by the workers. `fedsim run` runs the cells of a grid
 **one by one** in one process (:func:`fedsim.experiment.run_grid`; torch on one thread), so one worker; two
@@ -26,6 +27,8 @@ The calibration (2026-12-01, 2 shared cores, load average ≈ 3 from other jobs)
     # calibration.yaml: world {preset: small, seed: 7} (6,000 persons × 120 days), split 70/5/45, every
     # regime on the full chain, models [logistic, gbt], seeds [0], privacy.epsilon [inf, 2], 5 FedAvg rounds,
     # bootstrap 1000; split-learning regimes train the mlp.
+    # 37 cells, 12 min 31 s wall (/usr/bin/time): 726 s inside the tracked runs, 11.4 s before the first one,
+    # 0.24 s between cells (lease checks), 5 s closing Ray. So the tracked runs' times are the grid's cost.
 """
 
 from __future__ import annotations
@@ -45,14 +48,45 @@ CALIBRATION_PERSON_DAYS = 6_000 * 120
 """World size of the calibration runs: the small preset (6,000 persons × 120 days)."""
 
 CALIBRATION: dict[tuple[str, str, bool], float] = {
+    # (regime, model, DP): seconds of one cell on the small world's full chain (siloed: mean of the 5 partners)
+    ("rules", "logistic", False): 3.1,
     ("status_quo", "logistic", False): 7.1,
     ("status_quo", "logistic", True): 38.0,
     ("status_quo", "gbt", False): 26.7,
+    ("siloed", "logistic", False): 4.9,
+    ("siloed", "logistic", True): 6.5,
+    ("siloed", "gbt", False): 11.7,
+    ("reports", "logistic", False): 25.2,
+    ("reports", "logistic", True): 40.5,
+    ("reports", "gbt", False): 20.2,
+    ("watchlist", "logistic", False): 7.1,
+    ("watchlist", "logistic", True): 9.1,
+    ("watchlist", "gbt", False): 24.3,
+    ("mo_alerts", "logistic", False): 7.4,
+    ("mo_alerts", "logistic", True): 9.5,
+    ("mo_alerts", "gbt", False): 19.5,
+    ("pooled", "logistic", False): 13.1,
+    ("pooled", "logistic", True): 26.4,
+    ("pooled", "gbt", False): 35.5,
+    ("horizontal", "logistic", False): 31.0,
+    ("horizontal", "logistic", True): 26.4,
+    ("vertical", "mlp", False): 61.3,
+    ("vertical", "mlp", True): 57.3,
+    ("hybrid", "mlp", False): 58.5,
+    ("hybrid", "mlp", True): 63.3,
 }
 """Seconds per cell at :data:`CALIBRATION_PERSON_DAYS`, by (regime, model, DP); measured, see the module notes."""
 
-WORLD_SECONDS_PER_PERSON_DAY = 1e-5
-"""World generation and verification, seconds per person-day (small world, same calibration run)."""
+WORLD_SECONDS_PER_PERSON_DAY = 1.6e-5
+"""Start-up before the first cell (imports, world generation, verification, features), seconds per person-day:
+11.4 s for the small world in the calibration run. Cross-check: the headline's default-world runs (3.6M
+person-days) took 36–78 s of wall time beyond their cells (README: 16, 21, 29 min per world), 1.0–2.2e-5."""
+
+SIZE_EXPONENT = 0.68
+"""Cost ∝ person-days ** this. Fitted on the three (regime, gbt) cells measured on both worlds: the default world
+(3.6M person-days, headline store, 15 runs each: mean status_quo 92 s, reports 49 s, pooled 112 s) over the small
+one (0.72M, calibration: 26.7 s, 20.2 s, 35.5 s) is 3.5×, 2.4×, 3.2× — geometric mean 3.0 = 5 ** 0.68 (fixed
+costs, e.g. the case bootstrap, grow slower than the rows)."""
 
 TABLE_SPREAD = 2.0
 """A built-in table entry's range: its value divided and multiplied by this factor."""
@@ -174,13 +208,13 @@ def _from_runs(seconds: Sequence[float], source: str) -> CellCost:
 
 
 def table_cost(key: CostKey) -> CellCost:
-    """The built-in calibration: the entry of (regime, model, DP), else the regime's other model with the same
-    DP, else the median entry; scaled linearly by person-days."""
+    """The built-in calibration: the entry of (regime, model, DP), else the regime's slowest other model with the
+    same DP, else the median entry; scaled by person-days ** :data:`SIZE_EXPONENT`."""
     entry = CALIBRATION.get((key.regime, key.model, key.dp))
     if entry is None:
         alike = [s for (r, _, dp), s in CALIBRATION.items() if r == key.regime and dp == key.dp]
         entry = max(alike) if alike else statistics.median(CALIBRATION.values())
-    seconds = entry * key.person_days / CALIBRATION_PERSON_DAYS
+    seconds = entry * (key.person_days / CALIBRATION_PERSON_DAYS) ** SIZE_EXPONENT
     return CellCost(seconds, seconds / TABLE_SPREAD, seconds * TABLE_SPREAD, "table")
 
 
@@ -254,5 +288,5 @@ def describe_estimate(est: GridEstimate, *, store: str) -> list[str]:
 _SOURCE_WORDS = {
     "exact": "from measured runs of the same key",
     "nearest": "from the nearest measured coalition size",
-    "table": "from the built-in calibration table (small world, scaled by person-days)",
+    "table": f"from the built-in calibration table (small world, scaled by person-days ** {SIZE_EXPONENT})",
 }
