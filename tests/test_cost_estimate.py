@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from fedsim.cli import app
 from fedsim.experiment import RunSpec, expand, parse_experiment
 from fedsim.experiment.cost import (
+    COALITION_EXPONENT,
+    SIZE_EXPONENT,
     CostKey,
     cell_cost,
     estimate_grid,
@@ -106,18 +108,42 @@ def test_grid_estimate_is_the_hand_computed_sum(store: str) -> None:
     assert two.total == pytest.approx(est.total + 2 * world_seconds(pd_))
 
 
-def test_nearest_coalition_size_then_table() -> None:
+def test_nearest_coalition_size_scaled_then_table() -> None:
     measured = {
         CostKey("pooled", "gbt", 2, False, 100): [8.0],
         CostKey("pooled", "gbt", 4, False, 100): [30.0, 50.0],
         CostKey("pooled", "gbt", 4, False, 999): [1000.0],  # another world size: never used for 100
     }
     three = cell_cost(CostKey("pooled", "gbt", 3, False, 100), measured)
-    assert (three.seconds, three.source) == (40.0, "nearest")  # a tie (2 and 4): the larger coalition
+    # a tie (2 and 4): the larger coalition, scaled by size ** COALITION_EXPONENT
+    assert three.source == "nearest"
+    assert three.seconds == pytest.approx(40.0 * (3 / 4) ** COALITION_EXPONENT)
     five = cell_cost(CostKey("pooled", "gbt", 5, False, 100), measured)
-    assert (five.seconds, five.lo, five.hi) == (40.0, 30.0, 50.0)
+    scale = (5 / 4) ** COALITION_EXPONENT
+    assert (five.seconds, five.lo, five.hi) == pytest.approx((40.0 * scale, 30.0 * scale, 50.0 * scale))
     dp = cell_cost(CostKey("pooled", "gbt", 2, True, 100), measured)
     assert dp.source == "table" and dp == table_cost(CostKey("pooled", "gbt", 2, True, 100))
+
+
+def test_table_scales_with_world_and_coalition_but_not_for_every_partner_regimes() -> None:
+    small, big = CostKey("pooled", "gbt", 5, False, 100_000), CostKey("pooled", "gbt", 5, False, 400_000)
+    assert table_cost(big).seconds == pytest.approx(table_cost(small).seconds * 4**SIZE_EXPONENT)
+    pair = CostKey("pooled", "gbt", 2, False, 100_000)
+    assert table_cost(pair).seconds == pytest.approx(table_cost(small).seconds * (2 / 5) ** COALITION_EXPONENT)
+    sq3, sq5 = CostKey("status_quo", "gbt", 3, False, 100_000), CostKey("status_quo", "gbt", 5, False, 100_000)
+    assert table_cost(sq3) == table_cost(sq5)
+    cost = table_cost(small)
+    assert (cost.lo, cost.hi) == pytest.approx((cost.seconds / 2, cost.seconds * 2))
+
+
+def test_a_grid_cell_between_measured_sizes_uses_the_nearest(store: str) -> None:
+    chain = {**EXPERIMENT, "regimes": ["pooled"], "coalitions": [["bank_1", "telco", "marketplace"]], "primary": None}
+    cells = _cells(chain)
+    pd_ = person_days(parse_experiment(chain).world)
+    est = estimate_grid(cells, measured_costs(store), world_person_days=pd_, world_cached=True)
+    # size 3: the measured pair (8 s, distance 1) rather than the full chain (distance 2), × (3/2) ** exponent
+    assert est.sources == {"nearest": 2}
+    assert est.total == pytest.approx(2 * 8.0 * (3 / 2) ** COALITION_EXPONENT)
 
 
 def test_empty_store_falls_back_to_the_table_and_says_so(tmp_path: Path) -> None:
