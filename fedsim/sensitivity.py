@@ -428,7 +428,8 @@ def sign_of(diff: float, lo: float, hi: float) -> int:
 def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """Add ``significant`` (the 95% CI excludes 0), ``sign`` (of the point estimate) and ``change``: against the
     base row, 'sign flips' (point estimate on the other side of 0), 'verdict flips' (significant both ways,
-    opposite signs), 'loses significance' or 'gains significance'. The base is the row with level 'base'."""
+    opposite signs), 'estimate at 0' (exactly 0 where the base is not), 'loses significance' or 'gains
+    significance'. The base is the row with level 'base'."""
     out = table.copy()
     out["significant"] = [sign_of(d, lo, hi) != 0 for d, lo, hi in zip(out["diff"], out["lo"], out["hi"], strict=True)]
     out["sign"] = [int(math.copysign(1, d)) if d != 0 else 0 for d in out["diff"]]
@@ -441,8 +442,10 @@ def verdicts(table: pd.DataFrame) -> pd.DataFrame:
     for _, r in out.iterrows():
         verdict = sign_of(r["diff"], r["lo"], r["hi"])
         words = []
-        if r["sign"] != b["sign"]:
+        if r["sign"] * b["sign"] < 0:
             words.append("verdict flips" if verdict != 0 and b_verdict != 0 else "sign flips")
+        elif r["sign"] != b["sign"]:
+            words.append("estimate at 0" if r["sign"] == 0 else "estimate leaves 0")
         if b_verdict != 0 and verdict == 0:
             words.append("loses significance")
         elif b_verdict == 0 and verdict != 0:
@@ -526,7 +529,7 @@ def render_sweep(sweep: Sweep, table: pd.DataFrame, fmt: str, files: Sequence[Pa
         f"{first['model']}; 95% CI covers cases × training seeds",
         columns=["knob", "level", "setting", "A − B [95% CI]", "significant", "sign", "change vs base"],
         caption="significant: the 95% CI excludes 0. change: 'sign flips' (the estimate crosses 0), 'verdict flips' "
-        "(significant both ways, opposite signs), 'loses' / 'gains significance'.",
+        "(significant both ways, opposite signs), 'estimate at 0', 'loses' / 'gains significance'.",
         keys=2,
     )
     for _, r in table.iterrows():
@@ -584,11 +587,16 @@ def write_outputs(sweep: Sweep, table: pd.DataFrame, out: Path) -> list[Path]:
     fig = tornado_figure(
         swings(table),
         base=(b["diff"], b["lo"], b["hi"]),
-        title=f"{b['a']} − {b['b']}, {sweep.metric} ({sweep.spec.fraud_type}), {b['model']}: "
+        title=f"{_regime(b['a'])} − {_regime(b['b'])}, {sweep.metric} ({sweep.spec.fraud_type}), {b['model']}: "
         f"each knob from low to high; whiskers: 95% CI",
         xlabel=f"A − B, {sweep.metric}",
     )
     return [csv, *save_tornado(fig, out)]
+
+
+def _regime(label: str) -> str:
+    """'reports (bank_1+telco)' → 'reports'."""
+    return label.split(" ")[0]
 
 
 def sweep_payload(sweep: Sweep, table: pd.DataFrame, files: Sequence[Path] = ()) -> dict[str, Any]:

@@ -210,6 +210,8 @@ def _hand_table() -> pd.DataFrame:
         ("b", "high", 0.9, 0.06, 0.02, 0.10),
         ("c", "low", 5.0, -0.01, -0.05, 0.03),  # estimate crosses 0, not significant
         ("c", "high", 9.0, 0.05, 0.01, 0.09),
+        ("d", "low", 0.0, 0.0, -0.04, 0.04),  # exactly 0: no crossing
+        ("d", "high", 1.0, 0.04, 0.01, 0.08),
     ]
     return pd.DataFrame(rows, columns=["knob", "level", "value", "diff", "lo", "hi"])
 
@@ -221,14 +223,15 @@ def test_flips_and_lost_significance_are_found() -> None:
     assert out.loc[("a", "low"), "change"] == "verdict flips"
     assert out.loc[("b", "low"), "change"] == "loses significance"
     assert out.loc[("c", "low"), "change"] == "sign flips; loses significance"
-    for key in [("base", "base"), ("a", "high"), ("b", "high"), ("c", "high")]:
+    assert out.loc[("d", "low"), "change"] == "estimate at 0; loses significance"
+    for key in [("base", "base"), ("a", "high"), ("b", "high"), ("c", "high"), ("d", "high")]:
         assert out.loc[key, "change"] == ""
-    assert list(out["significant"]) == [True, True, True, False, True, False, True]
-    assert list(out["sign"]) == [1, -1, 1, 1, 1, -1, 1]
+    assert list(out["significant"]) == [True, True, True, False, True, False, True, False, True]
+    assert list(out["sign"]) == [1, -1, 1, 1, 1, -1, 1, 0, 1]
     s = swings(verdicts(_hand_table()))
-    assert list(s["knob"]) == ["a", "c", "b"]  # swings 0.12, 0.06, 0.03
-    assert list(s["flips"]) == [True, True, True]
-    assert s["swing"].tolist() == pytest.approx([0.12, 0.06, 0.03])
+    assert list(s["knob"]) == ["a", "c", "d", "b"]  # swings 0.12, 0.06, 0.04, 0.03
+    assert list(s["flips"]) == [True, True, True, True]
+    assert s["swing"].tolist() == pytest.approx([0.12, 0.06, 0.04, 0.03])
 
 
 def test_a_base_that_is_not_significant_gains_significance() -> None:
@@ -254,9 +257,9 @@ def test_the_tornado_has_one_bar_per_knob_in_swing_order(tmp_path: Path) -> None
     labels = [t.get_text() for t in ax.get_yticklabels()]
     ticks = list(ax.get_yticks())
     top_down = [lab for _, lab in sorted(zip(ticks, labels, strict=True), reverse=True)]
-    assert top_down == ["a", "c", "b"]  # largest swing at the top
+    assert top_down == ["a", "c", "d", "b"]  # largest swing at the top
     bars = [bar for c in ax.containers if isinstance(c, BarContainer) for bar in c]
-    assert len(bars) == 3
+    assert len(bars) == 4
     by_y = {round(b.get_y() + b.get_height() / 2): b for b in bars}
     for y, label in zip(ticks, labels, strict=True):
         row = s[s["knob"] == label].iloc[0]

@@ -9,6 +9,7 @@ the contrast or its significance is hatched and labelled.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ def tornado_figure(swings: pd.DataFrame, *, base: tuple[float, float, float], ti
     from matplotlib.figure import Figure
 
     n = len(swings)
-    fig = Figure(figsize=(8.5, 1.6 + 0.7 * n))
+    fig = Figure(figsize=(10.5, 1.8 + 0.8 * n))
     ax = fig.add_subplot()
     ys = list(range(n))[::-1]  # first row (largest swing) at the top
     diff, lo, hi = base
@@ -48,11 +49,19 @@ def tornado_figure(swings: pd.DataFrame, *, base: tuple[float, float, float], ti
             hatch="//" if r["flips"] else None,
             zorder=2,
         )
-        for end, value in (("low", "value_low"), ("high", "value_high")):
+        for end, dy, marker, face in (("low", -0.14, "o", "white"), ("high", 0.14, "s", "0.15")):
+            # low below the bar's centre line, high above it, so the two CIs never hide each other
             x, x_lo, x_hi = r[f"at_{end}"], r[f"at_{end}_lo"], r[f"at_{end}_hi"]
-            ax.errorbar(x, y, xerr=[[x - x_lo], [x_hi - x]], fmt="o", color="0.15", ms=4, capsize=3, zorder=3)
+            ax.errorbar(
+                x, y + dy, xerr=[[x - x_lo], [x_hi - x]], fmt=marker, mfc=face, color="0.15", ms=5, capsize=3, zorder=3
+            )
             ax.annotate(
-                f"{end} {r[value]:g}", (x, y), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=7
+                f"{end} {r[f'value_{end}']:g}",
+                (x, y + dy),
+                xytext=(0, 8 if dy > 0 else -12),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
             )
         if r["flips"]:
             ax.annotate(
@@ -66,8 +75,13 @@ def tornado_figure(swings: pd.DataFrame, *, base: tuple[float, float, float], ti
     ax.set_yticks(ys, [str(k) for k in swings["knob"]])
     ax.set_ylim(-0.8, n - 0.2)
     ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(textwrap.fill(title, 95), fontsize=9)
+    ax.errorbar([], [], xerr=[], fmt="o", mfc="white", color="0.15", label="knob low [95% CI]")
+    ax.errorbar([], [], xerr=[], fmt="s", color="0.15", label="knob high [95% CI]")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    if swings["flips"].any():  # room on the right for the flip labels
+        left, right = ax.get_xlim()
+        ax.set_xlim(left, right + 0.35 * (right - left))
     fig.tight_layout()
     return fig
 
