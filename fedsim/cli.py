@@ -304,7 +304,12 @@ def run(
     world_seed: list[int] = typer.Option(
         [], "--world-seed", help="run on this world seed instead of the experiment's (repeat for several worlds)"
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="list the grid's runs and their count; build nothing"),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="list the grid's runs, their count and an estimated wall time from measured runs in the store; "
+        "build nothing",
+    ),
 ) -> None:
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
@@ -315,7 +320,7 @@ def run(
     _setup_logging(not quiet)
     experiment = experiment_file(experiment_ref)
     if dry_run:
-        _print_grid(experiment, n_worlds=max(1, len(world_seed)))
+        _print_grid(experiment, n_worlds=max(1, len(world_seed)), tracking_uri=tracking_uri, workdir=workdir)
         return
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
@@ -330,8 +335,11 @@ def run(
         )
 
 
-def _print_grid(experiment: Path, *, n_worlds: int) -> None:
-    """The cells `fedsim run` would execute (validation included), one per line, then the count, on stdout."""
+def _print_grid(
+    experiment: Path, *, n_worlds: int, tracking_uri: str | None = None, workdir: Path | None = None
+) -> None:
+    """The cells `fedsim run` would execute (validation included), one per line, then the count and the
+    estimated wall time (:mod:`fedsim.experiment.cost`), on stdout."""
     from fedsim.experiment import expand, load_experiment
     from fedsim.experiment.grid import cells_by_regime_and_coalition, refused
     from fedsim.runner import partners_of
@@ -362,6 +370,24 @@ def _print_grid(experiment: Path, *, n_worlds: int) -> None:
         typer.echo(f"skipped ({regime}, {'+'.join(coalition)}): {reason}")
     worlds = "" if n_worlds == 1 else f" on each of {n_worlds} worlds ({len(cells) * n_worlds} in all)"
     typer.echo(f"{spec.name}: {len(cells)} runs{worlds}")
+    _print_estimate(spec, cells, n_worlds=n_worlds, tracking_uri=tracking_uri, workdir=workdir)
+
+
+def _print_estimate(
+    spec: Any, cells: list[Any], *, n_worlds: int, tracking_uri: str | None, workdir: Path | None
+) -> None:
+    """The grid's estimated wall time from the store's measured runs (read only: a missing store is not created)."""
+    from fedsim.experiment.cost import describe_estimate, estimate_grid, measured_costs, person_days
+    from fedsim.runner import world_dir
+    from fedsim.tracking import resolve_tracking_uri
+
+    store = resolve_tracking_uri(tracking_uri)
+    cached = n_worlds == 1 and workdir is not None and world_dir(spec, workdir / "worlds").is_dir()
+    est = estimate_grid(
+        cells, measured_costs(store), world_person_days=person_days(spec.world), n_worlds=n_worlds, world_cached=cached
+    )
+    for line in describe_estimate(est, store=store):
+        typer.echo(line)
 
 
 @app.command("runs")
@@ -542,6 +568,47 @@ def adapt_cmd(
         sys.stdout.write(json.dumps(adaptation_payload(report), indent=2) + "\n")
     else:
         render_adaptation(report, fmt)
+
+
+@app.command("sensitivity")
+@friendly_errors
+def sensitivity_cmd(
+    experiment_ref: str = typer.Argument(..., metavar="EXPERIMENT", help=EXPERIMENT_HELP + "; its primary contrast"),
+    sweep_file: Path = typer.Argument(..., metavar="SWEEP", help="sweep file with a `sensitivity:` section"),
+    out: Path | None = typer.Option(None, "--out", help="directory for tornado.png, tornado.svg and sensitivity.csv"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="worlds, artifacts and derived experiments (relative to the current dir)"
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list the variants and their world overrides; run nothing"),
+    quiet: bool = typer.Option(False, "--quiet", help="only warnings and the table"),
+    fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
+    as_json: bool = typer.Option(False, "--json", help="same as --format json"),
+) -> None:
+    """Sensitivity sweep: each knob of the world at its low and high value (plus an optional joint design), the
+    primary contrast [95% CI] of each, where it changes sign or loses significance, and a tornado chart."""
+    from fedsim.sheet import check_format
+
+    fmt = check_format(fmt, as_json)
+    _setup_logging(not quiet)
+    experiment = experiment_file(experiment_ref)
+    from fedsim.sensitivity import load_sweep, render_dry_run, render_sweep, run_sweep, sweep_payload, write_outputs
+
+    sweep = load_sweep(experiment, sweep_file)
+    if dry_run:
+        render_dry_run(sweep)
+        return
+    from fedsim.interrupts import interrupts_end_the_run
+    from fedsim.tracking import check_store
+
+    tracking_uri = check_store(tracking_uri)
+    with interrupts_end_the_run(experiment):
+        table = run_sweep(sweep, tracking_uri=tracking_uri, workdir=workdir, progress=not quiet)
+    files = write_outputs(sweep, table, out) if out is not None else []
+    if fmt == "json":
+        sys.stdout.write(json.dumps(sweep_payload(sweep, table, files), indent=2) + "\n")
+    else:
+        render_sweep(sweep, table, fmt, files)
 
 
 @app.command("audit")

@@ -211,6 +211,29 @@ class Workspace:
         ev.table.to_csv(out / "metrics_tidy.csv", index=False)
         ev.case_alerts.to_parquet(out / "case_alerts.parquet", index=False)
         (out / "run_config.yaml").write_text(yaml.safe_dump(json.loads(cell.model_dump_json()), sort_keys=False))
+        artifacts = {
+            "scores": out / "scores.parquet",
+            "metrics": out / "metrics_tidy.csv",
+            "case_alerts": out / "case_alerts.parquet",
+            "config": out / "run_config.yaml",
+        }
+        if result.second_scores is not None and self.split.second_test:
+            # The window after the test window (e.g. after a barrier): its case alerts, for `fedsim adapt`.
+            second = evaluate_calibrated(
+                result.second_scores,
+                self.truth,
+                capacity=capacity,
+                scales=m.capacity_scales,
+                partner_sizes=self.partner_sizes,
+                test_window_ts=self.split.second_test,
+                seed=cell.seed,
+                horizons_h=m.horizons_h,
+                latencies_h=m.latencies_h,
+                interdiction=m.interdiction,
+                n_boot=0,
+            )
+            second.case_alerts.to_parquet(out / "case_alerts_second.parquet", index=False)
+            artifacts["case_alerts_second"] = out / "case_alerts_second.parquet"
         params = {
             **result.params,
             "unit_of_scoring": "entity-day (max over event-triggered scores)",
@@ -226,12 +249,7 @@ class Workspace:
         return RunResult(
             params=params,
             metrics={**ev.flat(), **result.metrics, **person[0]},
-            artifacts={
-                "scores": out / "scores.parquet",
-                "metrics": out / "metrics_tidy.csv",
-                "case_alerts": out / "case_alerts.parquet",
-                "config": out / "run_config.yaml",
-            },
+            artifacts=artifacts,
             tags={"fedsim.regime": cell.regime, "fedsim.coalition": "+".join(cell.coalition)},
             step_metrics=result.step_metrics,
         )

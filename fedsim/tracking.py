@@ -688,3 +688,49 @@ def _row(run: Any) -> dict[str, Any]:
     for key, value in sorted(run.data.metrics.items()):
         row[f"metrics.{key}" if key in row else key] = value
     return row
+
+
+@dataclass(frozen=True)
+class RunTime:
+    """One finished run's wall time as MLflow recorded it (start and end of the tracked run), with its params."""
+
+    experiment: str
+    run_id: str
+    start_ms: int
+    end_ms: int
+    params: Mapping[str, str]
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_ms - self.start_ms) / 1000.0
+
+
+def finished_run_times(tracking_uri: str | None = None) -> list[RunTime]:
+    """Every FINISHED run of every experiment in the store, with its start/end time and params.
+
+    Read only: a sqlite store that does not exist yet is not created (no runs: an empty list), so
+    `fedsim run --dry-run` leaves no file behind. Used by :mod:`fedsim.experiment.cost`."""
+    from mlflow.entities import ViewType
+
+    uri = resolve_tracking_uri(tracking_uri)
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return []
+    client = _mlflow_client(uri)
+    out: list[RunTime] = []
+    for experiment in client.search_experiments(view_type=ViewType.ACTIVE_ONLY):
+        tracker = Tracker(uri, experiment.name)
+        tracker._client = client  # one client for the whole read
+        for run in tracker._finished_runs(experiment.experiment_id):
+            if run.info.end_time is None or run.info.start_time is None:
+                continue
+            out.append(
+                RunTime(
+                    experiment.name,
+                    run.info.run_id,
+                    int(run.info.start_time),
+                    int(run.info.end_time),
+                    dict(run.data.params),
+                )
+            )
+    return out
