@@ -398,10 +398,22 @@ def summary_metrics(persons: pd.DataFrame, n_models: int) -> dict[str, float]:
     }
 
 
-def run_person_privacy(log: ExposureLog, entities: pd.DataFrame | None) -> tuple[dict[str, float], dict[str, str]]:
-    """Metrics and params of one recorded run (empty without a DP model): the per-person ε and its unit."""
+NO_MODEL_UNIT = (
+    "person: no DP model was trained in this run (no reported fraud in the training window), so no training data "
+    "was released (ε = 0); that no model could be trained is itself outside ε"
+)
+
+
+def run_person_privacy(
+    log: ExposureLog, entities: pd.DataFrame | None, *, dp_cell: bool = False
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Metrics and params of one recorded run: the per-person ε and its unit. A run that is not a DP cell gets
+    none; a DP cell whose regime trained no model (nothing reported to learn from) gets ε = 0 and says why."""
     if not log.exposures:
-        return {}, {}
+        if not dp_cell:
+            return {}, {}
+        zero = {f"dp_epsilon_person_{s}": 0.0 for s in ("max", "median", "p90", "p99")}
+        return {**zero, "dp_models": 0.0, "dp_persons": 0.0}, {"dp_unit": NO_MODEL_UNIT}
     persons = person_epsilons(log.exposures, entities)
     params = {
         "dp_unit": PERSON_UNIT,

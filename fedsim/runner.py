@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -174,7 +175,8 @@ class Workspace:
         ctx = self.context(cell)
         with recording() as log:
             result = get_regime(cell.regime).run(ctx)
-        return self.package(cell, result, person=run_person_privacy(log, self.truth.get("entities")))
+        dp = cell.privacy is not None and not math.isinf(cell.epsilon)
+        return self.package(cell, result, person=run_person_privacy(log, self.truth.get("entities"), dp_cell=dp))
 
     def package(
         self, cell: RunSpec, result: RegimeResult, *, person: tuple[dict[str, float], dict[str, str]] = ({}, {})

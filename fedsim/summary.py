@@ -98,6 +98,8 @@ def person_privacy_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
     model_eps = [c for c in df.columns if re.match(r"^dp_epsilon\.", c)]
     model_max = df[model_eps].apply(pd.to_numeric, errors="coerce").max(axis=1) if model_eps else None
     private = model_max.notna() if model_max is not None else pd.Series(False, index=df.index)
+    # a DP cell whose regime trained no model (nothing reported yet) released no training data: ε = 0, not ∞
+    private = private | (pd.to_numeric(df.get("dp_models", pd.Series(math.nan, index=df.index))) == 0)
     out = {}
     for column, metric in PERSON_METRICS.items():
         values = _metric(df, metric)

@@ -234,3 +234,18 @@ def test_pooled_dp_run_logs_a_per_person_epsilon_that_runs_json_shows(tmp_path: 
     curve = data["privacy_utility"][0]
     assert curve["odds_factor"] == pytest.approx(math.exp(m["dp_epsilon_person_max"]))
     assert curve["privacy_unit"] == "per person, all models composed"
+
+
+def test_a_dp_cell_that_trained_no_model_reports_epsilon_zero_not_no_dp() -> None:
+    """A silo with no reported fraud in its training window trains nothing: under DP its runs table must say
+    ε = 0 per person (nothing was released), not '∞ (no DP)' as if privacy had been switched off."""
+    from fedsim.person_privacy import ExposureLog, run_person_privacy
+    from fedsim.summary import person_privacy_columns
+
+    metrics, params = run_person_privacy(ExposureLog(), None, dp_cell=True)
+    assert metrics["dp_epsilon_person_max"] == 0.0 and metrics["dp_models"] == 0.0
+    assert "no DP model was trained" in params["dp_unit"]
+    assert run_person_privacy(ExposureLog(), None, dp_cell=False) == ({}, {})  # a non-DP run claims nothing
+    shown = person_privacy_columns(pd.DataFrame([{**metrics, **params}, {"dp_unit": ""}]))
+    assert shown["epsilon_person"].tolist()[0] == 0.0
+    assert math.isinf(shown["epsilon_person"].tolist()[1])  # a run without any DP stays ∞
