@@ -247,7 +247,10 @@ def epsilon_spent(history: Sequence[tuple[float, float, int]], *, delta: float, 
         return 0.0
     acc = create_accountant(mechanism=_check_accountant(accountant))
     acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
-    return float(acc.get_epsilon(delta=delta))
+    # A training set no larger than one batch has q = 1: Opacus' PRV then takes log(1 - q) = -inf on a branch
+    # np.where discards. The result is right; only numpy's divide-by-zero warning would reach the terminal.
+    with np.errstate(divide="ignore"):
+        return float(acc.get_epsilon(delta=delta))
 
 
 def noise_for_target(*, target_epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
@@ -272,7 +275,7 @@ def _noise_for_target(target_epsilon: float, delta: float, sample_rate: float, s
     from opacus.accountants.utils import get_noise_multiplier
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), np.errstate(divide="ignore"):  # q = 1: see epsilon_spent
             # the search probes very large σ, where RDP's best order is the largest one: expected there
             warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
             return float(
