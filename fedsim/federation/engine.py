@@ -207,7 +207,8 @@ def _ray_initialized() -> bool:
 
 def _terminate_pool(pool: Any) -> None:
     try:
-        pool.terminate_all_actors()
+        with quiet_flower():  # at exit, after the runs: Flower's "Terminated N actors" is its own DEBUG line
+            pool.terminate_all_actors()
     except Exception:  # noqa: BLE001 - actors already gone with Ray
         logger.debug("could not terminate the warm Ray actor pool", exc_info=True)
 
