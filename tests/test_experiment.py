@@ -742,3 +742,35 @@ def test_progress_bar_prints_reuse_in_words(store_uri: str, capsys: pytest.Captu
     words = "run 1/1: pooled on bank_1+telco, logistic, seed 0"
     expected = f"{words} — reusing finished run {summary.run_ids[0]}"
     assert expected in out
+
+
+@pytest.mark.xdist_group("mlflow")
+def test_a_rival_stamped_earlier_but_stored_later_wins_and_ours_leaves_no_metrics(store_uri: str) -> None:
+    """The race CI found: process B's run reaches the store before A's although A's start time is earlier.
+
+    Both pass the lease check at the start; the check before logging must make exactly one of them keep
+    the cell. Here the rival (A) appears while our cell is executing, with an earlier start time.
+    """
+    import time
+
+    from mlflow.entities import ViewType
+
+    from fedsim.tracking import CONFIG_HASH_TAG, HEARTBEAT_TAG, OWNER_TAG, Tracker
+
+    spec, cells = four_cells()
+    tracker = Tracker(store_uri, "late-commit-race")
+    rival: list[str] = []
+
+    def slow_with_rival(cell: RunSpec) -> RunResult:
+        tags = {CONFIG_HASH_TAG: cell.config_hash, OWNER_TAG: "elsewhere|1|1", HEARTBEAT_TAG: f"{time.time():.3f}"}
+        stamped_earlier = int(time.time() * 1000) - 60_000
+        run = tracker.client.create_run(tracker.experiment_id, start_time=stamped_earlier, tags=tags)
+        rival.append(run.info.run_id)
+        return _result(cell)
+
+    summary = run_grid(spec, cells[:1], slow_with_rival, tracker, progress=False)
+    ours = tracker.client.search_runs([tracker.experiment_id], run_view_type=ViewType.DELETED_ONLY)
+
+    assert (summary.executed, summary.elsewhere) == (0, 1)  # the rival keeps the cell
+    assert [run_id for run_id, _ in tracker.find_runs(cells[0].config_hash)] == rival
+    assert len(ours) == 1 and not ours[0].data.metrics  # our run is withdrawn before it logged anything

@@ -163,6 +163,11 @@ def _execute_one(
             if not tracker.holds_lease(cell.config_hash, run_id):
                 raise _LostLease(run_id)
             result = execute(cell)
+            # Checked again before anything is logged: the first check compares start times, but a run stamped
+            # earlier can reach the store later (a busy sqlite writer), so both processes may have passed it.
+            # By now both runs are stored, the two agree on one winner, and the loser leaves no metrics behind.
+            if not tracker.holds_lease(cell.config_hash, run_id):
+                raise _LostLease(run_id)
             tracker.log_params(result.params)
             tracker.log_metrics(result.metrics)
             for curve, values in result.step_metrics.items():
