@@ -1,0 +1,1 @@
+"""The effectiveness report for policymakers (issue 12): data (gather), words and figures (render)."""
