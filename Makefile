@@ -9,7 +9,7 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
 export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=1
 
-.PHONY: demo test science ui bench lint clean
+.PHONY: demo test science ui bench lint clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -27,8 +27,25 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/fedsim demo
 
+# The browser test (tests/test_report_browser.py) opens the HTML reports in Debian's Chromium: the only browser this
+# project may use (no browser downloads). The target is the binary itself, so apt runs only when it is missing.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make test needs Debian's chromium at $(CHROMIUM) for the report's browser test; run as root:" >&2; \
+	  echo "  apt-get update && apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi
+	@command -v apt-get >/dev/null 2>&1 || { \
+	  echo "make test needs Debian's chromium at $(CHROMIUM) for the report's browser test, and apt-get is" \
+	    "not available: install the chromium package of your distribution" >&2; exit 1; }
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+	@test -x $@ || { echo "apt-get installed chromium but $@ is missing" >&2; exit 1; }
+
+chromium: $(CHROMIUM)
+
 # Lint first: CI runs `make test`, so a lint failure fails CI before the (slower) suite starts.
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not science"
 
 # The full statistical studies (e.g. the placebo and A-vs-A nulls on five worlds, ~10 min); `make test` runs
