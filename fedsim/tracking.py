@@ -41,8 +41,10 @@ import hashlib
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -62,10 +64,21 @@ if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
+    from fedsim.run_metrics import MetricLayout
+
 CONFIG_HASH_TAG = "fedsim.config_hash"
 SUPERSEDED_TAG = "fedsim.superseded"
 OWNER_TAG = "fedsim.owner"
 HEARTBEAT_TAG = "fedsim.heartbeat"
+KIND_TAG = "fedsim.kind"
+SUMMARY_KIND = "summary"
+"""``fedsim.kind = summary``: the experiment's summary run (:mod:`fedsim.experiment_summary`), never a grid cell."""
+METRICS_TABLE_TAG = "fedsim.metrics_table"
+"""Set on a run whose full metric set is the tidy artifact it names (:mod:`fedsim.run_metrics`)."""
+METRICS_TABLE_PATH = "metrics/metrics.parquet"
+NOTE_TAG = "mlflow.note.content"
+"""MLflow's description of an experiment or run (shown as its note in the UI)."""
+_MLFLOW_INF = 1.7976931348623157e308  # what MLflow's SQL store keeps for ±inf (sqlalchemy_store, log_metric)
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
 _BATCH = 100  # MLflow accepts at most 100 params+tags and 1000 metrics per log_batch
@@ -466,6 +479,7 @@ class Tracker:
         self._client: MlflowClient | None = None
         self._experiment_id: str | None = None
         self._active: str | None = None
+        self._tables: dict[str, dict[str, float]] = {}
 
     # -- store ------------------------------------------------------------------------------
     @property
@@ -491,6 +505,11 @@ class Tracker:
         if found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
+
+    def set_description(self, text: str | None) -> None:
+        """Show ``text`` (the experiment file's ``description``) as the experiment's note in the MLflow UI."""
+        if text and text.strip():
+            self.client.set_experiment_tag(self.experiment_id, NOTE_TAG, text.strip())
 
     @property
     def active_run_id(self) -> str:
@@ -545,13 +564,19 @@ class Tracker:
     # -- one run ----------------------------------------------------------------------------
     @contextmanager
     def start_run(
-        self, cell: RunSpec, *, world_hash: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cell: RunSpec,
+        *,
+        world_hash: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_name: str | None = None,
     ) -> Iterator[str]:
         """Open an MLflow run for a grid cell; yields its run id.
 
         Logs the cell's params (regime, coalition, model, seed, epsilon, config hash, git commit,
-        shared settings) and ``world_hash`` when given. Ends FINISHED, or FAILED if the block
-        raises (KILLED on Ctrl-C); the exception propagates.
+        shared settings) and ``world_hash`` when given. ``run_name``: the name in MLflow's table (default
+        :attr:`RunSpec.run_name`; the grid passes a short one, :func:`fedsim.experiment.grid.short_run_names`).
+        Ends FINISHED, or FAILED if the block raises (KILLED on Ctrl-C); the exception propagates.
         """
         if self._active is not None:
             raise TrackingError(f"run {self._active} is still active; runs do not nest here")
@@ -562,7 +587,7 @@ class Tracker:
             **_sanitized(dict(tags or {})),
         }
         run = self.client.create_run(
-            self.experiment_id, run_name=cell.run_name, tags={k: str(v) for k, v in run_tags.items()}
+            self.experiment_id, run_name=run_name or cell.run_name, tags={k: str(v) for k, v in run_tags.items()}
         )
         self._active = run.info.run_id
         beat = _Heartbeat(self.client, run.info.run_id, heartbeat_seconds())
@@ -600,15 +625,33 @@ class Tracker:
         for start in range(0, len(items), _BATCH):
             self.client.log_batch(self.active_run_id, tags=items[start : start + _BATCH])
 
-    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
-        """Log final metrics of the active run: ``name`` with optional ``name_lo`` / ``name_hi`` (95% CI)."""
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0, layout: MetricLayout | None = None) -> None:
+        """Log final metrics of the active run: ``name`` with optional ``name_lo`` / ``name_hi`` (95% CI).
+
+        With a ``layout`` only its headline names become MLflow metrics and every metric goes to the tidy
+        artifact :data:`METRICS_TABLE_PATH` (:mod:`fedsim.run_metrics`); :meth:`runs_table` merges it back."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         values = check_metrics(_sanitized(metrics))
+        if layout is not None:
+            self._log_metric_table(values, layout)
+            values = {k: values[k] for k in layout.headline if k in values}
         items = [Metric(k, v, now, step) for k, v in values.items()]
         for start in range(0, len(items), 10 * _BATCH):
             self.client.log_batch(self.active_run_id, metrics=items[start : start + 10 * _BATCH])
+
+    def _log_metric_table(self, values: Mapping[str, float], layout: MetricLayout) -> None:
+        import tempfile
+
+        from fedsim.run_metrics import metric_table
+
+        folder, file = METRICS_TABLE_PATH.rsplit("/", 1)
+        with tempfile.TemporaryDirectory(prefix="fedsim-metrics-") as tmp:
+            metric_table(values, layout).to_parquet(Path(tmp) / file, index=False)
+            self.client.log_artifact(self.active_run_id, str(Path(tmp) / file), artifact_path=folder)
+        # The tag after the file: a run tagged so always has its table.
+        self.client.set_tag(self.active_run_id, METRICS_TABLE_TAG, METRICS_TABLE_PATH)
 
     def log_step_metrics(self, name: str, values: Sequence[float]) -> None:
         """Log a per-round curve: ``values[i]`` at step ``i`` (e.g. loss per federated round)."""
@@ -631,6 +674,58 @@ class Tracker:
         else:
             raise TrackingError(f"artifact {name or local.name!r}: no such file or folder {local}")
 
+    # -- the experiment's summary run ------------------------------------------------------
+    def summary_runs(self) -> list[str]:
+        """Ids of the experiment's summary runs (``fedsim.kind = summary``), newest first; normally one."""
+        from mlflow.entities import ViewType
+
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{KIND_TAG}` = '{SUMMARY_KIND}'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time DESC"],
+        )
+        return [r.info.run_id for r in runs]
+
+    @contextmanager
+    def summary_run(self, note: str) -> Iterator[str]:
+        """Open a new summary run of the experiment (run name ``summary · <experiment>``, ``note`` as its
+        description); the log methods write to it inside the block. When the block ends without error the run
+        is FINISHED and replaces every earlier summary run (deleted only then: there is always one to read);
+        on an error it is removed and the earlier one stays."""
+        if self._active is not None:
+            raise TrackingError(f"run {self._active} is still active; runs do not nest here")
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"summary · {self.experiment_name}",
+            tags={KIND_TAG: SUMMARY_KIND, NOTE_TAG: note},
+        )
+        run_id = run.info.run_id
+        self._active = run_id
+        try:
+            yield run_id
+        except BaseException:
+            self.client.set_terminated(run_id, status="FAILED")
+            self.client.delete_run(run_id)
+            raise
+        finally:
+            self._active = None
+        self.client.set_terminated(run_id, status="FINISHED")
+        for old in self.summary_runs():
+            if old != run_id:
+                self.client.delete_run(old)
+
+    def attach_files(self, run_id: str, paths: Sequence[str | Path], *, folder: str) -> None:
+        """Add local files or folders to a run's artifacts under ``folder`` (e.g. reports to the summary run)."""
+        for path in paths:
+            local = Path(path)
+            if local.is_dir():
+                self.client.log_artifacts(run_id, str(local), artifact_path=f"{folder}/{local.name}")
+            elif local.is_file():
+                self.client.log_artifact(run_id, str(local), artifact_path=folder)
+            else:
+                raise TrackingError(f"attach {str(local)!r}: no such file or folder")
+
     # -- reading back -----------------------------------------------------------------------
     def download_artifact(self, run_id: str, path: str, dst_dir: str | Path) -> Path:
         """Copy one stored artifact of ``run_id`` (``path`` as logged, e.g. ``scores/scores.parquet``) into
@@ -639,15 +734,17 @@ class Tracker:
         return Path(self.client.download_artifacts(run_id, path, str(dst_dir)))
 
     def runs_table(self, experiment_name: str | None = None) -> pd.DataFrame:
-        """One row per FINISHED run: run_id, run_name, start_time, then params, then metrics.
+        """One row per FINISHED grid run: run_id, run_name, start_time, then params, then metrics.
 
         A metric whose name equals a param's gets the column ``metrics.<name>``. Default
-        experiment: this tracker's.
+        experiment: this tracker's. A run logged with a metric layout (headline metrics + the tidy artifact)
+        gives the same row as one that logged every metric flat: its artifact is merged back
+        (:meth:`_tabled_metrics`). The experiment's summary run is not a grid run and is left out.
         """
         import pandas as pd
 
         exp_id = self._existing_experiment_id(experiment_name or self.experiment_name)
-        rows = [_row(run) for run in self._finished_runs(exp_id)]
+        rows = [_row(run, self._tabled_metrics(run)) for run in self._finished_runs(exp_id)]
         if not rows:
             return pd.DataFrame(columns=["run_id", "run_name", "start_time"])
         return pd.DataFrame(rows).sort_values("start_time", kind="stable").reset_index(drop=True)
@@ -659,7 +756,35 @@ class Tracker:
             raise TrackingError(f"experiment {name!r}: not in {self.tracking_uri}; known: {', '.join(known)}")
         return found.experiment_id
 
+    def _tabled_metrics(self, run: Any) -> dict[str, float]:
+        """The full metric set of a run logged with a layout ({} for a run that logged every metric flat).
+
+        A finished run's artifacts never change, so each table is read once: kept in memory by run id and on
+        disk in :func:`metrics_cache_dir`. ±inf reads as MLflow's SQL store gives it for a flat metric (±max
+        float), so both ways of logging give identical rows."""
+        path = run.data.tags.get(METRICS_TABLE_TAG)
+        if not path:
+            return {}
+        run_id = run.info.run_id
+        if run_id not in self._tables:
+            import pandas as pd
+
+            from fedsim.run_metrics import flat_metrics
+
+            cached = metrics_cache_dir() / f"{run_id}.parquet"
+            if not cached.is_file():
+                try:
+                    local = self.download_artifact(run_id, path, Path(tempfile.mkdtemp(dir=metrics_cache_dir())))
+                except Exception as err:  # noqa: BLE001 - MlflowException or OSError: name the run, one line
+                    raise TrackingError(f"run {run_id}: its metric table {path!r} cannot be read ({err})") from None
+                os.replace(local, cached)  # atomic: a reader never sees half a file
+                shutil.rmtree(local.parent, ignore_errors=True)
+            flat = flat_metrics(pd.read_parquet(cached))
+            self._tables[run_id] = {k: math.copysign(_MLFLOW_INF, v) if math.isinf(v) else v for k, v in flat.items()}
+        return self._tables[run_id]
+
     def _finished_runs(self, experiment_id: str) -> Iterator[Any]:
+        """Every FINISHED grid run of the experiment (not its summary run)."""
         from mlflow.entities import ViewType
 
         token = None
@@ -670,13 +795,21 @@ class Tracker:
                 run_view_type=ViewType.ACTIVE_ONLY,
                 page_token=token,
             )
-            yield from page
+            yield from (r for r in page if r.data.tags.get(KIND_TAG) != SUMMARY_KIND)
             token = page.token
             if not token:
                 return
 
 
-def _row(run: Any) -> dict[str, Any]:
+def metrics_cache_dir() -> Path:
+    """Where finished runs' metric tables are cached (``$FEDSIM_METRICS_CACHE``, else the temp folder)."""
+    path = Path(os.environ.get("FEDSIM_METRICS_CACHE") or Path(tempfile.gettempdir()) / "fedsim-metrics-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _row(run: Any, tabled: Mapping[str, float]) -> dict[str, Any]:
+    """A run's row: its params, then every metric (flat ones and those of its metric table), by name."""
     import pandas as pd
 
     row: dict[str, Any] = {
@@ -685,7 +818,7 @@ def _row(run: Any) -> dict[str, Any]:
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
     }
     row.update(sorted(run.data.params.items()))
-    for key, value in sorted(run.data.metrics.items()):
+    for key, value in sorted({**tabled, **run.data.metrics}.items()):
         row[f"metrics.{key}" if key in row else key] = value
     return row
 

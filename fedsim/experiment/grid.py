@@ -173,6 +173,63 @@ class RunSpec(_Spec):
         return dp
 
 
+RUN_NAME_SEP = " · "
+
+
+def short_run_names(
+    cells: Sequence[RunSpec], *, partners: Sequence[str] | None = None, world_seed: int | None = None
+) -> dict[str, str]:
+    """Config hash → a short run name that says only what differs between the cells of one grid.
+
+    A dimension enters the name only when it varies: regime, coalition (when it varies within a regime;
+    shortened, e.g. ``b1+t+m``, ``full chain`` for every partner of ``partners`` — default: every partner the
+    cells name — and ``each alone`` for a regime that runs every partner side by side), model, seed (``s0``),
+    ε (``ε=1``, or ``σ=0.8``); ``world_seed`` adds ``w<seed>``. E.g. ``pooled · b1+t · s2``. Nothing varies:
+    the regime. Names that would still coincide fall back to :attr:`RunSpec.run_name`. The config hash does
+    not depend on the name."""
+    everyone = (
+        tuple(sorted(partners)) if partners is not None else tuple(sorted({p for c in cells for p in c.coalition}))
+    )
+    short = _partner_abbreviations(everyone)
+    rows = [
+        {
+            "regime": c.regime,
+            "coalition": _coalition_label(c, everyone, short),
+            "model": c.model,
+            "seed": f"s{c.seed}",
+            "eps": c._privacy_tag().replace("eps=", "ε=").replace("sigma=", "σ="),
+        }
+        for c in cells
+    ]
+    varies = [dim for dim in ("regime", "model", "seed", "eps") if len({r[dim] for r in rows}) > 1]
+    per_regime: dict[str, set[str]] = {}
+    for r in rows:
+        per_regime.setdefault(r["regime"], set()).add(r["coalition"])
+    if any(len(labels) > 1 for labels in per_regime.values()):
+        varies.insert(1 if "regime" in varies else 0, "coalition")
+    shown = varies or ["regime"]
+    names = [RUN_NAME_SEP.join(r[dim] for dim in shown) for r in rows]
+    if world_seed is not None:
+        names = [f"{n}{RUN_NAME_SEP}w{world_seed}" for n in names]
+    clash = {n for n in names if names.count(n) > 1}
+    return {c.config_hash: (c.run_name if n in clash else n) for c, n in zip(cells, names, strict=True)}
+
+
+def _partner_abbreviations(partners: Sequence[str]) -> dict[str, str]:
+    """``bank_1`` → ``b1``, ``telco`` → ``t``, ``marketplace`` → ``m``; the full names if two would coincide."""
+    short = {p: p[0] + "".join(ch for ch in p if ch.isdigit()) for p in partners}
+    return short if len(set(short.values())) == len(short) else {p: p for p in partners}
+
+
+def _coalition_label(cell: RunSpec, everyone: tuple[str, ...], short: Mapping[str, str]) -> str:
+    side_by_side = get_regime(cell.regime).coalitions([], ("x", "y")) == [("x", "y")]
+    if side_by_side:  # every partner alone, side by side (status quo, rules): the coalition is no choice
+        return "each alone"
+    if len(cell.coalition) > 1 and cell.coalition == everyone:
+        return "full chain"
+    return "+".join(short.get(p, p) for p in cell.coalition)
+
+
 def _who_federates(coalition: tuple[str, ...]) -> str:
     """Horizontal FL federates partners of one kind; the others run alone (fedsim.regimes.horizontal)."""
     groups: dict[str, list[str]] = {}

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fedsim.experiment.grid import RunSpec
+from fedsim.experiment.grid import RunSpec, short_run_names
 from fedsim.experiment.spec import ExperimentSpec
+from fedsim.run_metrics import MetricLayout
 
 logger = logging.getLogger("fedsim.experiment")
 
@@ -35,6 +36,9 @@ class RunResult:
     tags: Mapping[str, str] = field(default_factory=dict)
     step_metrics: Mapping[str, Sequence[float]] = field(default_factory=dict)
     """Per-round curves (e.g. federated loss per round): name → value per step."""
+    layout: MetricLayout | None = None
+    """How to log ``metrics``: None = every metric flat; else only its headline flat and all of them as the
+    run's tidy metric table (:mod:`fedsim.run_metrics`)."""
 
 
 class GridTracker(Protocol):
@@ -49,12 +53,17 @@ class GridTracker(Protocol):
     def delete_run(self, run_id: str) -> None: ...
 
     def start_run(
-        self, cell: RunSpec, *, world_hash: str | None = None, tags: Mapping[str, str] | None = None
+        self,
+        cell: RunSpec,
+        *,
+        world_hash: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_name: str | None = None,
     ) -> AbstractContextManager[str]: ...
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
 
-    def log_metrics(self, metrics: Mapping[str, float]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], *, layout: MetricLayout | None = None) -> None: ...
 
     def log_step_metrics(self, name: str, values: Sequence[float]) -> None: ...
 
@@ -94,6 +103,7 @@ def run_grid(
     *,
     world_hash: str | None = None,
     progress: bool = True,
+    run_names: Mapping[str, str] | None = None,
 ) -> GridSummary:
     """Run every cell that the tracker does not already hold as a finished run.
 
@@ -101,12 +111,14 @@ def run_grid(
     KILLED — e.g. a crash) is deleted and the cell redone. If ``execute`` raises, that run is
     marked FAILED and :class:`RunFailedError` naming the cell is raised; runs finished earlier
     are kept, so calling again resumes. ``world_hash`` is logged as a param of every new run.
+    ``run_names``: config hash → the run's name in MLflow (default :func:`short_run_names` of ``cells``).
     """
     summary = GridSummary()
+    names = dict(run_names) if run_names is not None else short_run_names(cells)
     with _Reporter(spec, len(cells), enabled=progress) as report:
         for number, cell in enumerate(cells, start=1):
             head = f"run {number}/{len(cells)}: {cell.describe()}"
-            _run_cell(cell, head, execute, tracker, world_hash, summary, report)
+            _run_cell(cell, head, execute, tracker, world_hash, summary, report, names.get(cell.config_hash))
             report.advance()
         elsewhere = f", {summary.elsewhere} left to another process running them" if summary.elsewhere else ""
         report.say(
@@ -124,6 +136,7 @@ def _run_cell(
     world_hash: str | None,
     summary: GridSummary,
     report: _Reporter,
+    name: str | None = None,
 ) -> None:
     """Reuse a finished run, leave a live one alone, replace crashed ones, else run the cell."""
     leases = tracker.run_leases(cell.config_hash)
@@ -143,7 +156,7 @@ def _run_cell(
         summary.replaced += 1
         report.say(f"{head} — removing unfinished run {lease.run_id} ({lease.status.lower()}) to redo it")
     report.say(f"{head} — running")
-    run_id = _execute_one(cell, execute, tracker, world_hash=world_hash, head=head)
+    run_id = _execute_one(cell, execute, tracker, world_hash=world_hash, head=head, name=name)
     if run_id is None:
         summary.elsewhere += 1
         report.say(f"{head} — another process started it at the same moment; left to it")
@@ -153,12 +166,18 @@ def _run_cell(
 
 
 def _execute_one(
-    cell: RunSpec, execute: Callable[[RunSpec], RunResult], tracker: GridTracker, *, world_hash: str | None, head: str
+    cell: RunSpec,
+    execute: Callable[[RunSpec], RunResult],
+    tracker: GridTracker,
+    *,
+    world_hash: str | None,
+    head: str,
+    name: str | None = None,
 ) -> str | None:
     """Run one cell in its own tracked run; None if another process holds the cell's lease (our run is removed)."""
     opened: list[str] = []
     try:
-        with tracker.start_run(cell, world_hash=world_hash) as run_id:
+        with tracker.start_run(cell, world_hash=world_hash, run_name=name) as run_id:
             opened.append(run_id)
             if not tracker.holds_lease(cell.config_hash, run_id):
                 raise _LostLease(run_id)
@@ -169,7 +188,10 @@ def _execute_one(
             if not tracker.holds_lease(cell.config_hash, run_id):
                 raise _LostLease(run_id)
             tracker.log_params(result.params)
-            tracker.log_metrics(result.metrics)
+            if result.layout is None:
+                tracker.log_metrics(result.metrics)
+            else:
+                tracker.log_metrics(result.metrics, layout=result.layout)
             for curve, values in result.step_metrics.items():
                 tracker.log_step_metrics(curve, values)
             for name, path in result.artifacts.items():
