@@ -1,9 +1,9 @@
 """Numbers, money, shares and dates as a Dutch or an English reader writes them.
 
-Dutch (Taalunie, "getallen"): a comma before the decimals and a point between thousands (1.234,5), a space after
-the euro sign (€ 1,2 mln), no space before the per-cent sign (12%), month names in lower case (1 december 2026).
-English: 1,234.5; €1.2M; 12%; 1 December 2026. The minus sign is U+2212, which reads better than a hyphen and is
-in the report's font.
+Dutch (Taalunie, "getallen"): a comma before the decimals and a point between thousands (1.234,5), a (no-break)
+space after the euro sign (€ 1,2 mln), no space before the per-cent sign (12%), month names in lower case
+(1 december 2026). English: 1,234.5; €1.2M; 12%; 1 December 2026. The minus sign is U+2212, which reads better
+than a hyphen and is in the report's font.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from fedsim.errors import FedsimError
 Lang = Literal["nl", "en"]
 LANGS: tuple[Lang, ...] = ("nl", "en")
 MINUS = "\u2212"
+NBSP = "\u00a0"  # the space in "€ 1,2 mln": a line never breaks between the euro sign and the amount
 
 _MONTHS = {
     "nl": "januari februari maart april mei juni juli augustus september oktober november december",
@@ -59,16 +60,19 @@ def euros(x: float, lang: Lang, *, signed: bool = False) -> str:
     for threshold, en_word, nl_word in _SCALES:
         if abs(x) >= threshold:
             scaled = number(abs(x) / threshold, lang, 1)
-            body = f"{scaled} {nl_word}" if lang == "nl" else f"{scaled}{en_word}"
+            body = f"{scaled}{NBSP}{nl_word}" if lang == "nl" else f"{scaled}{en_word}"
             break
     nonzero = round(abs(x)) > 0
     sign = MINUS if x < 0 and nonzero else ("+" if signed and nonzero and x > 0 else "")
-    return f"{sign}€ {body}" if lang == "nl" else f"{sign}€{body}"
+    return f"{sign}€{NBSP}{body}" if lang == "nl" else f"{sign}€{body}"
 
 
-def count(x: float, lang: Lang, *, signed: bool = False) -> str:
-    """A number of cases (an average over seeds, so not always whole): whole from 10 on, one decimal below."""
-    return number(x, lang, 0 if abs(x) >= 10 else 1, signed=signed)
+def count(x: float, lang: Lang, *, signed: bool = False, scale: float | None = None) -> str:
+    """A number of cases (an average over seeds, so not always whole): whole from 10 on, one decimal below.
+
+    scale: decide the decimals by this magnitude instead of ``x``'s, so the ends of a range read alike.
+    """
+    return number(x, lang, 0 if abs(x if scale is None else scale) >= 10 else 1, signed=signed)
 
 
 def odds(multiplier: float, lang: Lang) -> str:

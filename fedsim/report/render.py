@@ -28,10 +28,11 @@ TEMPLATES = Path(__file__).parent / "templates"
 # --- numbers with their unit and range --------------------------------------------------------------------------
 
 
-def value(x: float, unit: str, lang: Lang, *, signed: bool = False) -> str:
-    """One number in its unit: cases, a share (per cent), euros, odds (×), ε, days or hours."""
+def value(x: float, unit: str, lang: Lang, *, signed: bool = False, scale: float | None = None) -> str:
+    """One number in its unit: cases, a share (per cent), euros, odds (×), ε, days or hours. scale: for cases,
+    the magnitude that sets the decimals (the largest end of a range, so both ends read alike)."""
     if unit == "cases":
-        return fmt.count(x, lang, signed=signed)
+        return fmt.count(x, lang, signed=signed, scale=scale)
     if unit == "share":
         return fmt.percent(x, lang, signed=signed)
     if unit == "eur":
@@ -45,7 +46,9 @@ def value(x: float, unit: str, lang: Lang, *, signed: bool = False) -> str:
 
 def range_words(r: Range, unit: str, lang: Lang, *, signed: bool = True) -> str:
     """ "range lo to hi" / "bandbreedte lo tot hi"."""
-    return t("range", lang, lo=value(r.lo, unit, lang, signed=signed), hi=value(r.hi, unit, lang, signed=signed))
+    scale = max(abs(r.lo), abs(r.hi))
+    lo, hi = (value(x, unit, lang, signed=signed, scale=scale) for x in (r.lo, r.hi))
+    return t("range", lang, lo=lo, hi=hi)
 
 
 def metric_cell(est: float, lo: float, hi: float, metric: str, lang: Lang, *, signed: bool = False) -> str:
@@ -91,7 +94,8 @@ def _cases_sentence(page: PageOne, lang: Lang) -> str:
     if direction == "none":
         return t(
             "cases_none", lang, a=a, b=b,
-            lo=fmt.count(cases.lo, lang, signed=True), hi=fmt.count(cases.hi, lang, signed=True),
+            lo=value(cases.lo, "cases", lang, signed=True, scale=max(abs(cases.lo), abs(cases.hi))),
+            hi=value(cases.hi, "cases", lang, signed=True, scale=max(abs(cases.lo), abs(cases.hi))),
             slo=fmt.percent(share.lo, lang, signed=True), shi=fmt.percent(share.hi, lang, signed=True),
         )  # fmt: skip
     return t(

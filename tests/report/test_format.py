@@ -45,7 +45,7 @@ def test_signed_and_percent() -> None:
     ],
 )
 def test_euros(x: float, nl: str, en: str) -> None:
-    assert fmt.euros(x, "nl") == nl
+    assert fmt.euros(x, "nl").replace(fmt.NBSP, " ") == nl
     assert fmt.euros(x, "en") == en
 
 
@@ -68,6 +68,7 @@ def test_dates_and_odds() -> None:
     assert fmt.day("2027-03-15T23:00:00+00:00", "nl") == "15 maart 2027"
     assert fmt.odds(math.exp(2.0), "nl") == "×7,4" and fmt.odds(math.exp(8.0), "en") == "×2,981"
     assert fmt.count(12.4, "en") == "12" and fmt.count(2.45, "nl") == "2,5"
+    assert fmt.count(5.0, "en", scale=20.0) == "5" and fmt.count(12.0, "nl", scale=2.0) == "12,0"
 
 
 def test_check_lang_names_value_and_choices() -> None:

@@ -136,7 +136,8 @@ def docs(model: ReportModel) -> dict[str, Document]:
 
 def _page_one_text(model: ReportModel, lang: str) -> str:
     section = page_one(model, lang)  # type: ignore[arg-type]
-    return " ".join(getattr(b, "text", " ".join(getattr(b, "items", ()))) for b in section.blocks)
+    text = " ".join(getattr(b, "text", " ".join(getattr(b, "items", ()))) for b in section.blocks)
+    return text.replace("\u00a0", " ")
 
 
 def _pdf_text(doc: Document) -> str:
@@ -163,7 +164,7 @@ def test_page_one_numbers_in_each_language(model: ReportModel, docs: dict[str, D
 def test_not_significant_is_no_measurable_difference() -> None:
     text = _page_one_text(report_model(significant=False), "en")
     assert "no measurable difference" in text and "more fraud cases" not in text
-    assert "from −2.0 to +20 cases" in text
+    assert "from −2 to +20 cases" in text
     nl = _page_one_text(report_model(significant=False), "nl")
     assert "geen meetbaar verschil" in nl and "méér" not in nl
 
