@@ -374,6 +374,18 @@ def render_html(doc: Document) -> str:
     return env.get_template("report.html.j2").render(doc=doc)
 
 
+def report_languages(choice: str) -> tuple[Lang, ...]:
+    """The languages ``--lang`` asks for: "nl", "en" or "both" (Dutch first); anything else is refused, naming
+    the value and the choices."""
+    from fedsim.errors import FedsimError
+
+    if choice == "both":
+        return fmt.LANGS
+    if choice not in fmt.LANGS:
+        raise FedsimError(f"--lang {choice!r} is not a report language; allowed: nl, en, both")
+    return (fmt.check_lang(choice),)
+
+
 def write_report(model: ReportModel, out: Path, langs: tuple[Lang, ...] = ("nl", "en")) -> list[Path]:
     """Write report.<lang>.html and report.<lang>.pdf for each language into ``out``; returns the paths."""
     from fedsim.report.pdf import write_pdf
