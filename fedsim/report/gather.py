@@ -6,6 +6,7 @@ number comes from the machinery the CLI prints it with — `fedsim compare` (pai
 (the coalition game), `fedsim runs` (seed means with cases × seeds CIs, per-person ε) — so the report and the
 commands never disagree. The parts:
 
+* the coalition game (:mod:`fedsim.report.gather_value`), only for a coalition lattice;
 * page one (:mod:`fedsim.report.gather_page_one`): the primary contrast A − B on the full chain at the headline
   (model, ε) (:func:`fedsim.report.gather_store.headline_cell`), with the grid's problems;
 * one section per fraud type and ``all`` (:mod:`fedsim.report.gather_sections`);
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from fedsim.report.gather_page_one import page_one
 from fedsim.report.gather_runs import grid_cells, limitations, methods, parameters, run_problems, stored_runs
 from fedsim.report.gather_sections import section
 from fedsim.report.gather_store import CONTRAST_METRICS, SHARING, Store, headline_cell, open_store, world_hash
+from fedsim.report.gather_value import game_entries
 from fedsim.report.model import ReportModel
 
 logger = logging.getLogger("fedsim.report")
@@ -47,14 +48,14 @@ def gather_report(experiment: Path, *, tracking_uri: str | None, workdir: Path) 
     with tempfile.TemporaryDirectory(prefix="fedsim-report-") as tmp:
         store = open_store(spec, tracking_uri, Path(workdir), Path(tmp))
         a, b = spec.primary.contrast if spec.primary else ("pooled", "status_quo")
-        primary = store.contrast(a, b)
+        cell = headline_cell(spec, store.runs, a, b)
+        primary = store.contrast(a, b, cell)
         if primary.empty:
             raise FedsimError(f"report: no finished {a!r} and {b!r} runs with the same model, ε and seed")
-        cell = headline_cell(spec, primary)
-        problems = run_problems(grid_cells(spec, world_hash(store)), stored_runs(store.tracker, spec.name))
+        problems = run_problems(*grid_cells(spec, world_hash(store)), stored_runs(store.tracker, spec.name))
         contrasts = _sharing_contrasts(store, cell)
         metric = _contrast_metric(spec)
-        values = _values(store, experiment, tracking_uri, cell)
+        values = game_entries(store, cell)
         game = a if any(e["regime"] == a for e in values) else None
         sections = [
             section(store, t, metric, cell, contrasts, [e for e in values if e["fraud_type"] == t], game)
@@ -88,33 +89,10 @@ def _sharing_contrasts(store: Store, cell: tuple[str, str]) -> dict[str, pd.Data
     """Each sharing regime run on the full chain − status quo, at the headline (model, ε)."""
     out = {}
     for regime in [r for r in SHARING if r in set(store.runs["regime"])]:
-        table = store.contrast(regime, "status_quo")
+        table = store.contrast(regime, "status_quo", cell)
         if not table.empty:
-            out[regime] = table[(table["model"] == cell[0]) & (table["epsilon"].astype(str) == cell[1])]
+            out[regime] = table
     return out
-
-
-def _values(store: Store, experiment: Path, tracking_uri: str | None, cell: tuple[str, str]) -> list[dict[str, Any]]:
-    """`fedsim value`'s entries at the headline (model, ε), when the experiment runs a coalition lattice."""
-    from fedsim.errors import FedsimError
-    from fedsim.value import outcome_of, partner_value
-
-    spec = store.spec
-    if spec.lattice is None:
-        return []
-    metric = spec.primary.metric if spec.primary else "ed_h0"
-    try:
-        outcome_of(metric)
-    except FedsimError:
-        metric = "ed_h0"  # AP and the like are not on the common test set; the game uses ED(0) then
-    try:
-        with warnings.catch_warnings():  # a game with a coalition no seed ran averages an empty column: NaN, said
-            warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-            entries = partner_value(experiment, tracking_uri=tracking_uri, workdir=store.workdir, metric=metric)
-    except FedsimError as err:
-        logger.warning("report: no partner values (%s)", err)
-        return []
-    return [e for e in entries if e["model"] == cell[0] and str(e["epsilon"]) == cell[1]]
 
 
 def _has_dp(store: Store) -> bool:

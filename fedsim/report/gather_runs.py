@@ -35,16 +35,19 @@ the test window, fraud reports shared between partners, the standardiser's noise
 labels other persons' reports put on an entity's rows."""
 
 
-def grid_cells(spec: ExperimentSpec, world_hash: str) -> list[Any]:
+def grid_cells(spec: ExperimentSpec, world_hash: str) -> tuple[list[Any], dict[str, str]]:
     """The experiment's grid as `fedsim run` expands it, with the world's content hash in every cell (so the
-    config hashes are the ones the runs were logged under, :func:`fedsim.runner.run_experiment`)."""
+    config hashes are the ones the runs were logged under, :func:`fedsim.runner.run_experiment`), and each
+    cell's run name as MLflow shows it (config hash → :func:`fedsim.experiment.grid.short_run_names`)."""
     from fedsim.experiment import expand
+    from fedsim.experiment.grid import short_run_names
     from fedsim.runner import partners_of
     from synthetic.schema import partner_block
 
     partners = partners_of(spec)
     cells = expand(spec, partners, kinds={p: partner_block(p) for p in partners})
-    return [c.model_copy(update={"world_digest": world_hash}) for c in cells]
+    cells = [c.model_copy(update={"world_digest": world_hash}) for c in cells]
+    return cells, short_run_names(cells, partners=partners)
 
 
 def stored_runs(tracker: Tracker, experiment_name: str) -> dict[str, list[tuple[str, str, dict[str, str]]]]:
@@ -66,21 +69,25 @@ def stored_runs(tracker: Tracker, experiment_name: str) -> dict[str, list[tuple[
             return out
 
 
-def run_problems(cells: Sequence[Any], stored: Mapping[str, list[tuple[str, str, dict[str, str]]]]) -> list[RunProblem]:
+def run_problems(
+    cells: Sequence[Any], names: Mapping[str, str], stored: Mapping[str, list[tuple[str, str, dict[str, str]]]]
+) -> list[RunProblem]:
     """Every grid cell without a FINISHED run, by the ``fedsim.config_hash`` tag each run carries
-    (:func:`fedsim.experiment.run.run_grid` reuses a cell's finished run by the same key)."""
+    (:func:`fedsim.experiment.run.run_grid` reuses a cell's finished run by the same key); ``names``: config
+    hash → run name (:func:`grid_cells`)."""
     problems = []
     for cell in cells:
+        name = names.get(cell.config_hash, cell.run_name)
         runs = stored.get(cell.config_hash, [])
         if any(status == "FINISHED" for _, status, _ in runs):
             continue
         if not runs:
-            problems.append(RunProblem(cell.run_name, "missing", None, "no run in the tracking store"))
+            problems.append(RunProblem(name, "missing", None, "no run in the tracking store"))
             continue
         run_id, status, tags = runs[0]  # the newest
         error = tags.get("mlflow.note.content", "")  # a note a researcher left on the run, if any
         detail = f"MLflow status {status}" + (f": {error}" if error else "")
-        problems.append(RunProblem(cell.run_name, PROBLEM_KIND.get(status, "failed"), run_id, detail))  # type: ignore[arg-type]
+        problems.append(RunProblem(name, PROBLEM_KIND.get(status, "failed"), run_id, detail))  # type: ignore[arg-type]
     return problems
 
 

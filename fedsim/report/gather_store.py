@@ -59,6 +59,7 @@ class Store:
     scale: float
     tmp: Path
     _paths: dict[tuple[str, str], Path] = field(default_factory=dict)
+    _contrasts: dict[tuple[str, str, tuple[str, str] | None], pd.DataFrame] = field(default_factory=dict)
 
     @property
     def runs(self) -> pd.DataFrame:
@@ -75,20 +76,27 @@ class Store:
     def scores_of(self, run: pd.Series) -> pd.DataFrame:
         return pd.read_parquet(self.artifact(str(run["run_id"]), "scores/scores.parquet"))
 
-    def contrast(self, a: str, b: str) -> pd.DataFrame:
+    def contrast(self, a: str, b: str, cell: tuple[str, str] | None = None) -> pd.DataFrame:
         """A − B on the full chain, `fedsim compare`'s rows (per model, ε, metric, fraud type) with the run ids
-        of both sides (``run_ids``); empty when the two regimes share no (model, ε, seed)."""
+        of both sides (``run_ids``), only at ``cell`` = (model, ε) when given; empty when the two regimes share no
+        (model, ε, seed). Computed once per (A, B, cell)."""
         from fedsim.contrast import _contrast_rows
 
+        key = (a, b, cell)
+        if key in self._contrasts:
+            return self._contrasts[key]
         runs = full_chain(self.runs)
-        if not {a, b} <= set(runs["regime"]):
-            return pd.DataFrame()
-        world = replace(self.world, runs=runs)
-        rows = _contrast_rows([world], a, b, self.spec.metrics.bootstrap, [self.scale], None, self.scores_of)
-        table = pd.DataFrame(rows)
-        if table.empty:
-            return table
-        table["run_ids"] = [self._pair_ids(runs, a, b, r) for _, r in table.iterrows()]
+        if cell is not None:
+            runs = headline_runs(runs, *cell)
+        table = pd.DataFrame()
+        if {a, b} <= set(runs["regime"]):
+            world = replace(self.world, runs=runs)
+            rows = _contrast_rows([world], a, b, self.spec.metrics.bootstrap, [self.scale], None, self.scores_of)
+            table = pd.DataFrame(rows)
+        if not table.empty:
+            ids = {k: self._pair_ids(runs, a, b, g.iloc[0]) for k, g in table.groupby(["model", "epsilon", "seeds"])}
+            table["run_ids"] = [ids[(r["model"], r["epsilon"], r["seeds"])] for _, r in table.iterrows()]
+        self._contrasts[key] = table
         return table
 
     @staticmethod
@@ -99,13 +107,21 @@ class Store:
         return tuple(str(i) for s in side for i in s.sort_values("seed")["run_id"])
 
 
-def headline_cell(spec: ExperimentSpec, contrast: pd.DataFrame) -> tuple[str, str]:
-    """The (model, ε) page one reports: the experiment's first model with a contrast row, at ε = ∞ when it was
-    run (the non-private outcome; the privacy cost is reported beside it), else its smallest ε."""
-    models = [m for m in spec.models if m in set(contrast["model"])] or sorted(set(contrast["model"]))
-    model = models[0]
-    eps = sorted(set(contrast.loc[contrast["model"] == model, "epsilon"].astype(str)), key=_eps_key)
-    return model, ("inf" if "inf" in eps else eps[0])
+def headline_cell(spec: ExperimentSpec, runs: pd.DataFrame, a: str, b: str) -> tuple[str, str]:
+    """The (model, ε) page one reports: the experiment's first model that both regimes ran on the full chain, at
+    ε = ∞ when both ran it (the non-private outcome; the privacy cost is reported beside it), else their smallest
+    common ε. Raises FedsimError when the two regimes share no (model, ε)."""
+    from fedsim.errors import FedsimError
+
+    chain = full_chain(runs)
+    mine = [chain[chain["regime"] == r] for r in (a, b)]
+    cells = [set(zip(m["model"], m["epsilon"].astype(str), strict=True)) for m in mine]
+    common = cells[0] & cells[1]
+    if not common:
+        raise FedsimError(f"report: no finished {a!r} and {b!r} runs with the same model and ε on the full chain")
+    models = [m for m in spec.models if any(c[0] == m for c in common)] or sorted({c[0] for c in common})
+    eps = sorted((e for m, e in common if m == models[0]), key=_eps_key)
+    return models[0], ("inf" if "inf" in eps else eps[0])
 
 
 def _eps_key(value: str) -> float:
