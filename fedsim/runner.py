@@ -273,7 +273,8 @@ class Workspace:
             headline_names(
                 metrics, primary=primary.metric if primary else None, scale=primary.capacity_scale if primary else 1.0
             ),
-            fraud_types=tuple(self.world.config.fraud),
+            # The world's fraud types as the evaluation names them (the known-answer world has its own type).
+            fraud_types=tuple(sorted({*self.world.config.fraud, *self.truth["cases"]["fraud_type"].astype(str)})),
             partners=tuple(self.world.partners),
         )
 
@@ -319,7 +320,7 @@ def run_experiment(
     cells = expand(spec, partners, kinds=blocks)
     # The store before the world: an unreachable or unwritable store fails in seconds, not after the build.
     tracker = Tracker(check_store(tracking_uri), spec.name)
-    tracker.set_description(spec.description)
+    tracker.describe_experiment(spec.description)
     try:
         (root / "artifacts").mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -78,6 +78,9 @@ METRICS_TABLE_TAG = "fedsim.metrics_table"
 METRICS_TABLE_PATH = "metrics/metrics.parquet"
 NOTE_TAG = "mlflow.note.content"
 """MLflow's description of an experiment or run (shown as its note in the UI)."""
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CLASSIC_ML = "custom_model_development"
+"""The experiment kind MLflow's UI shows as a runs table (its other kinds open GenAI views)."""
 _MLFLOW_INF = 1.7976931348623157e308  # what MLflow's SQL store keeps for ±inf (sqlalchemy_store, log_metric)
 MAX_PARAM_VALUE = 6000
 MAX_KEY = 250
@@ -506,10 +509,12 @@ class Tracker:
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
 
-    def set_description(self, text: str | None) -> None:
-        """Show ``text`` (the experiment file's ``description``) as the experiment's note in the MLflow UI."""
+    def describe_experiment(self, text: str | None) -> None:
+        """Show ``text`` (the experiment file's ``description``) as the experiment's note in the MLflow UI, and
+        mark the experiment as classic model development so the UI opens its runs table, not its GenAI views."""
         if text and text.strip():
             self.client.set_experiment_tag(self.experiment_id, NOTE_TAG, text.strip())
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
 
     @property
     def active_run_id(self) -> str:
