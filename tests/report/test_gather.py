@@ -12,7 +12,7 @@ import pytest
 
 from tests.report.conftest import DELETED, EXPERIMENT, FAILED
 
-pytestmark = pytest.mark.xdist_group("report")
+pytestmark = [pytest.mark.xdist_group("report"), pytest.mark.slow]  # the shared fixture: 22 real runs
 CAL = "_cal1"
 
 
