@@ -12,12 +12,17 @@ from __future__ import annotations
 import base64
 import io
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.browser import PageReport, open_page
+
+# The report's shared test experiment lives in tests/report/conftest.py, which only tests under tests/report/ see;
+# importing the fixture makes it available here (see the module notes there).
+from tests.report.conftest import tracked_experiment  # noqa: F401
 
 pytestmark = pytest.mark.xdist_group("report")
 
@@ -96,3 +101,69 @@ def keep_screenshot(report: PageReport) -> None:
         target = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(report.screenshot, target / report.screenshot.name)
+
+
+LANGS = ("nl", "en")
+
+
+@pytest.fixture(scope="module")
+def report_dir(tracked_experiment: tuple[Path, str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """Both languages' reports of the shared test experiment, written by `fedsim report --lang both`."""
+    from typer.testing import CliRunner
+
+    from fedsim.cli import app
+
+    path, uri, workdir = tracked_experiment
+    out = tmp_path_factory.mktemp("report-browser")
+    args = ["report", str(path), "--lang", "both", "--out", str(out), "--tracking-uri", uri, "--workdir", str(workdir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def opened(report_dir: Path) -> dict[str, PageReport]:
+    """Each language's HTML report opened once in Chromium (screenshots beside the reports)."""
+    shots = report_dir / "browser"
+    shots.mkdir()
+    return {lang: open_page(report_dir / f"report.{lang}.html", workdir=shots) for lang in LANGS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", LANGS)
+def test_report_opens_cleanly_in_chromium(opened: dict[str, PageReport], lang: str) -> None:
+    page = opened[lang]
+    assert page.console_errors == [], page.console_errors
+    assert page.page_errors == [], page.page_errors
+    assert page.foreign_requests == [], f"the report must be self-contained: {page.foreign_requests}"
+    assert page.requests[0] == page.url
+    assert page.broken_images == [], page.broken_images
+    assert page.lang == lang
+    assert len(page.h2_titles) >= 3 and all(page.h2_titles), page.h2_titles
+    assert page.screenshot.read_bytes()[:4] == b"\x89PNG"
+    keep_screenshot(page)
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_section_titles_equal_the_html_h2_titles(
+    opened: dict[str, PageReport], report_dir: Path, lang: str
+) -> None:
+    """The PDF's chapters (its top-level bookmarks) are the HTML's <h2> titles in order, and each stands in the
+    PDF's extracted text in that order."""
+    from pypdf import PdfReader
+
+    reader = PdfReader(report_dir / f"report.{lang}.pdf")
+    chapters = [_words(item.title or "") for item in reader.outline if not isinstance(item, list)]
+    titles = [_words(t) for t in opened[lang].h2_titles]
+    assert chapters == titles
+    text = _words(" ".join(page.extract_text() or "" for page in reader.pages))
+    position = 0
+    for title in titles:
+        found = text.find(title, position)
+        assert found >= 0, f"{title!r} not in the PDF's text after position {position}"
+        position = found + len(title)
