@@ -23,12 +23,21 @@ from fedsim.report.format import Lang
 
 SIZE = (6.4, 3.3)  # inches; at DPI 110 a figure fits the PDF's text width and an HTML column
 DPI = 110
-PHASE_ORDER = ("orientation", "preparation", "contact", "convincing", "money_transfer", "cash_out", "not_detected")
+PHASE_ORDER = (
+    "before_orientation",
+    "orientation",
+    "preparation",
+    "contact",
+    "convincing",
+    "money_transfer",
+    "cash_out",
+    "undetected",
+)
 
 
 def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
 
 
@@ -66,7 +75,9 @@ def ed_curve(table: pd.DataFrame, lang: Lang) -> bytes:
     for regime, rows in table.groupby("regime", sort=False):
         rows = rows.sort_values("horizon_h")
         line = ax.plot(rows["horizon_h"], rows["estimate"], marker="o", label=i18n.regime_label(str(regime), lang))
-        ax.fill_between(rows["horizon_h"], rows["lo"], rows["hi"], alpha=0.2, color=line[0].get_color())
+        # A share lies in [0, 1]; a band end outside it (normal-approximation CI) is drawn at the bound.
+        lo, hi = rows["lo"].clip(0, 1), rows["hi"].clip(0, 1)
+        ax.fill_between(rows["horizon_h"], lo, hi, alpha=0.2, color=line[0].get_color())
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel(i18n.t("ax_hours_before", lang))
     ax.set_ylabel(i18n.t("ax_share_detected", lang))
@@ -112,11 +123,23 @@ def phase_bars(table: pd.DataFrame, lang: Lang) -> bytes:
     return _png(fig)
 
 
+def _step_labels(coalitions: list[str], lang: Lang) -> list[str]:
+    """The first coalition in words, then "+ partner" for each partner a step adds."""
+    labels, before = [], set[str]()
+    for coalition in coalitions:
+        members = [m for m in coalition.split("+") if m]
+        added = [m for m in members if m not in before] if before else members
+        labels.append(("+ " if before else "") + i18n.coalition(added or members, lang))
+        before = set(members)
+    return labels
+
+
 def waterfall(table: pd.DataFrame, lang: Lang, metric: str) -> bytes:
-    """From the best silo to the full chain: the first bar is the best single partner's value, each next bar
-    floats from the previous value by the gain of adding one partner; whiskers are each coalition's 95% CI."""
+    """From the best silo to the full chain, in the table's row order: the first bar is the best single
+    partner's value, each next bar floats from the previous value by the gain of adding one partner; whiskers are
+    each coalition's 95% CI."""
     fig, ax = _new()
-    rows = table.sort_values("step").reset_index(drop=True)
+    rows = table.reset_index(drop=True)
     values = rows["value"].to_numpy(dtype=float)
     bottoms = np.concatenate([[0.0], values[:-1]])
     heights = values - bottoms
@@ -125,9 +148,8 @@ def waterfall(table: pd.DataFrame, lang: Lang, metric: str) -> bytes:
     ax.bar(x, heights, bottom=bottoms, color=colours)
     errors = np.vstack([values - rows["lo"].to_numpy(dtype=float), rows["hi"].to_numpy(dtype=float) - values])
     ax.errorbar(x, values, yerr=np.clip(errors, 0, None), fmt="none", ecolor="black", capsize=3, linewidth=1)
-    labels = [i18n.coalition(str(c), lang) for c in rows["coalition"]]
-    ax.set_xticks(x, labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(i18n.metric(metric, lang), fontsize=8)
+    ax.set_xticks(x, _step_labels([str(c) for c in rows["coalition"]], lang), fontsize=8)
+    ax.set_ylabel(i18n.metric_axis(metric, lang))
     _axis(ax, "y", value_formatter(metric, lang))
     return _png(fig)
 
@@ -154,20 +176,24 @@ def heatmap(table: pd.DataFrame, lang: Lang, metric: str) -> bytes:
 
 def privacy_utility(table: pd.DataFrame, lang: Lang, metric: str) -> bytes:
     """The primary metric against ε per person (all models composed) per (regime, coalition), with 95% CI
-    whiskers. ε values sit at equal steps, ∞ (no DP) last, so a small ε is not squeezed against the axis."""
-    fig, ax = _new()
-    eps = sorted(set(table["epsilon"].astype(float)), key=lambda e: (math.isinf(e), e))
-    position = {e: i for i, e in enumerate(eps)}
-    groups = table.groupby(["regime", "coalition"], sort=False)
-    offset = np.linspace(-0.12, 0.12, len(groups)) if len(groups) > 1 else [0.0]
-    for shift, ((regime, coal), rows) in zip(offset, groups, strict=True):
-        rows = rows.assign(x=[position[float(e)] + shift for e in rows["epsilon"]]).sort_values("x")
+    whiskers. ε on a log axis; runs without DP (ε = ∞) sit at a separate point to the right, marked ∞."""
+    fig, ax = _new((SIZE[0], SIZE[1] + 0.9))
+    eps = table["epsilon"].astype(float)
+    finite = eps[np.isfinite(eps)]
+    infinity = float(finite.max()) * 3 if not finite.empty else 1.0
+    for (regime, coal), rows in table.groupby(["regime", "coalition"], sort=False):
+        x = [float(e) if math.isfinite(float(e)) else infinity for e in rows["epsilon"]]
+        rows = rows.assign(x=x).sort_values("x")
         errors = np.vstack([rows["estimate"] - rows["lo"], rows["hi"] - rows["estimate"]]).clip(0, None)
         label = f"{i18n.regime_label(str(regime), lang)}: {i18n.coalition(str(coal), lang)}"
-        ax.errorbar(rows["x"], rows["estimate"], yerr=errors, marker="o", capsize=3, label=label)
-    ax.set_xticks(range(len(eps)), ["∞" if math.isinf(e) else fmt.epsilon(e, lang) for e in eps])
+        ax.errorbar(rows["x"], rows["estimate"], yerr=errors, marker="o", capsize=3, label=label, alpha=0.85)
+    ax.set_xscale("log")
+    ticks = sorted({*(round(float(e), 1) for e in finite)})
+    ax.set_xticks([*ticks, infinity], [*(fmt.number(e, lang, 1) for e in ticks), "∞"], fontsize=8)
+    ax.minorticks_off()
     ax.set_xlabel(i18n.t("ax_epsilon", lang))
-    ax.set_ylabel(i18n.metric(metric, lang), fontsize=8)
+    ax.set_ylabel(i18n.metric_axis(metric, lang))
     _axis(ax, "y", value_formatter(metric, lang))
-    _legend(ax)
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=7)
     return _png(fig)

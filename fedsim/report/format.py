@@ -75,8 +75,15 @@ def count(x: float, lang: Lang, *, signed: bool = False, scale: float | None = N
     return number(x, lang, 0 if abs(x if scale is None else scale) >= 10 else 1, signed=signed)
 
 
+_BIG_WORDS = ((1e9, "billion", "miljard"), (1e6, "million", "miljoen"))
+
+
 def odds(multiplier: float, lang: Lang) -> str:
-    """An odds multiplier e^ε: "×7,4" (nl), "×7.4" (en); whole numbers from 100 on."""
+    """An odds multiplier e^ε: "×7,4" (nl), "×7.4" (en); whole numbers from 100 on, and in words from a million
+    ("×10,3 miljoen", "×10.3 million"): a large ε gives numbers no reader can take in digit by digit."""
+    for threshold, en_word, nl_word in _BIG_WORDS:
+        if multiplier >= threshold and math.isfinite(multiplier):
+            return f"×{number(multiplier / threshold, lang, 1)} {nl_word if lang == 'nl' else en_word}"
     return "×" + number(multiplier, lang, 0 if multiplier >= 100 else 1)
 
 

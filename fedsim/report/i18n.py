@@ -34,7 +34,8 @@ P: dict[str, dict[str, str]] = {
         "en": "Each figure comes with its range: the 95% confidence interval over the cases and the training "
         "seeds. Where the range includes zero, the report says there is no measurable difference.",
         "nl": "Elk cijfer staat er met zijn bandbreedte: het 95%-betrouwbaarheidsinterval over de fraudezaken en "
-        "de trainingsrondes. Loopt de bandbreedte door nul heen, dan spreekt het rapport van geen meetbaar verschil.",
+        "de trainingsruns met verschillende seeds. Loopt de bandbreedte door nul heen, dan spreekt het rapport "
+        "van geen meetbaar verschil.",
     },
     "scope": {
         "en": "Page one compares {a} with {b}, for {fraud_type}.",
@@ -99,6 +100,13 @@ P: dict[str, dict[str, str]] = {
         "there either. This assumes:",
         "nl": "Doorgetrokken naar heel Nederland loopt de bandbreedte van {lo} tot {hi} per jaar: ook daar geen "
         "meetbaar verschil. Daarbij is uitgegaan van:",
+    },
+    "eur_nl_method": {
+        "en": "the euros prevented per case at real prevalence, times the Dutch victims a year: every Dutch victim "
+        "is taken to be a case like the world's, with the world's mix of fraud types",
+        "nl": "de voorkomen schade per zaak bij werkelijke prevalentie, maal het aantal Nederlandse slachtoffers per "
+        "jaar: elk Nederlands slachtoffer geldt als een zaak zoals in de wereld, met dezelfde verhouding tussen "
+        "de fraudevormen",
     },
     "privacy_cost": {
         "en": "Privacy cost, per person: ε = {eps} for all models together (every model that used a person's "
@@ -205,8 +213,7 @@ P: dict[str, dict[str, str]] = {
     },
     "cap_lead": {
         "en": "Hours between the first alert and the money leaving, per detected case (all seeds).",
-        "nl": "Uren tussen het eerste signaal en het moment dat het geld wegging, per ontdekte zaak (alle "
-        "trainingsrondes).",
+        "nl": "Uren tussen het eerste signaal en het moment dat het geld wegging, per ontdekte zaak (alle seeds).",
     },
     "sub_phase": {
         "en": "Detection by phase of the criminal journey",
@@ -419,7 +426,8 @@ PHASES: dict[str, dict[str, str]] = {
     "convincing": {"en": "convincing the victim", "nl": "overtuigen"},
     "money_transfer": {"en": "money transfer", "nl": "overboeking"},
     "cash_out": {"en": "cash-out by money mules", "nl": "wegsluizen via geldezels"},
-    "not_detected": {"en": "not detected", "nl": "niet ontdekt"},
+    "before_orientation": {"en": "before the journey began", "nl": "vóór de eerste fase"},
+    "undetected": {"en": "not detected", "nl": "niet ontdekt"},
 }
 
 PARTNER_KINDS: dict[str, dict[str, str]] = {
@@ -433,17 +441,19 @@ PARTNER_KINDS: dict[str, dict[str, str]] = {
 # is shown as written (never dropped).
 ASSUMPTIONS: dict[str, dict[str, str]] = {
     "victims_per_year": {
-        "en": "fraud victims a year in the Netherlands",
-        "nl": "fraudeslachtoffers per jaar in Nederland",
+        "en": "online-fraud victims a year in the Netherlands",
+        "nl": "slachtoffers van online fraude per jaar in Nederland",
     },
-    "persons_nl": {"en": "inhabitants of the Netherlands", "nl": "inwoners van Nederland"},
-    "population_nl": {"en": "inhabitants of the Netherlands", "nl": "inwoners van Nederland"},
-    "eur_per_year": {
-        "en": "fraud losses a year in the Netherlands (€)",
-        "nl": "fraudeschade per jaar in Nederland (€)",
+    "world_cases_test_window": {
+        "en": "fraud cases in the world's test window",
+        "nl": "fraudezaken in de testperiode van de wereld",
     },
-    "prevalence_multiplier": {"en": "prevalence multiplier of the world", "nl": "prevalentiefactor van de wereld"},
-    "days_per_year": {"en": "days in a year", "nl": "dagen per jaar"},
+    "world_cases_at_real_prevalence": {
+        "en": "the same cases at real prevalence (each type divided by its multiplier)",
+        "nl": "dezelfde zaken bij werkelijke prevalentie (per fraudevorm gedeeld door de factor)",
+    },
+    "multiplier": {"en": "prevalence multiplier, {type}", "nl": "prevalentiefactor, {type}"},
+    "cases": {"en": "cases in the test window, {type}", "nl": "zaken in de testperiode, {type}"},
 }
 EPSILON_SCOPE: dict[str, dict[str, str]] = {
     "training_examples": {
@@ -511,6 +521,10 @@ def coalition(members: tuple[str, ...] | list[str] | str, lang: Lang) -> str:
 
 
 def assumption(key: str, lang: Lang) -> str:
+    """An assumption of the extrapolation in words; ``multiplier.<type>`` and ``cases.<type>`` name the type."""
+    head, _, fraud = key.partition(".")
+    if fraud and head in ASSUMPTIONS:
+        return ASSUMPTIONS[head][lang].format(type=fraud_type(fraud, lang))
     return _lookup(ASSUMPTIONS, key, lang)
 
 
@@ -539,6 +553,18 @@ def metric(key: str, lang: Lang) -> str:
         "ap": {"en": "average precision (AP)", "nl": "gemiddelde precisie (AP)"},
     }
     return words[key][lang] if key in words else key
+
+
+def metric_axis(key: str, lang: Lang) -> str:
+    """A metric as a short axis label ("caught before the money left")."""
+    if match := re.fullmatch(r"ed_h(\d+(?:\.\d+)?)", key):
+        h = match.group(1)
+        if float(h) == 0:
+            return {"en": "caught before the money left", "nl": "ontdekt voordat het geld wegging"}[lang]
+        return {"en": f"caught ≥ {h} h before the money left", "nl": f"ontdekt ≥ {h} uur voor het wegsluizen"}[lang]
+    if key == "detected":
+        return {"en": "detected", "nl": "ontdekt"}[lang]
+    return metric(key, lang)
 
 
 def metric_kind(key: str) -> str:

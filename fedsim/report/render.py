@@ -9,11 +9,13 @@ range). The HTML embeds its figures as data: URIs and its CSS inline, and refere
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup, escape
 
 from fedsim.report import figures, i18n
 from fedsim.report import format as fmt
@@ -115,10 +117,12 @@ def _euro_sentence(traced: Traced, key: str, lang: Lang, **extra: object) -> str
 
 
 def _assumptions(page: PageOne, lang: Lang) -> Bullets:
-    items = []
+    """The extrapolation's method, then each assumption (key → value) in words; multipliers as ×k."""
+    items = [t("eur_nl_method", lang)]
     for key, number in page.nl_assumptions.items():
         decimals = 0 if abs(number) >= 100 or float(number).is_integer() else 2
-        items.append(f"{i18n.assumption(key, lang)}: {fmt.number(number, lang, decimals)}")
+        shown = fmt.number(number, lang, decimals)
+        items.append(f"{i18n.assumption(key, lang)}: {'×' + shown if key.startswith('multiplier.') else shown}")
     return Bullets(tuple(items))
 
 
@@ -360,6 +364,15 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+# A signed amount ("−€26,121", "+€ 1,2 mln"): browsers may break a line after the sign, so the HTML keeps it whole.
+_AMOUNT = re.compile("[−+]?€\u00a0?[0-9.,]+(?:\u00a0(?:mln|mld)|M|bn)?|[−+][0-9.,]+%?")
+
+
+def _keep_amounts(text: str) -> Markup:
+    """``text`` escaped, with every signed amount in a no-wrap span."""
+    return Markup(_AMOUNT.sub(lambda m: f'<span class="nw">{m.group(0)}</span>', str(escape(text))))
+
+
 def render_html(doc: Document) -> str:
     """The document as one self-contained HTML page (CSS inline, figures as data: URIs, no script)."""
     env = jinja2.Environment(
@@ -371,6 +384,7 @@ def render_html(doc: Document) -> str:
     )
     env.filters["kind"] = _kind
     env.filters["data_uri"] = _data_uri
+    env.filters["amounts"] = _keep_amounts
     return env.get_template("report.html.j2").render(doc=doc)
 
 

@@ -67,6 +67,7 @@ def test_dates_and_odds() -> None:
     assert fmt.day("2026-12-01T02:50:00Z", "en") == "1 December 2026"
     assert fmt.day("2027-03-15T23:00:00+00:00", "nl") == "15 maart 2027"
     assert fmt.odds(math.exp(2.0), "nl") == "×7,4" and fmt.odds(math.exp(8.0), "en") == "×2,981"
+    assert fmt.odds(math.exp(16.15), "nl") == "×10,3 miljoen" and fmt.odds(2.5e9, "en") == "×2.5 billion"
     assert fmt.count(12.4, "en") == "12" and fmt.count(2.45, "nl") == "2,5"
     assert fmt.count(5.0, "en", scale=20.0) == "5" and fmt.count(12.0, "nl", scale=2.0) == "12,0"
 
