@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import PageReport, open_page
+from tests.browser import ChromiumMissing, PageReport, open_page
 
 # The report's shared test experiment lives in tests/report/conftest.py, which only tests under tests/report/ see;
 # importing the fixture makes it available here (see the module notes there).
@@ -94,13 +94,35 @@ def test_harness_finds_requests_to_a_closed_local_port(tiny_pages: dict[str, Pag
     assert any("fetch" in e for e in remote.page_errors), "the rejected fetch is an uncaught page error"
 
 
-def keep_screenshot(report: PageReport) -> None:
-    """Copy page one's screenshot to reports/screenshots/ when FEDSIM_KEEP_SCREENSHOTS is set (for the closing
-    note); otherwise it stays in the test's tmp dir only."""
-    if os.environ.get("FEDSIM_KEEP_SCREENSHOTS"):
-        target = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(report.screenshot, target / report.screenshot.name)
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "reports" / "screenshots"
+
+
+def keep_screenshot(report: PageReport, target: Path = SCREENSHOTS) -> Path | None:
+    """Copy page one's screenshot to ``target`` (reports/screenshots/) when FEDSIM_KEEP_SCREENSHOTS is set (for
+    the closing note); otherwise it stays in the test's tmp dir only. Returns the copy, if made."""
+    if not os.environ.get("FEDSIM_KEEP_SCREENSHOTS"):
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(report.screenshot, target / report.screenshot.name))
+
+
+def test_screenshot_is_kept_only_when_asked(
+    tiny_pages: dict[str, PageReport], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = tiny_pages["good"]
+    monkeypatch.delenv("FEDSIM_KEEP_SCREENSHOTS", raising=False)
+    assert keep_screenshot(good, tmp_path / "kept") is None and not (tmp_path / "kept").exists()
+    monkeypatch.setenv("FEDSIM_KEEP_SCREENSHOTS", "1")
+    kept = keep_screenshot(good, tmp_path / "kept")
+    assert kept is not None and kept.read_bytes() == good.screenshot.read_bytes()
+
+
+def test_a_missing_chromium_is_a_failure_that_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tests.browser
+
+    monkeypatch.setattr(tests.browser, "CHROMIUM", Path("/nonexistent/chromium"))
+    with pytest.raises(ChromiumMissing, match="make test"):
+        open_page(Path(__file__), workdir=Path("/nonexistent"))
 
 
 LANGS = ("nl", "en")
