@@ -221,3 +221,77 @@ def test_write_report_files(model: ReportModel, tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["report.en.html", "report.en.pdf"]
     first = PdfReader(paths[1]).outline[0]
     assert not isinstance(first, list) and first.title == "In brief"
+
+
+# --- through gather_report and the CLI, on the report's real test experiment (tests/report/conftest.py) ---------
+
+
+@pytest.fixture(scope="module")
+def cli_report(tracked_experiment_with_problems: tuple[Path, str, Path], tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """`fedsim report --lang nl` on the store with a deleted and a FAILED run: (printed output, out dir). Dutch
+    only: gathering and drawing both languages would double the cost; English is covered by the model tests."""
+    from typer.testing import CliRunner
+
+    from fedsim.cli import app
+
+    path, uri, workdir = tracked_experiment_with_problems
+    out = tmp_path_factory.mktemp("cli-report")
+    args = ["report", str(path), "--lang", "nl", "--tracking-uri", uri, "--workdir", str(workdir), "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output, out
+
+
+def _html_page_one(html: str) -> str:
+    """The text of the report's first section (page one)."""
+    return _html_text(html.split('class="page-one">', 1)[1].split("</section>", 1)[0]).replace("\u00a0", " ")
+
+
+def _broken_run_names(tracked_experiment: tuple[Path, str, Path]) -> list[str]:
+    """The run names of the cells the problem store deleted and failed, read from the complete store (picked as
+    the conftest picks them: the first coalition in order)."""
+    from fedsim.tracking import Tracker
+    from tests.report.conftest import DELETED, EXPERIMENT, FAILED
+
+    runs = Tracker(tracked_experiment[1], EXPERIMENT).runs_table(EXPERIMENT)
+    names = []
+    for regime, eps, seed in (DELETED, FAILED):
+        hit = runs[(runs["regime"] == regime) & (runs["epsilon"] == eps) & (runs["seed"] == seed)]
+        names.append(str(hit.sort_values("coalition")["run_name"].iloc[0]))
+    return names
+
+
+@pytest.mark.slow  # ≈ 25 s of its own (gather + the Dutch figures and PDF) on top of the shared experiment
+def test_cli_report_names_the_broken_runs_on_page_one(cli_report, tracked_experiment) -> None:  # noqa: ANN001
+    output, out = cli_report
+    assert [Path(line.strip()).name for line in output.splitlines()[1:]] == ["report.nl.html", "report.nl.pdf"]
+    html = (out / "report.nl.html").read_text(encoding="utf-8")
+    page = _html_page_one(html)
+    deleted, failed = _broken_run_names(tracked_experiment)
+    assert f"{deleted} — ontbreekt" in page and f"{failed} — mislukt" in page
+    assert "Niet alle runs van dit experiment zijn afgerond" in page
+
+
+@pytest.mark.slow  # shares the fixture above
+def test_cli_report_html_and_pdf_titles_match(cli_report) -> None:  # noqa: ANN001
+    _, out = cli_report
+    html = (out / "report.nl.html").read_text(encoding="utf-8")
+    titles = [_html_text(t).strip() for t in re.findall(r"<h[234]>(.*?)</h[234]>", html)]
+    assert titles[0] == "In het kort" and "Bankhelpdeskfraude" in titles and len(titles) > 20
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html)
+    pdf = re.sub(r"\s+", " ", " ".join(p.extract_text() for p in PdfReader(out / "report.nl.pdf").pages))
+    position = -1
+    for title in titles:
+        found = pdf.find(title, position + 1)
+        assert found > position, f"{title!r} missing or out of order in the PDF"
+        position = found
+
+
+def test_cli_refuses_a_bad_language_naming_it() -> None:
+    from typer.testing import CliRunner
+
+    from fedsim.cli import app
+
+    result = CliRunner().invoke(app, ["report", "demo", "--lang", "fr"])
+    assert result.exit_code == 2
+    assert "'fr'" in result.output and "nl, en, both" in result.output
