@@ -781,7 +781,11 @@ def demo(
 
     contrast = primary_contrast(here, tracking_uri=tracking_uri)
     render_contrast(contrast[contrast["fraud_type"].isin(["all", "helpdesk", "purchase"])])
-    paths = _write_report(here, ("nl", "en"), Path("reports/demo"), tracking_uri=tracking_uri, workdir=Path(".fedsim"))
+    from fedsim.tracking import resolve_tracking_uri
+
+    # The store and workdir run_experiment used (its defaults), so the report reads the runs just made.
+    store = resolve_tracking_uri(tracking_uri)
+    paths = _write_report(here, ("nl", "en"), Path("reports/demo"), tracking_uri=store, workdir=Path(".fedsim"))
     Console().print(
         "\nNext: [bold]make ui[/] opens MLflow on ./mlflow.db (experiment 'demo'); "
         "`.venv/bin/fedsim runs demo` lists the runs, `.venv/bin/fedsim compare experiments/demo.yaml` the "
