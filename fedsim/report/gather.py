@@ -48,11 +48,11 @@ def gather_report(experiment: Path, *, tracking_uri: str | None, workdir: Path) 
     with tempfile.TemporaryDirectory(prefix="fedsim-report-") as tmp:
         store = open_store(spec, tracking_uri, Path(workdir), Path(tmp))
         a, b = spec.primary.contrast if spec.primary else ("pooled", "status_quo")
-        cell = headline_cell(spec, store.runs, a, b)
+        cell = headline_cell(spec, store.runs, a, b, store.scale)
         primary = store.contrast(a, b, cell)
         if primary.empty:
             raise FedsimError(f"report: no finished {a!r} and {b!r} runs with the same model, ε and seed")
-        problems = run_problems(*grid_cells(spec, world_hash(store)), stored_runs(store.tracker, spec.name))
+        problems = run_problems(*grid_cells(spec, world_hash(store)), stored_runs(store.tracker, spec.name), store.runs)
         contrasts = _sharing_contrasts(store, cell)
         metric = _contrast_metric(spec)
         values = game_entries(store, cell)

@@ -70,11 +70,16 @@ def stored_runs(tracker: Tracker, experiment_name: str) -> dict[str, list[tuple[
 
 
 def run_problems(
-    cells: Sequence[Any], names: Mapping[str, str], stored: Mapping[str, list[tuple[str, str, dict[str, str]]]]
+    cells: Sequence[Any],
+    names: Mapping[str, str],
+    stored: Mapping[str, list[tuple[str, str, dict[str, str]]]],
+    finished: pd.DataFrame | None = None,
 ) -> list[RunProblem]:
     """Every grid cell without a FINISHED run, by the ``fedsim.config_hash`` tag each run carries
     (:func:`fedsim.experiment.run.run_grid` reuses a cell's finished run by the same key); ``names``: config
-    hash → run name (:func:`grid_cells`)."""
+    hash → run name (:func:`grid_cells`). ``finished``: the runs table the report reads; a missing cell whose
+    (regime, coalition, model, seed, ε) has a finished run there under another config hash (older code or
+    settings, which `fedsim run` would redo) says so in its detail."""
     problems = []
     for cell in cells:
         name = names.get(cell.config_hash, cell.run_name)
@@ -82,13 +87,34 @@ def run_problems(
         if any(status == "FINISHED" for _, status, _ in runs):
             continue
         if not runs:
-            problems.append(RunProblem(name, "missing", None, "no run in the tracking store"))
+            problems.append(RunProblem(name, "missing", None, _missing_detail(cell, finished)))
             continue
         run_id, status, tags = runs[0]  # the newest
         error = tags.get("mlflow.note.content", "")  # a note a researcher left on the run, if any
         detail = f"MLflow status {status}" + (f": {error}" if error else "")
         problems.append(RunProblem(name, PROBLEM_KIND.get(status, "failed"), run_id, detail))  # type: ignore[arg-type]
     return problems
+
+
+def _missing_detail(cell: Any, finished: pd.DataFrame | None) -> str:
+    from fedsim.experiment import format_epsilon
+
+    if finished is None or finished.empty or "config_hash" not in finished:
+        return "no run in the tracking store"
+    same = finished[
+        (finished["regime"] == cell.regime)
+        & (finished["coalition"] == "+".join(cell.coalition))
+        & (finished["model"] == cell.model)
+        & (finished["seed"].astype(str) == str(cell.seed))
+        & (finished["epsilon"].astype(str) == format_epsilon(cell.epsilon))
+    ]
+    if same.empty:
+        return "no run in the tracking store"
+    other = same.iloc[-1]
+    return (
+        f"no run with this cell's configuration; run {other['run_id']} of the same cell has another configuration "
+        f"(config hash {str(other['config_hash'])[:12]}…, e.g. older code or settings) and is the one read here"
+    )
 
 
 def _unique(values: pd.Series) -> list[str]:

@@ -28,14 +28,20 @@ CONTRAST_METRICS = ("ed_h0", "prevented_eur_d0_r1.0", "ap")
 """The metrics :func:`fedsim.contrast.primary_contrast` puts in its rows (:data:`fedsim.contrast.HEADLINE_NAMES`)."""
 
 
-def full_chain(runs: pd.DataFrame) -> pd.DataFrame:
-    """Each regime's runs on its largest coalition (status_quo and rules already run every partner; siloed has
-    no chain and is left out)."""
+def full_chain(runs: pd.DataFrame, *, best_silo: str | None = None) -> pd.DataFrame:
+    """Each regime's runs on its largest coalition (status_quo and rules already run every partner side by side).
+
+    siloed has no chain: it is left out, unless ``best_silo`` names a logged metric, then the runs of the silo with
+    the highest mean of it stand for siloed (the "best silo" of evaluation.md §6, for a contrast against siloed)."""
     if runs.empty:
         return runs
     size = runs["coalition"].astype(str).str.count(r"\+") + 1
     biggest = size.groupby(runs["regime"]).transform("max")
     keep = (size == biggest) & (runs["regime"] != "siloed")
+    silo = runs["regime"] == "siloed"
+    if best_silo is not None and best_silo in runs and silo.any():
+        means = pd.to_numeric(runs.loc[silo, best_silo], errors="coerce").groupby(runs.loc[silo, "coalition"]).mean()
+        keep |= silo & (runs["coalition"] == means.idxmax())
     return runs[keep]
 
 
@@ -85,7 +91,7 @@ class Store:
         key = (a, b, cell)
         if key in self._contrasts:
             return self._contrasts[key]
-        runs = full_chain(self.runs)
+        runs = full_chain(self.runs, best_silo=metric_column("ed_h0", "all", self.scale))
         if cell is not None:
             runs = headline_runs(runs, *cell)
         table = pd.DataFrame()
@@ -107,13 +113,13 @@ class Store:
         return tuple(str(i) for s in side for i in s.sort_values("seed")["run_id"])
 
 
-def headline_cell(spec: ExperimentSpec, runs: pd.DataFrame, a: str, b: str) -> tuple[str, str]:
+def headline_cell(spec: ExperimentSpec, runs: pd.DataFrame, a: str, b: str, scale: float) -> tuple[str, str]:
     """The (model, ε) page one reports: the experiment's first model that both regimes ran on the full chain, at
     ε = ∞ when both ran it (the non-private outcome; the privacy cost is reported beside it), else their smallest
     common ε. Raises FedsimError when the two regimes share no (model, ε)."""
     from fedsim.errors import FedsimError
 
-    chain = full_chain(runs)
+    chain = full_chain(runs, best_silo=metric_column("ed_h0", "all", scale))
     mine = [chain[chain["regime"] == r] for r in (a, b)]
     cells = [set(zip(m["model"], m["epsilon"].astype(str), strict=True)) for m in mine]
     common = cells[0] & cells[1]

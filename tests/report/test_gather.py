@@ -285,3 +285,18 @@ def test_limitations_register_and_parameters(report, tracked_experiment) -> None
     assert params["experiment.name"] == EXPERIMENT and params["experiment.seeds"] == "[0, 1]"
     assert params["experiment.coalitions.lattice"] == '["bank_1", "telco"]'
     assert list(report.audit.columns) == ["check", "regime", "epsilon", "statistic", "bound", "passed"]
+
+
+def test_a_contrast_against_siloed_takes_the_best_silo(tracked_experiment, runs, tmp_path) -> None:  # noqa: ANN001
+    from fedsim.experiment import load_experiment
+    from fedsim.report.gather_store import open_store
+
+    path, uri, workdir = tracked_experiment
+    store = open_store(load_experiment(path), uri, workdir, tmp_path)
+    table = store.contrast("pooled", "siloed", ("logistic", "inf"))
+    silo_side = runs.loc[list(table["run_ids"].iloc[0])].query("regime == 'siloed'")
+    silos = runs[(runs["regime"] == "siloed") & (runs["epsilon"] == "inf")]
+    best = silos.groupby("coalition")[f"ed_h0{CAL}"].apply(lambda v: v.astype(float).mean()).idxmax()
+    assert set(silo_side["coalition"]) == {best} and len(silo_side) == 2
+    ed = table[(table["metric"] == "ed_h0") & (table["fraud_type"] == "all")].iloc[0]
+    assert ed["value_b"] == pytest.approx(silo_side[f"ed_h0{CAL}"].astype(float).mean())
