@@ -39,12 +39,15 @@ HEADLINE: tuple[tuple[str, dict[str, float]], ...] = (
 
 
 def _runs_of(runs: pd.DataFrame, regime: str) -> pd.DataFrame:
+    """The regime's runs on its largest coalition (the full chain of a lattice; among equal sizes the first by
+    name), so that a seed is never paired with one of the lattice's smaller coalitions."""
     out = runs[runs["regime"] == regime]
     if out.empty:
         raise FedsimError(
             f"contrast: no finished {regime!r} run on this experiment's current world; run `fedsim run` first"
         )
-    return out
+    coalitions = sorted(set(out["coalition"].astype(str)), key=lambda c: (-len(c.split("+")), c))
+    return out[out["coalition"].astype(str) == coalitions[0]]
 
 
 DECOMPOSITION: tuple[tuple[str, str, str], ...] = (
@@ -125,7 +128,7 @@ def primary_contrast(
             return pd.read_parquet(local)
 
         def contrast(ra: str, rb: str, scales: Sequence[float], uniform: float | None) -> list[dict]:
-            return _contrast_rows(worlds, ra, rb, spec.metrics.bootstrap, scales, uniform, scores_of)
+            return contrast_rows(worlds, ra, rb, spec.metrics.bootstrap, scales, uniform, scores_of)
 
         table = pd.DataFrame(contrast(a, b, [scale], capacity))
         if table.empty:
@@ -187,7 +190,7 @@ def _seed_warnings(table: pd.DataFrame, min_seeds: int) -> list[str]:
     ]
 
 
-def _contrast_rows(
+def contrast_rows(
     worlds: list[_World],
     a: str,
     b: str,

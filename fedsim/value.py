@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from fedsim.evaluation.value import GameSample
     from fedsim.experiment import ExperimentSpec
 
-NOT_A_GAME = ("status_quo", "siloed")
-"""Regimes without a coalition game of their own: status_quo runs every partner alone side by side, and the
-siloed runs are the singletons of every other regime's game."""
+NOT_A_GAME = ("status_quo", "siloed", "rules")
+"""Regimes without a coalition game of their own: status_quo and rules run every partner alone side by side, and
+the siloed runs are the singletons of every other regime's game."""
 
 _METRIC = re.compile(
     r"^(?:ed_h(?P<h>[0-9.]+)|detected|roc_auc|prevented_(?P<m>eur|share)_d(?P<d>[0-9.]+)_r(?P<r>[0-9.]+))$"

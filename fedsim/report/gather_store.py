@@ -86,7 +86,7 @@ class Store:
         """A − B on the full chain, `fedsim compare`'s rows (per model, ε, metric, fraud type) with the run ids
         of both sides (``run_ids``), only at ``cell`` = (model, ε) when given; empty when the two regimes share no
         (model, ε, seed). Computed once per (A, B, cell)."""
-        from fedsim.contrast import _contrast_rows
+        from fedsim.contrast import contrast_rows
 
         key = (a, b, cell)
         if key in self._contrasts:
@@ -97,7 +97,7 @@ class Store:
         table = pd.DataFrame()
         if {a, b} <= set(runs["regime"]):
             world = replace(self.world, runs=runs)
-            rows = _contrast_rows([world], a, b, self.spec.metrics.bootstrap, [self.scale], None, self.scores_of)
+            rows = contrast_rows([world], a, b, self.spec.metrics.bootstrap, [self.scale], None, self.scores_of)
             table = pd.DataFrame(rows)
         if not table.empty:
             ids = {k: self._pair_ids(runs, a, b, g.iloc[0]) for k, g in table.groupby(["model", "epsilon", "seeds"])}
