@@ -1,7 +1,8 @@
 """The report's :class:`~fedsim.report.document.Document` as a PDF (fpdf2), walking the same sections as the HTML.
 
-Set in DejaVu Sans, the Unicode TrueType font matplotlib ships, so €, ë, é, ≥, ε and − print as they are. Every
-section title becomes a PDF bookmark at its level; each chapter (level 1) after page one starts a new page.
+Set in DejaVu Sans, the Unicode TrueType font matplotlib ships, so €, ë, é, ≥, ε and − print as they are; ragged
+right (fpdf2 justifies by default, which stretches short Dutch lines). Every section title becomes a PDF bookmark
+at its level; each chapter (level 1) after page one starts a new page.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _heading(pdf: FPDF, section: Section, first: bool) -> None:
         pdf.ln(3)
     pdf.start_section(section.title, level=section.level - 1)
     pdf.set_font(FONT, "B", _HEADING_SIZE.get(section.level, 11.0))
-    pdf.multi_cell(0, 7, section.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 7, section.title, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1)
 
 
@@ -52,7 +53,9 @@ def _paragraph(pdf: FPDF, block: Paragraph) -> None:
     fill = _TONE_FILL.get(block.tone)
     if fill is not None:
         pdf.set_fill_color(*fill)
-    pdf.multi_cell(0, LINE, block.text, fill=fill is not None, padding=2 if fill else 0, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        0, LINE, block.text, fill=fill is not None, padding=2 if fill else 0, align="L", new_x="LMARGIN", new_y="NEXT"
+    )
     pdf.ln(1.5)
 
 
@@ -60,7 +63,7 @@ def _bullets(pdf: FPDF, block: Bullets) -> None:
     pdf.set_font(FONT, "", BODY)
     for item in block.items:
         pdf.set_x(pdf.l_margin + 3)
-        pdf.multi_cell(pdf.epw - 3, LINE, "• " + item, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(pdf.epw - 3, LINE, "• " + item, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1.5)
 
 
@@ -80,7 +83,7 @@ def _table(pdf: FPDF, block: Table) -> None:
 def _figure(pdf: FPDF, block: Figure) -> None:
     pdf.image(io.BytesIO(block.png), w=pdf.epw * 0.92, x=pdf.l_margin)
     pdf.set_font(FONT, "I", 8)
-    pdf.multi_cell(0, 4, block.caption, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 4, block.caption, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(2)
 
 
@@ -100,9 +103,9 @@ def pdf_bytes(doc: Document) -> bytes:
     pdf = _new_pdf(doc)
     pdf.add_page()
     pdf.set_font(FONT, "B", 17)
-    pdf.multi_cell(0, 8, doc.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 8, doc.title, align="L", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(FONT, "", 9)
-    pdf.multi_cell(0, 5, doc.subtitle, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 5, doc.subtitle, align="L", new_x="LMARGIN", new_y="NEXT")
     for i, section in enumerate(doc.sections):
         _heading(pdf, section, first=i == 0)
         for block in section.blocks:

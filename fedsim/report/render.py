@@ -130,7 +130,8 @@ def _privacy_sentence(page: PageOne, lang: Lang) -> str:
     if page.privacy_odds is None or page.epsilon_person is None:
         return t("privacy_none", lang)
     odds = page.privacy_odds.value
-    spread = "" if odds.lo == odds.hi else "; " + range_words(odds, "odds", lang, signed=False)
+    same = fmt.odds(odds.lo, lang) == fmt.odds(odds.hi, lang)  # seeds that agree to the shown precision
+    spread = "" if same else "; " + range_words(odds, "odds", lang, signed=False)
     return t(
         "privacy_cost", lang,
         eps=fmt.epsilon(page.epsilon_person.value.estimate, lang), odds=fmt.odds(odds.estimate, lang), rng=spread,
