@@ -32,6 +32,7 @@ from fedsim.errors import FedsimError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fedsim.experiment import ExperimentSpec
     from fedsim.tracking import Tracker
 
 logger = logging.getLogger("fedsim.summary_run")
@@ -43,15 +44,30 @@ def write_summary(
     tracking_uri: str | None = None,
     workdir: str | Path = ".fedsim",
     world_seeds: Sequence[int] | None = None,
+    unless_written_since: int | None = None,
 ) -> str:
     """Compute the experiment's contrast (and partner values) from its tracked runs, log them as its summary
     run, replacing the previous one; returns the new run's id. ``world_seeds``: the worlds the contrast
-    combines (default: every world seed the experiment's finished runs name)."""
+    combines (default: every world seed the experiment's finished runs name). ``unless_written_since`` (Unix
+    ms): keep a summary another process finished since then (two `fedsim run` on one store) instead."""
     from fedsim.experiment import load_experiment
     from fedsim.tracking import Tracker
 
     spec = load_experiment(experiment)
     tracker = Tracker(tracking_uri, spec.name)
+    with tracker.summary_lock():
+        fresh = tracker.summary_written_since(unless_written_since) if unless_written_since is not None else None
+        return fresh or _write(experiment, spec, tracker, tracking_uri, workdir, world_seeds)
+
+
+def _write(
+    experiment: str | Path,
+    spec: ExperimentSpec,
+    tracker: Tracker,
+    tracking_uri: str | None,
+    workdir: str | Path,
+    world_seeds: Sequence[int] | None,
+) -> str:
     seeds = list(world_seeds) if world_seeds else _world_seeds(tracker) or [spec.world.seed]
     notes = [f"Summary of experiment {spec.name!r}: {spec.description.strip() or '(no description)'}"]
     contrast = _contrast(experiment, tracking_uri, workdir, seeds, notes)

@@ -12,6 +12,7 @@ import logging
 import math
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,7 @@ def run_experiment(
     (:func:`fedsim.experiment.grid.short_run_names`). Once every cell has a finished run, ``summary`` writes
     the experiment's summary run (:func:`fedsim.experiment_summary.write_summary`: the primary contrast and,
     for a coalition lattice, the partner values), replacing the previous one."""
+    started_ms = int(time.time() * 1000)
     file_seed = load_experiment(path).world.seed
     from fedsim.progress import progress_bar
     from fedsim.tracking import Tracker, check_store
@@ -335,10 +337,11 @@ def run_experiment(
         cells, partners=partners, world_seed=None if spec.world.seed == file_seed else spec.world.seed
     )
     done = run_grid(spec, cells, ws.execute, tracker, world_hash=world.content_hash, progress=progress, run_names=names)
-    if summary and done.elsewhere == 0:  # another process still runs cells: the last one to finish writes it
+    # Only once every cell is done (another `fedsim run` may still hold some): the last one to finish writes it.
+    if summary and {c.config_hash for c in cells} <= tracker.finished_config_hashes():
         from fedsim.experiment_summary import write_summary
 
-        write_summary(path, tracking_uri=tracker.tracking_uri, workdir=root)
+        write_summary(path, tracking_uri=tracker.tracking_uri, workdir=root, unless_written_since=started_ms)
     return done
 
 

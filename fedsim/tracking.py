@@ -123,8 +123,8 @@ def _sqlite_path(tracking_uri: str) -> Path | None:
 
 
 @contextmanager
-def _store_lock(tracking_uri: str) -> Iterator[None]:
-    """Exclusive lock on ``<db>.lock`` for a sqlite store (no-op elsewhere, or where fcntl is missing)."""
+def _store_lock(tracking_uri: str, suffix: str = ".lock") -> Iterator[None]:
+    """Exclusive lock on ``<db><suffix>`` for a sqlite store (no-op elsewhere, or where fcntl is missing)."""
     db = _sqlite_path(tracking_uri)
     try:
         import fcntl
@@ -133,7 +133,7 @@ def _store_lock(tracking_uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
-    with open(db.with_name(db.name + ".lock"), "a") as fh:
+    with open(db.with_name(db.name + suffix), "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -512,9 +512,13 @@ class Tracker:
     def describe_experiment(self, text: str | None) -> None:
         """Show ``text`` (the experiment file's ``description``) as the experiment's note in the MLflow UI, and
         mark the experiment as classic model development so the UI opens its runs table, not its GenAI views."""
-        if text and text.strip():
-            self.client.set_experiment_tag(self.experiment_id, NOTE_TAG, text.strip())
-        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, CLASSIC_ML)
+        wanted = {EXPERIMENT_KIND_TAG: CLASSIC_ML, **({NOTE_TAG: text.strip()} if text and text.strip() else {})}
+        # MLflow's tag upsert is not atomic: two `fedsim run` starting together would both insert (UNIQUE fails).
+        with _store_lock(self.tracking_uri, ".experiment.lock"):
+            have = self.client.get_experiment(self.experiment_id).tags
+            for key, value in wanted.items():
+                if have.get(key) != value:
+                    self.client.set_experiment_tag(self.experiment_id, key, value)
 
     @property
     def active_run_id(self) -> str:
@@ -680,8 +684,25 @@ class Tracker:
             raise TrackingError(f"artifact {name or local.name!r}: no such file or folder {local}")
 
     # -- the experiment's summary run ------------------------------------------------------
+    @contextmanager
+    def summary_lock(self) -> Iterator[None]:
+        """Held while one process writes the summary run (sqlite: ``<db>.summary.lock``; elsewhere no lock), so two
+        ``fedsim run`` finishing together write one summary, not two."""
+        with _store_lock(self.tracking_uri, ".summary.lock"):
+            yield
+
+    def summary_written_since(self, since_ms: int) -> str | None:
+        """The id of a finished summary run started at or after ``since_ms`` (Unix ms), else None."""
+        for info in self._summary_infos():
+            if info.status == "FINISHED" and int(info.start_time or 0) >= since_ms:
+                return str(info.run_id)
+        return None
+
     def summary_runs(self) -> list[str]:
-        """Ids of the experiment's summary runs (``fedsim.kind = summary``), newest first; normally one."""
+        """Ids of the experiment's finished summary runs (``fedsim.kind = summary``), newest first; normally one."""
+        return [info.run_id for info in self._summary_infos() if info.status == "FINISHED"]
+
+    def _summary_infos(self) -> list[Any]:
         from mlflow.entities import ViewType
 
         runs = self.client.search_runs(
@@ -690,14 +711,17 @@ class Tracker:
             run_view_type=ViewType.ACTIVE_ONLY,
             order_by=["attributes.start_time DESC"],
         )
-        return [r.info.run_id for r in runs]
+        return [r.info for r in runs]
 
     @contextmanager
     def summary_run(self, note: str) -> Iterator[str]:
         """Open a new summary run of the experiment (run name ``summary · <experiment>``, ``note`` as its
         description); the log methods write to it inside the block. When the block ends without error the run
-        is FINISHED and replaces every earlier summary run (deleted only then: there is always one to read);
-        on an error it is removed and the earlier one stays."""
+        is FINISHED and replaces the summary runs before it (deleted only then: there is always one to read);
+        on an error it is removed and the earlier one stays.
+
+        Two processes may write one at the same time (two ``fedsim run`` on one store): a run still being
+        written is never deleted; the one that finishes last keeps the newer of the two and removes the other."""
         if self._active is not None:
             raise TrackingError(f"run {self._active} is still active; runs do not nest here")
         run = self.client.create_run(
@@ -716,9 +740,21 @@ class Tracker:
         finally:
             self._active = None
         self.client.set_terminated(run_id, status="FINISHED")
-        for old in self.summary_runs():
-            if old != run_id:
-                self.client.delete_run(old)
+        self._keep_newest_summary(run_id, int(run.info.start_time or 0))
+
+    def _keep_newest_summary(self, mine: str, started: int) -> None:
+        others = [info for info in self._summary_infos() if info.run_id != mine]
+        for info in others:
+            if info.status == "FINISHED" and (info.start_time or 0, info.run_id) > (started, mine):
+                self.client.delete_run(mine)  # a newer summary is already complete: it stays, this one goes
+                return
+        for info in others:
+            if info.status != "RUNNING":  # finished older ones, and failed leftovers
+                self.client.delete_run(info.run_id)
+
+    def finished_config_hashes(self) -> set[str]:
+        """Config hashes of the experiment's FINISHED grid runs (one query): which cells are done."""
+        return {r.data.tags.get(CONFIG_HASH_TAG, "") for r in self._finished_runs(self.experiment_id)} - {""}
 
     def attach_files(self, run_id: str, paths: Sequence[str | Path], *, folder: str) -> None:
         """Add local files or folders to a run's artifacts under ``folder`` (e.g. reports to the summary run)."""
