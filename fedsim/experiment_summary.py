@@ -1,8 +1,10 @@
 """One summary run per experiment in MLflow: what the experiment found, next to the runs it came from.
 
-Written at the end of :func:`fedsim.runner.run_experiment` once the grid finished, and again by every later
-`fedsim run` (it replaces the previous one). Tag ``fedsim.kind = summary``, run name ``summary · <experiment>``;
-it is no grid cell, so :meth:`fedsim.tracking.Tracker.runs_table`, the leases and `fedsim runs` never see it.
+Written by :func:`run_and_summarise` (:func:`fedsim.runner.run_experiment`, then the summary) once the grid
+finished, and again by every later run of it (it replaces the previous one). It is not inside the runner
+because the contrast it logs reads worlds through the runner (the import graph has no cycles).
+Tag ``fedsim.kind = summary``, run name ``summary · <experiment>``; it is no grid cell, so
+:meth:`fedsim.tracking.Tracker.runs_table`, the leases and `fedsim runs` never see it.
 
 It holds:
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,10 +35,34 @@ from fedsim.errors import FedsimError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from fedsim.experiment import ExperimentSpec
+    from fedsim.experiment import ExperimentSpec, GridSummary
     from fedsim.tracking import Tracker
 
 logger = logging.getLogger("fedsim.summary_run")
+
+
+def run_and_summarise(
+    path: str | Path,
+    *,
+    tracking_uri: str | None = None,
+    workdir: str | Path = ".fedsim",
+    progress: bool = True,
+    world_seed: int | None = None,
+) -> GridSummary:
+    """`fedsim run`: :func:`fedsim.runner.run_experiment` (same arguments and result), then, once every cell of the
+    grid has a finished run, the experiment's summary run (:func:`write_summary`). With two `fedsim run` on one
+    store the last to finish writes it; one finished by the other meanwhile is kept."""
+    from fedsim.experiment import load_experiment
+    from fedsim.runner import run_experiment
+    from fedsim.tracking import Tracker, resolve_tracking_uri
+
+    started_ms = int(time.time() * 1000)
+    done = run_experiment(path, tracking_uri=tracking_uri, workdir=workdir, progress=progress, world_seed=world_seed)
+    uri = resolve_tracking_uri(tracking_uri)
+    tracker = Tracker(uri, load_experiment(path).name)
+    if set(done.config_hashes) <= tracker.finished_config_hashes():
+        write_summary(path, tracking_uri=uri, workdir=workdir, unless_written_since=started_ms)
+    return done
 
 
 def write_summary(

@@ -12,7 +12,6 @@ import logging
 import math
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -298,16 +297,13 @@ def run_experiment(
     workdir: str | Path = ".fedsim",
     progress: bool = True,
     world_seed: int | None = None,
-    summary: bool = True,
 ) -> GridSummary:
     """Validate, build the world, expand the grid and run it resumably. Returns what was done.
 
     ``world_seed`` overrides the experiment's ``world.seed`` (:func:`with_world_seed`). The MLflow experiment
     carries the file's description; each run a short name saying what differs between the cells
-    (:func:`fedsim.experiment.grid.short_run_names`). Once every cell has a finished run, ``summary`` writes
-    the experiment's summary run (:func:`fedsim.experiment_summary.write_summary`: the primary contrast and,
-    for a coalition lattice, the partner values), replacing the previous one."""
-    started_ms = int(time.time() * 1000)
+    (:func:`fedsim.experiment.grid.short_run_names`). :func:`fedsim.experiment_summary.run_and_summarise` runs
+    this and then writes the experiment's summary run (it needs the contrast, which needs this module)."""
     file_seed = load_experiment(path).world.seed
     from fedsim.progress import progress_bar
     from fedsim.tracking import Tracker, check_store
@@ -336,13 +332,7 @@ def run_experiment(
     names = short_run_names(
         cells, partners=partners, world_seed=None if spec.world.seed == file_seed else spec.world.seed
     )
-    done = run_grid(spec, cells, ws.execute, tracker, world_hash=world.content_hash, progress=progress, run_names=names)
-    # Only once every cell is done (another `fedsim run` may still hold some): the last one to finish writes it.
-    if summary and {c.config_hash for c in cells} <= tracker.finished_config_hashes():
-        from fedsim.experiment_summary import write_summary
-
-        write_summary(path, tracking_uri=tracker.tracking_uri, workdir=root, unless_written_since=started_ms)
-    return done
+    return run_grid(spec, cells, ws.execute, tracker, world_hash=world.content_hash, progress=progress, run_names=names)
 
 
 def track_scored_cell(

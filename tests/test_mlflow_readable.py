@@ -3,8 +3,8 @@
 * each run logs a headline (≤ 30 MLflow metrics, the primary with its CI) and its full metric set as
   ``metrics/metrics.parquet``, whose parsed parts match the names;
 * ``runs_table`` gives the same row for a cell logged the old way (every metric flat) and the new way;
-* one summary run per experiment after two `run_experiment` calls, carrying the primary contrast as
-  `fedsim compare` computes it, absent from ``runs_table`` and the leases;
+* one summary run per experiment after two `run_and_summarise` calls (what `fedsim run` should run), carrying
+  the primary contrast as `fedsim compare` computes it, absent from ``runs_table`` and the leases;
 * the experiment's note is the file's description; figures are real PNGs; run names say what differs.
 """
 
@@ -44,17 +44,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The experiment run twice (the second reuses every cell and rewrites the summary run)."""
-    from fedsim.runner import run_experiment
+    from fedsim.experiment_summary import run_and_summarise
     from fedsim.tracking import Tracker
 
     root = tmp_path_factory.mktemp("readable")
     exp = root / "readable.yaml"
     exp.write_text(yaml.safe_dump(SPEC))
     uri = f"sqlite:///{root}/mlflow.db"
-    first = run_experiment(exp, tracking_uri=uri, workdir=root / ".fedsim", progress=False)
+    first = run_and_summarise(exp, tracking_uri=uri, workdir=root / ".fedsim", progress=False)
     tracker = Tracker(uri, "readable")
     first_summary = tracker.summary_runs()
-    second = run_experiment(exp, tracking_uri=uri, workdir=root / ".fedsim", progress=False)
+    second = run_and_summarise(exp, tracking_uri=uri, workdir=root / ".fedsim", progress=False)
     assert first.executed == 3 and second.reused == 3
     return {"root": root, "exp": exp, "uri": uri, "tracker": tracker, "first_summary": first_summary}
 

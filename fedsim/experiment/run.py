@@ -86,6 +86,8 @@ class GridSummary:
     replaced: int = 0
     elsewhere: int = 0
     """Cells left to another process that is running them now (its run is live: see fedsim.tracking)."""
+    config_hashes: list[str] = field(default_factory=list)
+    """Every cell of the grid, done here or not (its config hash), e.g. to check that all are finished."""
 
 
 class _LostLease(Exception):
@@ -113,7 +115,7 @@ def run_grid(
     are kept, so calling again resumes. ``world_hash`` is logged as a param of every new run.
     ``run_names``: config hash → the run's name in MLflow (default :func:`short_run_names` of ``cells``).
     """
-    summary = GridSummary()
+    summary = GridSummary(config_hashes=[c.config_hash for c in cells])
     names = dict(run_names) if run_names is not None else short_run_names(cells)
     with _Reporter(spec, len(cells), enabled=progress) as report:
         for number, cell in enumerate(cells, start=1):
