@@ -60,7 +60,7 @@ def write_run_figures(
         fig, ax = plt.subplots(figsize=SIZE, dpi=DPI)
         try:
             if draw(ax):
-                fig.tight_layout()
+                fig.subplots_adjust(left=0.14, right=0.97, bottom=0.15, top=0.9)  # fixed: tight_layout costs ~40 ms
                 fig.savefig(folder / name)
                 written.append(folder / name)
         finally:
