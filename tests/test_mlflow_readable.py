@@ -224,3 +224,30 @@ def test_metric_table_round_trips_exactly() -> None:
     assert back.keys() == metrics.keys() and all(
         (math.isnan(v) and math.isnan(back[k])) or back[k] == v for k, v in metrics.items()
     )
+
+
+@pytest.mark.slow  # ~7 s: MLflow's server start
+def test_ui_starts_light_and_opens_on_the_latest_experiment(store: dict[str, Any]) -> None:
+    import socket
+    import urllib.request
+
+    from fedsim.mlflow_ui import launch_ui
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = launch_ui(store["uri"], port)
+    try:
+        assert server.wait_ready(120) < 120
+        with urllib.request.urlopen(server.base_url + "/", timeout=30) as page:
+            assert page.status == 200
+        pids = server.pids()
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids]
+        assert len(pids) <= 3 and not any(b"huey" in c for c in commands), commands  # no GenAI job runner
+        experiments = [e for e in store["tracker"].client.search_experiments() if e.name != "Default"]
+        latest = max(experiments, key=lambda e: e.last_update_time)  # the one a researcher just ran
+        assert server.url == f"{server.base_url}/#/experiments/{latest.experiment_id}"
+        assert all(e.tags.get("mlflow.experimentKind") == "custom_model_development" for e in experiments)
+    finally:
+        server.stop()
+    assert server.process.poll() is not None and not any(Path(f"/proc/{pid}").exists() for pid in pids[1:])
