@@ -4,8 +4,9 @@
 the partners are bank_1, telco and marketplace), 50 train days, a 5-day gap, 20 test days; regimes rules,
 status_quo, siloed, reports and pooled over the coalition lattice of bank_1 and telco (silos, the pair), logistic,
 2 training seeds, ε ∈ {∞, 4} (every DP-capable cell twice): 22 runs through :func:`fedsim.runner.run_experiment`
-into a sqlite MLflow store (≈ 45 s on 2 shared cores). No summary run is written (``summary=False``); a test that
-needs one writes it. Primary contrast: pooled − status_quo, ED(0) at the calibrated capacity.
+into a sqlite MLflow store (≈ 45 s on 2 shared cores). No summary run is written (``run_experiment`` alone
+never writes one); a test that needs one writes it. Primary contrast: pooled − status_quo, ED(0) at the
+calibrated capacity.
 
 ``tracked_experiment_with_problems``: a copy of that store in which one cell's run is deleted and another's is
 marked FAILED (through the MLflow client of :class:`fedsim.tracking.Tracker`); ``broken_cells`` names them.
@@ -57,7 +58,7 @@ def tracked_experiment(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     path = tmp / f"{EXPERIMENT}.yaml"
     path.write_text(yaml.safe_dump(SPEC, sort_keys=False))
     uri = f"sqlite:///{tmp}/mlflow.db"
-    summary = run_experiment(path, tracking_uri=uri, workdir=tmp / ".fedsim", progress=False, summary=False)
+    summary = run_experiment(path, tracking_uri=uri, workdir=tmp / ".fedsim", progress=False)
     assert summary.executed == 22, summary
     return path, uri, tmp / ".fedsim"
 

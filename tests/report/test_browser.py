@@ -20,10 +20,6 @@ import pytest
 
 from tests.browser import ChromiumMissing, PageReport, open_page
 
-# The report's shared test experiment lives in tests/report/conftest.py, which only tests under tests/report/ see;
-# importing the fixture makes it available here (see the module notes there).
-from tests.report.conftest import tracked_experiment  # noqa: F401
-
 pytestmark = pytest.mark.xdist_group("report")
 
 # Port 9 (discard) on the loopback: nothing listens, and no outside address is ever involved.
@@ -129,7 +125,7 @@ LANGS = ("nl", "en")
 
 
 @pytest.fixture(scope="module")
-def report_dir(tracked_experiment: tuple[Path, str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+def report_dir(tracked_experiment: tuple[Path, str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both languages' reports of the shared test experiment, written by `fedsim report --lang both`."""
     from typer.testing import CliRunner
 
