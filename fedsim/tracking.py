@@ -651,8 +651,6 @@ class Tracker:
             self.client.log_batch(self.active_run_id, metrics=items[start : start + 10 * _BATCH])
 
     def _log_metric_table(self, values: Mapping[str, float], layout: MetricLayout) -> None:
-        import tempfile
-
         from fedsim.run_metrics import metric_table
 
         folder, file = METRICS_TABLE_PATH.rsplit("/", 1)
@@ -843,8 +841,10 @@ class Tracker:
 
 
 def metrics_cache_dir() -> Path:
-    """Where finished runs' metric tables are cached (``$FEDSIM_METRICS_CACHE``, else the temp folder)."""
-    path = Path(os.environ.get("FEDSIM_METRICS_CACHE") or Path(tempfile.gettempdir()) / "fedsim-metrics-cache")
+    """Where finished runs' metric tables are cached (``$FEDSIM_METRICS_CACHE``, else a folder per user in the temp
+    folder). Keyed by run id, which MLflow never reuses, so one cache serves every store."""
+    user = getattr(os, "getuid", lambda: "user")()
+    path = Path(os.environ.get("FEDSIM_METRICS_CACHE") or Path(tempfile.gettempdir()) / f"fedsim-metrics-cache-{user}")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
