@@ -314,8 +314,8 @@ def run(
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
 
+    from fedsim.experiment_summary import run_and_summarise as run_experiment
     from fedsim.interrupts import interrupts_end_the_run
-    from fedsim.runner import run_experiment
 
     _setup_logging(not quiet)
     experiment = experiment_file(experiment_ref)
@@ -685,11 +685,14 @@ def report_cmd(
 def _write_report(
     experiment: Path, langs: tuple[Any, ...], out: Path | None, *, tracking_uri: str | None, workdir: Path
 ) -> list[Path]:
+    from fedsim.experiment_summary import attach_to_summary
     from fedsim.report.gather import gather_report
     from fedsim.report.render import write_report
 
     model = gather_report(experiment, tracking_uri=tracking_uri, workdir=workdir)
-    return write_report(model, out if out is not None else Path("reports") / model.experiment, langs)
+    paths = write_report(model, out if out is not None else Path("reports") / model.experiment, langs)
+    attach_to_summary(model.experiment, tracking_uri, paths)  # MLflow keeps the reports with the experiment
+    return paths
 
 
 deploy_app = typer.Typer(
@@ -747,17 +750,11 @@ def ui(
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
     port: int = typer.Option(5000, "--port", help="port of the MLflow UI on 127.0.0.1"),
 ) -> None:
-    """Open the MLflow UI on the tracking store."""
-    import subprocess
-
+    """Open the MLflow UI on the tracking store: one worker, on the runs of the most recent experiment."""
+    from fedsim.mlflow_ui import serve_ui
     from fedsim.tracking import resolve_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port}  (store: {uri}); Ctrl-C to stop")
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    subprocess.run(
-        [str(mlflow_bin), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)], check=False
-    )
+    serve_ui(resolve_tracking_uri(tracking_uri), port)
 
 
 @app.command("demo")
@@ -768,7 +765,7 @@ def demo(
     """Run experiments/demo.yaml end to end, write its report to reports/demo/ (nl and en) and say where to look."""
     from rich.console import Console
 
-    from fedsim.runner import run_experiment
+    from fedsim.experiment_summary import run_and_summarise as run_experiment
     from fedsim.summary import render_runs, runs_summary
 
     _setup_logging(True)
