@@ -788,6 +788,12 @@ class Tracker:
             return pd.DataFrame(columns=["run_id", "run_name", "start_time"])
         return pd.DataFrame(rows).sort_values("start_time", kind="stable").reset_index(drop=True)
 
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        """Every final metric of one run, as the runs table has them: the top-level (headline) metrics and, for a
+        run logged with a metric layout, the tidy artifact's; a run logged flat gives its MLflow metrics."""
+        run = self.client.get_run(run_id)
+        return {**run.data.metrics, **self._tabled_metrics(run)}
+
     def _existing_experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is None or found.lifecycle_stage == "deleted":

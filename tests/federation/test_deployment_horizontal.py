@@ -43,6 +43,7 @@ def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path: Pat
     import yaml
 
     from fedsim.runner import run_experiment
+    from fedsim.tracking import Tracker
 
     # prepare: two banks, one round, deployment engine, a world with a secret (the engine exports partner folders)
     (tmp_path / "world.secret").write_bytes(b"horizontal-deployment-test-secret-0123456789")
@@ -70,8 +71,9 @@ def test_deployment_engine_run_is_tracked_with_rounds_and_strategy(tmp_path: Pat
     assert run.data.params["fl_strategy"] == "fedavg" and run.data.params["fl_dropouts"] == "none"
     history = client.get_metric_history(run.info.run_id, "train_loss.bank")
     assert len(history) == 1 and 0 < history[0].value < 5
-    assert {"train_loss.bank_1", "train_loss.bank_2"} <= set(run.data.metrics)
-    assert run.data.metrics["train_rows.bank_1"] > 0 and "ap" in run.data.metrics
+    metrics = Tracker(uri, spec["name"]).run_metrics(run.info.run_id)  # headline + the tidy metric table
+    assert {"train_loss.bank_1", "train_loss.bank_2"} <= set(metrics)
+    assert metrics["train_rows.bank_1"] > 0 and "ap" in metrics
 
 
 def test_a_dp_run_on_the_deployment_engine_reports_each_partners_epsilon(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def test_the_readme_recipe_ends_in_the_simulations_run(tmp_path: Path, monkeypat
 
     from fedsim.federation.deployment import LocalDeployment
     from fedsim.runner import run_experiment
+    from fedsim.tracking import Tracker
 
     monkeypatch.chdir(tmp_path)
     experiment = _experiment(tmp_path, "simulation")
@@ -84,23 +85,25 @@ def test_the_readme_recipe_ends_in_the_simulations_run(tmp_path: Path, monkeypat
     by_engine = {r.data.params["fl_engine"]: r for r in runs}
     assert set(by_engine) == {"deployment", "simulation"} and simulated.executed == 1
     deployed, sim = by_engine["deployment"], by_engine["simulation"]
+    tracker = Tracker(uri, "deploy-recipe")  # every metric: the headline ones and the tidy table's
+    deployed_m, sim_m = tracker.run_metrics(deployed.info.run_id), tracker.run_metrics(sim.info.run_id)
     # the deployment's run is the evaluation of the scores its partners wrote ...
     scores = pd.concat([pd.read_parquet(tmp_path / "collected" / p / "scores_test.parquet") for p in BANKS])
     expected = re_evaluated(experiment, tmp_path / ".fedsim", scores.reset_index(drop=True))
-    assert {k: deployed.data.metrics[k] for k in expected} == pytest.approx(expected, nan_ok=True)
+    assert {k: deployed_m[k] for k in expected} == pytest.approx(expected, nan_ok=True)
     # ... with the simulation's params and metric names, and (same seeds, same rounds) close to its results
     same = {k for k in sim.data.params if not k.startswith(("fl_engine", "federation.engine", "config_hash"))}
     assert {k: deployed.data.params.get(k) for k in same - {"git_commit"}} == {
         k: sim.data.params[k] for k in same - {"git_commit"}
     }
-    missing = set(sim.data.metrics) - set(deployed.data.metrics)
+    missing = set(sim_m) - set(deployed_m)
     assert missing <= {"fl_seconds.bank", "fl_prepare_seconds.bank"}, missing
-    assert {k: v for k, v in deployed.data.metrics.items() if k.startswith("train_rows.")} == {
-        k: v for k, v in sim.data.metrics.items() if k.startswith("train_rows.")
+    assert {k: v for k, v in deployed_m.items() if k.startswith("train_rows.")} == {
+        k: v for k, v in sim_m.items() if k.startswith("train_rows.")
     }
     for name in ("ap", "fl_final_train_loss.bank"):
-        assert deployed.data.metrics[name] == pytest.approx(sim.data.metrics[name], abs=0.02), (
+        assert deployed_m[name] == pytest.approx(sim_m[name], abs=0.02), (
             name,
-            deployed.data.metrics[name],
-            sim.data.metrics[name],
+            deployed_m[name],
+            sim_m[name],
         )
