@@ -262,6 +262,7 @@ def _broken_run_names(tracked_experiment: tuple[Path, str, Path]) -> list[str]:
 
 
 @pytest.mark.slow  # ≈ 25 s of its own (gather + the Dutch figures and PDF) on top of the shared experiment
+@pytest.mark.xdist_group("report")  # the worker that already built the shared experiment
 def test_cli_report_names_the_broken_runs_on_page_one(cli_report, tracked_experiment) -> None:  # noqa: ANN001
     output, out = cli_report
     assert [Path(line.strip()).name for line in output.splitlines()[1:]] == ["report.nl.html", "report.nl.pdf"]
@@ -273,6 +274,7 @@ def test_cli_report_names_the_broken_runs_on_page_one(cli_report, tracked_experi
 
 
 @pytest.mark.slow  # shares the fixture above
+@pytest.mark.xdist_group("report")
 def test_cli_report_html_and_pdf_titles_match(cli_report) -> None:  # noqa: ANN001
     _, out = cli_report
     html = (out / "report.nl.html").read_text(encoding="utf-8")
