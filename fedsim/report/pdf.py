@@ -8,6 +8,7 @@ at its level; each chapter (level 1) after page one starts a new page.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,10 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from fedsim.report.document import Block, Bullets, Document, Figure, Paragraph, Section, Table
+
+# fpdf2 subsets the font through fontTools, which logs every table it touches at INFO: a researcher's terminal
+# (`fedsim demo` logs at INFO) would end in a screen of 'glyf subsetted' lines.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 FONT = "DejaVu"
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf", "I": "DejaVuSans-Oblique.ttf"}
