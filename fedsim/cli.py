@@ -638,23 +638,41 @@ def audit(
     canary_epochs: int = typer.Option(
         100, "--canary-epochs", min=1, help="epochs of the canary audit's mlp (long enough to memorise)"
     ),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help=TRACKING_HELP),
+    workdir: Path = typer.Option(
+        Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
+    ),
 ) -> None:
     """Empirical privacy audit: one-run canary audit (ε lower bound), membership inference vs the DP bound, and the
-    leakage register."""
+    leakage register; the audit tables are kept with the experiment's summary run in MLflow (for `fedsim report`)."""
+    import tempfile
+
     from fedsim.audit import audit_command
+    from fedsim.experiment import load_experiment
+    from fedsim.experiment_summary import attach_to_summary
+    from fedsim.report.gather_audit import AUDIT_FOLDER
+    from fedsim.tracking import check_store
 
     _setup_logging(True)
-    audit_command(
-        experiment_file(experiment_ref),
-        partner=partner,
-        epsilons=tuple(epsilon),
-        seed=seed,
-        out=out,
-        language=language,
-        canaries=canaries,
-        canary_guesses=canary_guesses,
-        canary_epochs=canary_epochs,
-    )
+    path = experiment_file(experiment_ref)
+    tracking_uri = check_store(tracking_uri)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = out if out is not None else Path(scratch)
+        audit_command(
+            path,
+            partner=partner,
+            epsilons=tuple(epsilon),
+            seed=seed,
+            out=folder,
+            language=language,
+            canaries=canaries,
+            canary_guesses=canary_guesses,
+            canary_epochs=canary_epochs,
+            workdir=workdir,
+        )
+        # the experiment's summary run keeps the audit, so `fedsim report` shows it
+        files = sorted(Path(folder).glob("*_audit.csv"))
+        attach_to_summary(load_experiment(path).name, tracking_uri, files, folder=AUDIT_FOLDER)
 
 
 @app.command("report")

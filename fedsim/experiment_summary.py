@@ -111,8 +111,10 @@ def _write(
     return rid
 
 
-def attach_to_summary(experiment_name: str, tracking_uri: str | None, paths: Sequence[str | Path]) -> str:
-    """Add files or folders (e.g. the effectiveness report's HTML and PDF) under ``reports/`` of the experiment's
+def attach_to_summary(
+    experiment_name: str, tracking_uri: str | None, paths: Sequence[str | Path], *, folder: str = "reports"
+) -> str:
+    """Add files or folders (e.g. the effectiveness report's HTML and PDF) under ``folder/`` of the experiment's
     summary run; an experiment without one (runs tracked before summaries existed) gets an empty one first.
     Returns the summary run's id."""
     from fedsim.tracking import Tracker
@@ -125,7 +127,7 @@ def attach_to_summary(experiment_name: str, tracking_uri: str | None, paths: Seq
         note = f"Summary of experiment {experiment_name!r}: written by a report; `fedsim run` adds the contrast."
         with tracker.summary_run(note) as rid:
             pass
-    tracker.attach_files(rid, paths, folder="reports")
+    tracker.attach_files(rid, paths, folder=folder)
     return rid
 
 

@@ -11,8 +11,8 @@ commands never disagree. The parts:
   (model, ε) (:func:`fedsim.report.gather_store.headline_cell`), with the grid's problems;
 * one section per fraud type and ``all`` (:mod:`fedsim.report.gather_sections`);
 * methods, limitations, parameters and the grid's problems (:mod:`fedsim.report.gather_runs`);
-* the leakage register (the regime registry's rows for the experiment's regimes); the audit table stays empty:
-  `fedsim audit` writes its tables to files, not to the tracking store, so the report cannot read them.
+* the leakage register (the regime registry's rows for the experiment's regimes); the audit table from the files
+  `fedsim audit` attached to the experiment's summary run (:mod:`fedsim.report.gather_audit`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from fedsim.report.gather_audit import audit_table
 from fedsim.report.gather_page_one import page_one
 from fedsim.report.gather_runs import grid_cells, limitations, methods, parameters, run_problems, stored_runs
 from fedsim.report.gather_sections import section
@@ -32,7 +33,6 @@ from fedsim.report.gather_value import game_entries
 from fedsim.report.model import ReportModel
 
 logger = logging.getLogger("fedsim.report")
-AUDIT_COLUMNS = ["check", "regime", "epsilon", "statistic", "bound", "passed"]
 REGISTER_COLUMNS = ["regime", "party", "what_leaves", "protected_by", "residual_risk"]
 
 
@@ -65,7 +65,7 @@ def gather_report(experiment: Path, *, tracking_uri: str | None, workdir: Path) 
             experiment=spec.name,
             page_one=page_one(store, primary, *cell, problems),
             sections=sections,
-            audit=pd.DataFrame(columns=AUDIT_COLUMNS),
+            audit=audit_table(store.tracker),
             leakage_register=_register(set(store.runs["regime"]), dp=_has_dp(store)),
             methods=methods(spec, store.runs, store.tracker.tracking_uri),
             limitations=limitations(spec),
