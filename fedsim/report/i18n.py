@@ -137,12 +137,14 @@ P: dict[str, dict[str, str]] = {
         "nl": "Meest effectieve coalitie: {best}. Kleinste coalitie die daar niet meetbaar voor onderdoet: {near}.",
     },
     "every_partner_gains_true": {
-        "en": "Every partner adds value to the coalition.",
-        "nl": "Elke partner voegt iets toe aan de coalitie.",
+        "en": "Every partner gains: the full chain does measurably better than each partner on its own.",
+        "nl": "Elke partner wint erbij: de hele keten doet het meetbaar beter dan elke partner voor zich.",
     },
     "every_partner_gains_false": {
-        "en": "Not every partner adds value to the coalition.",
-        "nl": "Niet elke partner voegt iets toe aan de coalitie.",
+        "en": "Not every partner gains: for at least one partner the full chain does not do measurably better "
+        "than that partner on its own.",
+        "nl": "Niet elke partner wint erbij: voor minstens één partner doet de hele keten het niet meetbaar beter "
+        "dan die partner alleen.",
     },
     "returns_diminish_true": {
         "en": "Each further partner adds less than the one before (diminishing returns).",
