@@ -20,19 +20,12 @@ from matplotlib.ticker import FuncFormatter
 from fedsim.report import format as fmt
 from fedsim.report import i18n
 from fedsim.report.format import Lang
+from synthetic.schema import PHASES
 
 SIZE = (6.4, 3.3)  # inches; at DPI 110 a figure fits the PDF's text width and an HTML column
 DPI = 110
-PHASE_ORDER = (
-    "before_orientation",
-    "orientation",
-    "preparation",
-    "contact",
-    "convincing",
-    "money_transfer",
-    "cash_out",
-    "undetected",
-)
+# the world's phases of the criminal journey, framed by "before it started" and "never detected"
+PHASE_ORDER = ("before_orientation", *PHASES, "undetected")
 
 
 def _png(fig: Figure) -> bytes:
