@@ -46,7 +46,7 @@ chromium: $(CHROMIUM)
 
 # Lint first: CI runs `make test`, so a lint failure fails CI before the (slower) suite starts.
 test: lint $(CHROMIUM)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not science"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not science" --durations=15
 
 # The full statistical studies (e.g. the placebo and A-vs-A nulls on five worlds, ~10 min); `make test` runs
 # their smaller versions so that CI stays under 15 minutes.
