@@ -16,7 +16,10 @@ from tests.fedsim.helpers_fedsim import run_regime
 from tests.worlds import build_workspace
 
 # the module's worlds are built once: keep its tests in one xdist worker
-pytestmark = pytest.mark.xdist_group("test_default_world_direction")
+# A study on the 20,000-person default world (≈ 85 s): `make science` runs it beside the full null comparisons;
+# `make test` keeps the known-answer regime tests (tests/fedsim/test_regimes_known_answer.py: pooled reaches the
+# closed form, a placebo partner adds nothing).
+pytestmark = [pytest.mark.xdist_group("test_default_world_direction"), pytest.mark.science]
 
 
 @pytest.fixture(scope="module")

@@ -13,14 +13,12 @@ from typer.testing import CliRunner
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]
 
 
-def test_an_audit_attached_by_fedsim_audit_reaches_the_report(
-    tracked_experiment: tuple[Path, str, Path], tmp_path: Path
-) -> None:
+def test_an_audit_attached_by_fedsim_audit_reaches_the_report(tmp_path: Path) -> None:
     from fedsim.cli import app
-    from fedsim.report.gather import gather_report
     from fedsim.report.gather_audit import audit_table
     from fedsim.report.render import write_report
     from fedsim.tracking import Tracker
+    from tests.report.test_render import report_model
     from tests.worlds import KNOWN_ANSWER_SPLIT, KNOWN_ANSWER_WORLD
 
     # the known-answer world: 10% of people are cases, so every pool of the membership attack has positives
@@ -37,8 +35,8 @@ def test_an_audit_attached_by_fedsim_audit_reaches_the_report(
     (tmp_path / "audit.yaml").write_text(yaml.safe_dump(spec))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["audit", str(tmp_path / "audit.yaml"), "--tracking-uri", uri, "--workdir", str(tmp_path / "work")]
-    args += ["--epsilon", "4", "--out", str(tmp_path / "audit"), "--canaries", "100", "--canary-guesses", "20"]
-    done = CliRunner().invoke(app, [*args, "--canary-epochs", "5"], env={"COLUMNS": "200"})
+    args += ["--epsilon", "4", "--out", str(tmp_path / "audit"), "--canaries", "40", "--canary-guesses", "10"]
+    done = CliRunner().invoke(app, [*args, "--canary-epochs", "2"], env={"COLUMNS": "200"})
     assert done.exit_code == 0, done.output
 
     audit = audit_table(Tracker(uri, "audit_report"))
@@ -52,9 +50,8 @@ def test_an_audit_attached_by_fedsim_audit_reaches_the_report(
     # a DP claim the audit disproves would be a failed row; at ε = 4 this small audit does not disprove it
     assert audit["passed"].all() and (audit["epsilon"] == 4.0).all()
 
-    # the report renders the audit rows it is given (the shared experiment, with this audit)
-    path, shared_uri, workdir = tracked_experiment
-    model = dataclasses.replace(gather_report(path, tracking_uri=shared_uri, workdir=workdir), audit=audit)
+    # the report renders the audit rows it is given (gather_report reads them with audit_table)
+    model = dataclasses.replace(report_model(), audit=audit)
     html = write_report(model, tmp_path / "report", ("en",))[0].read_text()
     assert "This experiment has no privacy audit" not in html
     assert html.count("canary audit: certified ε lower bound") == 1
