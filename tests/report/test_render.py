@@ -265,7 +265,9 @@ def _broken_run_names(tracked_experiment: tuple[Path, str, Path]) -> list[str]:
 @pytest.mark.xdist_group("report")  # the worker that already built the shared experiment
 def test_cli_report_names_the_broken_runs_on_page_one(cli_report, tracked_experiment) -> None:  # noqa: ANN001
     output, out = cli_report
-    assert [Path(line.strip()).name for line in output.splitlines()[1:]] == ["report.nl.html", "report.nl.pdf"]
+    # the paths follow the "report written:" line (a log line of the store may come before it)
+    printed = output.split("report written:", 1)[1].splitlines()[1:]
+    assert [Path(line.strip()).name for line in printed] == ["report.nl.html", "report.nl.pdf"]
     html = (out / "report.nl.html").read_text(encoding="utf-8")
     page = _html_page_one(html)
     deleted, failed = _broken_run_names(tracked_experiment)
