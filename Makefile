@@ -68,4 +68,4 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy synthetic fedsim
 
 clean:
-	rm -rf worlds runs reports mlflow.db mlartifacts .pytest_cache
+	rm -rf worlds runs reports mlflow.db mlflow.db*.lock mlartifacts .pytest_cache
