@@ -197,19 +197,23 @@ class Workspace:
         m = cell.metrics
         # Every run is evaluated at multiples of the world's calibrated alert capacity (metrics named _cal<scale>).
         capacity = self.capacity()
-        ev = evaluate_calibrated(
-            result.scores,
-            self.truth,
-            capacity=capacity,
-            scales=m.capacity_scales,
-            partner_sizes=self.partner_sizes,
-            test_window_ts=(self.split.test_start, self.split.test_end),
-            seed=cell.seed,
-            horizons_h=m.horizons_h,
-            latencies_h=m.latencies_h,
-            interdiction=m.interdiction,
-            n_boot=m.bootstrap,
-        )
+
+        def evaluate(scores: pd.DataFrame, window: tuple[Any, Any], n_boot: int) -> Any:
+            return evaluate_calibrated(
+                scores,
+                self.truth,
+                capacity=capacity,
+                scales=m.capacity_scales,
+                partner_sizes=self.partner_sizes,
+                test_window_ts=window,
+                seed=cell.seed,
+                horizons_h=m.horizons_h,
+                latencies_h=m.latencies_h,
+                interdiction=m.interdiction,
+                n_boot=n_boot,
+            )
+
+        ev = evaluate(result.scores, (self.split.test_start, self.split.test_end), m.bootstrap)
         from fedsim.run_figures import write_run_figures
 
         out = Path(tempfile.mkdtemp(prefix="run-", dir=self.artifacts_dir))
@@ -225,19 +229,7 @@ class Workspace:
         }
         if result.second_scores is not None and self.split.second_test:
             # The window after the test window (e.g. after a barrier): its case alerts, for `fedsim adapt`.
-            second = evaluate_calibrated(
-                result.second_scores,
-                self.truth,
-                capacity=capacity,
-                scales=m.capacity_scales,
-                partner_sizes=self.partner_sizes,
-                test_window_ts=self.split.second_test,
-                seed=cell.seed,
-                horizons_h=m.horizons_h,
-                latencies_h=m.latencies_h,
-                interdiction=m.interdiction,
-                n_boot=0,
-            )
+            second = evaluate(result.second_scores, self.split.second_test, 0)  # only its alerts are kept
             second.case_alerts.to_parquet(out / "case_alerts_second.parquet", index=False)
             artifacts["case_alerts_second"] = out / "case_alerts_second.parquet"
         scale = self.spec.primary.capacity_scale if self.spec.primary else 1.0
