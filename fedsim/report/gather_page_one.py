@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from fedsim.privacy import odds_factor
 from fedsim.report.gather_store import Store, full_chain, headline_runs
 from fedsim.report.model import PageOne, Range, RunProblem, Traced
 
@@ -97,7 +98,7 @@ def privacy_cost(store: Store, regime: str, model: str) -> tuple[Traced, Traced]
         "over seeds; odds = e^ε"
     )
     e = Range(float(eps.max()), float(eps.min()), float(eps.max()))
-    odds = Range(math.exp(e.estimate), math.exp(e.lo), math.exp(e.hi))
+    odds = Range(odds_factor(e.estimate), odds_factor(e.lo), odds_factor(e.hi))  # e^ε, cited there
     return Traced(odds, "odds", ids, how), Traced(e, "epsilon", ids, how)
 
 
