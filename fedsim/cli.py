@@ -500,19 +500,50 @@ def value_cmd(
     workdir: Path = typer.Option(
         Path(".fedsim"), "--workdir", help="where the experiment's world is cached (relative to the current dir)"
     ),
+    world_seed: list[int] = typer.Option(
+        [],
+        "--world-seed",
+        help="report on this world seed's runs (repeat: one report per world, then a cross-world summary; "
+        "default: the experiment's own world)",
+    ),
     fmt: str = typer.Option("table", "--format", help=FORMAT_HELP),
     as_json: bool = typer.Option(False, "--json", help="same as --format json"),
 ) -> None:
     """Each partner's value (Shapley, Banzhaf, leave-one-out) with CIs, the most effective and the smallest
-    near-best coalition per fraud type, gains and the waterfall, from the runs of a coalition lattice."""
+    near-best coalition per fraud type, gains and the waterfall, from the runs of a coalition lattice.
+
+    With --world-seed (repeatable) the same per world, and for 2+ worlds whether the answer is stable across
+    them; CIs stay per world (a world draw is another population, not another training seed)."""
     from fedsim.sheet import check_format
     from fedsim.tracking import check_store
 
     fmt = check_format(fmt, as_json)
     experiment = experiment_file(experiment_ref)
     tracking_uri = check_store(tracking_uri)
-    from fedsim.value import partner_value, render_value, value_payload
+    from fedsim.value import (
+        partner_value,
+        partner_value_worlds,
+        render_value,
+        render_value_worlds,
+        value_payload,
+        value_worlds_payload,
+    )
 
+    if world_seed:
+        result = partner_value_worlds(
+            experiment,
+            world_seed,
+            tracking_uri=tracking_uri,
+            workdir=workdir,
+            metric=metric,
+            scale=scale,
+            margin=margin,
+        )
+        if fmt == "json":
+            sys.stdout.write(json.dumps(value_worlds_payload(result), indent=2) + "\n")
+        else:
+            render_value_worlds(result, fmt)
+        return
     report = partner_value(
         experiment, tracking_uri=tracking_uri, workdir=workdir, metric=metric, scale=scale, margin=margin
     )

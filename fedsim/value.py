@@ -12,14 +12,25 @@ alerts at all (0 for ED, detected and €; 0.5 for ROC-AUC).
 All score tables of the game share ONE set of bootstrap clusters and the same resamples
 (:func:`fedsim.evaluation.api.prepare_tables`), and the training seeds are the ones every coalition ran, so every
 quantity of :mod:`fedsim.evaluation.value` gets a CI covering cases × training seeds, and a difference of two
-coalitions is a paired one. Only one world per call.
+coalitions is a paired one.
+
+With ``--world-seed`` (:func:`partner_value_worlds`) the same report is made for each named draw of the experiment's
+world (its runs picked by the world's content hash, as :func:`fedsim.contrast.load_world` does), followed by a
+cross-world summary: each partner's Shapley value per world, and whether the most effective and the smallest
+near-best coalition are the same on every world. The CIs stay per world: a world draw is a different population
+(other persons, cases, mules), not another training seed of the same one, and each world's CI covers that world's
+cases × training seeds. Pooling worlds into one CI would answer "what is the value on the average draw of this
+config", which is not the question "does the answer hold on each draw"; with few worlds the between-world spread
+would also be poorly estimated. So the summary puts the per-world values side by side instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,25 +214,110 @@ def partner_value(
     :func:`fedsim.evaluation.value.best_and_smallest`.
     """
     from fedsim.contrast import load_world
+
+    ctx = _Context.open(experiment, tracking_uri, metric, scale)
+    world = load_world(ctx.spec, ctx.spec.world.seed, Path(workdir), ctx.runs)
+    return _world_report(ctx, world.ws, world.capacity, world.runs, margin=margin)
+
+
+def partner_value_worlds(
+    experiment: str | Path,
+    world_seeds: Sequence[int],
+    *,
+    tracking_uri: str | None = None,
+    workdir: str | Path = ".fedsim",
+    metric: str | None = None,
+    scale: float | None = None,
+    margin: float = 0.0,
+) -> dict[str, Any]:
+    """:func:`partner_value` on each world seed of ``world_seeds`` (the experiment's config with ``world.seed``
+    replaced, :func:`fedsim.runner.with_world_seed`), plus the cross-world summary when 2+ worlds are given.
+
+    Every world is checked for runs before any value is computed; a world seed without finished runs raises an
+    error naming it. CIs are per world (see the module docstring for why worlds are not pooled like seeds).
+
+    Returns:
+        ``{"worlds": [{"world_seed", "world_hash", "report"}...], "summary": [...]}`` with each ``report`` as
+        :func:`partner_value`'s and ``summary`` from :func:`cross_world_summary` (empty for one world).
+    """
+    seeds = list(dict.fromkeys(int(s) for s in world_seeds))
+    if not seeds:
+        raise FedsimError("value: no world seed given; pass --world-seed N (repeat for several worlds)")
+    ctx = _Context.open(experiment, tracking_uri, metric, scale)
+    loaded = [_load_world_runs(ctx, seed, Path(workdir), experiment) for seed in seeds]
+    worlds = [
+        {
+            "world_seed": seed,
+            "world_hash": world_hash,
+            "report": _world_report(ctx, ws, ws.capacity(), runs, margin=margin),
+        }
+        for seed, (ws, world_hash, runs) in zip(seeds, loaded, strict=True)
+    ]
+    return {"worlds": worlds, "summary": cross_world_summary(worlds) if len(worlds) > 1 else []}
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every world of one `fedsim value` call shares: the experiment, its outcome, store and runs."""
+
+    spec: ExperimentSpec
+    outcome: Outcome
+    scale: float
+    tracker: Any
+    runs: pd.DataFrame
+
+    @classmethod
+    def open(
+        cls, experiment: str | Path, tracking_uri: str | None, metric: str | None, scale: float | None
+    ) -> _Context:
+        from fedsim.experiment import load_experiment
+        from fedsim.tracking import Tracker
+
+        spec = load_experiment(experiment)
+        outcome = outcome_of(metric or (spec.primary.metric if spec.primary else "ed_h0"))
+        scale = scale if scale is not None else (spec.primary.capacity_scale if spec.primary else 1.0)
+        tracker = Tracker(tracking_uri, spec.name)
+        runs = tracker.runs_table(spec.name)
+        if runs.empty:
+            raise FedsimError(f"value: experiment {spec.name!r} has no finished runs in this store")
+        return cls(spec, outcome, scale, tracker, runs)
+
+
+def _load_world_runs(ctx: _Context, seed: int, root: Path, experiment: str | Path) -> tuple[Any, str, pd.DataFrame]:
+    """(workspace, content hash, runs) of the experiment's world at ``seed``; the runs are the ones whose
+    ``world_hash`` is that world's content hash (as :func:`fedsim.contrast.load_world`). A seed that no run
+    logged as its ``world.seed`` is refused before its world is built (building a large world takes minutes)."""
+    from fedsim.runner import Workspace, load_or_generate_world, with_world_seed
+
+    def missing(why: str) -> FedsimError:
+        return FedsimError(
+            f"value: world seed {seed}: experiment {ctx.spec.name!r} has no finished runs on it in this store "
+            f"({why}); run `fedsim run {experiment} --world-seed {seed}` first"
+        )
+
+    if "world.seed" in ctx.runs and not (ctx.runs["world.seed"].astype(str) == str(seed)).any():
+        logged = sorted({str(s) for s in ctx.runs["world.seed"].dropna()}, key=lambda s: (len(s), s))
+        raise missing(f"world seeds with runs: {', '.join(logged) or 'none'}")
+    spec_w = with_world_seed(ctx.spec, seed)
+    world = load_or_generate_world(spec_w, root / "worlds")
+    mine = ctx.runs[ctx.runs["world_hash"] == world.content_hash]
+    if mine.empty:
+        raise missing(f"no run has this world's content hash {world.content_hash[:12]}; the world changed since")
+    return Workspace.build(spec_w, world, root / "artifacts"), world.content_hash, mine
+
+
+def _world_report(ctx: _Context, ws: Any, capacity: Any, world_runs: pd.DataFrame, *, margin: float) -> list[dict]:
+    """The value report of one world (see :func:`partner_value`)."""
     from fedsim.evaluation.seeds import covers_text, mc_error_note
     from fedsim.evaluation.value import sample_permutations
-    from fedsim.experiment import load_experiment
     from fedsim.runner import partners_of
-    from fedsim.tracking import Tracker
 
-    spec = load_experiment(experiment)
-    outcome = outcome_of(metric or (spec.primary.metric if spec.primary else "ed_h0"))
-    scale = scale if scale is not None else (spec.primary.capacity_scale if spec.primary else 1.0)
-    tracker = Tracker(tracking_uri, spec.name)
-    runs = tracker.runs_table(spec.name)
-    if runs.empty:
-        raise FedsimError(f"value: experiment {spec.name!r} has no finished runs in this store")
-    world = load_world(spec, spec.world.seed, Path(workdir), runs)
+    spec, outcome, scale, tracker = ctx.spec, ctx.outcome, ctx.scale, ctx.tracker
     partners = partners_of(spec)
-    games = games_of(spec, world.runs, partners)
+    games = games_of(spec, world_runs, partners)
     if not games:
         raise FedsimError("value: no sharing regime with runs (status_quo and siloed alone make no coalition game)")
-    (k,) = world.capacity.fractions([scale])
+    (k,) = capacity.fractions([scale])
     lattice = spec.lattice
     report = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,10 +332,10 @@ def partner_value(
                 perms = sample_permutations(len(game.players), lattice.permutations, lattice.permutation_seed)
             per_type = sample_game(
                 game,
-                world.ws,
+                ws,
                 outcome=outcome,
                 k=k,
-                weights=world.capacity.weights,
+                weights=capacity.weights,
                 n_boot=spec.metrics.bootstrap,
                 scores_of=scores_of,
             )
@@ -252,7 +348,7 @@ def partner_value(
                         "epsilon": game.epsilon,
                         "fraud_type": fraud_type,
                         "metric": outcome.name,
-                        "capacity": world.capacity.label(scale),
+                        "capacity": capacity.label(scale),
                         "seeds": list(game.seeds),
                         "covers": covers_text(n_seeds=len(game.seeds)),
                         "mc_error": mc_error_note(spec.metrics.bootstrap),
@@ -261,6 +357,64 @@ def partner_value(
                     }
                 )
     return report
+
+
+def cross_world_summary(worlds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (regime, model, ε, fraud type): each partner's Shapley value per world with that world's CI, and
+    whether the most effective and the smallest near-best coalition are the same on every world.
+
+    A game that some world lacks (e.g. a fraud type without test cases on one draw) is listed with the worlds that
+    have it, and its stability is ``None`` (not decided): it cannot be the same on every world."""
+    seeds = [w["world_seed"] for w in worlds]
+    by_key: dict[tuple[str, str, str, str], dict[int, dict[str, Any]]] = {}
+    for w in worlds:
+        for e in w["report"]:
+            key = (e["regime"], e["model"], e["epsilon"], e["fraud_type"])
+            by_key.setdefault(key, {})[w["world_seed"]] = e
+    out = []
+    for (regime, model, eps, fraud_type), per_world in by_key.items():
+        have = [s for s in seeds if s in per_world]
+        shapley = []
+        for s in have:
+            values = per_world[s]["values"]
+            if values.empty:
+                continue
+            rows = values[values["concept"].str.startswith("shapley")]
+            for _, r in rows.iterrows():
+                shapley.append(
+                    {
+                        "partner": r["player"],
+                        "world_seed": s,
+                        "concept": r["concept"],
+                        "value": float(r["value"]),
+                        "lo": float(r["lo"]),
+                        "hi": float(r["hi"]),
+                    }
+                )
+        per = [
+            {
+                "world_seed": s,
+                "covers": per_world[s]["covers"],
+                **{k: per_world[s]["best"][k] for k in ("best", "best_value", "smallest_near_best", "smallest_value")},
+            }
+            for s in have
+        ]
+        every = len(have) == len(seeds)
+        out.append(
+            {
+                "regime": regime,
+                "model": model,
+                "epsilon": eps,
+                "fraud_type": fraud_type,
+                "metric": per_world[have[0]]["metric"],
+                "world_seeds": have,
+                "shapley": pd.DataFrame(shapley, columns=["partner", "world_seed", "concept", "value", "lo", "hi"]),
+                "per_world": per,
+                "best_stable": len({p["best"] for p in per}) == 1 if every else None,
+                "smallest_stable": len({p["smallest_near_best"] for p in per}) == 1 if every else None,
+            }
+        )
+    return out
 
 
 def value_payload(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -286,8 +440,10 @@ def _ci(row: pd.Series, fmt: str) -> str:
     return f"{fmt.format(row['value'])} [{fmt.format(row['lo'])}, {fmt.format(row['hi'])}]"
 
 
-def render_value(report: list[dict[str, Any]], fmt: str = "table") -> None:
-    """Print each game's value tables (labels never cut, :mod:`fedsim.sheet`); gains only for all fraud types."""
+def render_value(report: list[dict[str, Any]], fmt: str = "table", width: int | None = None) -> None:
+    """Print each game's value tables (labels never cut, :mod:`fedsim.sheet`); gains only for all fraud types.
+
+    ``width``: wrap the text lines between the tables at this many columns (None: one line each)."""
     from fedsim.sheet import Sheet, print_sheet
 
     for e in report:
@@ -330,7 +486,7 @@ def render_value(report: list[dict[str, Any]], fmt: str = "table") -> None:
             lines.append(f"coalitions without runs: {', '.join(e['not_run'])}")
         if fmt == "table":
             for line in lines:
-                print(line)
+                print(textwrap.fill(line, width, subsequent_indent="  ") if width else line)
         w = Sheet(title=f"{head}; waterfall from the best silo", columns=["step", "coalition", "gain [95% CI]"], keys=1)
         for _, r in e["waterfall"].iterrows():
             w.add_row(r["step"], r["coalition"], _ci(r, f))
@@ -344,3 +500,70 @@ def render_value(report: list[dict[str, Any]], fmt: str = "table") -> None:
             for _, r in e["gains"].iterrows():
                 g.add_row(r["coalition"], r["added"], _ci(r, f), f"{r['p_gt_0']:.2f}", f"{r['q_bh']:.3f}")
             print_sheet(g, fmt)
+
+
+def value_worlds_payload(result: dict[str, Any]) -> dict[str, Any]:
+    """:func:`partner_value_worlds`'s result JSON-able (each world's report as :func:`value_payload`)."""
+    return {
+        "worlds": [{**w, "report": value_payload(w["report"])} for w in result["worlds"]],
+        "summary": value_payload(result["summary"]),
+    }
+
+
+def _stable(flag: bool | None) -> str:
+    return {True: "yes", False: "no", None: "n/a"}[flag]
+
+
+def render_value_worlds(result: dict[str, Any], fmt: str = "table") -> None:
+    """Each world's value tables under a heading naming its seed, then the cross-world summary: per game, one
+    sheet of Shapley values per (fraud type, partner, world) and one of the best and smallest near-best
+    coalition per fraud type with its stability. Narrow columns, so the summary fits 80 columns when piped."""
+    from fedsim.sheet import Sheet, print_sheet, stdout_console
+
+    console = stdout_console()
+
+    def heading(text: str) -> None:
+        if fmt == "csv":
+            sys.stdout.write(f"# {text}\n")
+        else:
+            console.print(f"\n[bold]{text}[/]", highlight=False)  # wrapped at the console's width
+
+    for w in result["worlds"]:
+        heading(f"world seed {w['world_seed']} (world hash {w['world_hash'][:12]})")
+        render_value(w["report"], fmt, width=console.width)
+    summary = result["summary"]
+    if not summary:
+        return
+    seeds = ", ".join(str(w["world_seed"]) for w in result["worlds"])
+    heading(f"across world seeds {seeds}: CIs per world (a world draw is another population, not a seed)")
+    games: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for e in summary:
+        games.setdefault((e["regime"], e["model"], e["epsilon"]), []).append(e)
+    for (regime, model, eps), entries in games.items():
+        metric = entries[0]["metric"]
+        f = "{:+,.0f}" if metric.startswith("prevented_eur") else "{:+.3f}"
+        head = f"{regime} ({model}, ε = {eps}), v(S) = {metric}"
+        covers = sorted({p["covers"] for e in entries for p in e["per_world"]})
+        values = Sheet(
+            title=f"{head}: Shapley value per world",
+            columns=["fraud type", "partner", "world seed", "Shapley [95% CI]"],
+            caption=f"Each CI covers one world's {' / '.join(covers)}; worlds are shown side by side, not pooled.",
+            keys=3,
+        )
+        for e in entries:
+            shapley = e["shapley"]
+            for partner in dict.fromkeys(shapley["partner"]):
+                for _, r in shapley[shapley["partner"] == partner].iterrows():
+                    values.add_row(e["fraud_type"], partner, str(r["world_seed"]), _ci(r, f))
+        print_sheet(values, fmt, console)
+        coalitions = Sheet(
+            title=f"{head}: coalitions per world",
+            columns=["fraud type", "world seed", "most effective", "smallest near-best"],
+            caption="Row 'stable?': the same coalition on every world seed (n/a: a fraud type not on every world).",
+            keys=2,
+        )
+        for e in entries:
+            for p in e["per_world"]:
+                coalitions.add_row(e["fraud_type"], str(p["world_seed"]), p["best"], p["smallest_near_best"])
+            coalitions.add_row(e["fraud_type"], "stable?", _stable(e["best_stable"]), _stable(e["smallest_stable"]))
+        print_sheet(coalitions, fmt, console)
