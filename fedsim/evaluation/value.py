@@ -26,6 +26,7 @@ case-level disagreement floor). Efficiency (Σ φ_i = v(N) − v(∅)) holds exa
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -259,6 +260,13 @@ def is_exact(sample: GameSample) -> bool:
     return len(sample.present()) == (1 << sample.n) - 1
 
 
+def _seed_mean(points: np.ndarray) -> np.ndarray:
+    """(2^n,) seed-mean v per coalition; NaN, without numpy's empty-slice warning, for a coalition not run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
+        return np.asarray(np.nanmean(points, axis=0))
+
+
 def _rows(n: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
     return np.array([difference_row(n, a, b) for a, b in pairs]).reshape(len(pairs), 1 << n)
 
@@ -342,7 +350,7 @@ def waterfall(sample: GameSample, **kw) -> pd.DataFrame:
     (point estimates choose the path; each step's gain has its paired CI). Steps whose coalition was not run
     end the path."""
     n, players = sample.n, sample.players
-    mean = np.nanmean(sample.points, axis=0)
+    mean = _seed_mean(sample.points)
     present = set(sample.present())
     silos = [1 << i for i in range(n) if 1 << i in present]
     if not silos:
@@ -369,7 +377,7 @@ def best_and_smallest(sample: GameSample, *, margin: float = DEFAULT_MARGIN, **k
     fewest partners; ties go to the higher v.
     """
     n, players = sample.n, sample.players
-    mean = np.nanmean(sample.points, axis=0)
+    mean = _seed_mean(sample.points)
     present = sample.present()
     best = max(present, key=lambda s: (mean[s], -_size(s)))
     diffs = estimate(
@@ -403,7 +411,7 @@ def flags(sample: GameSample, **kw) -> dict[str, Any]:
     n, players = sample.n, sample.players
     full = (1 << n) - 1
     present = set(sample.present())
-    mean = np.nanmean(sample.points, axis=0)
+    mean = _seed_mean(sample.points)
     out: dict[str, Any] = {}
     silos = [i for i in range(n) if 1 << i in present]
     if full in present and silos:
