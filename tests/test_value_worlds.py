@@ -2,8 +2,9 @@
 
 A real tiny lattice (the small preset shrunk to 1500 persons × 60 days; bank_1 and the telco; siloed singletons +
 the pooled pair; logistic, two training seeds) is run through the runner on world seeds 3 and 4 into one sqlite
-MLflow store (≈ 20 s), then read back through the CLI. v(S) is ROC-AUC on the common test set, so v(∅) = ½ and the
-game is not all zeros on so small a world (its ED(0) is 0 for every coalition).
+MLflow store (≈ 30 s of setup at load ≈ 8 on 2 cores), then read back through the CLI. v(S) is ROC-AUC on the
+common test set, so v(∅) = ½ and the game is not all zeros on so small a world (its ED(0) is 0 for every
+coalition).
 """
 
 from __future__ import annotations
