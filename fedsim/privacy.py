@@ -342,14 +342,32 @@ def odds_factor(epsilon: float) -> float:
     posterior odds ≤ e^ε × prior odds for any prior (Kasiviswanathan & Smith 2014, "On the
     'semantics' of differential privacy"; Wood et al. 2018, "Differential privacy: a primer for a
     non-technical audience"). With δ > 0 this holds except with probability about δ.
+
+    A finite ε above ~709.8 (a per-person ε composed over many models and a large group can reach it) has an e^ε
+    beyond floating point: it is returned as ``math.inf``; tell it from "no DP" by ε itself, and word it with
+    :data:`NO_PRACTICAL_BOUND_ODDS`.
     """
     if not epsilon >= 0:
         raise PrivacyError(f"epsilon: {epsilon!r}; allowed: >= 0 (inf = no DP)")
-    return math.inf if math.isinf(epsilon) else math.exp(epsilon)
+    return math.inf if epsilon > _LARGEST_EXP_ARGUMENT else math.exp(epsilon)
+
+
+_LARGEST_EXP_ARGUMENT = math.log(np.finfo(float).max)
+"""ln of the largest float (≈ 709.78): e^ε of any larger ε overflows."""
+
+NO_PRACTICAL_BOUND_ODDS = 1e9
+"""Odds multipliers from here on (ε ≥ 20.7) are worded "more than a billion-fold" instead of as a number: a
+guarantee that lets an attacker's odds grow a billion-fold protects nobody in practice, and the exact figure (up to
+e^1809 for one person of the default world's pooled chain at ε = 4 per model) only distracts."""
+
+_NO_PRACTICAL_BOUND_WORDS = {"en": "more than a billion", "nl": "meer dan een miljard"}
 
 
 def _fold(x: float, language: str) -> str:
-    """2.718 → '2.7' (nl '2,7'); 54.6 → '55'; 2981 → '3,000' (nl '3.000')."""
+    """2.718 → '2.7' (nl '2,7'); 54.6 → '55'; 2981 → '3,000' (nl '3.000'); from a billion on (inf included)
+    'more than a billion' (nl 'meer dan een miljard')."""
+    if x >= NO_PRACTICAL_BOUND_ODDS:
+        return _NO_PRACTICAL_BOUND_WORDS["nl" if language == "nl" else "en"]
     if x < 10:
         text = f"{x:.1f}"
     elif x < 1000:
@@ -383,6 +401,8 @@ def explain_epsilon(
         )
     fold = _fold(odds_factor(epsilon), language)
     eps_text = f"{epsilon:.3g}".replace(".", ",") if language == "nl" else f"{epsilon:.3g}"
+    if odds_factor(epsilon) >= NO_PRACTICAL_BOUND_ODDS:
+        return _no_practical_bound(eps_text, per_person=per_person, language=language)
     subject = {"en": "the model raises", "nl": "het model vergroot"}
     if per_person:
         eps_text += f" ({PERSON_WORDS[language]})"
@@ -910,3 +930,17 @@ def make_private_fit(
         seconds=time.perf_counter() - started,
     )
     return PrivateFit(report, new_state, ledger)
+
+
+def _no_practical_bound(eps_text: str, *, per_person: bool, language: str) -> str:
+    """The sentence of :func:`explain_epsilon` for an ε whose odds multiplier passes :data:`NO_PRACTICAL_BOUND_ODDS`."""
+    unit = f" ({PERSON_WORDS[language]})" if per_person else ""
+    if language == "en":
+        return (
+            f"ε = {eps_text}{unit}: a bound this large protects nobody in practice; it lets an attacker's odds that a "
+            "given person's data was used grow more than a billion-fold (×e^ε)."
+        )
+    return (
+        f"ε = {eps_text}{unit}: een grens die zo ruim is, beschermt in de praktijk niemand; de kans (odds) dat een "
+        "aanvaller vaststelt dat iemands gegevens zijn gebruikt, mag meer dan een miljard keer zo groot worden (×e^ε)."
+    )

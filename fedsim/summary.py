@@ -115,14 +115,16 @@ def person_privacy_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
 
 
 def _fmt_person(eps: float) -> str:
-    """'2.99 (odds ×20)'; inf → '∞ (no DP)'; a run without per-person accounting → '–'."""
-    from fedsim.privacy import odds_factor
+    """'2.99 (odds ×20)'; '1.81e+03 (odds ×>1 billion)'; inf → '∞ (no DP)'; no per-person accounting → '–'."""
+    from fedsim.privacy import NO_PRACTICAL_BOUND_ODDS, odds_factor
 
     if eps is None or math.isnan(eps):
         return "–"
     if math.isinf(eps):
         return "∞ (no DP)"
     fold = odds_factor(eps)
+    if fold >= NO_PRACTICAL_BOUND_ODDS:
+        return f"{eps:.3g} (odds ×>1 billion)"
     return f"{eps:.3g} (odds ×{fold:.1f})" if fold < 10 else f"{eps:.3g} (odds ×{fold:,.0f})"
 
 

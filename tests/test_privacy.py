@@ -408,6 +408,20 @@ def test_odds_wording_names_the_per_person_unit() -> None:
     assert "per person" not in explain_epsilon(2.99)
 
 
+def test_odds_of_a_huge_per_person_epsilon_are_worded_and_never_overflow() -> None:
+    # fedsim runs crashed (OverflowError in math.exp) on the default world's pooled chain at ε = 4 per model,
+    # whose worst person composed to ε = 1809.
+    from fedsim.summary import _fmt_person
+
+    assert odds_factor(1809.1) == math.inf and odds_factor(700.0) == pytest.approx(math.exp(700.0))
+    assert _fmt_person(1809.1) == "1.81e+03 (odds ×>1 billion)"
+    assert _fmt_person(9.88) == "9.88 (odds ×19,536)" and _fmt_person(math.inf) == "∞ (no DP)"
+    text = explain_epsilon(1809.1, per_person=True)
+    assert "protects nobody in practice" in text and "more than a billion-fold" in text and "per person" in text
+    assert "meer dan een miljard keer" in explain_epsilon(25.0, language="nl")
+    assert "more than a billion" not in explain_epsilon(20.0)  # e^20 = 485 million: still a number
+
+
 def test_client_level_dp_is_not_in_the_schema() -> None:
     # A setting that is accepted and then always fails is not allowed: client-level DP is an unknown key.
     with pytest.raises(ExperimentError, match=r"privacy\.client_level: unknown key; allowed keys here: epsilon"):

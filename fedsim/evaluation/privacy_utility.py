@@ -133,7 +133,8 @@ def privacy_utility_table(
     if best_silo:
         table = _keep_best_silo(table, names[0] if names else None)
     headline = table["epsilon_person"].astype(float).fillna(table["epsilon_total"].astype(float))
-    table["odds_factor"] = np.exp(headline)
+    with np.errstate(over="ignore"):  # e^ε beyond floating point is inf, as fedsim.privacy.odds_factor says
+        table["odds_factor"] = np.exp(headline)
     table["privacy_unit"] = np.where(
         table["epsilon_person"].notna(), PERSON_UNIT, "per person, basic composition, group size 1 (older run)"
     )

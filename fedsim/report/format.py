@@ -81,6 +81,8 @@ _BIG_WORDS = ((1e9, "billion", "miljard"), (1e6, "million", "miljoen"))
 def odds(multiplier: float, lang: Lang) -> str:
     """An odds multiplier e^ε: "×7,4" (nl), "×7.4" (en); whole numbers from 100 on, and in words from a million
     ("×10,3 miljoen", "×10.3 million"): a large ε gives numbers no reader can take in digit by digit."""
+    if not math.isfinite(multiplier):  # e^ε beyond floating point (fedsim.privacy.odds_factor)
+        return "meer dan ×1.000 miljard" if lang == "nl" else "more than ×1,000 billion"
     for threshold, en_word, nl_word in _BIG_WORDS:
         if multiplier >= threshold and math.isfinite(multiplier):
             return f"×{number(multiplier / threshold, lang, 1)} {nl_word if lang == 'nl' else en_word}"

@@ -116,6 +116,16 @@ P: dict[str, dict[str, str]] = {
         "gebruikte, bij elkaar opgeteld). De kans dat een aanvaller kan vaststellen of uw gegevens zijn gebruikt, "
         "wordt in odds hooguit {odds} zo groot (e^ε{rng}).",
     },
+    "privacy_cost_no_practical_bound": {
+        "en": "Privacy cost, per person: ε = {eps} for all models together (every model that used a person's "
+        "data, composed). A bound this large protects nobody in practice: it lets an attacker's odds of telling "
+        "whether you were in the data grow more than a billion-fold (e^ε). Pooling many models over the same "
+        "persons adds up their ε.",
+        "nl": "Privacykosten per persoon: ε = {eps} voor alle modellen samen (elk model dat iemands gegevens "
+        "gebruikte, bij elkaar opgeteld). Een grens die zo ruim is, beschermt in de praktijk niemand: de kans dat een "
+        "aanvaller kan vaststellen of uw gegevens zijn gebruikt, mag in odds meer dan een miljard keer zo groot "
+        "worden (e^ε). Veel modellen over dezelfde personen tellen hun ε op.",
+    },
     "privacy_none": {
         "en": "Privacy cost: this experiment trained no model with differential privacy, so it gives no formal "
         "bound per person. An experiment with a finite ε (privacy: epsilon) would measure it.",

@@ -17,6 +17,7 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup, escape
 
+from fedsim.privacy import NO_PRACTICAL_BOUND_ODDS
 from fedsim.report import figures, i18n
 from fedsim.report import format as fmt
 from fedsim.report.document import Block, Bullets, Document, Figure, Paragraph, Section, Table
@@ -130,6 +131,8 @@ def _privacy_sentence(page: PageOne, lang: Lang) -> str:
     if page.privacy_odds is None or page.epsilon_person is None:
         return t("privacy_none", lang)
     odds = page.privacy_odds.value
+    if odds.estimate >= NO_PRACTICAL_BOUND_ODDS:  # worded, not a number nobody can take in (fedsim.privacy)
+        return t("privacy_cost_no_practical_bound", lang, eps=fmt.epsilon(page.epsilon_person.value.estimate, lang))
     same = fmt.odds(odds.lo, lang) == fmt.odds(odds.hi, lang)  # seeds that agree to the shown precision
     spread = "" if same else "; " + range_words(odds, "odds", lang, signed=False)
     return t(

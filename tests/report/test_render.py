@@ -169,6 +169,24 @@ def test_not_significant_is_no_measurable_difference() -> None:
     assert "geen meetbaar verschil" in nl and "méér" not in nl
 
 
+def test_a_per_person_epsilon_beyond_any_practical_bound_is_worded_not_printed() -> None:
+    # The default world's pooled chain at ε = 4 per model reached ε = 1809 for its worst person: e^ε overflows a float.
+    vacuous = replace(
+        report_model(),
+        page_one=replace(
+            report_model().page_one,
+            privacy_odds=_traced(float("inf"), 1.8e9, float("inf"), "odds"),
+            epsilon_person=_traced(1809.1, 21.3, 1809.1, "epsilon"),
+        ),
+    )
+    en, nl = _page_one_text(vacuous, "en"), _page_one_text(vacuous, "nl")
+    assert "ε = 1,809.1" in en and "protects nobody in practice" in en and "more than a billion-fold" in en
+    assert "ε = 1.809,1" in nl and "beschermt in de praktijk niemand" in nl and "meer dan een miljard" in nl
+    assert "inf" not in en and "×∞" not in en
+    # an ordinary ε keeps its number
+    assert "×7.4" in _page_one_text(report_model(), "en")
+
+
 def test_problems_are_named_on_page_one() -> None:
     problems = [
         RunProblem("pooled · bank_1+telco · gbt · seed 2", "missing", None, ""),
