@@ -278,5 +278,16 @@ def render_privacy_curve(curve: pd.DataFrame, *, capacity: str = "calibrated", f
         caption=f"capacity: {capacity}. {PERSON_CAPTION}",
     )
     for _, r in curve.iterrows():
-        sheet.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r])
+        sheet.add_row(*[_curve_cell(str(c), v, r) for c, v in r.items()])
     print_sheet(sheet, fmt)
+
+
+def _curve_cell(column: str, value: object, row: pd.Series) -> str:
+    """One cell of the privacy–utility table; odds past a billion under DP are words (fedsim.privacy), since
+    e^ε overflows to inf there and would read like the non-private runs' inf."""
+    from fedsim.privacy import NO_PRACTICAL_BOUND_ODDS
+
+    under_dp = math.isfinite(float(row.get("epsilon_person", math.inf)))
+    if column == "odds_factor" and isinstance(value, float) and value >= NO_PRACTICAL_BOUND_ODDS and under_dp:
+        return ">1e9 (no practical bound)"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

@@ -420,6 +420,14 @@ def test_odds_of_a_huge_per_person_epsilon_are_worded_and_never_overflow() -> No
     assert "protects nobody in practice" in text and "more than a billion-fold" in text and "per person" in text
     assert "meer dan een miljard keer" in explain_epsilon(25.0, language="nl")
     assert "more than a billion" not in explain_epsilon(20.0)  # e^20 = 485 million: still a number
+    import pandas as pd
+
+    from fedsim.summary import _curve_cell
+
+    dp_row, plain_row = pd.Series({"epsilon_person": 1809.1}), pd.Series({"epsilon_person": math.inf})
+    assert _curve_cell("odds_factor", math.inf, dp_row) == ">1e9 (no practical bound)"
+    assert _curve_cell("odds_factor", math.inf, plain_row) == "inf"  # the non-private run
+    assert _curve_cell("odds_factor", 54.6, dp_row) == "54.6"
 
 
 def test_client_level_dp_is_not_in_the_schema() -> None:
