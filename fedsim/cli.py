@@ -379,10 +379,19 @@ def _print_estimate(
     """The grid's estimated wall time from the store's measured runs (read only: a missing store is not created)."""
     from fedsim.experiment.cost import describe_estimate, estimate_grid, measured_costs, person_days
     from fedsim.runner import world_dir
-    from fedsim.tracking import resolve_tracking_uri
+    from fedsim.tracking import finished_cells, resolve_tracking_uri
 
     store = resolve_tracking_uri(tracking_uri)
     cached = n_worlds == 1 and workdir is not None and world_dir(spec, workdir / "worlds").is_dir()
+    if n_worlds == 1:  # other world seeds change every cell's config hash: their runs are counted there
+        done = finished_cells(store, spec.name)
+        left = [c for c in cells if c.config_hash not in done]
+        if len(left) < len(cells):
+            typer.echo(
+                f"{len(cells) - len(left)} of {len(cells)} runs already finished in {store} (reused, not redone); "
+                f"the estimate is for the other {len(left)}"
+            )
+        cells = left
     est = estimate_grid(
         cells, measured_costs(store), world_person_days=person_days(spec.world), n_worlds=n_worlds, world_cached=cached
     )

@@ -885,6 +885,22 @@ class RunTime:
         return (self.end_ms - self.start_ms) / 1000.0
 
 
+def finished_cells(tracking_uri: str | None, experiment_name: str) -> set[str]:
+    """Config hashes of the experiment's FINISHED grid runs, read only: neither a missing sqlite store nor a
+    missing experiment is created (nothing finished: an empty set). `fedsim run --dry-run` estimates only the rest."""
+    uri = resolve_tracking_uri(tracking_uri)
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return set()
+    client = _mlflow_client(uri)
+    found = client.get_experiment_by_name(experiment_name)
+    if found is None or found.lifecycle_stage == "deleted":
+        return set()
+    tracker = Tracker(uri, experiment_name)
+    tracker._client = client
+    return {r.data.tags.get(CONFIG_HASH_TAG, "") for r in tracker._finished_runs(found.experiment_id)} - {""}
+
+
 def finished_run_times(tracking_uri: str | None = None) -> list[RunTime]:
     """Every FINISHED run of every experiment in the store, with its start/end time and params.
 

@@ -169,3 +169,27 @@ def test_dry_run_prints_the_estimate(store: str, tmp_path: Path) -> None:
     assert f"estimated wall time ≈ {total} min" in out.output
     assert f"from 6 measured runs in {store}" in out.output
     assert "14 from measured runs of the same key" in out.output
+
+
+def test_dry_run_estimates_only_the_cells_not_yet_finished(store: str, tmp_path: Path) -> None:
+    # Two of the grid's 14 cells finished in its own experiment (config-hash tag, as fedsim run logs them): the
+    # estimate covers the other 12, and the finished ones are named as reused.
+    from fedsim.tracking import CONFIG_HASH_TAG
+
+    path = tmp_path / "cost_grid.yaml"
+    path.write_text(yaml.safe_dump(EXPERIMENT))
+    tracker = Tracker(store, "cost_grid")
+    cells = _cells(EXPERIMENT)
+    done = [c for c in cells if c.regime == "status_quo"]  # 30 s each in the measured store
+    for i, cell in enumerate(done):
+        _track(tracker, cell, 30.0, T0 + 10_000_000 + i * 100_000)
+    for run in tracker.client.search_runs([tracker.experiment_id]):
+        match = next(c for c in done if c.run_name == run.info.run_name)
+        tracker.client.set_tag(run.info.run_id, CONFIG_HASH_TAG, match.config_hash)
+    out = CliRunner().invoke(app, ["run", str(path), "--dry-run", "--tracking-uri", store, "--workdir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert "2 of 14 runs already finished" in out.output and "the estimate is for the other 12" in out.output
+    pd_ = person_days(parse_experiment(EXPERIMENT).world)
+    total = round((140 - 2 * 30 + world_seconds(pd_)) / 60)  # the test above's 140 s without the two status quo
+    assert f"estimated wall time ≈ {total} min" in out.output
+    assert "12 from measured runs of the same key" in out.output
