@@ -385,7 +385,7 @@ def _print_estimate(
     cached = n_worlds == 1 and workdir is not None and world_dir(spec, workdir / "worlds").is_dir()
     if n_worlds == 1:  # other world seeds change every cell's config hash: their runs are counted there
         done = finished_cells(store, spec.name)
-        left = [c for c in cells if c.config_hash not in done]
+        left = [c for c in cells if not _finished(c, done, _cached_world_hash(spec, workdir))]
         if len(left) < len(cells):
             typer.echo(
                 f"{len(cells) - len(left)} of {len(cells)} runs already finished in {store} (reused, not redone); "
@@ -397,6 +397,23 @@ def _print_estimate(
     )
     for line in describe_estimate(est, store=store):
         typer.echo(line)
+
+
+def _cached_world_hash(spec: Any, workdir: Path | None) -> str | None:
+    """Content hash of the experiment's world if it is cached in ``workdir`` (read from its manifest), else None."""
+    from fedsim.runner import world_dir
+
+    manifest = world_dir(spec, workdir / "worlds") / "manifest.json" if workdir is not None else None
+    if manifest is None or not manifest.is_file():
+        return None
+    return str(json.loads(manifest.read_text()).get("content_hash") or "") or None
+
+
+def _finished(cell: Any, done: dict[str, str], world_hash: str | None) -> bool:
+    """Whether the store holds a finished run of ``cell``: a run's config hash includes the world's content hash,
+    known here from the cached world, else from the finished runs themselves."""
+    hashes = {world_hash} if world_hash else {w for w in done.values() if w}
+    return any(cell.model_copy(update={"world_digest": h}).config_hash in done for h in hashes)
 
 
 @app.command("runs")

@@ -885,20 +885,24 @@ class RunTime:
         return (self.end_ms - self.start_ms) / 1000.0
 
 
-def finished_cells(tracking_uri: str | None, experiment_name: str) -> set[str]:
-    """Config hashes of the experiment's FINISHED grid runs, read only: neither a missing sqlite store nor a
-    missing experiment is created (nothing finished: an empty set). `fedsim run --dry-run` estimates only the rest."""
+def finished_cells(tracking_uri: str | None, experiment_name: str) -> dict[str, str]:
+    """Config hash → world hash ('' if not logged) of the experiment's FINISHED grid runs, read only: neither a
+    missing sqlite store nor a missing experiment is created (nothing finished: empty). `fedsim run --dry-run`
+    estimates only the rest."""
     uri = resolve_tracking_uri(tracking_uri)
     db = _sqlite_path(uri)
     if db is not None and not db.is_file():
-        return set()
+        return {}
     client = _mlflow_client(uri)
     found = client.get_experiment_by_name(experiment_name)
     if found is None or found.lifecycle_stage == "deleted":
-        return set()
+        return {}
     tracker = Tracker(uri, experiment_name)
     tracker._client = client
-    return {r.data.tags.get(CONFIG_HASH_TAG, "") for r in tracker._finished_runs(found.experiment_id)} - {""}
+    runs = tracker._finished_runs(found.experiment_id)
+    done = {r.data.tags.get(CONFIG_HASH_TAG, ""): r.data.params.get("world_hash", "") for r in runs}
+    done.pop("", None)
+    return done
 
 
 def finished_run_times(tracking_uri: str | None = None) -> list[RunTime]:
