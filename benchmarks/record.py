@@ -175,7 +175,8 @@ def append(
         if new:
             writer.writeheader()
         for row in rows:
-            writer.writerow({**context, "benchmark": benchmark, **asdict(row), "ratio": _fmt(row.ratio)})
+            cells = {**asdict(row), "baseline_value": "" if math.isnan(row.baseline_value) else row.baseline_value}
+            writer.writerow({**context, "benchmark": benchmark, **cells, "ratio": _fmt(row.ratio)})
     return path
 
 
@@ -196,7 +197,7 @@ def run_context(root: Path, *, quick: bool, status: str, facts: Mapping[str, Any
 
 def plot_history(csv_path: Path, out: Path | None = None) -> Path | None:
     """One panel per measure (and size): its ratio to the run's baseline where it has one (with the goal's
-    threshold as a dashed line), else its value, against the run's time; quick and full sizes apart.
+    threshold as a dashed line), else its value, run after run (x: run time and commit); quick and full apart.
     Returns the PNG's path (``<csv stem>.png`` beside it), None when the CSV has no rows."""
     import matplotlib
 
@@ -204,31 +205,35 @@ def plot_history(csv_path: Path, out: Path | None = None) -> Path | None:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    table = pd.read_csv(csv_path, keep_default_na=False, na_values=[""])
+    table = pd.read_csv(csv_path, keep_default_na=False, na_values=[""], dtype={"size": str, "goal": str})
     if table.empty:
         return None
-    table["when"] = pd.to_datetime(table["timestamp_utc"], utc=True)
+    table[["size", "goal", "baseline"]] = table[["size", "goal", "baseline"]].fillna("")
+    runs = sorted(set(zip(table["timestamp_utc"], table["git_commit"].astype(str), strict=True)))
+    where = {run: i for i, run in enumerate(runs)}
+    table["x"] = [where[r] for r in zip(table["timestamp_utc"], table["git_commit"].astype(str), strict=True)]
+    labels = [f"{t[5:16].replace('T', ' ')}\n{c[:7]}" for t, c in runs]
     series = list(table.groupby(["measure", "size"], sort=False))
     cols = min(3, len(series))
     nrows = math.ceil(len(series) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * max(cols, 2), 2.9 * nrows), squeeze=False)
     for ax, ((measure, size), part) in zip(axes.flat, series, strict=False):
-        ratio = part["ratio"].notna().any()
-        y = part["ratio"] if ratio else part["value"]
+        has_ratio = bool(part["ratio"].notna().any())
+        y = part["ratio"] if has_ratio else part["value"]
         for quick, sub in part.groupby("quick"):
-            ax.plot(sub["when"], y[sub.index], marker="o", label="quick" if str(quick) == "True" else "full")
-        goal = _threshold(str(part["goal"].dropna().iloc[-1]) if part["goal"].notna().any() else "")
-        if ratio and goal is not None:
-            ax.axhline(goal, linestyle="--", color="grey", linewidth=1)
-        label = f"÷ {part['baseline'].dropna().iloc[-1]}" if ratio else str(part["unit"].iloc[-1])
+            ax.plot(sub["x"], y[sub.index], marker="o", label="quick" if str(quick) == "True" else "full")
+        goal = _threshold(str(part["goal"].iloc[-1]))
+        if has_ratio and goal is not None:
+            ax.axhline(goal, linestyle="--", color="grey", linewidth=1, label=f"goal {part['goal'].iloc[-1]}")
         ax.set_title(f"{measure}" + (f"\n{size}" if size else ""), fontsize=8)
-        ax.set_ylabel(label, fontsize=7)
+        ax.set_ylabel(f"÷ {part['baseline'].iloc[-1]}" if has_ratio else str(part["unit"].iloc[-1]), fontsize=7)
+        ax.set_xticks(range(len(runs)), labels)
+        ax.set_xlim(-0.5, len(runs) - 0.5)
         ax.tick_params(labelsize=6)
-        ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(series) :]:
         ax.set_visible(False)
-    fig.suptitle(f"benchmark {csv_path.stem}: history (ratios within each run; load and machine in the CSV)")
+    fig.suptitle(f"{csv_path.stem}: history (ratios within a run; machine and load in the CSV)", fontsize=9)
     fig.tight_layout()
     target = out or csv_path.with_suffix(".png")
     fig.savefig(target, dpi=90)
