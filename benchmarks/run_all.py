@@ -63,14 +63,21 @@ def run(script: Path, *, quick: bool) -> tuple[int, float, list[record.Row], dic
 
 
 def keep(
-    script: Path, code: int, seconds: float, rows: list[record.Row], facts: dict[str, object], quick: bool
+    script: Path,
+    code: int,
+    seconds: float,
+    rows: list[record.Row],
+    facts: dict[str, object],
+    quick: bool,
+    folder: Path = record.RESULTS,
 ) -> Path:
-    """Append the rows and the wall time to the benchmark's CSV and redraw its plot; returns the CSV's path."""
+    """Append the rows and the wall time to the benchmark's CSV in ``folder`` and redraw its plot; returns the
+    CSV's path."""
     name = script.stem.removeprefix("bench_")
     status = "ok" if code == 0 else f"failed (exit {code})"
     context = record.run_context(HERE.parent, quick=quick, status=status, facts=facts)
     wall = record.Row("wall_time", round(seconds, 2), "s", size="quick" if quick and offers_quick(script) else "")
-    path = record.append(name, [*rows, wall], context=context)
+    path = record.append(name, [*rows, wall], context=context, folder=folder)
     try:
         record.plot_history(path)
     except Exception as err:  # noqa: BLE001 - a plot must not lose the CSV's rows
