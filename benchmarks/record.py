@@ -184,11 +184,11 @@ def _fmt(x: float) -> str:
     return "" if math.isnan(x) else f"{x:.4g}"
 
 
-def run_context(root: Path, *, quick: bool, status: str, facts: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns every row of one benchmark run shares."""
+def run_context(commit: str, *, quick: bool, status: str, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns every row of one benchmark run shares (``commit``: :func:`git_commit` when the run began)."""
     return {
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git_commit": git_commit(root),
+        "git_commit": commit,
         "quick": quick,
         "status": status,
         **facts,

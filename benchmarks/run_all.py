@@ -70,12 +70,14 @@ def keep(
     facts: dict[str, object],
     quick: bool,
     folder: Path = record.RESULTS,
+    commit: str | None = None,
 ) -> Path:
     """Append the rows and the wall time to the benchmark's CSV in ``folder`` and redraw its plot; returns the
-    CSV's path."""
+    CSV's path. ``commit``: the checkout's commit when the benchmarks began (default: now)."""
     name = script.stem.removeprefix("bench_")
     status = "ok" if code == 0 else f"failed (exit {code})"
-    context = record.run_context(HERE.parent, quick=quick, status=status, facts=facts)
+    commit = commit or record.git_commit(HERE.parent)
+    context = record.run_context(commit, quick=quick, status=status, facts=facts)
     wall = record.Row("wall_time", round(seconds, 2), "s", size="quick" if quick and offers_quick(script) else "")
     path = record.append(name, [*rows, wall], context=context, folder=folder)
     try:
@@ -100,9 +102,10 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true", help="write nothing under benchmarks/results/")
     args = ap.parse_args()
     results = []
+    commit = record.git_commit(HERE.parent)  # the code measured: the checkout as the benchmarks begin
     for script in benchmarks(args.only.split(",") if args.only else None):
         code, seconds, rows, facts = run(script, quick=args.quick)
-        kept = None if args.no_record else keep(script, code, seconds, rows, facts, args.quick)
+        kept = None if args.no_record else keep(script, code, seconds, rows, facts, args.quick, commit=commit)
         results.append((script, code, seconds, rows, kept))
     print("\n=== summary")
     for script, code, seconds, rows, kept in results:
