@@ -326,10 +326,10 @@ def run(
 
     _setup_logging(not quiet)
     experiment = experiment_file(experiment_ref)
-    _choose_ray(ray_address)
     if dry_run:
         _print_grid(experiment, n_worlds=max(1, len(world_seed)), tracking_uri=tracking_uri, workdir=workdir)
         return
+    _choose_ray(ray_address)
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
         with interrupts_end_the_run(experiment):
