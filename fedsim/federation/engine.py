@@ -280,8 +280,8 @@ RAY_ADDRESS_ENV = "RAY_ADDRESS"
 LOCAL = "local"
 """Where a simulation runs without a cluster: a private Ray started (and stopped) by this process."""
 
-_ADDRESS = re.compile(r"^(ray://)?[A-Za-z0-9_.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:]+\]:[0-9]{1,5}$")
-ADDRESS_ALLOWED = "host:port of a Ray head node (e.g. 10.0.0.5:6379; ray://host:10001 for Ray Client), or 'local'"
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:]+\]:[0-9]{1,5}$")
+ADDRESS_ALLOWED = "host:port of a Ray cluster's head node (its GCS port, e.g. 10.0.0.5:6379), or 'local'"
 
 
 def check_ray_address(address: str) -> str:
@@ -309,13 +309,13 @@ def probe_ray_cluster(address: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds, naming the address, if nothing listens at a ``host:port`` Ray address (one TCP connect).
 
     Ray's own ``ray.init`` would wait a minute before giving up, after the world and the first cells were built.
-    A ``ray://`` (Ray Client) address and ``local`` are not probed."""
+    ``local`` is not probed."""
     import socket
 
     from fedsim.errors import FedsimError
 
     text = check_ray_address(address)
-    if text == LOCAL or text.startswith("ray://"):
+    if text == LOCAL:
         return
     host, port = text.rsplit(":", 1)
     try:
