@@ -110,7 +110,8 @@ def main() -> None:
     print("\n=== summary")
     for script, code, seconds, rows, kept in results:
         print(f"  {script.name:28s} {'ok' if code == 0 else f'FAILED (exit {code})':18s} {seconds:8.1f} s")
-        print("\n".join(_ratios(rows)))
+        for line in _ratios(rows):
+            print(line)
         if kept is not None:
             print(f"    rows appended to {kept.relative_to(HERE.parent)}")
     sys.exit(1 if any(code for _, code, *_ in results) else 0)
