@@ -4,7 +4,8 @@
 What must hold: the federated cell's ClientApp actors ran on that cluster (its job table lists the ``fedsim run``
 process as a driver and the ``ClientAppActor`` actors under that job), the run says so (``fl_engine_address``),
 every cell of the grid reached the server with its metrics and artifacts (stored in the server's artifact root,
-nothing in the working folder), and a second ``fedsim run`` on the same server redoes nothing.
+nothing in the working folder), and a second ``fedsim run`` on the same server, without the cluster, redoes
+nothing (the address is not part of a cell's config hash).
 
 The cluster and the server are stopped through the processes this test started (each in its own session:
 ``ray start --block`` stops its Ray processes on SIGTERM, and the session's group is killed after it). Not
@@ -184,7 +185,7 @@ def test_a_grid_runs_on_a_ray_cluster_into_an_mlflow_server(tmp_path: Path) -> N
         first = _fedsim_run(grid, uri, address)
         assert first.returncode == 0, first.stderr[-3000:]
         view = _cluster_view(address)
-        second = _fedsim_run(grid, uri, address)
+        second = _fedsim_run(grid, uri, "local")  # where a cell runs is not part of its config hash
         assert second.returncode == 0, second.stderr[-3000:]
         client = mlflow.MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("cluster-grid")
@@ -215,5 +216,5 @@ def test_a_grid_runs_on_a_ray_cluster_into_an_mlflow_server(tmp_path: Path) -> N
     stored = list((tmp_path / "server" / "art").rglob("scores.parquet"))
     assert len(stored) == 2, stored
     assert not (grid.parent / "mlflow.db").exists() and not (grid.parent / "mlartifacts").exists()
-    # resume: the second run found both cells finished and redid nothing
+    # resume: the second run (a private Ray this time) found both cells finished and redid nothing
     assert "0 run(s) executed, 2 reused" in " ".join(second.stderr.split()), second.stderr[-2000:]
