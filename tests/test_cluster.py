@@ -46,8 +46,9 @@ def free_port() -> int:
 
 
 def _wait(
-    ready: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0
+    ready: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 300.0
 ) -> None:
+    # generous: on a free machine both are ready in ~10 s; a loaded one (other jobs at normal priority) is slower
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
