@@ -57,7 +57,8 @@ ui: $(VENV)/.installed
 	$(BIN)/fedsim ui
 
 # Quick sizes by default; `make bench BENCH_ARGS=` runs the full sizes (the world at 100k persons x 365 days
-# needs ~20 GB of memory).
+# needs ~20 GB of memory). Every run appends its rows to benchmarks/results/<benchmark>.csv (commit, machine, load)
+# and redraws benchmarks/results/<benchmark>.png; `BENCH_ARGS="--quick --no-record"` writes nothing.
 BENCH_ARGS ?= --quick
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)

@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from typing import Any
 
 import numpy as np
+from record import emit
 
 
 def _data(rows: int, features: int, rows_per_entity: float, seed: int) -> tuple[np.ndarray, ...]:
@@ -32,23 +34,23 @@ def _data(rows: int, features: int, rows_per_entity: float, seed: int) -> tuple[
     return X, y, groups
 
 
-def _time_plain(X: np.ndarray, y: np.ndarray, cfg: object) -> tuple[float, float]:
+def _time_plain(X: np.ndarray, y: np.ndarray, cfg: Any) -> tuple[float, float]:
     from fedsim.models import make_model
     from fedsim.training import fit
 
     model = make_model("mlp", n_features=X.shape[1], seed=0)
-    report = fit(model, X, y, config=cfg)  # type: ignore[arg-type]
+    report = fit(model, X, y, config=cfg)
     return report.seconds / report.steps, report.seconds / report.epochs
 
 
-def _time_dp(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, cfg: object) -> tuple[float, float]:
+def _time_dp(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, cfg: Any) -> tuple[float, float]:
     from fedsim.models import make_model
     from fedsim.privacy import PrivacySettings, make_private_fit
 
     model = make_model("mlp", n_features=X.shape[1], seed=0)
     out = make_private_fit(
         model, X, y, privacy=PrivacySettings(noise_multiplier=1.0, accountant="rdp"), config=cfg, seed=0, groups=groups
-    )  # type: ignore[arg-type]
+    )
     r = out.report  # fit() time only: no accounting, no wrapping
     return r.seconds / r.steps, r.seconds / r.epochs
 
@@ -95,6 +97,16 @@ def main() -> None:
     for name in ("dp_rows", "dp_entity"):
         step, epoch = best[name]
         print(f"{name} / plain: per step {step / plain_step:.2f}, per epoch {epoch / plain_epoch:.2f} (goal <= 2)")
+    size = f"rows={args.rows} features={args.features} batch={args.batch} threads={args.threads}"
+    for name, (step, epoch) in best.items():  # the rows run_all.py keeps (benchmarks/results/dp.csv)
+        base = {} if name == "plain" else {"goal": "<= 2"}
+        emit(f"{name}.per_step", 1000 * step, "ms", **_vs(name, "per_step", plain_step, base), size=size)
+        emit(f"{name}.per_epoch", 1000 * epoch, "ms", **_vs(name, "per_epoch", plain_epoch, base), size=size)
+
+
+def _vs(name: str, per: str, plain: float, extra: dict[str, str]) -> dict[str, Any]:
+    """Baseline fields of a DP row: the plain run's same measure, in ms (none for plain itself)."""
+    return {} if name == "plain" else {"baseline": f"plain.{per}", "baseline_value": 1000 * plain, **extra}
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from record import emit  # noqa: E402
 
 
 def feature_speed(persons: int, days: int) -> dict[str, tuple[int, float]]:
@@ -74,7 +77,13 @@ def main() -> None:
             f"{large:>7,d}: {r2:>11,d} rows {r2 / t2:>12,.0f} rows/s | time x{t2 / t1:5.1f} for rows x{r2 / r1:5.1f}"
             f" (scaling {(t2 / t1) / (r2 / r1):.2f}; 1.0 = linear)"
         )
-    print(f"demo (experiments/demo.yaml, end to end incl. world + MLflow): {demo_wall_time():.1f} s")
+        # kept by run_all.py (benchmarks/results/pipeline.csv); scaling = time growth ÷ row growth (1 = linear)
+        for persons, (rows, seconds) in ((small, (r1, t1)), (large, (r2, t2))):
+            emit(f"features.{partner}", rows / seconds, "rows/s", size=f"persons={persons} days={days}")
+        emit(f"features.{partner}.scaling", (t2 / t1) / (r2 / r1), "x", size=f"persons={small}->{large} days={days}")
+    demo = demo_wall_time()
+    print(f"demo (experiments/demo.yaml, end to end incl. world + MLflow): {demo:.1f} s")
+    emit("demo.wall_time", demo, "s", size="experiments/demo.yaml")
 
 
 if __name__ == "__main__":

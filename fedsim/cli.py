@@ -310,6 +310,13 @@ def run(
         help="list the grid's runs, their count and an estimated wall time from measured runs in the store; "
         "build nothing",
     ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="run the federated cells' Flower simulation on this existing Ray cluster (host:port of its head, "
+        "`ray start --head`) instead of a private Ray (default: $RAY_ADDRESS, else private; 'local' forces "
+        "private). Logged as fl_engine_address; not part of any config hash",
+    ),
 ) -> None:
     """Run an experiment grid; finished runs are reused, interrupted ones redone."""
     from rich.console import Console
@@ -322,6 +329,7 @@ def run(
     if dry_run:
         _print_grid(experiment, n_worlds=max(1, len(world_seed)), tracking_uri=tracking_uri, workdir=workdir)
         return
+    _choose_ray(ray_address)
     seeds: list[int | None] = list(world_seed) or [None]
     for seed in seeds:
         with interrupts_end_the_run(experiment):
@@ -333,6 +341,19 @@ def run(
             f"[bold green]done{on}:[/] {summary.executed} run(s) executed, {summary.reused} reused, "
             f"{summary.replaced} unfinished replaced. See them with `fedsim runs {experiment_ref}` or `fedsim ui`."
         )
+
+
+def _choose_ray(address: str | None) -> None:
+    """``--ray-address`` (else ``$RAY_ADDRESS``): checked and probed now, before any world is built."""
+    if address is None and not os.environ.get("RAY_ADDRESS", "").strip():
+        return
+    from fedsim.federation.engine import probe_ray_cluster, ray_address, use_ray_cluster
+
+    use_ray_cluster(address)
+    chosen = ray_address()
+    if chosen is not None:
+        probe_ray_cluster(chosen)
+        logging.getLogger("fedsim").info("federated simulations run on the Ray cluster at %s", chosen)
 
 
 def _print_grid(

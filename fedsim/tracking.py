@@ -90,6 +90,9 @@ _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_.\- ]")
 
 # Offline hygiene: set before mlflow is first imported (it is imported only inside this module).
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# A tracking server (http://...) makes MLflow print "View run ... at: URL" to stdout for every run it ends: the
+# CLI's stdout is for its own output (the runs are listed by `fedsim runs` and `fedsim ui`).
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 class TrackingError(FedsimError):

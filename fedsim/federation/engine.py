@@ -22,6 +22,15 @@ call) and ``BasicActorPool``'s ``pool`` / ``num_actors`` — so it is enabled on
 minor version it was written and tested against (:data:`TESTED_FLOWER`); any other version falls
 back to Flower's own behaviour with a warning. Ray is shut down at interpreter exit.
 
+**Which Ray.** By default every simulation starts a private Ray in this process (``ray.init(address="local")``:
+said explicitly, because Ray's own default would join whatever cluster the last ``ray start`` on this machine
+left in ``/tmp/ray/ray_current_cluster``). :func:`use_ray_cluster` (``fedsim run --ray-address``) or the
+``RAY_ADDRESS`` environment variable points the simulation at an existing Ray cluster instead (``ray start
+--head`` on one machine, ``ray start --address`` on the others): Flower's backend then connects to it and
+places its ClientApp actors on the cluster's CPUs. Where it ran is recorded (:func:`where_simulations_run`,
+the ``fl_engine_address`` param of a federated run) but never enters a config hash: the same cell gives the
+same result wherever it runs.
+
 **Message capture** (:func:`capture_mod`): a ClientApp mod that records every message crossing a
 partner's boundary (in and out) to a directory, for the boundary tests (:mod:`fedsim.federation.boundary`).
 Each message is one JSON file (scalars, lists, text; bytes as base64) plus one ``.npz`` of its arrays,
@@ -36,6 +45,7 @@ import base64
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -158,7 +168,8 @@ class WarmRayStats:
 
 
 RAY_STATS = WarmRayStats()
-_PREFERENCE = {"warm": True}  # what run_in_simulation does when the caller does not say
+_PREFERENCE: dict[str, Any] = {"warm": True, "address": None}  # what run_in_simulation does unless told
+_CONNECTED: dict[str, str | None] = {}  # "address": the Ray cluster this process's Ray is attached to (None: private)
 _PERSISTENT: dict[str, Any] = {}  # "class": the backend class, "original": Flower's RayBackend, "pool": warm pool
 _LOCK = threading.Lock()
 
@@ -261,6 +272,99 @@ def shutdown_ray() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# Which Ray: a private one, or an existing cluster by address
+# --------------------------------------------------------------------------------------------------
+RAY_ADDRESS_ENV = "RAY_ADDRESS"
+"""Environment variable naming the Ray cluster (Ray's own name for it; used unless :func:`use_ray_cluster` says)."""
+
+LOCAL = "local"
+"""Where a simulation runs without a cluster: a private Ray started (and stopped) by this process."""
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9_.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:]+\]:[0-9]{1,5}$")
+ADDRESS_ALLOWED = "host:port of a Ray cluster's head node (its GCS port, e.g. 10.0.0.5:6379), or 'local'"
+
+
+def check_ray_address(address: str) -> str:
+    """``address`` stripped if it looks like a Ray cluster address (:data:`ADDRESS_ALLOWED`); else FedsimError."""
+    from fedsim.errors import FedsimError
+
+    text = address.strip()
+    if text == LOCAL or (_ADDRESS.match(text) and 0 < int(text.rsplit(":", 1)[1]) < 65536):
+        return text
+    raise FedsimError(f"Ray address = {address!r}: not an address; allowed: {ADDRESS_ALLOWED}")
+
+
+def use_ray_cluster(address: str | None) -> str | None:
+    """Run the later simulations of this process on the Ray cluster at ``address`` (``host:port``).
+
+    ``None`` forgets the choice (back to ``$RAY_ADDRESS``, else a private Ray); ``"local"`` forces a private
+    Ray even when ``$RAY_ADDRESS`` is set. The next simulation attaches to the cluster (a Ray already running
+    in this process for another address is shut down first). Returns the checked address.
+    """
+    _PREFERENCE["address"] = None if address is None else check_ray_address(address)
+    return _PREFERENCE["address"]
+
+
+def probe_ray_cluster(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, naming the address, if nothing listens at a ``host:port`` Ray address (one TCP connect).
+
+    Ray's own ``ray.init`` would wait a minute before giving up, after the world and the first cells were built.
+    ``local`` is not probed."""
+    import socket
+
+    from fedsim.errors import FedsimError
+
+    text = check_ray_address(address)
+    if text == LOCAL:
+        return
+    host, port = text.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return
+    except OSError as err:
+        raise FedsimError(
+            f"Ray address = {text}: no Ray cluster answers there ({err.strerror or err}); start one with "
+            f"`ray start --head --port {port}` on that machine, or pass another --ray-address / RAY_ADDRESS"
+        ) from None
+
+
+def ray_address() -> str | None:
+    """The Ray cluster simulations attach to: :func:`use_ray_cluster`'s, else ``$RAY_ADDRESS``; None = private Ray."""
+    chosen = _PREFERENCE["address"]
+    if chosen is None:
+        env = os.environ.get(RAY_ADDRESS_ENV, "").strip()
+        chosen = check_ray_address(env) if env else None
+    return None if chosen == LOCAL else chosen
+
+
+def where_simulations_run() -> str:
+    """Where the next simulation runs, as logged (``fl_engine_address``): the cluster's address, or ``local``."""
+    return ray_address() or LOCAL
+
+
+def engine_address_param(engine: str) -> dict[str, str]:
+    """``{"fl_engine_address": <cluster address or local>}`` for a run on the simulation engine, else ``{}``.
+
+    A run's param, not a setting: it says where the cell ran and is never part of its config hash."""
+    return {"fl_engine_address": where_simulations_run()} if engine == "simulation" else {}
+
+
+def _ray_init_args(address: str | None, verbose: bool) -> dict[str, Any]:
+    """``ray.init`` keywords: attach to ``address``, or start a private Ray (never an unnamed cluster)."""
+    args: dict[str, Any] = {"log_to_driver": verbose, "logging_level": "WARNING"}
+    if address is None:
+        return {"address": LOCAL, "include_dashboard": False, **args}
+    return {"address": address, **args}
+
+
+def _attach(address: str | None) -> None:
+    """Shut down a Ray this process started or joined for another address before the next simulation."""
+    if "address" in _CONNECTED and _CONNECTED["address"] != address and _ray_initialized():
+        shutdown_ray()
+    _CONNECTED["address"] = address
+
+
+# --------------------------------------------------------------------------------------------------
 # Running a ServerApp/ClientApp pair on the simulation engine
 # --------------------------------------------------------------------------------------------------
 _EXPECTED_NOTES = ("run_simulation` function is deprecated", "Federated evaluation will be skipped")
@@ -308,6 +412,8 @@ def run_in_simulation(
             None (default): the process-wide choice, warm unless ``keep_ray_warm(False)`` was called.
         verbose: Flower's INFO logs and actor output on the console.
 
+    Ray: a private one, or the cluster of :func:`ray_address` (``fedsim run --ray-address``, ``$RAY_ADDRESS``).
+
     Returns the wall time in seconds.
     """
     if num_nodes < 1:
@@ -318,9 +424,11 @@ def run_in_simulation(
     wanted = _PREFERENCE["warm"] if warm is None else warm
     if wanted != RAY_STATS.installed:
         keep_ray_warm(wanted)
+    address = ray_address()
+    _attach(address)
     backend_config: Any = {
         "client_resources": {"num_cpus": cpus_per_client, "num_gpus": 0.0},
-        "init_args": {"include_dashboard": False, "log_to_driver": verbose, "logging_level": "WARNING"},
+        "init_args": _ray_init_args(address, verbose),
     }
     started = time.perf_counter()
     with quiet_flower(verbose):

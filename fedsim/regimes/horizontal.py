@@ -256,9 +256,12 @@ def federation_params(
 def _params(
     settings: Any, engine: str, federated: dict[str, list[str]], alone: list[str], dropouts: list[str]
 ) -> dict[str, Any]:
+    from fedsim.federation.engine import engine_address_param
+
     return {
         "sharing": "model updates only (horizontal FL)",
         "fl_engine": engine,
+        **engine_address_param(engine),
         "fl_rounds": settings.rounds,
         "fl_strategy": settings.strategy,
         # μ only where it acts: under fedavg the spec's federation.proximal_mu is unused, and logging a 0 beside it

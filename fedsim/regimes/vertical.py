@@ -417,11 +417,14 @@ def alignment_metrics(
 
 def _params(mode: str, roles: Roles, idle: list[str], federation: FederationSettings) -> dict[str, Any]:
     """Run params; federation ones carry the ``fl_`` prefix the horizontal regime uses (one name per fact)."""
+    from fedsim.federation.engine import engine_address_param
+
     params: dict[str, Any] = {
         "sharing": "embeddings and gradients (split learning)"
         + (" + FedAvg among holders" if mode == "hybrid" else ""),
         "join": "ECDH-PSI on salted-hash keys (openmined-psi)",
         "fl_engine": federation.engine,
+        **engine_address_param(federation.engine),
         "fl_rounds": federation.rounds,
         "fl_local_epochs": federation.local_epochs,
         "fl_embedding_dim": federation.embedding_dim,
