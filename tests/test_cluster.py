@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flower")]
+pytestmark = [pytest.mark.cluster, pytest.mark.xdist_group("flower")]  # `make cluster-test` (~3 min)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
