@@ -1,9 +1,13 @@
 """World generation speed and peak memory against a raw numpy → Parquet baseline of the same shape.
 
-    .venv/bin/python benchmarks/bench_world.py [--persons 100000] [--days 365] [--workers 1] [--quick]
+    .venv/bin/python benchmarks/bench_world.py [--persons 100000] [--days 365] [--workers 1] [--block-persons N]
+                                               [--quick]
 
-* **generator** — ``generate(default preset with --persons/--days, seed 1)`` then ``write_world`` (Parquet,
-  zstd), in a child process. Events = every row written (partner views + hidden truth).
+* **generator** — the default preset with --persons/--days, seed 1, written to disk (Parquet, zstd), in a child
+  process: person blocks of ``--block-persons`` (default 20,000) streamed to disk by
+  ``synthetic.world.generate_to`` (:mod:`synthetic.blocks`), or with ``--block-persons 0`` the in-memory generator
+  (``generate`` then ``write_world``, whose peak memory grows with the world). Events = every row written
+  (partner views + hidden truth).
 * **baseline** — a child process that draws the same number of rows per table with numpy, with the same
   column count and types (int64 / int32 / float64 / bool / short strings), and writes them with the same
   Parquet settings. It is the speed of "just making that many random rows and saving them".
@@ -45,18 +49,26 @@ def _peak_rss_mb() -> float:
 # ------------------------------------------------------------------------------------------------
 # Children (each prints one JSON line)
 # ------------------------------------------------------------------------------------------------
-def child_generate(*, persons: int, days: int, workers: int, out: Path) -> dict[str, float]:
+def child_generate(*, persons: int, days: int, workers: int, blocks: int, out: Path) -> dict[str, float]:
     from synthetic.config import build_config
-    from synthetic.world import generate, write_world
+    from synthetic.world import generate, generate_to, read_manifest, write_world
 
-    config = build_config(preset="default", overrides={"population": {"persons": persons, "days": days}})
+    overrides: dict[str, object] = {"population": {"persons": persons, "days": days}}
+    if blocks:
+        overrides["generation"] = {"block_persons": blocks}
+    config = build_config(preset="default", overrides=overrides)
     t0 = time.perf_counter()
-    world = generate(config, 1, workers=workers)
-    t1 = time.perf_counter()
-    write_world(world, out, overwrite=True)
+    if blocks:  # generated and written in one streamed pass
+        generate_to(config, 1, out, workers=workers, overwrite=True)
+        t1 = time.perf_counter()
+    else:
+        world = generate(config, 1, workers=workers)
+        t1 = time.perf_counter()
+        write_world(world, out, overwrite=True)
     t2 = time.perf_counter()
-    rows = sum(t["rows"] for t in world.manifest["tables"].values())
-    partner_rows = sum(t["rows"] for k, t in world.manifest["tables"].items() if k.startswith("partners/"))
+    tables = read_manifest(out)["tables"]
+    rows = sum(t["rows"] for t in tables.values())
+    partner_rows = sum(t["rows"] for k, t in tables.items() if k.startswith("partners/"))
     return {
         "rows": rows,
         "partner_rows": partner_rows,
@@ -64,6 +76,7 @@ def child_generate(*, persons: int, days: int, workers: int, out: Path) -> dict[
         "write_s": t2 - t1,
         "total_s": t2 - t0,
         "peak_rss_mb": _peak_rss_mb(),
+        "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # largest worker
     }
 
 
@@ -124,13 +137,21 @@ def main() -> None:
     ap.add_argument("--persons", type=int, default=100_000, help="persons in the world (default 100,000)")
     ap.add_argument("--days", type=int, default=365, help="horizon in days (default 365)")
     ap.add_argument("--workers", type=int, default=1, help="generator processes for legitimate activity")
+    ap.add_argument(
+        "--block-persons",
+        type=int,
+        default=20_000,
+        help="persons per block, streamed to disk (default 20,000); 0 = the in-memory generator",
+    )
     ap.add_argument("--quick", action="store_true", help=f"{QUICK['persons']:,} persons × {QUICK['days']} days")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         mode, *rest = args.child
         if mode == "generate":
-            result = child_generate(persons=int(rest[0]), days=int(rest[1]), workers=int(rest[2]), out=Path(rest[3]))
+            result = child_generate(
+                persons=int(rest[0]), days=int(rest[1]), workers=int(rest[2]), blocks=int(rest[3]), out=Path(rest[4])
+            )
         else:
             result = child_baseline(world_dir=Path(rest[0]), out=Path(rest[1]))
         print(json.dumps(result))
@@ -138,7 +159,9 @@ def main() -> None:
     persons, days = (QUICK["persons"], QUICK["days"]) if args.quick else (args.persons, args.days)
     with tempfile.TemporaryDirectory(prefix="bench-world-") as tmp:
         world_dir, base_dir = Path(tmp) / "world", Path(tmp) / "baseline"
-        gen = _run_child("generate", str(persons), str(days), str(args.workers), str(world_dir))
+        gen = _run_child(
+            "generate", str(persons), str(days), str(args.workers), str(args.block_persons), str(world_dir)
+        )
         base = _run_child("baseline", str(world_dir), str(base_dir))
         size_gen = sum(p.stat().st_size for p in world_dir.rglob("*.parquet")) / 2**20
         size_base = sum(p.stat().st_size for p in base_dir.rglob("*.parquet")) / 2**20
@@ -146,12 +169,14 @@ def main() -> None:
     ratio = gen_rate / base_rate
     print(
         f"[{time.strftime('%Y-%m-%d %H:%M')}] world generation, default preset, {persons:,} persons × {days} days, "
-        f"workers={args.workers}"
+        f"workers={args.workers}, "
+        + (f"person blocks of {args.block_persons:,} streamed to disk" if args.block_persons else "in memory")
     )
     print(f"  events (rows written) {gen['rows']:>14,.0f}   of which partner views {gen['partner_rows']:,.0f}")
     print(
         f"  generator  {gen_rate:>12,.0f} events/s   {gen['total_s']:7.1f} s (generate {gen['generate_s']:.1f} + "
-        f"write {gen['write_s']:.1f})   peak {gen['peak_rss_mb']:,.0f} MiB   {size_gen:,.0f} MiB on disk"
+        f"write {gen['write_s']:.1f})   peak {gen['peak_rss_mb']:,.0f} MiB (largest worker "
+        f"{gen['peak_worker_rss_mb']:,.0f} MiB)   {size_gen:,.0f} MiB on disk"
     )
     print(
         f"  baseline   {base_rate:>12,.0f} events/s   {base['total_s']:7.1f} s (numpy draw + Parquet)"
