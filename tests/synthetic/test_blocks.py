@@ -145,3 +145,15 @@ def test_parquet_files_are_readable_by_pyarrow_alone(block_dirs: dict[int, Path]
     meta = pq.ParquetFile(path).metadata
     assert meta.num_row_groups >= 4  # one row group per 7-day window of a 30-day world
     assert meta.num_rows == json.loads((block_dirs[1] / MANIFEST).read_text())["tables"]["partners/telco/calls"]["rows"]
+
+
+def test_generate_in_memory_gives_the_streamed_world(block_dirs: dict[int, Path], tmp_path: Path) -> None:
+    # generate() with blocks (what `fedsim run` calls) returns the world generate_to() streamed; written again
+    # with write_world it keeps its bytes.
+    from synthetic.world import write_world
+
+    world = generate(_config(**BLOCKS), SEED)
+    assert world.content_hash == json.loads((block_dirs[1] / MANIFEST).read_text())["content_hash"]
+    again = write_world(world, tmp_path / "again")
+    files = sorted(p.relative_to(again).as_posix() for p in again.rglob("*.parquet"))
+    assert len(files) == 31 and [f for f in files if _sha(again / f) != _sha(block_dirs[1] / f)] == []
