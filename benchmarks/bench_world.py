@@ -13,8 +13,9 @@
   Parquet settings. It is the speed of "just making that many random rows and saving them".
 
 Prints events/s of each, wall time split in generate / write, peak resident memory of each child
-(``ru_maxrss``), and ratio = generator events/s ÷ baseline events/s (goal ≥ 0.5). Both run in the same
-invocation, so they see the same machine load. Not part of the test run: speed is measured, never
+(``ru_maxrss``), and ratio = generator events/s ÷ baseline events/s (goal ≥ 0.5), by wall time and by CPU time.
+Both run in the same invocation, one after the other: on a shared machine the load may change between them,
+so the CPU-time ratio is the one to quote there. Not part of the test run: speed is measured, never
 asserted — shared machines are noisy.
 """
 
@@ -39,6 +40,13 @@ sys.path.insert(0, str(ROOT))
 
 QUICK = {"persons": 10_000, "days": 60}
 GOAL_RATIO = 0.5
+
+
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished workers: unlike wall time, hardly changed by
+    other work on a shared machine (the two children may not run under the same load)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _peak_rss_mb() -> float:
@@ -75,6 +83,7 @@ def child_generate(*, persons: int, days: int, workers: int, blocks: int, out: P
         "generate_s": t1 - t0,
         "write_s": t2 - t1,
         "total_s": t2 - t0,
+        "cpu_s": _cpu_s(),
         "peak_rss_mb": _peak_rss_mb(),
         "peak_worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,  # largest worker
     }
@@ -119,7 +128,7 @@ def child_baseline(*, world_dir: Path, out: Path) -> dict[str, float]:
             table, path, compression="zstd", use_dictionary=True, write_statistics=True, row_group_size=1 << 20
         )
         rows += info["rows"]
-    return {"rows": rows, "total_s": time.perf_counter() - t0, "peak_rss_mb": _peak_rss_mb()}
+    return {"rows": rows, "total_s": time.perf_counter() - t0, "cpu_s": _cpu_s(), "peak_rss_mb": _peak_rss_mb()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -183,7 +192,13 @@ def main() -> None:
         f"              peak {base['peak_rss_mb']:,.0f} MiB   {size_base:,.0f} MiB on disk"
     )
     verdict = "meets" if ratio >= GOAL_RATIO else "below"
-    print(f"  ratio generator / baseline = {ratio:.2f} ({verdict} the goal of ≥ {GOAL_RATIO})")
+    print(f"  ratio generator / baseline = {ratio:.2f} by wall time ({verdict} the goal of ≥ {GOAL_RATIO})")
+    cpu_ratio = (gen["rows"] / gen["cpu_s"]) / (base["rows"] / base["cpu_s"])
+    verdict = "meets" if cpu_ratio >= GOAL_RATIO else "below"
+    print(
+        f"  ratio generator / baseline = {cpu_ratio:.2f} by CPU time ({gen['cpu_s']:.0f} s vs {base['cpu_s']:.0f} s; "
+        f"{verdict} the goal; the fairer figure on a shared machine)"
+    )
 
 
 if __name__ == "__main__":
