@@ -292,9 +292,9 @@ def merge_table(parts: Path, n_blocks: int, windows: int, name: str, kind: str, 
     Returns its row count, its file's sha256 and the provenance of the rows cases injected (final row numbers).
     """
     schema = TABLES_BY_KIND[kind][table]
-    readers = [
-        ipc.open_file(pa.memory_map(str(parts / f"{b:06d}" / f"{name}__{table}.arrow"))) for b in range(n_blocks)
-    ]
+    # Plain file reads, not memory maps: mapped pages of the parts stay resident (and count as the process's RSS)
+    # until the kernel needs them, so a memory-mapped merge of a 1M-person table looked like gigabytes in use.
+    readers = [ipc.open_file(pa.OSFile(str(parts / f"{b:06d}" / f"{name}__{table}.arrow"))) for b in range(n_blocks)]
     prov: list[dict[str, np.ndarray]] = []
     offset = 0
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +314,7 @@ def merge_table(parts: Path, n_blocks: int, windows: int, name: str, kind: str, 
                         "table": np.full(len(hit), table, dtype=object),
                         "row": (offset + hit).astype(np.int64),
                         "case_id": case[hit],
-                        "phase": merged.column(_PHASE).to_numpy(zero_copy_only=False)[hit].astype(object),
+                        "phase": merged.column(_PHASE).take(hit).to_numpy(zero_copy_only=False).astype(object),
                     }
                 )
             writer.write_table(merged.select(schema.names), row_group_size=ROW_GROUP)
@@ -388,6 +388,7 @@ def write_blocks(
         for b in range(n_blocks):
             run_block(plan, b)
             _advance(progress, block_task)
+        plan.views.led, plan.views.trace = {}, ViewTrace()  # the last block's ledger is not needed by the merge
         for job in jobs:
             merged.append(merge_table(*job))
             _advance(progress, merge_task)
