@@ -633,8 +633,10 @@ def build_config(
         raise ConfigError(format_validation_error(err)) from None
 
 
-def shorthand_overrides(*, persons: int | None = None, days: int | None = None) -> dict[str, Any]:
-    """CLI shorthands (--persons, --days) as overrides that apply to either world mode."""
+def shorthand_overrides(
+    *, persons: int | None = None, days: int | None = None, block_persons: int | None = None
+) -> dict[str, Any]:
+    """CLI shorthands (--persons, --days, --block-persons) as overrides; the first two apply to either world mode."""
     pop: dict[str, Any] = {}
     ka: dict[str, Any] = {}
     if persons is not None:
@@ -647,4 +649,6 @@ def shorthand_overrides(*, persons: int | None = None, days: int | None = None) 
     if pop:
         out["population"] = pop
         out["known_answer"] = ka
+    if block_persons is not None:
+        out["generation"] = {"block_persons": block_persons}
     return out

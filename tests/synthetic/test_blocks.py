@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from synthetic.blocks import EVENT_TABLES, block_ids
-from synthetic.config import ConfigError, WorldConfig, build_config
+from synthetic.config import ConfigError, WorldConfig, build_config, shorthand_overrides
 from synthetic.schema import DAY
 from synthetic.world import MANIFEST, World, generate, generate_to, read_world
 
@@ -134,6 +134,8 @@ def test_block_ids_are_distinct_across_blocks() -> None:
 
 def test_block_size_is_in_the_config_and_checked() -> None:
     assert "generation" not in _config().model_dump(mode="json")  # configs without it dump (and hash) as before
+    short = shorthand_overrides(persons=3000, days=30, block_persons=1500)  # what a --block-persons flag passes
+    assert build_config(preset="default", overrides=short).generation == _config(**BLOCKS).generation
     with pytest.raises(ConfigError, match="placebo"):
         build_config(preset="placebo", overrides={**SIZE, **BLOCKS})
     with pytest.raises(ConfigError, match="block_persons"):
