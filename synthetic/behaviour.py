@@ -12,6 +12,8 @@ people opening accounts, honest cheap listings, genuine family money requests.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from synthetic.amounts import cash_amount, transfer_amount
@@ -23,26 +25,65 @@ from synthetic.population import DAY, Population, RawIds, daytime_ts
 CATEGORIES = ("phones", "electronics", "tickets", "furniture", "clothing", "bikes", "toys", "games", "garden", "books")
 CATEGORY_MEDIAN = np.array([250.0, 180.0, 80.0, 120.0, 25.0, 220.0, 20.0, 30.0, 40.0, 8.0])
 SHARD_DAYS = 30
+# Shared string objects: indexing these keeps one pointer per row instead of one Python str per row.
+_NAME_CHECKS = np.asarray(["match", "close", "mismatch"], dtype=object)
+_CHANNELS = np.asarray(["branch", "web", "app"], dtype=object)
+_CALL_KINDS = np.asarray(["sms", "call"], dtype=object)
+_CATEGORY_NAMES = np.asarray(CATEGORIES, dtype=object)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """The persons ``[lo, hi)`` whose legitimate activity is drawn, and the extra name of their random streams.
+
+    The whole population with no extra name (:meth:`everyone`) is how every world was generated before person
+    blocks existed (same draws, same bytes). A person block (:mod:`synthetic.blocks`) is ``[lo, hi)`` with the
+    stream name ``("block", index)``: its draws depend only on the world's root and the block index.
+    """
+
+    lo: int
+    hi: int
+    stream: tuple[str | int, ...] = ()
+
+    @classmethod
+    def everyone(cls, pop: Population) -> Cohort:
+        return cls(0, pop.n)
+
+    @property
+    def n(self) -> int:
+        return self.hi - self.lo
+
+    def of(self, values: np.ndarray) -> np.ndarray:
+        """The cohort's rows of a per-person array."""
+        return values[self.lo : self.hi]
+
+    def rng(self, seed: int, name: str, d0: int) -> np.random.Generator:
+        return rng_for(seed, name, *self.stream, d0)
 
 
 def shards(days: int) -> list[tuple[int, int]]:
     return [(s, min(s + SHARD_DAYS, days)) for s in range(0, days, SHARD_DAYS)]
 
 
-def _events(rng: np.random.Generator, per_person_rate: np.ndarray, d0: int, d1: int) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson counts per person over days [d0, d1) → (person index, ts) per event."""
+def _events(
+    rng: np.random.Generator, per_person_rate: np.ndarray, d0: int, d1: int, offset: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson counts per person over days [d0, d1) → (offset + person index, ts) per event."""
     counts = rng.poisson(per_person_rate * (d1 - d0))
-    who = np.repeat(np.arange(len(per_person_rate)), counts)
+    who = np.repeat(np.arange(offset, offset + len(per_person_rate)), counts)
     day = rng.integers(d0, d1, len(who))
     return who, daytime_ts(rng, day)
 
 
-def legit_shard(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int) -> Ledger:
-    """All legitimate events of days [d0, d1) — one self-contained unit of work."""
+def legit_shard(
+    config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, cohort: Cohort | None = None
+) -> Ledger:
+    """All legitimate events of days [d0, d1) of a cohort (default: everyone) — one self-contained unit of work."""
     led = Ledger()
-    _bank_activity(config, seed, pop, d0, d1, led)
-    _phone_activity(config, seed, pop, d0, d1, led)
-    _marketplace_activity(config, seed, pop, d0, d1, led)
+    co = cohort if cohort is not None else Cohort.everyone(pop)
+    _bank_activity(config, seed, pop, d0, d1, led, co)
+    _phone_activity(config, seed, pop, d0, d1, led, co)
+    _marketplace_activity(config, seed, pop, d0, d1, led, co)
     return led
 
 
@@ -50,22 +91,23 @@ def _transfer_cols(rng: np.random.Generator, n: int, *, instant_p: float = 0.7) 
     u = rng.random(n)
     return {
         "is_instant": rng.random(n) < instant_p,
-        "name_check": np.where(u < 0.955, "match", np.where(u < 0.99, "close", "mismatch")).astype(object),
+        "name_check": _NAME_CHECKS[np.where(u < 0.955, 0, np.where(u < 0.99, 1, 2))],
     }
 
 
 def _channel(rng: np.random.Generator, age: np.ndarray) -> np.ndarray:
     web_p = np.clip(0.1 + 0.005 * (age - 30), 0.05, 0.45)
     u = rng.random(len(age))
-    return np.where(u < 0.02, "branch", np.where(u < 0.02 + web_p, "web", "app")).astype(object)
+    return _CHANNELS[np.where(u < 0.02, 0, np.where(u < 0.02 + web_p, 1, 2))]
 
 
-def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger) -> None:
+def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger, co: Cohort) -> None:
     beh = config.behaviour
-    rng = rng_for(seed, "legit-bank", d0)
+    rng = co.rng(seed, "legit-bank", d0)
     acc = pop.accounts
+    activity = co.of(pop.activity)
     # Ordinary payments: mostly to organisations and known payees, some to new ones.
-    who, ts = _events(rng, beh.transfers_per_day * pop.activity, d0, d1)
+    who, ts = _events(rng, beh.transfers_per_day * activity, d0, d1, co.lo)
     n = len(who)
     to_org = rng.random(n) < 0.6
     new = rng.random(n) < beh.new_payee_share
@@ -93,8 +135,8 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     pay_day = months * 30 + 24
     pay_day = pay_day[(pay_day >= d0) & (pay_day < d1)]
     if len(pay_day):
-        who_p = np.tile(np.arange(pop.n), len(pay_day))
-        day = np.repeat(pay_day, pop.n)
+        who_p = np.tile(np.arange(co.lo, co.hi), len(pay_day))
+        day = np.repeat(pay_day, co.n)
         led.add(
             "transfers",
             ts=day * DAY + 3 * 3600 + rng.integers(0, 3600, len(day)),
@@ -107,13 +149,13 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             is_instant=np.zeros(len(day), bool),
             name_check=np.full(len(day), "match", dtype=object),
         )
-    _business_payments(rng, pop, d0, d1, led)
+    _business_payments(rng, pop, d0, d1, led, co)
     # Savings → current moves (also the first step of helpdesk fraud: a look-alike by design).
-    has_sav = pop.savings_acct >= 0
-    who_s, ts_s = _events(rng, 0.02 * has_sav * pop.activity, d0, d1)
+    has_sav = co.of(pop.savings_acct) >= 0
+    who_s, ts_s = _events(rng, 0.02 * has_sav * activity, d0, d1, co.lo)
     own_transfer(rng, pop, who_s, ts_s, np.exp(rng.normal(np.log(300), 0.9, len(who_s))), led)
     # Cash withdrawals: notes, through the same cash model as a mule's cash-out.
-    who_a, ts_a = _events(rng, 0.04 * pop.activity, d0, d1)
+    who_a, ts_a = _events(rng, 0.04 * activity, d0, d1, co.lo)
     led.add(
         "transfers",
         ts=ts_a,
@@ -127,8 +169,8 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
         name_check=np.full(len(who_a), "none", dtype=object),
     )
     # Look-alike: seniors' large one-off transfers to a new payee (car, gift, renovation).
-    senior = (pop.age >= 65).astype(float)
-    who_l, ts_l = _events(rng, beh.senior_large_transfer_rate / 365 * senior, d0, d1)
+    senior = (co.of(pop.age) >= 65).astype(float)
+    who_l, ts_l = _events(rng, beh.senior_large_transfer_rate / 365 * senior, d0, d1, co.lo)
     if len(who_l):
         own_transfer(
             rng,
@@ -149,7 +191,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             instant_p=0.9,
         )
     # Look-alike: a family member urgently asks for money and gets it within minutes.
-    who_f, ts_f = _events(rng, beh.family_request_rate / 365 * np.ones(pop.n), d0, d1)
+    who_f, ts_f = _events(rng, beh.family_request_rate / 365 * np.ones(co.n), d0, d1, co.lo)
     if len(who_f):
         asker = pop.contacts[who_f, 0]
         led.add(
@@ -174,7 +216,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
             known_p=0.7,
         )
     # Look-alike: genuine new devices and IT-help remote sessions.
-    who_d, ts_d = _events(rng, beh.new_device_rate / 365 * np.ones(pop.n), d0, d1)
+    who_d, ts_d = _events(rng, beh.new_device_rate / 365 * np.ones(co.n), d0, d1, co.lo)
     led.add(
         "logins",
         ts=ts_d,
@@ -183,7 +225,7 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
         known_device=np.zeros(len(who_d), bool),
         remote_access=np.zeros(len(who_d), bool),
     )
-    who_r, ts_r = _events(rng, beh.remote_access_rate / 365 * np.ones(pop.n), d0, d1)
+    who_r, ts_r = _events(rng, beh.remote_access_rate / 365 * np.ones(co.n), d0, d1, co.lo)
     led.add(
         "logins",
         ts=ts_r,
@@ -194,13 +236,13 @@ def _bank_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1:
     )
 
 
-def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: int, led: Ledger) -> None:
+def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: int, led: Ledger, co: Cohort) -> None:
     """Look-alike for invoice fraud: businesses pay suppliers (mostly known ones) from the business account.
 
     Without it every outgoing transfer from a business account was invoice fraud (the leak screen found it).
     No session rows, like the invoice-fraud payment itself (business banking is another channel).
     """
-    who, ts = _events(rng, 0.3 * (pop.business_acct >= 0) * pop.activity, d0, d1)
+    who, ts = _events(rng, 0.3 * (co.of(pop.business_acct) >= 0) * co.of(pop.activity), d0, d1, co.lo)
     n = len(who)
     if not n:
         return
@@ -216,7 +258,7 @@ def _business_payments(rng: np.random.Generator, pop: Population, d0: int, d1: i
         to_acct=supplier,
         amount=amount,
         kind=np.full(n, "transfer", dtype=object),
-        channel=np.where(rng.random(n) < 0.7, "web", "app").astype(object),
+        channel=_CHANNELS[np.where(rng.random(n) < 0.7, 1, 2)],
         known_payee=~new,
         **_transfer_cols(rng, n),
     )
@@ -331,10 +373,10 @@ def _logins_before(
     )
 
 
-def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger) -> None:
+def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger, co: Cohort) -> None:
     beh = config.behaviour
-    rng = rng_for(seed, "legit-phone", d0)
-    who, ts = _events(rng, beh.calls_per_day * pop.activity, d0, d1)
+    rng = co.rng(seed, "legit-phone", d0)
+    who, ts = _events(rng, beh.calls_per_day * co.of(pop.activity), d0, d1, co.lo)
     n = len(who)
     other = np.where(
         rng.random(n) < 0.85, pop.contacts[who, rng.integers(0, pop.contacts.shape[1], n)], rng.integers(0, pop.n, n)
@@ -343,8 +385,9 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
     roaming = rng.random(n) < 0.015  # caller abroad: own domestic caller-ID on an international trunk
     foreign = pop.foreign_numbers[rng.integers(0, len(pop.foreign_numbers), n)]
     from_phone = np.where(inbound_foreign, foreign, pop.phone[other])
-    kind = np.where(rng.random(n) < 0.35, "sms", "call").astype(object)
-    duration = np.where(kind == "call", np.exp(rng.normal(np.log(90), 1.1, n)).astype(np.int64), 0)
+    is_sms = rng.random(n) < 0.35
+    kind = _CALL_KINDS[np.where(is_sms, 0, 1)]
+    duration = np.where(~is_sms, np.exp(rng.normal(np.log(90), 1.1, n)).astype(np.int64), 0)
     exists = (ts >= pop.phone_since[who]) & (inbound_foreign | (ts >= pop.phone_since[other]))  # no calls before
     led.add(
         "calls",
@@ -357,7 +400,7 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
         duration=duration[exists],
     )
     # Look-alike: real calls from the person's bank (domestic, long), often followed by a transfer.
-    who_b, ts_b = _events(rng, beh.real_bank_call_rate / 365 * np.ones(pop.n), d0, d1)
+    who_b, ts_b = _events(rng, beh.real_bank_call_rate / 365 * np.ones(co.n), d0, d1, co.lo)
     nb = len(who_b)
     if nb:
         bank_no = pop.bank_numbers[np.where(pop.bank[who_b] >= 0, pop.bank[who_b], len(pop.bank_numbers) - 1)]
@@ -390,7 +433,7 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
         ("port_in", beh.port_rate),
         ("activate", beh.sim_activation_rate),
     ):
-        who_s, ts_s = _events(rng, rate / 365 * np.ones(pop.n), d0, d1)
+        who_s, ts_s = _events(rng, rate / 365 * np.ones(co.n), d0, d1, co.lo)
         led.add(
             "sims",
             ts=ts_s,
@@ -402,15 +445,18 @@ def _phone_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1
         )
 
 
-def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger) -> None:
+def _marketplace_activity(
+    config: WorldConfig, seed: int, pop: Population, d0: int, d1: int, led: Ledger, co: Cohort
+) -> None:
     beh = config.behaviour
-    rng = rng_for(seed, "legit-market", d0)
-    users = np.flatnonzero(pop.market_user >= 0)
+    rng = co.rng(seed, "legit-market", d0)
+    users = np.flatnonzero(pop.market_user >= 0)  # everyone's: a buyer meets sellers outside the cohort
     if len(users) < 2:
         return
-    act = pop.activity[users]
+    mine = users[(users >= co.lo) & (users < co.hi)]
+    act = pop.activity[mine]
     who, ts = _events(rng, beh.listings_per_user_day * act, d0, d1)
-    seller = users[who]
+    seller = mine[who]
     alive = ts >= pop.market_created[seller]  # nobody lists before their account exists
     seller, ts = seller[alive], ts[alive]
     n = len(seller)
@@ -421,14 +467,14 @@ def _marketplace_activity(config: WorldConfig, seed: int, pop: Population, d0: i
         "listings",
         ts=ts,
         user=seller,
-        category=np.asarray(CATEGORIES, dtype=object)[cat],
+        category=_CATEGORY_NAMES[cat],
         price=np.round(CATEGORY_MEDIAN[cat] * ratio, 2),
         ratio=ratio,
         photos_reused=rng.random(n) < 0.03,
     )
     # Orders: buyer meets a seller on the same marketplace, chats, pays.
     who_o, ts_o = _events(rng, beh.orders_per_user_day * act, d0, d1)
-    buyer = users[who_o]
+    buyer = mine[who_o]
     same_market = users[pop.market[users] >= -1]
     seller_o = same_market[rng.integers(0, len(same_market), len(buyer))]
     ok = (pop.market[seller_o] == pop.market[buyer]) & (seller_o != buyer)

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from synthetic.schema import FRAUD_TYPES, PARTNER_KINDS, PHASES, PLACEBO, SIGNALS_KIND, partner_names
 
@@ -326,8 +334,30 @@ class KnownAnswerConfig(_Frozen):
         return names + ([PLACEBO] if self.placebo else [])
 
 
+class GenerationConfig(_Frozen):
+    """How a realistic world is generated: person blocks streamed to disk (:mod:`synthetic.blocks`).
+
+    Present only when asked for: a config without it generates exactly as before (same bytes). With it, the
+    legitimate activity of each block of ``block_persons`` persons has its own random stream (world root, block
+    index), so the world's bytes depend on the block size (recorded in the manifest's config) but never on the
+    number of workers; memory is bounded by one block, not by the population.
+    """
+
+    block_persons: int = Field(
+        20_000, ge=500, le=1_000_000, description="persons per block (count); fixes the world's bytes"
+    )
+    window_days: int = Field(
+        7, ge=1, le=92, description="days per merge window when the blocks' rows are put in time order (days)"
+    )
+
+
 class WorldConfig(_Frozen):
     mode: Literal["realistic", "known_answer"] = Field("realistic", description="kind of world")
+    generation: GenerationConfig | None = Field(
+        None,
+        description="person-block generation streamed to disk (None: the in-memory generator, the bytes of "
+        "every world made before it)",
+    )
     population: PopulationConfig = PopulationConfig()
     partners: PartnersConfig = PartnersConfig()
     fraud: dict[str, FraudTypeConfig] = Field(
@@ -378,6 +408,25 @@ class WorldConfig(_Frozen):
             for ph, kinds in phases.items():
                 merged[ft][ph] = {**merged[ft][ph], **kinds}
         return merged
+
+    @model_validator(mode="after")
+    def _blocks_fit(self) -> WorldConfig:
+        if self.generation is not None and self.mode != "realistic":
+            raise ValueError(f"generation: set for mode {self.mode!r}; allowed: only with mode 'realistic'")
+        if self.generation is not None and self.partners.placebo:
+            raise ValueError(
+                "generation: person blocks with partners.placebo = true; allowed: placebo false (the placebo "
+                "partner is built in memory, O(persons x days))"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset_generation(self, handler: Any) -> Any:
+        """``generation: None`` is left out, so every config made before it dumps (and hashes) as it did."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("generation", 0) is None:
+            del data["generation"]
+        return data
 
     def signal_p(self, fraud_type: str, phase: str, kind: str) -> float:
         return self.signal.get(fraud_type, {}).get(phase, {}).get(kind, 0.0)
@@ -584,8 +633,10 @@ def build_config(
         raise ConfigError(format_validation_error(err)) from None
 
 
-def shorthand_overrides(*, persons: int | None = None, days: int | None = None) -> dict[str, Any]:
-    """CLI shorthands (--persons, --days) as overrides that apply to either world mode."""
+def shorthand_overrides(
+    *, persons: int | None = None, days: int | None = None, block_persons: int | None = None
+) -> dict[str, Any]:
+    """CLI shorthands (--persons, --days, --block-persons) as overrides; the first two apply to either world mode."""
     pop: dict[str, Any] = {}
     ka: dict[str, Any] = {}
     if persons is not None:
@@ -598,4 +649,6 @@ def shorthand_overrides(*, persons: int | None = None, days: int | None = None) 
     if pop:
         out["population"] = pop
         out["known_answer"] = ka
+    if block_persons is not None:
+        out["generation"] = {"block_persons": block_persons}
     return out

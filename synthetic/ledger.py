@@ -49,14 +49,23 @@ class Ledger:
         chunk["phase"] = np.broadcast_to(np.asarray(phase, dtype=object), (n,)).copy()
         self.chunks[table].append(chunk)
 
-    def finalize(self) -> dict[str, dict[str, np.ndarray]]:
-        """Merge chunks, sort each table by time (ties by a content key), derive history flags."""
+    def finalize(self, *, keep_key: bool = False) -> dict[str, dict[str, np.ndarray]]:
+        """Merge chunks, sort each table by time (ties by a content key), derive history flags.
+
+        ``keep_key``: also return each table's packed sort key (column ``_key``, uint64, ascending), with which
+        rows of several ledgers are put in one time order (person blocks, :mod:`synthetic.blocks`).
+        """
         out = {}
         for table, cols in LEDGER_COLUMNS.items():
             parts = self.chunks[table]
             merged = {c: np.concatenate([p[c] for p in parts]) if parts else np.empty(0) for c in (*cols, *PROVENANCE)}
-            order = _time_order(merged, _sort_keys(table))
+            self.chunks[table] = []  # the merged copy replaces the chunks (half the memory at the peak)
+            key = _time_key(merged, _sort_keys(table))
+            order = np.argsort(key, kind="stable")
             out[table] = {c: v[order] for c, v in merged.items()}
+            del merged
+            if keep_key:
+                out[table]["_key"] = key[order]
         out["transfers"]["new_payee"] = _first_seen(
             out["transfers"]["from_acct"], out["transfers"]["to_acct"], out["transfers"]["known_payee"]
         )
@@ -68,10 +77,14 @@ class Ledger:
 
 
 def _time_order(cols: dict[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarray:
-    """Row order by time; equal times ordered by a hash of the row's content, never by who appended it.
+    """Row order by time; equal times ordered by a hash of the row's content, never by who appended it."""
+    return np.argsort(_time_key(cols, keys), kind="stable")
 
-    One packed uint64 key — (ts + 2^26) in the top 28 bits, a 36-bit content hash below — sorted once,
-    instead of a multi-key lexsort (the generator's largest single cost at scale).
+
+def _time_key(cols: dict[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarray:
+    """The packed uint64 sort key of each row: (ts + 2^26) in the top 28 bits, a 36-bit content hash below.
+
+    Sorted once instead of a multi-key lexsort (the generator's largest single cost at scale).
     """
     from synthetic.ids import splitmix64
 
@@ -83,8 +96,7 @@ def _time_order(cols: dict[str, np.ndarray], keys: tuple[str, ...]) -> np.ndarra
         v = cols[k]
         bits = v.astype(np.float64).view(np.uint64) if v.dtype.kind == "f" else v.astype(np.int64).view(np.uint64)
         mix = splitmix64(mix ^ bits)
-    key = ((ts + (1 << 26)).astype(np.uint64) << np.uint64(36)) | (mix & np.uint64((1 << 36) - 1))
-    return np.argsort(key, kind="stable")
+    return ((ts + (1 << 26)).astype(np.uint64) << np.uint64(36)) | (mix & np.uint64((1 << 36) - 1))
 
 
 def _sort_keys(table: str) -> tuple[str, ...]:

@@ -33,6 +33,11 @@ _Lookup = Callable[[np.ndarray], np.ndarray]  # raw phone number → this telco'
 __all__ = ["ViewBuilder", "partner_names"]  # partner_names: re-exported for existing importers
 
 
+def _pool_ids(rng: np.random.Generator, partner: str, table: str, n: int) -> np.ndarray:
+    """Local ids of ``n`` new rows of a partner's table: the world's shuffled pool (:func:`id_pool`)."""
+    return id_pool(rng, n)
+
+
 class ViewBuilder:
     def __init__(
         self,
@@ -56,6 +61,10 @@ class ViewBuilder:
         self.market_names = partner_names("marketplace", config.partners.marketplaces)
         self._phone_operator = self._operator_lookup()
         self._phone_index = pd.Index(self._phone_operator[0])  # hash lookup of raw numbers
+        # Per partner, what its event tables need (kept so that person blocks can build them from their ledger).
+        self.acct_ids: dict[str, np.ndarray] = {}
+        self.telco_phones: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.local_ids: Callable[[np.random.Generator, str, str, int], np.ndarray] = _pool_ids
 
     # -------------------------------------------------------------------------------- helpers
     def _operator_lookup(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +120,6 @@ class ViewBuilder:
     # -------------------------------------------------------------------------------- banks
     def build_banks(self) -> None:
         pop, acc, keys, kc = self.pop, self.pop.accounts, self.keys, self.config.keys
-        tr = self.led["transfers"]
         for b, name in enumerate(self.bank_names):
             rng = rng_for(self.seed, "view", name)
             own = (acc.bank == b) & (acc.owner >= 0)
@@ -165,8 +173,8 @@ class ViewBuilder:
                 },
                 schema=BANK_TABLES["accounts"],
             )
-            transactions = self._bank_transactions(b, name, tr, acct_id)
-            sessions = self._bank_sessions(b, name, person_to_cust)
+            self.acct_ids[name] = acct_id
+            events = self.bank_events(b, name)
             reports = self._bank_reports(b, person_to_cust)
             self.partners[name] = PartnerView(
                 name,
@@ -174,11 +182,17 @@ class ViewBuilder:
                 {
                     "customers": customers,
                     "accounts": accounts,
-                    "transactions": transactions,
-                    "sessions": sessions,
+                    **events,
                     "reports": reports,
                 },
             )
+
+    def bank_events(self, b: int, name: str) -> dict[str, pa.Table]:
+        """A bank's event tables (transactions, sessions) of the ledger ``self.led``, after :meth:`build_banks`."""
+        return {
+            "transactions": self._bank_transactions(b, name, self.led["transfers"], self.acct_ids[name]),
+            "sessions": self._bank_sessions(b, name, self.trace.person_entity[name]),
+        }
 
     def _phone_noise(self, rng: np.random.Generator, persons: np.ndarray) -> np.ndarray:
         """The wrong-but-plausible number a partner may hold: an old number or the household's shared one."""
@@ -265,7 +279,7 @@ class ViewBuilder:
     # -------------------------------------------------------------------------------- telcos
     def build_telcos(self) -> None:
         pop, keys = self.pop, self.keys
-        sims, calls = self.led["sims"], self.led["calls"]
+        sims = self.led["sims"]
         burners = np.fromiter(self.ctx.burner_telco.keys(), np.int64, len(self.ctx.burner_telco))
         burner_op = np.fromiter(self.ctx.burner_telco.values(), np.int64, len(self.ctx.burner_telco))
         for t, name in enumerate(self.telco_names):
@@ -279,12 +293,7 @@ class ViewBuilder:
             self.trace.person_entity[name] = np.full(pop.n, -1, dtype=np.int64)
             self.trace.person_entity[name][persons] = sub[: len(persons)]
             lookup_order = np.argsort(phones)
-            sorted_phones, sorted_sub = phones[lookup_order], sub[lookup_order]
-
-            def lookup(raw: np.ndarray, _p: np.ndarray = sorted_phones, _s: np.ndarray = sorted_sub) -> np.ndarray:
-                i = np.clip(np.searchsorted(_p, raw), 0, len(_p) - 1)
-                return np.where(_p[i] == raw, _s[i], -1)
-
+            self.telco_phones[name] = (phones[lookup_order], sub[lookup_order])
             activated = self._burner_activation(mine_b, sims, rng)
             prepaid = np.concatenate([pop.prepaid[persons], np.ones(len(mine_b), bool)])
             band = np.concatenate([age_band(pop.age[persons]), np.full(len(mine_b), AGE_BANDS[0], dtype=object)])
@@ -300,27 +309,39 @@ class ViewBuilder:
                 },
                 schema=TELCO_TABLES["subscribers"],
             )
-            srows = np.flatnonzero(lookup(sims["phone"]) >= 0)
-            self.trace.record(name, "sim_events", sims["case_id"][srows], sims["phase"][srows])
-            sim_events = pa.table(
-                {
-                    "ts": sims["ts"][srows],
-                    "subscriber_id": lookup(sims["phone"][srows]),
-                    "event": sims["event"][srows].astype(object, copy=False),
-                    "handset_hash": keys.handset(sims["handset"][srows]),
-                },
-                schema=TELCO_TABLES["sim_events"],
-            )
+            events = self.telco_events(t, name)
             self.partners[name] = PartnerView(
                 name,
                 "telco",
                 {
                     "subscribers": subscribers,
-                    "sim_events": sim_events,
-                    "calls": self._telco_calls(t, name, calls, lookup),
+                    "sim_events": events["sim_events"],
+                    "calls": events["calls"],
                     "flagged_numbers": self._telco_flags(t),
                 },
             )
+
+    def telco_events(self, t: int, name: str) -> dict[str, pa.Table]:
+        """A telco's event tables (sim_events, calls) of the ledger ``self.led``, after :meth:`build_telcos`."""
+        sims, calls = self.led["sims"], self.led["calls"]
+        sorted_phones, sorted_sub = self.telco_phones[name]
+
+        def lookup(raw: np.ndarray, _p: np.ndarray = sorted_phones, _s: np.ndarray = sorted_sub) -> np.ndarray:
+            i = np.clip(np.searchsorted(_p, raw), 0, len(_p) - 1)
+            return np.where(_p[i] == raw, _s[i], -1)
+
+        srows = np.flatnonzero(lookup(sims["phone"]) >= 0)
+        self.trace.record(name, "sim_events", sims["case_id"][srows], sims["phase"][srows])
+        sim_events = pa.table(
+            {
+                "ts": sims["ts"][srows],
+                "subscriber_id": lookup(sims["phone"][srows]),
+                "event": sims["event"][srows].astype(object, copy=False),
+                "handset_hash": self.keys.handset(sims["handset"][srows]),
+            },
+            schema=TELCO_TABLES["sim_events"],
+        )
+        return {"sim_events": sim_events, "calls": self._telco_calls(t, name, calls, lookup)}
 
     def _burner_activation(
         self, burners: np.ndarray, sims: dict[str, np.ndarray], rng: np.random.Generator
@@ -429,11 +450,16 @@ class ViewBuilder:
                 },
                 schema=MARKETPLACE_TABLES["users"],
             )
+            events = self.market_events(m, name, rng)
             self.partners[name] = PartnerView(
-                name, "marketplace", {"users": users, **self._market_events(m, name, uid, rng)}
+                name,
+                "marketplace",
+                {"users": users, **events, "reports": self._market_reports(m, uid, rng)},
             )
 
-    def _market_events(self, m: int, name: str, uid: np.ndarray, rng: np.random.Generator) -> dict[str, pa.Table]:
+    def market_events(self, m: int, name: str, rng: np.random.Generator) -> dict[str, pa.Table]:
+        """A marketplace's event tables (listings, messages, orders) of ``self.led``, after its users exist."""
+        uid = self.trace.market_uid[name]
         mk = self.market.market
         li, ms, od = self.led["listings"], self.led["messages"], self.led["orders"]
         lr = np.flatnonzero(mk[li["user"]] == m)
@@ -444,7 +470,7 @@ class ViewBuilder:
         listings = pa.table(
             {
                 "ts": li["ts"][lr],
-                "listing_id": id_pool(rng, len(lr)),
+                "listing_id": self.local_ids(rng, name, "listings", len(lr)),
                 "user_id": uid[li["user"][lr]],
                 "category": li["category"][lr].astype(object, copy=False),
                 "price_eur": li["price"][lr].astype(float),
@@ -474,7 +500,7 @@ class ViewBuilder:
         orders = pa.table(
             {
                 "ts": od["ts"][orr],
-                "order_id": id_pool(rng, len(orr)),
+                "order_id": self.local_ids(rng, name, "orders", len(orr)),
                 "buyer_user_id": uid[od["buyer"][orr]],
                 "seller_user_id": uid[od["seller"][orr]],
                 "amount_eur": od["amount"][orr].astype(float),
@@ -484,12 +510,7 @@ class ViewBuilder:
             },
             schema=MARKETPLACE_TABLES["orders"],
         )
-        return {
-            "listings": listings,
-            "messages": messages,
-            "orders": orders,
-            "reports": self._market_reports(m, uid, rng),
-        }
+        return {"listings": listings, "messages": messages, "orders": orders}
 
     def _market_reports(self, m: int, uid: np.ndarray, rng: np.random.Generator) -> pa.Table:
         c = self.cases

@@ -60,6 +60,7 @@ __all__ = [
     "build_manifest",
     "check_replaceable",
     "generate",
+    "generate_to",
     "read_manifest",
     "read_secret",
     "secret_from",
@@ -83,8 +84,13 @@ def generate(
     Without ``secret`` the streams are rooted in ``seed`` (as always); with it, in ``secret.root(seed)``, and the
     join keys are the keyed PRF under ``secret.key_salt()`` (:mod:`synthetic.ids`). ``world.seed`` stays ``seed``.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise WorldError(f"seed = {seed!r}: allowed: a whole number >= 0")
+    _check_seed(seed)
+    if config.generation is not None:  # person blocks: made on disk, read back (small worlds, tests)
+        with tempfile.TemporaryDirectory(prefix="fedsim-blocks-") as tmp:
+            path = generate_to(config, seed, Path(tmp) / "world", workers=workers, progress=progress, secret=secret)
+            world = read_world(path)
+            world.blobs = {key: (path / f"{key}.parquet").read_bytes() for key in world.manifest["tables"]}
+        return world
     root, keys = (seed, None) if secret is None else (secret.root(seed), Keys.of_secret(secret))
     if config.mode == "known_answer":
         world = generate_known_answer(config, root, keys=keys)
@@ -96,6 +102,91 @@ def generate(
     world.manifest = {SECRET_FIELD: secret.fingerprint()} if secret is not None else {}
     world.manifest = build_manifest(world, world.blobs)
     return world
+
+
+def _check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise WorldError(f"seed = {seed!r}: allowed: a whole number >= 0")
+
+
+def generate_to(
+    config: WorldConfig,
+    seed: int,
+    out: str | Path,
+    *,
+    workers: int = 1,
+    progress: Any = None,
+    secret: WorldSecret | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Generate the world of (config, seed[, secret]) straight into directory ``out``; returns ``out``.
+
+    With ``config.generation`` (person blocks, :mod:`synthetic.blocks`) the tables are streamed to disk as they
+    are made — memory is bounded by a block, not by the population — and the bytes do not depend on ``workers``.
+    Without it this is :func:`generate` then :func:`write_world`. Written atomically like :func:`write_world`.
+    """
+    _check_seed(seed)
+    if config.generation is None:
+        return write_world(
+            generate(config, seed, workers=workers, progress=progress, secret=secret),
+            out,
+            overwrite=overwrite,
+            secret=secret,
+        )
+    from synthetic.blocks import write_blocks  # imports the generators; world.py stays light for readers
+
+    out = Path(out)
+    tmp = _temp_sibling(out, overwrite)
+    try:
+        root, keys = (seed, None) if secret is None else (secret.root(seed), Keys.of_secret(secret))
+        tables = write_blocks(config, root, tmp, keys=keys, workers=workers, progress=progress)
+        if secret is not None:
+            _write_private(tmp / SECRET_DIR / KEY_SALT, secret.key_salt())
+        manifest = _manifest(
+            config, seed, config.partner_kinds(), tables, secret.fingerprint() if secret is not None else None
+        )
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        _move_into_place(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WorldError(
+            f"cannot write the world to {str(out)!r}: {exc.strerror or exc}; nothing was written"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    stamp = {}
+    for key, entry in manifest["tables"].items():  # just written from these bytes: known good
+        ident = _identity(out / f"{key}.parquet")
+        _VERIFIED[ident] = entry["sha256"]
+        stamp[key] = [*ident, entry["sha256"]]
+    _write_stamp(out, stamp)
+    return out
+
+
+def _temp_sibling(out: Path, overwrite: bool) -> Path:
+    """A new temporary directory beside ``out`` (after checking ``out`` may be written or replaced)."""
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
+        check_replaceable(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise WorldError(f"cannot write to {str(parent)!r}: {exc.strerror or exc}") from None
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        if not out.exists():
+            raise
+        raise WorldError(f"output directory {str(out)!r} was created by another process meanwhile") from None
 
 
 def secret_suffix(secret: WorldSecret) -> str:
@@ -156,22 +247,27 @@ def build_manifest(world: World, blobs: dict[str, bytes] | None = None) -> dict[
         k: {"rows": _all_tables(world)[k].num_rows, "sha256": hashlib.sha256(b).hexdigest()}
         for k, b in sorted(blobs.items())
     }
-    partner_hash = _table_digests(tables, "partners/")
-    content_hash = _table_digests(tables)
+    partners = {n: p.kind for n, p in world.partners.items()}
+    return _manifest(world.config, world.seed, partners, tables, world.manifest.get(SECRET_FIELD))
+
+
+def _manifest(
+    config: WorldConfig, seed: int, partners: dict[str, str], tables: dict[str, Any], secret_fp: str | None
+) -> dict[str, Any]:
     manifest = {
         "schema_version": SCHEMA_VERSION,
-        "seed": world.seed,
-        "mode": world.config.mode,
-        "start_date": world.config.population.start_date,
-        "partners": {n: p.kind for n, p in world.partners.items()},
-        "multipliers": {ft: c.multiplier for ft, c in world.config.fraud.items()},
+        "seed": seed,
+        "mode": config.mode,
+        "start_date": config.population.start_date,
+        "partners": partners,
+        "multipliers": {ft: c.multiplier for ft, c in config.fraud.items()},
         "tables": tables,
-        "partner_views_hash": partner_hash,
-        "content_hash": content_hash,
-        "config": world.config.model_dump(mode="json"),
+        "partner_views_hash": _table_digests(tables, "partners/"),
+        "content_hash": _table_digests(tables),
+        "config": config.model_dump(mode="json"),
     }
-    if world.manifest.get(SECRET_FIELD):  # only a world with a secret has the field: other manifests stay as they were
-        manifest[SECRET_FIELD] = world.manifest[SECRET_FIELD]
+    if secret_fp:  # only a world with a secret has the field: other manifests stay as they were
+        manifest[SECRET_FIELD] = secret_fp
     manifest[MANIFEST_DIGEST] = manifest_digest(manifest)
     return manifest
 

@@ -250,7 +250,13 @@ def assign_mules(
     account = np.full(n, -1, dtype=np.int64)
     person = np.full(n, -1, dtype=np.int64)
     young = ((pop.age >= 18) & (pop.age <= 30) & (pop.role == "ordinary")).astype(float) + 1e-3
+    # Recruiting weight; a recruited mule drops to 0 (what recomputing it from pop.role each time gave, in O(1)).
+    w = young * (pop.role == "ordinary")
     order = np.lexsort((t_contact, crew))
+    first_new = len(pop.accounts.iban)
+    new_iban: list[np.ndarray] = []
+    new_owner: list[int] = []
+    new_opened: list[int] = []
     start = 0
     while start < n:  # one iteration per mule account (not per event)
         c = crew[order[start]]
@@ -259,25 +265,38 @@ def assign_mules(
         block = block[crew[block] == c]
         block = block[t_contact[block] - t_contact[block[0]] <= mc.lifetime_days * DAY] if len(block) else block
         first = block[0]
-        w = young * (pop.role == "ordinary")
-        m = int(rng.choice(pop.n, p=w / w.sum()))
+        m = _weighted_pick(rng, w)
         pop.role[m] = "mule"
+        w[m] = 0.0
         if new_account_visible[first] or rng.random() < 0.2:
-            opened = max(int(t_contact[first]) - int(rng.integers(2, 20)) * DAY, -30 * DAY)
-            row = pop.accounts.append(
-                iban=ctx.ids.take(1),
-                owner=np.array([m]),
-                bank=pop.bank[[m]],
-                product=np.array(["current"], dtype=object),
-                opened_ts=np.array([opened]),
-                daily_limit=np.array([5000.0]),
-            )[0]
+            new_opened.append(max(int(t_contact[first]) - int(rng.integers(2, 20)) * DAY, -30 * DAY))
+            new_iban.append(ctx.ids.take(1))
+            new_owner.append(m)
+            row = first_new + len(new_owner) - 1  # the accounts are appended once, below, in this order
         else:
             row = pop.current_acct[m]
         account[block] = row
         person[block] = m
         start += len(block)
+    if new_owner:  # one append instead of one per mule (each copied every account: quadratic at scale)
+        owners = np.array(new_owner, dtype=np.int64)
+        pop.accounts.append(
+            iban=np.concatenate(new_iban),
+            owner=owners,
+            bank=pop.bank[owners],
+            product=np.full(len(owners), "current", dtype=object),
+            opened_ts=np.array(new_opened, dtype=np.int64),
+            daily_limit=np.full(len(owners), 5000.0),
+        )
     return MuleAssignment(account=account, person=person)
+
+
+def _weighted_pick(rng: np.random.Generator, w: np.ndarray) -> int:
+    """One index drawn with probability proportional to ``w``: the draw ``rng.choice(len(w), p=w / w.sum())``
+    makes (cumulative sum, one uniform, binary search; same value, same stream use) without its O(n) checks."""
+    cdf = (w / w.sum()).cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def cash_out(
