@@ -179,6 +179,7 @@ def _run_experiment(tmp: Path, engine: str) -> pd.Series:
     return row
 
 
+@pytest.mark.science  # ~140 s on 2 cores: `make science` runs it (make test must stay under 15 minutes)
 def test_deployment_engine_gives_the_same_mlflow_run_as_simulation(tmp_path: Path) -> None:
     sim = _run_experiment(tmp_path, "simulation")
     dep = _run_experiment(tmp_path, "deployment")
