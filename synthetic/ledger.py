@@ -49,12 +49,8 @@ class Ledger:
         chunk["phase"] = np.broadcast_to(np.asarray(phase, dtype=object), (n,)).copy()
         self.chunks[table].append(chunk)
 
-    def finalize(self, *, keep_key: bool = False) -> dict[str, dict[str, np.ndarray]]:
-        """Merge chunks, sort each table by time (ties by a content key), derive history flags.
-
-        ``keep_key``: also return each table's packed sort key (column ``_key``, uint64, ascending), with which
-        rows of several ledgers are put in one time order (person blocks, :mod:`synthetic.blocks`).
-        """
+    def finalize(self) -> dict[str, dict[str, np.ndarray]]:
+        """Merge chunks, sort each table by time (ties by a content key), derive history flags."""
         out = {}
         for table, cols in LEDGER_COLUMNS.items():
             parts = self.chunks[table]
@@ -64,8 +60,6 @@ class Ledger:
             order = np.argsort(key, kind="stable")
             out[table] = {c: v[order] for c, v in merged.items()}
             del merged
-            if keep_key:
-                out[table]["_key"] = key[order]
         out["transfers"]["new_payee"] = _first_seen(
             out["transfers"]["from_acct"], out["transfers"]["to_acct"], out["transfers"]["known_payee"]
         )
