@@ -149,6 +149,12 @@ def world_generate(
     persons: int | None = typer.Option(None, "--persons", help="override the number of persons"),
     days: int | None = typer.Option(None, "--days", help="override the horizon in days"),
     workers: int = typer.Option(1, "--workers", min=1, max=64, help="processes for legitimate activity"),
+    block_persons: int | None = typer.Option(
+        None,
+        "--block-persons",
+        help="stream the world to disk in blocks of this many persons (memory bounded by a block; "
+        "generation.block_persons)",
+    ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="replace an existing world directory (only a fedsim world or an empty directory)"
     ),
@@ -163,7 +169,7 @@ def world_generate(
 
     from fedsim.progress import progress_bar
     from synthetic.config import build_config, shorthand_overrides
-    from synthetic.world import WorldError, check_replaceable, generate, secret_from, write_world
+    from synthetic.world import WorldError, check_replaceable, generate_to, read_manifest, secret_from
 
     if seed < 0:
         raise WorldError(f"--seed = {seed}: allowed: a whole number >= 0")
@@ -174,18 +180,18 @@ def world_generate(
     cfg = build_config(
         preset=preset if (preset or config) else "default",
         config_file=config,
-        overrides=shorthand_overrides(persons=persons, days=days),
+        overrides=shorthand_overrides(persons=persons, days=days, block_persons=block_persons),
     )
     secret = secret_from(secret_file)  # read before the (long) generation: a bad file fails at once
     console = Console(stderr=True)
     with_secret = " with a world secret" if secret else ""
     console.print(f"Generating a {cfg.mode} world (seed {seed}){with_secret} …")
-    with progress_bar() as progress:
-        world = generate(cfg, seed, workers=workers, progress=progress, secret=secret)
-    write_world(world, out, overwrite=overwrite, secret=secret)
+    with progress_bar() as progress:  # with person blocks the tables go to disk as they are made
+        path = generate_to(cfg, seed, out, workers=workers, progress=progress, secret=secret, overwrite=overwrite)
+    manifest = read_manifest(path)
     console.print(
-        f"Wrote world to [bold]{out}[/] — content hash {world.content_hash[:16]}…, "
-        f"partners: {', '.join(world.partners)}"
+        f"Wrote world to [bold]{out}[/] — content hash {str(manifest['content_hash'])[:16]}…, "
+        f"partners: {', '.join(manifest['partners'])}"
     )
 
 

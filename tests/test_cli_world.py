@@ -145,3 +145,29 @@ def test_describe_without_screen_and_as_tables(tiny_world: Path) -> None:
 def test_describe_of_a_directory_that_is_no_world(tmp_path: Path) -> None:
     code, text = _run("world", "describe", str(tmp_path))
     _assert_clean_failure(code, text, str(tmp_path), "not a world directory")
+
+
+# ------------------------------------------------------------------------------------------------
+# Person blocks from the command line (issue 14)
+# ------------------------------------------------------------------------------------------------
+def test_block_persons_streams_the_same_bytes_with_one_or_two_workers(tmp_path: Path) -> None:
+    # --block-persons writes through synthetic.world.generate_to: a block world's bytes do not depend on the
+    # number of worker processes, and the manifest records the block size.
+    hashes = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        code, text = _run(
+            "world", "generate", "--preset", "small", "--seed", "3", *TINY, "--block-persons", "500",
+            "--workers", workers, "--out", str(out),
+        )  # fmt: skip
+        assert code == 0, text
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["config"]["generation"]["block_persons"] == 500
+        assert manifest["content_hash"][:16] in text
+        hashes.append(manifest["content_hash"])
+    assert hashes[0] == hashes[1]
+    code, text = _run("world", "generate", "--preset", "small", "--seed", "3", *TINY, "--out", str(tmp_path / "mem"))
+    assert code == 0, text
+    in_memory = json.loads((tmp_path / "mem" / "manifest.json").read_text())
+    assert "generation" not in in_memory["config"] or in_memory["config"]["generation"] is None
+    assert in_memory["content_hash"] != hashes[0]  # legitimate activity comes from the blocks' own streams
