@@ -25,11 +25,13 @@ so any rewrite of a table — even one that restores its size and mtime — is h
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +139,7 @@ def generate_to(
 
     out = Path(out)
     tmp = _temp_sibling(out, overwrite)
-    try:
+    with _removed_on_failure(tmp, out):
         root, keys = (seed, None) if secret is None else (secret.root(seed), Keys.of_secret(secret))
         tables = write_blocks(config, root, tmp, keys=keys, workers=workers, progress=progress)
         if secret is not None:
@@ -146,21 +148,8 @@ def generate_to(
             config, seed, config.partner_kinds(), tables, secret.fingerprint() if secret is not None else None
         )
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        _move_into_place(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise WorldError(
-            f"cannot write the world to {str(out)!r}: {exc.strerror or exc}; nothing was written"
-        ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    stamp = {}
-    for key, entry in manifest["tables"].items():  # just written from these bytes: known good
-        ident = _identity(out / f"{key}.parquet")
-        _VERIFIED[ident] = entry["sha256"]
-        stamp[key] = [*ident, entry["sha256"]]
-    _write_stamp(out, stamp)
+        _move_into_place(tmp, out, overwrite=overwrite)
+    _stamp_verified(out, manifest)
     return out
 
 
@@ -178,8 +167,39 @@ def _temp_sibling(out: Path, overwrite: bool) -> Path:
         raise WorldError(f"cannot write to {str(parent)!r}: {exc.strerror or exc}") from None
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    if out.exists():
+@contextlib.contextmanager
+def _removed_on_failure(tmp: Path, out: Path) -> Iterator[None]:
+    """Remove the temporary directory ``tmp`` if writing the world fails: nothing half-written is left behind;
+    an OSError (disk full, no permission, ...) becomes a WorldError naming ``out``."""
+    try:
+        yield
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WorldError(
+            f"cannot write the world to {str(out)!r}: {exc.strerror or exc}; nothing was written"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _stamp_verified(out: Path, manifest: dict[str, Any]) -> None:
+    """Remember the tables just written as verified (known good: written from these very bytes) and stamp ``out``."""
+    stamp = {}
+    for key, entry in manifest["tables"].items():
+        ident = _identity(out / f"{key}.parquet")
+        _VERIFIED[ident] = entry["sha256"]
+        stamp[key] = [*ident, entry["sha256"]]
+    _write_stamp(out, stamp)
+
+
+def _move_into_place(tmp: Path, out: Path, *, overwrite: bool = False) -> None:
+    """Rename the finished ``tmp`` to ``out``. An ``out`` that appeared since the caller checked is another
+    process's world (e.g. two `fedsim run` building the same cached world): it is never removed unless
+    ``overwrite``, since that process may be reading it."""
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise WorldError(f"output directory {str(out)!r} was created by another process meanwhile")
         shutil.rmtree(out)
     try:
         os.replace(tmp, out)
@@ -292,17 +312,8 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False, secre
     """
     out = Path(out)
     _check_secret(world, secret)
-    if out.exists() or out.is_symlink():
-        if not overwrite:
-            raise WorldError(f"output directory {str(out)!r} already exists; pass --overwrite to replace it")
-        check_replaceable(out)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as exc:
-        raise WorldError(f"cannot write to {str(parent)!r}: {exc.strerror or exc}") from None
-    try:
+    tmp = _temp_sibling(out, overwrite)
+    with _removed_on_failure(tmp, out):
         # The bytes hashed by generate() are the bytes written: serialise once.
         blobs = world.blobs or {k: _parquet_bytes(t) for k, t in _all_tables(world).items()}
         for key, blob in blobs.items():
@@ -313,28 +324,8 @@ def write_world(world: World, out: str | Path, *, overwrite: bool = False, secre
             _write_private(tmp / SECRET_DIR / KEY_SALT, secret.key_salt())
         world.manifest = build_manifest(world, blobs)
         (tmp / MANIFEST).write_text(json.dumps(world.manifest, indent=2, sort_keys=True))
-        if out.exists():
-            shutil.rmtree(out)
-        try:
-            os.replace(tmp, out)
-        except OSError:
-            if not out.exists():
-                raise
-            raise WorldError(f"output directory {str(out)!r} was created by another process meanwhile") from None
-    except OSError as exc:  # disk full, no permission, ...: nothing half-written is left behind
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise WorldError(
-            f"cannot write the world to {str(out)!r}: {exc.strerror or exc}; nothing was written"
-        ) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    stamp = {}
-    for key, entry in world.manifest["tables"].items():  # just written from these bytes: known good
-        ident = _identity(out / f"{key}.parquet")
-        _VERIFIED[ident] = entry["sha256"]
-        stamp[key] = [*ident, entry["sha256"]]
-    _write_stamp(out, stamp)
+        _move_into_place(tmp, out, overwrite=overwrite)
+    _stamp_verified(out, world.manifest)
     return out
 
 

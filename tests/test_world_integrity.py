@@ -358,3 +358,23 @@ def test_overwrite_replaces_a_world_and_an_empty_folder(tmp_path: Path) -> None:
     empty.mkdir()
     assert _generate(empty, "--overwrite")[0] == 0
     read_world(empty)
+
+
+def test_a_world_another_process_finished_first_is_never_removed(pristine: Path, tmp_path: Path) -> None:
+    # Two `fedsim run` building the same cached world: the one that finishes second used to remove the first
+    # one's world (while that process was reading it: KeyError 'entities', seen in the two-process store test).
+    # Now the second write is refused and leaves the first world and nothing else behind.
+    from synthetic.world import _move_into_place
+
+    out = tmp_path / "cached"
+    shutil.copytree(pristine, out)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    late = tmp_path / ".cached.tmp-late"
+    late.mkdir()
+    (late / MANIFEST).write_text("{}")
+    with pytest.raises(WorldError, match="created by another process meanwhile"):
+        _move_into_place(late, out)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+    verify_world(out)  # still the first process's intact world
+    _move_into_place(late, out, overwrite=True)  # only an explicit overwrite replaces it
+    assert (out / MANIFEST).read_text() == "{}"
